@@ -1,0 +1,51 @@
+"""mmquant: discrete and joint image-text representation learning (OptVQ, MXQ-VAE, LAViTeR, jWAE), Hub-compatible.
+
+``import mmquant`` registers every model with transformers' Auto classes, so ``AutoModel.from_pretrained(path)``
+works without ``trust_remote_code``. Training dependencies (accelerate, tqdm, matplotlib) and diffusers are imported
+only by the code that needs them.
+"""
+
+from .models.auto import register_auto_classes
+from .models.optvq import OptVQConfig, OptVQModel, OptVQPreTrainedModel
+from .models.registry import create_model, get_config, list_models
+from .modeling_outputs import VQAutoencoderOutput
+from .quantizers import (
+    BaseQuantizer,
+    CodebookUsage,
+    QuantizerOutput,
+    ResidualQuantizer,
+    SinkhornQuantizer,
+    VectorQuantizer,
+    build_quantizer,
+)
+
+__version__ = "0.1.0.dev0"
+
+register_auto_classes()
+
+__all__ = [
+    "BaseQuantizer",
+    "CodebookUsage",
+    "OptVQConfig",
+    "OptVQDiffusersModel",
+    "OptVQModel",
+    "OptVQPreTrainedModel",
+    "QuantizerOutput",
+    "ResidualQuantizer",
+    "SinkhornQuantizer",
+    "VQAutoencoderOutput",
+    "VectorQuantizer",
+    "build_quantizer",
+    "create_model",
+    "get_config",
+    "list_models",
+]
+
+
+def __getattr__(name: str):
+    # diffusers is heavy to import: load the diffusers wrapper only when it is asked for
+    if name == "OptVQDiffusersModel":
+        from .models.optvq.diffusers_optvq import OptVQDiffusersModel
+
+        return OptVQDiffusersModel
+    raise AttributeError(f"module 'mmquant' has no attribute {name!r}")

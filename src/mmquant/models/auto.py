@@ -1,0 +1,18 @@
+"""The ONLY place that registers mmquant's models with transformers' Auto classes (called by ``import mmquant``)."""
+
+from transformers import AutoConfig, AutoModel
+
+from .optvq import OptVQConfig, OptVQModel
+
+__all__ = ["register_auto_classes"]
+
+_REGISTRY = [
+    (OptVQConfig, AutoModel, OptVQModel),
+]
+
+
+def register_auto_classes() -> None:
+    """Register every model's config with ``AutoConfig`` and its classes with the matching Auto classes."""
+    for config_cls, auto_cls, model_cls in _REGISTRY:
+        AutoConfig.register(config_cls.model_type, config_cls, exist_ok=True)
+        auto_cls.register(config_cls, model_cls, exist_ok=True)

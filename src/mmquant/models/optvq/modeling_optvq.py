@@ -1,0 +1,160 @@
+"""OptVQ image tokenizer: "Preventing Local Pitfalls in Vector Quantization via Optimal Transport" (Zhang et al.,
+arXiv:2412.15195; reference code github.com/zbr17/OptVQ).
+
+encoder -> 1x1 ``quant_conv`` -> quantizer (Sinkhorn/OptVQ or nearest-neighbour VQ, chosen by config) -> 1x1
+``post_quant_conv`` -> decoder, trained with L1 + L2 pixel losses plus the quantizer loss (eq. 5), as the
+reference's ``VQModel`` with ``AELoss`` (perceptual and GAN terms belong to the training recipe, not the model).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from transformers import PreTrainedModel
+
+from ...modeling_outputs import VQAutoencoderOutput
+from ...modules.conv_autoencoder import build_image_decoder, build_image_encoder
+from ...quantizers import QuantizerOutput, build_quantizer
+from .configuration_optvq import OptVQConfig
+
+__all__ = ["OptVQModel", "OptVQPreTrainedModel"]
+
+
+class OptVQPreTrainedModel(PreTrainedModel):
+    config_class = OptVQConfig
+    base_model_prefix = "optvq"
+    main_input_name = "pixel_values"
+    supports_gradient_checkpointing = False
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Layers keep PyTorch's default initialisation, the codebook its own (see ``BaseQuantizer``)."""
+
+
+class OptVQModel(OptVQPreTrainedModel):
+    """Image tokenizer: ``encode`` -> ``quantize`` -> ``decode``, plus ``encode_to_indices``/``decode_indices``.
+
+    Example:
+
+    ```python
+    >>> import torch, mmquant
+    >>> model = mmquant.create_model("test").eval()
+    >>> images = torch.rand(2, 3, 16, 16)
+    >>> indices = model.encode_to_indices(images)          # (2, 4, 4, 2): 4x4 grid, 2 heads
+    >>> model.decode_indices(indices).shape
+    torch.Size([2, 3, 16, 16])
+    ```
+    """
+
+    def __init__(self, config: OptVQConfig):
+        super().__init__(config)
+        self.encoder = build_image_encoder(
+            config.backbone, config.in_channels, config.block_out_channels, config.latent_channels,
+            config.layers_per_block, config.norm_num_groups,
+        )
+        self.decoder = build_image_decoder(
+            config.backbone, config.in_channels, config.block_out_channels, config.latent_channels,
+            config.layers_per_block, config.norm_num_groups,
+        )
+        self.quant_conv = nn.Conv2d(self.encoder.out_channels, config.embed_dim, 1)
+        self.post_quant_conv = nn.Conv2d(config.embed_dim, self.decoder.in_channels, 1)
+        q = dict(config.quantizer_config)
+        self.quantizer = build_quantizer(q.pop("type"), dim=config.embed_dim, **q)
+        self.post_init()
+
+    # ------------------------------------------------------------------ checks
+    def _check_pixel_values(self, pixel_values: Tensor) -> None:
+        c, s = self.config.in_channels, self.config.image_size
+        if not isinstance(pixel_values, Tensor) or not pixel_values.is_floating_point():
+            raise ValueError(
+                f"pixel_values: expected a floating-point tensor (batch, {c}, {s}, {s}), got "
+                f"{type(pixel_values).__name__} {getattr(pixel_values, 'dtype', '')}."
+            )
+        if pixel_values.ndim != 4:
+            raise ValueError(
+                f"pixel_values: expected rank 4 (batch, {c}, {s}, {s}), got shape {tuple(pixel_values.shape)}."
+            )
+        if pixel_values.shape[1] != c:
+            raise ValueError(
+                f"pixel_values: expected {c} channels (config.in_channels), got {pixel_values.shape[1]} in shape "
+                f"{tuple(pixel_values.shape)}; convert the images (e.g. to {'RGB' if c == 3 else 'L'}) first."
+            )
+        if tuple(pixel_values.shape[2:]) != (s, s):
+            raise ValueError(
+                f"pixel_values: expected images of {s}x{s} (config.image_size), got "
+                f"{pixel_values.shape[2]}x{pixel_values.shape[3]}; resize them first."
+            )
+        if not torch.isfinite(pixel_values).all():
+            raise ValueError("pixel_values: contains NaN or Inf.")
+
+    # ------------------------------------------------------------------ the three stages
+    def encode(self, pixel_values: Tensor) -> Tensor:
+        """Images ``(B, C, H, W)`` -> continuous latents ``(B, embed_dim, h, w)`` (before quantization)."""
+        self._check_pixel_values(pixel_values)
+        return self.quant_conv(self.encoder(pixel_values))
+
+    def quantize(self, latents: Tensor) -> QuantizerOutput:
+        """Latents ``(B, embed_dim, h, w)`` -> :class:`QuantizerOutput` with ``quantized`` ``(B, embed_dim, h, w)``
+        and ``indices`` ``(B, h, w)`` (``(B, h, w, num_heads)`` when multi-head)."""
+        if latents.ndim != 4 or latents.shape[1] != self.config.embed_dim:
+            raise ValueError(
+                f"latents: expected (batch, {self.config.embed_dim}, h, w), got {tuple(latents.shape)}."
+            )
+        out = self.quantizer(latents.permute(0, 2, 3, 1))  # channels last: (B, h, w, embed_dim)
+        return dataclasses.replace(out, quantized=out.quantized.permute(0, 3, 1, 2))
+
+    def decode(self, quantized: Tensor) -> Tensor:
+        """Quantized latents ``(B, embed_dim, h, w)`` -> images ``(B, C, H, W)``."""
+        return self.decoder(self.post_quant_conv(quantized))
+
+    # ------------------------------------------------------------------ indices
+    @torch.no_grad()
+    def encode_to_indices(self, pixel_values: Tensor) -> Tensor:
+        """Images -> code indices ``(B, h, w)`` (``(B, h, w, num_heads)`` multi-head). Call ``.eval()`` first for
+        batch-independent codes (in training mode OptVQ assigns by Sinkhorn over the batch)."""
+        return self.quantize(self.encode(pixel_values)).indices
+
+    @torch.no_grad()
+    def decode_indices(self, indices: Tensor) -> Tensor:
+        """Code indices as returned by :meth:`encode_to_indices` -> images ``(B, C, H, W)``."""
+        n = self.config.latent_size
+        q = self.config.quantizer_config
+        trailing = ()
+        if q.get("num_heads", 1) > 1:
+            trailing += (q["num_heads"],)
+        if q.get("type") == "residual":
+            trailing += (q.get("num_stages", 2),)
+        expected = (n, n, *trailing)
+        if not isinstance(indices, Tensor) or indices.ndim != 1 + len(expected) or tuple(indices.shape[1:]) != expected:
+            raise ValueError(
+                f"indices: expected shape (batch, {', '.join(map(str, expected))}), got "
+                f"{tuple(getattr(indices, 'shape', ()))}."
+            )
+        codes = self.quantizer.indices_to_codes(indices)  # (B, h, w, embed_dim)
+        return self.decode(codes.permute(0, 3, 1, 2))
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, pixel_values: Tensor, return_dict: bool | None = None) -> VQAutoencoderOutput | tuple:
+        """Reconstruct ``pixel_values`` ``(B, C, H, W)`` and compute the training loss (eq. 5)."""
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        latents = self.encode(pixel_values)  # (B, embed_dim, h, w)
+        q = self.quantize(latents)  # quantized (B, embed_dim, h, w), straight-through (eq. 2)
+        reconstruction = self.decode(q.quantized)  # (B, C, H, W)
+        target = pixel_values.to(reconstruction.dtype)
+        reconstruction_loss = (
+            self.config.reconstruction_l1_weight * F.l1_loss(reconstruction, target)
+            + self.config.reconstruction_l2_weight * F.mse_loss(reconstruction, target)
+        )
+        loss = reconstruction_loss + self.config.quantizer_loss_weight * q.loss  # eq. 5
+        out = VQAutoencoderOutput(
+            loss=loss,
+            reconstruction=reconstruction,
+            reconstruction_loss=reconstruction_loss,
+            quantizer_loss=q.loss,
+            indices=q.indices,
+            usage=q.usage,
+            perplexity=q.perplexity,
+        )
+        return out if return_dict else out.to_tuple()

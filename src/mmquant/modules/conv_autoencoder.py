@@ -1,0 +1,118 @@
+"""Convolutional image encoders and decoders for image tokenizers.
+
+* ``simple_cnn``: the plain CNN of OptVQ's appendix B (Tab. 4; "Preventing Local Pitfalls in Vector Quantization
+  via Optimal Transport", arXiv:2412.15195) used on MNIST and CIFAR-10: 3x3 convolutions with ReLU, 2x2 stride-2
+  convolutions to downsample, 2x2 stride-2 transposed convolutions to upsample.
+* ``vqgan``: the VQGAN encoder/decoder (Esser et al., arXiv:2012.09841: ResNet blocks, group norm, SiLU, attention
+  in the middle block) as implemented by diffusers' ``Encoder``/``Decoder`` (the ones inside ``diffusers.VQModel``),
+  imported only when such a model is built so that ``import mmquant`` stays light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+__all__ = ["PlainCNNDecoder", "PlainCNNEncoder", "build_image_decoder", "build_image_encoder"]
+
+BACKBONES = ("simple_cnn", "vqgan")
+
+
+class PlainCNNEncoder(nn.Module):
+    """Appendix-B encoder: ``(B, in_channels, H, W)`` -> ``(B, channels[-1], H / 2^(n-1), W / 2^(n-1))``.
+
+    With ``channels=(16, 16, 32)``: conv 3x3 16 + ReLU, [down 2x2, conv 3x3 16 + ReLU], [down 2x2, conv 3x3 32 +
+    ReLU], conv 3x3 32, exactly Tab. 4.
+    """
+
+    def __init__(self, in_channels: int, channels: Sequence[int] = (16, 16, 32)):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, channels[0], 3, padding=1), nn.ReLU()]
+        for prev, ch in zip(channels[:-1], channels[1:]):
+            layers += [nn.Conv2d(prev, prev, 2, stride=2), nn.Conv2d(prev, ch, 3, padding=1), nn.ReLU()]
+        layers.append(nn.Conv2d(channels[-1], channels[-1], 3, padding=1))
+        self.layers = nn.Sequential(*layers)
+        self.out_channels = channels[-1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)
+
+
+class PlainCNNDecoder(nn.Module):
+    """Appendix-B decoder, the mirror of :class:`PlainCNNEncoder` (``channels`` given encoder-side, e.g.
+    ``(16, 16, 32)``; the decoder walks them backwards)."""
+
+    def __init__(self, out_channels: int, channels: Sequence[int] = (16, 16, 32)):
+        super().__init__()
+        rev = list(reversed(channels))
+        layers: list[nn.Module] = [nn.Conv2d(rev[0], rev[0], 3, padding=1)]
+        for prev, ch in zip(rev[:-1], rev[1:]):
+            layers += [nn.ReLU(), nn.ConvTranspose2d(prev, ch, 2, stride=2), nn.Conv2d(ch, ch, 3, padding=1)]
+        layers += [nn.ReLU(), nn.Conv2d(rev[-1], out_channels, 3, padding=1)]
+        self.layers = nn.Sequential(*layers)
+        self.in_channels = rev[0]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)
+
+
+class _VQGANEncoder(nn.Module):
+    def __init__(self, in_channels: int, channels: Sequence[int], latent_channels: int, layers_per_block: int,
+                 norm_num_groups: int):
+        super().__init__()
+        from diffusers.models.autoencoders.vae import Encoder
+
+        self.net = Encoder(
+            in_channels=in_channels,
+            out_channels=latent_channels,
+            down_block_types=("DownEncoderBlock2D",) * len(channels),
+            block_out_channels=tuple(channels),
+            layers_per_block=layers_per_block,
+            norm_num_groups=norm_num_groups,
+            double_z=False,
+        )
+        self.out_channels = latent_channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class _VQGANDecoder(nn.Module):
+    def __init__(self, out_channels: int, channels: Sequence[int], latent_channels: int, layers_per_block: int,
+                 norm_num_groups: int):
+        super().__init__()
+        from diffusers.models.autoencoders.vae import Decoder
+
+        self.net = Decoder(
+            in_channels=latent_channels,
+            out_channels=out_channels,
+            up_block_types=("UpDecoderBlock2D",) * len(channels),
+            block_out_channels=tuple(channels),
+            layers_per_block=layers_per_block,
+            norm_num_groups=norm_num_groups,
+        )
+        self.in_channels = latent_channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+def build_image_encoder(backbone: str, in_channels: int, channels: Sequence[int], latent_channels: int,
+                        layers_per_block: int = 2, norm_num_groups: int = 32) -> nn.Module:
+    """Encoder by backbone name; its output channels are in ``.out_channels``."""
+    if backbone == "simple_cnn":
+        return PlainCNNEncoder(in_channels, channels)
+    if backbone == "vqgan":
+        return _VQGANEncoder(in_channels, channels, latent_channels, layers_per_block, norm_num_groups)
+    raise ValueError(f"backbone={backbone!r}: expected one of {BACKBONES}.")
+
+
+def build_image_decoder(backbone: str, out_channels: int, channels: Sequence[int], latent_channels: int,
+                        layers_per_block: int = 2, norm_num_groups: int = 32) -> nn.Module:
+    """Decoder by backbone name; its input channels are in ``.in_channels``."""
+    if backbone == "simple_cnn":
+        return PlainCNNDecoder(out_channels, channels)
+    if backbone == "vqgan":
+        return _VQGANDecoder(out_channels, channels, latent_channels, layers_per_block, norm_num_groups)
+    raise ValueError(f"backbone={backbone!r}: expected one of {BACKBONES}.")

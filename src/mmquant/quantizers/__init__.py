@@ -1,0 +1,24 @@
+"""Quantizers with one interface: nearest neighbour (VQ), optimal transport (OptVQ Sinkhorn), residual stacks."""
+
+from .base import BaseQuantizer, QuantizerOutput
+from .factory import QUANTIZER_TYPES, build_quantizer
+from .functional import code_usage_and_perplexity, nearest_code, sinkhorn_assign, sinkhorn_plan
+from .residual import ResidualQuantizer
+from .sinkhorn_quantizer import SinkhornQuantizer
+from .usage import CodebookUsage
+from .vector_quantizer import VectorQuantizer
+
+__all__ = [
+    "QUANTIZER_TYPES",
+    "BaseQuantizer",
+    "CodebookUsage",
+    "QuantizerOutput",
+    "ResidualQuantizer",
+    "SinkhornQuantizer",
+    "VectorQuantizer",
+    "build_quantizer",
+    "code_usage_and_perplexity",
+    "nearest_code",
+    "sinkhorn_assign",
+    "sinkhorn_plan",
+]

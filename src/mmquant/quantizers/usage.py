@@ -1,0 +1,62 @@
+"""Codebook usage over a whole evaluation set, not per batch."""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from .functional import code_usage_and_perplexity, is_distributed
+
+__all__ = ["CodebookUsage"]
+
+
+class CodebookUsage:
+    """Accumulates code counts over many batches; ``compute()`` gives whole-set usage and perplexity.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from mmquant.quantizers import CodebookUsage
+    >>> meter = CodebookUsage(codebook_size=4)
+    >>> meter.update(torch.tensor([0, 1])); meter.update(torch.tensor([[1, 2]]))
+    >>> meter.compute()["usage"]
+    0.75
+    ```
+    """
+
+    def __init__(self, codebook_size: int):
+        if codebook_size < 1:
+            raise ValueError(f"codebook_size={codebook_size!r}: expected a positive integer.")
+        self.codebook_size = codebook_size
+        self.counts = torch.zeros(codebook_size, dtype=torch.long)
+
+    def reset(self) -> None:
+        self.counts.zero_()
+
+    def update(self, indices: Tensor, mask: Tensor | None = None) -> None:
+        """Count ``indices`` (any shape); with ``mask`` (``indices.shape`` or its leading dims), only True tokens."""
+        if indices.dtype.is_floating_point:
+            raise ValueError(f"indices: expected an integer tensor, got {indices.dtype}.")
+        if mask is not None:
+            while mask.ndim < indices.ndim:
+                mask = mask.unsqueeze(-1)
+            indices = indices[mask.expand_as(indices)]
+        flat = indices.reshape(-1).long().cpu()
+        if flat.numel() and (int(flat.min()) < 0 or int(flat.max()) >= self.codebook_size):
+            raise ValueError(f"indices: values must be in [0, {self.codebook_size}), got min {int(flat.min())} "
+                             f"and max {int(flat.max())}.")
+        self.counts += torch.bincount(flat, minlength=self.codebook_size)
+
+    def compute(self) -> dict:
+        """``usage`` (fraction of codes used at least once), ``perplexity``, ``dead_codes`` and ``counts``;
+        summed over all processes when ``torch.distributed`` is active."""
+        counts = self.counts.clone()
+        if is_distributed():
+            counts = counts.to("cuda" if dist.get_backend() == "nccl" else "cpu")
+            dist.all_reduce(counts)
+            counts = counts.cpu()
+        usage, perplexity = code_usage_and_perplexity(counts)
+        return {"usage": float(usage), "perplexity": float(perplexity), "dead_codes": int((counts == 0).sum()),
+                "counts": counts}
