@@ -110,7 +110,7 @@ class BaseQuantizer(nn.Module):
         self.usage_decay = usage_decay
 
         self.embedding = nn.Embedding(codebook_size, self.codebook_dim)
-        nn.init.uniform_(self.embedding.weight, -1.0 / codebook_size, 1.0 / codebook_size)
+        # nn.Embedding's N(0, 1) initialisation, as the reference code
         self.affine = nn.Linear(self.codebook_dim, self.codebook_dim) if use_affine else None
         if self.affine is not None:
             nn.init.normal_(self.affine.weight, std=self.codebook_dim**-0.5)  # as the reference's `proj`
@@ -137,7 +137,8 @@ class BaseQuantizer(nn.Module):
         if self.affine is not None:
             w, b = self.affine.weight.float(), self.affine.bias.float()
             vectors = torch.linalg.lstsq(w, (vectors - b).t()).solution.t()
-        self.embedding.weight[index] = vectors.to(self.embedding.weight.dtype)
+        # through .data: a restart inside forward must not invalidate this step's autograd graph
+        self.embedding.weight.data[index] = vectors.to(self.embedding.weight.dtype)
         if self.ema_decay is not None:
             self.ema_embed_sum[index] = vectors * self.ema_cluster_size[index, None].clamp(min=1e-5)
 
@@ -275,7 +276,7 @@ class BaseQuantizer(nn.Module):
             n = self.ema_cluster_size.sum()
             # Laplace smoothing of the cluster sizes (VQ-VAE appendix)
             size = (self.ema_cluster_size + 1e-5) / (n + self.codebook_size * 1e-5) * n
-            self.embedding.weight.copy_(self.ema_embed_sum / size[:, None])
+            self.embedding.weight.data.copy_(self.ema_embed_sum / size[:, None])
         if self.dead_code_threshold > 0:
             self.code_count_avg.lerp_(counts, 1 - self.usage_decay)
             dead = self.code_count_avg < self.dead_code_threshold
