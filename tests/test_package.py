@@ -41,7 +41,10 @@ def test_readme_demo_runs_offline(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     out = subprocess.run(
         [sys.executable, str(ROOT / "examples/optvq/demo.py"), "--steps", "5", "--output_dir", str(tmp_path / "o")],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "identical codes: True" in out.stdout

@@ -32,9 +32,11 @@ def main(args) -> dict:
     model = mmquant.create_model(args.model)
     cfg = model.config
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"model {args.model!r}: {n_params:,} parameters, {cfg.image_size}x{cfg.image_size} images -> "
-          f"{cfg.tokens_per_image} tokens from {cfg.quantizer_config['codebook_size']} codes "
-          f"({cfg.quantizer_config['type']})")
+    print(
+        f"model {args.model!r}: {n_params:,} parameters, {cfg.image_size}x{cfg.image_size} images -> "
+        f"{cfg.tokens_per_image} tokens from {cfg.quantizer_config['codebook_size']} codes "
+        f"({cfg.quantizer_config['type']})"
+    )
     train = synthetic_images(512, cfg.image_size, cfg.in_channels, seed=args.seed)
     test = synthetic_images(128, cfg.image_size, cfg.in_channels, seed=args.seed + 1)
 
@@ -47,8 +49,10 @@ def main(args) -> dict:
         out.loss.backward()
         optimizer.step()
         if step % 20 == 0 or step == args.steps - 1:
-            print(f"step {step:3d}  loss {out.loss.item():.4f}  batch usage {out.usage.item():.1%}  "
-                  f"perplexity {out.perplexity.item():.1f}")
+            print(
+                f"step {step:3d}  loss {out.loss.item():.4f}  batch usage {out.usage.item():.1%}  "
+                f"perplexity {out.perplexity.item():.1f}"
+            )
 
     model.eval()
     meter = CodebookUsage(cfg.quantizer_config["codebook_size"])
@@ -64,8 +68,10 @@ def main(args) -> dict:
     reloaded = AutoModel.from_pretrained(args.output_dir).eval()
     same = torch.equal(reloaded.encode_to_indices(test), indices)
     print(f"quantized {len(test)} test images -> indices {tuple(indices.shape)}")
-    print(f"test-set code usage {stats['usage']:.1%} ({stats['dead_codes']} dead codes), perplexity "
-          f"{stats['perplexity']:.1f}, PSNR {psnr:.2f} dB")
+    print(
+        f"test-set code usage {stats['usage']:.1%} ({stats['dead_codes']} dead codes), perplexity "
+        f"{stats['perplexity']:.1f}, PSNR {psnr:.2f} dB"
+    )
     print(f"saved to {args.output_dir}; reloaded as {type(reloaded).__name__} with identical codes: {same}")
     if not same:
         raise SystemExit("reloaded model gives different codes")

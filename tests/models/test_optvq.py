@@ -196,8 +196,14 @@ def test_diffusers_wrapper_stands_where_vqmodel_stands(tmp_path, model, images):
     loaded = mmquant.OptVQDiffusersModel.from_pretrained(tmp_path).eval()
     torch.testing.assert_close(loaded(images).sample, vq(images).sample, rtol=1e-6, atol=1e-6)
     unet = UNet2DModel(
-        sample_size=4, in_channels=8, out_channels=8, block_out_channels=(16, 16), layers_per_block=1,
-        norm_num_groups=8, down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
+        sample_size=4,
+        in_channels=8,
+        out_channels=8,
+        block_out_channels=(16, 16),
+        layers_per_block=1,
+        norm_num_groups=8,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
     )
     pipe = LDMPipeline(vqvae=vq, unet=unet, scheduler=DDIMScheduler())
     pipe.set_progress_bar_config(disable=True)

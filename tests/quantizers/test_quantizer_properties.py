@@ -32,7 +32,11 @@ def test_indices_in_range_and_shapes(qtype, opts):
     out = q(torch.randn(3, 5, 7, DIM))
     assert isinstance(out, QuantizerOutput)
     assert out.quantized.shape == (3, 5, 7, DIM)
-    expected = (3, 5, 7) + ((q.num_heads,) if q.num_heads > 1 else ()) + ((opts["num_stages"],) if qtype == "residual" else ())
+    expected = (
+        (3, 5, 7)
+        + ((q.num_heads,) if q.num_heads > 1 else ())
+        + ((opts["num_stages"],) if qtype == "residual" else ())
+    )
     assert out.indices.shape == expected and out.indices.dtype == torch.long
     assert int(out.indices.min()) >= 0 and int(out.indices.max()) < K
     assert 0 < float(out.usage) <= 1 and 1 <= float(out.perplexity) <= K

@@ -150,8 +150,10 @@ class BaseQuantizer(nn.Module):
     # ------------------------------------------------------------------ forward
     def _check_input(self, x: Tensor, mask: Tensor | None) -> None:
         if not isinstance(x, Tensor) or not x.is_floating_point():
-            raise ValueError(f"x: expected a floating-point tensor (..., {self.dim}), got {type(x).__name__} "
-                             f"{getattr(x, 'dtype', '')}.")
+            raise ValueError(
+                f"x: expected a floating-point tensor (..., {self.dim}), got {type(x).__name__} "
+                f"{getattr(x, 'dtype', '')}."
+            )
         if x.ndim < 2 or x.shape[-1] != self.dim:
             raise ValueError(f"x: expected shape (..., {self.dim}) with the features last, got {tuple(x.shape)}.")
         if not torch.isfinite(x).all():
@@ -198,8 +200,11 @@ class BaseQuantizer(nn.Module):
             counts = torch.bincount(indices if valid is None else indices[valid], minlength=self.codebook_size)
             usage, perplexity = code_usage_and_perplexity(counts)
             if self.training:
-                self._update_codebook(flat.detach() if valid is None else flat.detach()[valid],
-                                      indices if valid is None else indices[valid], counts)
+                self._update_codebook(
+                    flat.detach() if valid is None else flat.detach()[valid],
+                    indices if valid is None else indices[valid],
+                    counts,
+                )
 
             # straight-through estimator (eq. 2), written so that the forward value is exactly the code vector
             quantized = codes + (flat - flat.detach())  # (N, codebook_dim)
@@ -219,9 +224,15 @@ class BaseQuantizer(nn.Module):
 
     def indices_to_codes(self, indices: Tensor) -> Tensor:
         """Code vectors ``(..., dim)`` for ``indices`` ``(...)`` (or ``(..., num_heads)`` when multi-head)."""
-        if not isinstance(indices, Tensor) or indices.dtype not in (torch.int32, torch.int64, torch.int16, torch.uint8):
-            raise ValueError(f"indices: expected an integer tensor, got {type(indices).__name__} "
-                             f"{getattr(indices, 'dtype', '')}.")
+        if not isinstance(indices, Tensor) or indices.dtype not in (
+            torch.int32,
+            torch.int64,
+            torch.int16,
+            torch.uint8,
+        ):
+            raise ValueError(
+                f"indices: expected an integer tensor, got {type(indices).__name__} {getattr(indices, 'dtype', '')}."
+            )
         if self.num_heads > 1:
             if indices.ndim < 1 or indices.shape[-1] != self.num_heads:
                 raise ValueError(

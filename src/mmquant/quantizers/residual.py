@@ -29,17 +29,21 @@ class ResidualQuantizer(nn.Module):
     Indices have a trailing stage axis: ``(..., num_stages)`` (``(..., num_heads, num_stages)`` when multi-head).
     """
 
-    def __init__(self, dim: int, codebook_size: int, num_stages: int = 2, stage_type: str = "sinkhorn",
-                 **stage_kwargs):
+    def __init__(
+        self, dim: int, codebook_size: int, num_stages: int = 2, stage_type: str = "sinkhorn", **stage_kwargs
+    ):
         super().__init__()
         from .factory import build_quantizer
 
         if stage_type == "residual":
-            raise ValueError("stage_type='residual': a residual stage cannot itself be residual; use 'vq' or 'sinkhorn'.")
+            raise ValueError(
+                "stage_type='residual': a residual stage cannot itself be residual; use 'vq' or 'sinkhorn'."
+            )
         if not isinstance(num_stages, int) or num_stages < 1:
             raise ValueError(f"num_stages={num_stages!r}: expected an integer >= 1.")
         self.stages = nn.ModuleList(
-            build_quantizer(stage_type, dim=dim, codebook_size=codebook_size, **stage_kwargs) for _ in range(num_stages)
+            build_quantizer(stage_type, dim=dim, codebook_size=codebook_size, **stage_kwargs)
+            for _ in range(num_stages)
         )
         self.dim = dim
         self.codebook_size = codebook_size

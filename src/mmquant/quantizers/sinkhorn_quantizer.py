@@ -32,15 +32,12 @@ class SinkhornQuantizer(BaseQuantizer):
             ``num_heads``, ``beta``, ``use_affine``, ...).
 
     Example:
-
-    ```python
     >>> import torch
     >>> from mmquant.quantizers import SinkhornQuantizer
     >>> q = SinkhornQuantizer(dim=8, codebook_size=64, num_heads=4, use_affine=True)
     >>> out = q(torch.randn(2, 8, 8, 8))
     >>> out.indices.shape
     torch.Size([2, 8, 8, 4])
-    ```
     """
 
     def __init__(
@@ -70,5 +67,7 @@ class SinkhornQuantizer(BaseQuantizer):
         return sinkhorn_assign(z, codebook, epsilon=self.epsilon, n_iters=self.n_iters, normalize=self.normalize)
 
     def extra_repr(self) -> str:
-        return (f"dim={self.dim}, codebook_size={self.codebook_size}, num_heads={self.num_heads}, "
-                f"epsilon={self.epsilon}, n_iters={self.n_iters}, normalize={self.normalize!r}")
+        return (
+            f"dim={self.dim}, codebook_size={self.codebook_size}, num_heads={self.num_heads}, "
+            f"epsilon={self.epsilon}, n_iters={self.n_iters}, normalize={self.normalize!r}"
+        )

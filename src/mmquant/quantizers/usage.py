@@ -15,15 +15,12 @@ class CodebookUsage:
     """Accumulates code counts over many batches; ``compute()`` gives whole-set usage and perplexity.
 
     Example:
-
-    ```python
     >>> import torch
     >>> from mmquant.quantizers import CodebookUsage
     >>> meter = CodebookUsage(codebook_size=4)
     >>> meter.update(torch.tensor([0, 1])); meter.update(torch.tensor([[1, 2]]))
     >>> meter.compute()["usage"]
     0.75
-    ```
     """
 
     def __init__(self, codebook_size: int):
@@ -45,8 +42,10 @@ class CodebookUsage:
             indices = indices[mask.expand_as(indices)]
         flat = indices.reshape(-1).long().cpu()
         if flat.numel() and (int(flat.min()) < 0 or int(flat.max()) >= self.codebook_size):
-            raise ValueError(f"indices: values must be in [0, {self.codebook_size}), got min {int(flat.min())} "
-                             f"and max {int(flat.max())}.")
+            raise ValueError(
+                f"indices: values must be in [0, {self.codebook_size}), got min {int(flat.min())} "
+                f"and max {int(flat.max())}."
+            )
         self.counts += torch.bincount(flat, minlength=self.codebook_size)
 
     def compute(self) -> dict:
@@ -58,5 +57,9 @@ class CodebookUsage:
             dist.all_reduce(counts)
             counts = counts.cpu()
         usage, perplexity = code_usage_and_perplexity(counts)
-        return {"usage": float(usage), "perplexity": float(perplexity), "dead_codes": int((counts == 0).sum()),
-                "counts": counts}
+        return {
+            "usage": float(usage),
+            "perplexity": float(perplexity),
+            "dead_codes": int((counts == 0).sum()),
+            "counts": counts,
+        }

@@ -17,15 +17,12 @@ class VectorQuantizer(BaseQuantizer):
     Takes the arguments of :class:`~mmquant.quantizers.base.BaseQuantizer`.
 
     Example:
-
-    ```python
     >>> import torch
     >>> from mmquant.quantizers import VectorQuantizer
     >>> vq = VectorQuantizer(dim=8, codebook_size=32)
     >>> out = vq(torch.randn(2, 16, 8))
     >>> out.quantized.shape, out.indices.shape
     (torch.Size([2, 16, 8]), torch.Size([2, 16]))
-    ```
     """
 
     def assign(self, z: Tensor, codebook: Tensor) -> Tensor:

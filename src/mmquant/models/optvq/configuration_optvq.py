@@ -39,7 +39,7 @@ class OptVQConfig(PretrainedConfig):
         block_out_channels (`list[int]`, *optional*, defaults to `[16, 16, 32]`):
             Channels per resolution level; the image is downsampled by `2 ** (len(block_out_channels) - 1)`.
         latent_channels (`int`, *optional*, defaults to 256):
-            Encoder output channels of the `"vqgan"` backbone (the `"simple_cnn"` one outputs `block_out_channels[-1]`).
+            Encoder output channels of the `"vqgan"` backbone (`"simple_cnn"` outputs `block_out_channels[-1]`).
         layers_per_block (`int`, *optional*, defaults to 2):
             ResNet blocks per level (`"vqgan"` only).
         norm_num_groups (`int`, *optional*, defaults to 32):
@@ -58,15 +58,14 @@ class OptVQConfig(PretrainedConfig):
             Weight of the quantizer loss (codebook + beta * commitment).
 
     Example:
-
-    ```python
     >>> import mmquant
     >>> from transformers import AutoModel
-    >>> config = mmquant.OptVQConfig(image_size=16, block_out_channels=[8, 8, 16], quantizer_config={"type": "vq", "codebook_size": 32})
+    >>> config = mmquant.OptVQConfig(
+    ...     image_size=16, block_out_channels=[8, 8, 16], quantizer_config={"type": "vq", "codebook_size": 32}
+    ... )
     >>> model = AutoModel.from_config(config)
     >>> model.config.tokens_per_image
     16
-    ```
     """
 
     model_type = "optvq"

@@ -26,14 +26,11 @@ class OptVQDiffusersModel(ModelMixin, ConfigMixin):
             as ``VQModel.config.scaling_factor``.
 
     Example:
-
-    ```python
     >>> import mmquant
     >>> vq = mmquant.OptVQDiffusersModel.from_optvq(mmquant.create_model("test"))
     >>> latents = vq.encode(torch.rand(1, 3, 16, 16)).latents      # (1, 8, 4, 4), before quantization
     >>> vq.decode(latents).sample.shape                             # quantizes, then decodes
     torch.Size([1, 3, 16, 16])
-    ```
     """
 
     @register_to_config
@@ -60,8 +57,9 @@ class OptVQDiffusersModel(ModelMixin, ConfigMixin):
         h = self.tokenizer.encode(x)
         return VQEncoderOutput(latents=h) if return_dict else (h,)
 
-    def decode(self, h: torch.Tensor, force_not_quantize: bool = False, return_dict: bool = True,
-               shape=None) -> DecoderOutput | tuple:
+    def decode(
+        self, h: torch.Tensor, force_not_quantize: bool = False, return_dict: bool = True, shape=None
+    ) -> DecoderOutput | tuple:
         """Latents -> images, quantizing first unless ``force_not_quantize``, as ``VQModel.decode``."""
         if force_not_quantize:
             quant, commit_loss = h, torch.zeros(h.shape[0], device=h.device, dtype=h.dtype)

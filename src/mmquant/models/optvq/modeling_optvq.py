@@ -37,26 +37,31 @@ class OptVQModel(OptVQPreTrainedModel):
     """Image tokenizer: ``encode`` -> ``quantize`` -> ``decode``, plus ``encode_to_indices``/``decode_indices``.
 
     Example:
-
-    ```python
     >>> import torch, mmquant
     >>> model = mmquant.create_model("test").eval()
     >>> images = torch.rand(2, 3, 16, 16)
     >>> indices = model.encode_to_indices(images)          # (2, 4, 4, 2): 4x4 grid, 2 heads
     >>> model.decode_indices(indices).shape
     torch.Size([2, 3, 16, 16])
-    ```
     """
 
     def __init__(self, config: OptVQConfig):
         super().__init__(config)
         self.encoder = build_image_encoder(
-            config.backbone, config.in_channels, config.block_out_channels, config.latent_channels,
-            config.layers_per_block, config.norm_num_groups,
+            config.backbone,
+            config.in_channels,
+            config.block_out_channels,
+            config.latent_channels,
+            config.layers_per_block,
+            config.norm_num_groups,
         )
         self.decoder = build_image_decoder(
-            config.backbone, config.in_channels, config.block_out_channels, config.latent_channels,
-            config.layers_per_block, config.norm_num_groups,
+            config.backbone,
+            config.in_channels,
+            config.block_out_channels,
+            config.latent_channels,
+            config.layers_per_block,
+            config.norm_num_groups,
         )
         self.quant_conv = nn.Conv2d(self.encoder.out_channels, config.embed_dim, 1)
         self.post_quant_conv = nn.Conv2d(config.embed_dim, self.decoder.in_channels, 1)
@@ -99,9 +104,7 @@ class OptVQModel(OptVQPreTrainedModel):
         """Latents ``(B, embed_dim, h, w)`` -> :class:`QuantizerOutput` with ``quantized`` ``(B, embed_dim, h, w)``
         and ``indices`` ``(B, h, w)`` (``(B, h, w, num_heads)`` when multi-head)."""
         if latents.ndim != 4 or latents.shape[1] != self.config.embed_dim:
-            raise ValueError(
-                f"latents: expected (batch, {self.config.embed_dim}, h, w), got {tuple(latents.shape)}."
-            )
+            raise ValueError(f"latents: expected (batch, {self.config.embed_dim}, h, w), got {tuple(latents.shape)}.")
         out = self.quantizer(latents.permute(0, 2, 3, 1))  # channels last: (B, h, w, embed_dim)
         return dataclasses.replace(out, quantized=out.quantized.permute(0, 3, 1, 2))
 
@@ -127,7 +130,11 @@ class OptVQModel(OptVQPreTrainedModel):
         if q.get("type") == "residual":
             trailing += (q.get("num_stages", 2),)
         expected = (n, n, *trailing)
-        if not isinstance(indices, Tensor) or indices.ndim != 1 + len(expected) or tuple(indices.shape[1:]) != expected:
+        if (
+            not isinstance(indices, Tensor)
+            or indices.ndim != 1 + len(expected)
+            or tuple(indices.shape[1:]) != expected
+        ):
             raise ValueError(
                 f"indices: expected shape (batch, {', '.join(map(str, expected))}), got "
                 f"{tuple(getattr(indices, 'shape', ()))}."
@@ -143,10 +150,9 @@ class OptVQModel(OptVQPreTrainedModel):
         q = self.quantize(latents)  # quantized (B, embed_dim, h, w), straight-through (eq. 2)
         reconstruction = self.decode(q.quantized)  # (B, C, H, W)
         target = pixel_values.to(reconstruction.dtype)
-        reconstruction_loss = (
-            self.config.reconstruction_l1_weight * F.l1_loss(reconstruction, target)
-            + self.config.reconstruction_l2_weight * F.mse_loss(reconstruction, target)
-        )
+        reconstruction_loss = self.config.reconstruction_l1_weight * F.l1_loss(
+            reconstruction, target
+        ) + self.config.reconstruction_l2_weight * F.mse_loss(reconstruction, target)
         loss = reconstruction_loss + self.config.quantizer_loss_weight * q.loss  # eq. 5
         out = VQAutoencoderOutput(
             loss=loss,
