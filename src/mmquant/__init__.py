@@ -5,10 +5,10 @@ works without ``trust_remote_code``. Training dependencies (accelerate, tqdm, ma
 only by the code that needs them.
 """
 
+from .modeling_outputs import VQAutoencoderOutput
 from .models.auto import register_auto_classes
 from .models.optvq import OptVQConfig, OptVQModel, OptVQPreTrainedModel
 from .models.registry import create_model, get_config, list_models
-from .modeling_outputs import VQAutoencoderOutput
 from .quantizers import (
     BaseQuantizer,
     CodebookUsage,

@@ -58,8 +58,14 @@ class PlainCNNDecoder(nn.Module):
 
 
 class _VQGANEncoder(nn.Module):
-    def __init__(self, in_channels: int, channels: Sequence[int], latent_channels: int, layers_per_block: int,
-                 norm_num_groups: int):
+    def __init__(
+        self,
+        in_channels: int,
+        channels: Sequence[int],
+        latent_channels: int,
+        layers_per_block: int,
+        norm_num_groups: int,
+    ):
         super().__init__()
         from diffusers.models.autoencoders.vae import Encoder
 
@@ -79,8 +85,14 @@ class _VQGANEncoder(nn.Module):
 
 
 class _VQGANDecoder(nn.Module):
-    def __init__(self, out_channels: int, channels: Sequence[int], latent_channels: int, layers_per_block: int,
-                 norm_num_groups: int):
+    def __init__(
+        self,
+        out_channels: int,
+        channels: Sequence[int],
+        latent_channels: int,
+        layers_per_block: int,
+        norm_num_groups: int,
+    ):
         super().__init__()
         from diffusers.models.autoencoders.vae import Decoder
 
@@ -98,8 +110,14 @@ class _VQGANDecoder(nn.Module):
         return self.net(x)
 
 
-def build_image_encoder(backbone: str, in_channels: int, channels: Sequence[int], latent_channels: int,
-                        layers_per_block: int = 2, norm_num_groups: int = 32) -> nn.Module:
+def build_image_encoder(
+    backbone: str,
+    in_channels: int,
+    channels: Sequence[int],
+    latent_channels: int,
+    layers_per_block: int = 2,
+    norm_num_groups: int = 32,
+) -> nn.Module:
     """Encoder by backbone name; its output channels are in ``.out_channels``."""
     if backbone == "simple_cnn":
         return PlainCNNEncoder(in_channels, channels)
@@ -108,8 +126,14 @@ def build_image_encoder(backbone: str, in_channels: int, channels: Sequence[int]
     raise ValueError(f"backbone={backbone!r}: expected one of {BACKBONES}.")
 
 
-def build_image_decoder(backbone: str, out_channels: int, channels: Sequence[int], latent_channels: int,
-                        layers_per_block: int = 2, norm_num_groups: int = 32) -> nn.Module:
+def build_image_decoder(
+    backbone: str,
+    out_channels: int,
+    channels: Sequence[int],
+    latent_channels: int,
+    layers_per_block: int = 2,
+    norm_num_groups: int = 32,
+) -> nn.Module:
     """Decoder by backbone name; its input channels are in ``.in_channels``."""
     if backbone == "simple_cnn":
         return PlainCNNDecoder(out_channels, channels)

@@ -16,8 +16,12 @@ def build_quantizer(type: str, **kwargs) -> nn.Module:
     from .sinkhorn_quantizer import SinkhornQuantizer
     from .vector_quantizer import VectorQuantizer
 
-    classes = {"vq": VectorQuantizer, "sinkhorn": SinkhornQuantizer, "optvq": SinkhornQuantizer,
-               "residual": ResidualQuantizer}
+    classes = {
+        "vq": VectorQuantizer,
+        "sinkhorn": SinkhornQuantizer,
+        "optvq": SinkhornQuantizer,
+        "residual": ResidualQuantizer,
+    }
     if type not in classes:
         raise ValueError(f"quantizer type {type!r} is unknown; expected one of {sorted(classes)}.")
     try:
