@@ -6,112 +6,68 @@ Every family has a tiny ``test`` size that builds in well under a second for tes
 from __future__ import annotations
 
 import copy
+from typing import NamedTuple
 
 from transformers import PretrainedConfig, PreTrainedModel
 
 from .optvq import OptVQConfig, OptVQModel
+from .optvq.configuration_optvq import DEFAULT_QUANTIZER_CONFIG
 
-__all__ = ["MODEL_SIZES", "create_model", "get_config", "list_models"]
+__all__ = ["MODEL_SIZES", "ModelSize", "create_model", "get_config", "list_models"]
 
-_OPTVQ_PAPER_QUANTIZER = {  # reference configs/mnsit/optvq.yaml and configs/cifar10/optvq.yaml
-    "type": "sinkhorn",
-    "codebook_size": 1024,
-    "num_heads": 4,
-    "beta": 0.25,
-    "use_affine": True,
-    "epsilon": 10.0,
-    "n_iters": 5,
-    "normalize": "all",
-}
-_VQ_PAPER_QUANTIZER = {  # reference configs/mnsit/vqbase.yaml: the VQ-VAE baseline
-    "type": "vq",
-    "codebook_size": 1024,
-    "num_heads": 1,
-    "beta": 0.25,
-    "use_affine": True,
-}
 
-# name -> (config class, model class, config kwargs, description)
-MODEL_SIZES: dict[str, tuple[type[PretrainedConfig], type[PreTrainedModel], dict, str]] = {
-    "optvq-mnist": (
-        OptVQConfig,
-        OptVQModel,
-        dict(
-            image_size=32,
-            in_channels=1,
-            block_out_channels=[16, 16, 32],
-            embed_dim=8,
-            quantizer_config=_OPTVQ_PAPER_QUANTIZER,
-        ),
-        "appendix-B CNN, MNIST 32x32, 1024 codes, 4 heads (paper Tab. 2)",
+class ModelSize(NamedTuple):
+    config_class: type[PretrainedConfig]
+    model_class: type[PreTrainedModel]
+    kwargs: dict
+    description: str
+
+
+def _optvq(description: str, **kwargs) -> ModelSize:
+    return ModelSize(OptVQConfig, OptVQModel, kwargs, description)
+
+
+# The reference's MNIST/CIFAR-10 setting (configs/mnsit/optvq.yaml, the default OptVQConfig): appendix-B CNN,
+# 32x32 images, 8-dim features split into 4 heads over 1024 shared codes.
+_APPENDIX_B = dict(image_size=32, block_out_channels=[16, 16, 32], embed_dim=8)
+# Its VQ-VAE baseline (configs/mnsit/vqbase.yaml): nearest neighbour, one head, same network.
+_VQ_BASELINE = {"type": "vq", "codebook_size": 1024, "num_heads": 1, "beta": 0.25, "use_affine": True}
+_TINY_OPTVQ = {**DEFAULT_QUANTIZER_CONFIG, "codebook_size": 32, "num_heads": 2}
+
+MODEL_SIZES: dict[str, ModelSize] = {
+    "optvq-mnist": _optvq(
+        "appendix-B CNN, MNIST 32x32, 1024 codes, 4 heads (paper Tab. 2)", in_channels=1, **_APPENDIX_B
     ),
-    "vq-mnist": (
-        OptVQConfig,
-        OptVQModel,
-        dict(
-            image_size=32,
-            in_channels=1,
-            block_out_channels=[16, 16, 32],
-            embed_dim=8,
-            quantizer_config=_VQ_PAPER_QUANTIZER,
-        ),
+    "vq-mnist": _optvq(
         "the VQ-VAE baseline of Tab. 2 (nearest neighbour, same network)",
+        in_channels=1,
+        quantizer_config=_VQ_BASELINE,
+        **_APPENDIX_B,
     ),
-    "optvq-cifar10": (
-        OptVQConfig,
-        OptVQModel,
-        dict(
-            image_size=32,
-            in_channels=3,
-            block_out_channels=[16, 16, 32],
-            embed_dim=8,
-            quantizer_config=_OPTVQ_PAPER_QUANTIZER,
-        ),
-        "appendix-B CNN, CIFAR-10 32x32, 1024 codes, 4 heads",
-    ),
-    "optvq-vqgan-f16": (
-        OptVQConfig,
-        OptVQModel,
-        dict(
-            image_size=256,
-            in_channels=3,
-            backbone="vqgan",
-            block_out_channels=[128, 128, 256, 256, 512],
-            latent_channels=256,
-            layers_per_block=2,
-            norm_num_groups=32,
-            embed_dim=256,
-            quantizer_config={**_OPTVQ_PAPER_QUANTIZER, "codebook_size": 16384},
-        ),
+    "optvq-cifar10": _optvq("appendix-B CNN, CIFAR-10 32x32, 1024 codes, 4 heads", in_channels=3, **_APPENDIX_B),
+    "optvq-vqgan-f16": _optvq(
         "VQGAN-style f16 tokenizer, 256x256, 16384 codes, 4 heads (reference imagenet/optvq_256_f16_h4)",
+        image_size=256,
+        backbone="vqgan",
+        block_out_channels=[128, 128, 256, 256, 512],
+        latent_channels=256,
+        embed_dim=256,
+        quantizer_config={**DEFAULT_QUANTIZER_CONFIG, "codebook_size": 16384},
     ),
-    "test": (
-        OptVQConfig,
-        OptVQModel,
-        dict(
-            image_size=16,
-            in_channels=3,
-            block_out_channels=[8, 8, 16],
-            embed_dim=8,
-            quantizer_config={**_OPTVQ_PAPER_QUANTIZER, "codebook_size": 32, "num_heads": 2},
-        ),
+    "test": _optvq(
         "tiny OptVQ for tests and smoke runs",
+        image_size=16,
+        block_out_channels=[8, 8, 16],
+        quantizer_config=_TINY_OPTVQ,
     ),
-    "test-vqgan": (
-        OptVQConfig,
-        OptVQModel,
-        dict(
-            image_size=32,
-            in_channels=3,
-            backbone="vqgan",
-            block_out_channels=[8, 8, 16, 16, 16],
-            latent_channels=16,
-            layers_per_block=1,
-            norm_num_groups=4,
-            embed_dim=8,
-            quantizer_config={**_OPTVQ_PAPER_QUANTIZER, "codebook_size": 32, "num_heads": 2},
-        ),
+    "test-vqgan": _optvq(
         "tiny VQGAN-style f16 OptVQ for tests",
+        backbone="vqgan",
+        block_out_channels=[8, 8, 16, 16, 16],
+        latent_channels=16,
+        layers_per_block=1,
+        norm_num_groups=4,
+        quantizer_config=_TINY_OPTVQ,
     ),
 }
 
@@ -125,12 +81,11 @@ def get_config(name: str, **overrides) -> PretrainedConfig:
     """The config of size ``name``; keyword ``overrides`` replace its fields (e.g. ``in_channels=3``)."""
     if name not in MODEL_SIZES:
         raise ValueError(f"model name {name!r} is unknown; expected one of {list_models()}.")
-    config_cls, _, kwargs, _ = MODEL_SIZES[name]
-    return config_cls(**{**copy.deepcopy(kwargs), **overrides})
+    size = MODEL_SIZES[name]
+    return size.config_class(**{**copy.deepcopy(size.kwargs), **overrides})
 
 
 def create_model(name: str, **overrides) -> PreTrainedModel:
     """A freshly initialised model of size ``name`` (see :func:`get_config`)."""
-    _, model_cls, _, _ = MODEL_SIZES[name] if name in MODEL_SIZES else (None, None, None, None)
     config = get_config(name, **overrides)
-    return model_cls(config)
+    return MODEL_SIZES[name].model_class(config)

@@ -47,7 +47,7 @@ class OptVQModel(OptVQPreTrainedModel):
 
     def __init__(self, config: OptVQConfig):
         super().__init__(config)
-        self.encoder = build_image_encoder(
+        backbone = (
             config.backbone,
             config.in_channels,
             config.block_out_channels,
@@ -55,14 +55,8 @@ class OptVQModel(OptVQPreTrainedModel):
             config.layers_per_block,
             config.norm_num_groups,
         )
-        self.decoder = build_image_decoder(
-            config.backbone,
-            config.in_channels,
-            config.block_out_channels,
-            config.latent_channels,
-            config.layers_per_block,
-            config.norm_num_groups,
-        )
+        self.encoder = build_image_encoder(*backbone)  # (B, C, H, W) -> (B, encoder channels, h, w)
+        self.decoder = build_image_decoder(*backbone)  # (B, decoder channels, h, w) -> (B, C, H, W)
         self.quant_conv = nn.Conv2d(self.encoder.out_channels, config.embed_dim, 1)
         self.post_quant_conv = nn.Conv2d(config.embed_dim, self.decoder.in_channels, 1)
         q = dict(config.quantizer_config)
