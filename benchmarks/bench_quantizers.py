@@ -1,0 +1,165 @@
+"""Nearest-neighbour assignment vs mmquant's Sinkhorn (OptVQ) assignment vs the reference code's ``sinkhorn()``,
+measured side by side in one run, float32 on CPU.
+
+    python benchmarks/bench_quantizers.py --reference-repo PATH/TO/OptVQ   # a checkout or a bare git mirror
+
+Per size (N tokens, K codes, D dims): median wall time of each after a warm-up, the ratios Sinkhorn/NN and
+reference/ours, the agreement of our assignment with the reference's (% of tokens), and each method's peak extra
+memory: the rise of the process's peak resident set over its level once the inputs exist, measured in a fresh
+subprocess per method and size. Results go to ``benchmarks/results/bench_quantizers.json`` with the command, commit
+and machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from mmquant.quantizers import nearest_code, sinkhorn_assign
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_SIZES = "4096x1024x64,16384x1024x64,16384x8192x16,65536x1024x16"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated NxKxD")
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--reference-repo", default=None, help="checkout or bare git mirror of github.com/zbr17/OptVQ")
+    p.add_argument("--output", default=str(HERE / "results" / "bench_quantizers.json"))
+    p.add_argument("--no-memory", action="store_true", help="skip the per-method memory subprocesses")
+    p.add_argument("--memory-probe", nargs=2, metavar=("METHOD", "SIZE"), help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def _inputs(n, k, d):
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(n, d, generator=g), torch.randn(k, d, generator=g)
+
+
+def _methods(reference):
+    methods = {"nn": lambda x, c: nearest_code(x, c), "sinkhorn": lambda x, c: sinkhorn_assign(x, c)}
+    if reference is not None:
+        methods["reference"] = lambda x, c: reference(x, c)[1]
+    return methods
+
+
+def _median_ms(fn, repeats):
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def _status_mb(field):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _memory_probe(method, size, reference_repo):
+    reference = _load_reference(reference_repo)[0] if method == "reference" else None
+    n, k, d = map(int, size.split("x"))
+    x, c = _inputs(n, k, d)
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS high-water mark (Linux)
+    base = _status_mb("VmRSS")
+    _methods(reference)[method](x, c)
+    print(json.dumps({"peak_extra_mb": _status_mb("VmHWM") - base}))
+
+
+def _measure_memory(method, size, reference_repo):
+    cmd = [sys.executable, __file__, "--memory-probe", method, size]
+    if reference_repo:
+        cmd += ["--reference-repo", reference_repo]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_extra_mb"]
+
+
+def _load_reference(repo):
+    if not repo:
+        return None, None
+    sys.path.insert(0, str(HERE))
+    from reference_optvq import load_reference
+
+    return load_reference(repo)
+
+
+def _commit():
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=HERE, capture_output=True, text=True)
+        return rev.stdout.strip() + ("+uncommitted-src-changes" if dirty.stdout.strip() else "")
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return "unknown"
+
+
+def _cpu_model():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main(args):
+    if args.memory_probe:
+        return _memory_probe(*args.memory_probe, args.reference_repo)
+    reference, ref_commit = _load_reference(args.reference_repo)
+    if reference is None:
+        print("no --reference-repo given: the reference sinkhorn() is skipped")
+    methods = _methods(reference)
+    rows = []
+    header = f"{'N':>6} {'K':>5} {'D':>3} | {'NN ms':>7} {'ours ms':>8} {'ref ms':>8} | {'ours/NN':>7} {'ref/ours':>8} | agree"
+    print(header + (" | extra MB: NN / ours / ref" if not args.no_memory else ""))
+    for size in args.sizes.split(","):
+        n, k, d = map(int, size.split("x"))
+        x, c = _inputs(n, k, d)
+        ms = {name: _median_ms(lambda f=f: f(x, c), args.repeats) for name, f in methods.items()}
+        row = {"N": n, "K": k, "D": d, "ms": ms, "sinkhorn_over_nn": ms["sinkhorn"] / ms["nn"]}
+        if reference is not None:
+            row["reference_over_sinkhorn"] = ms["reference"] / ms["sinkhorn"]
+            row["agreement_with_reference"] = (
+                (methods["sinkhorn"](x, c) == methods["reference"](x, c)).float().mean().item()
+            )
+        if not args.no_memory:
+            row["peak_extra_mb"] = {name: _measure_memory(name, size, args.reference_repo) for name in methods}
+        rows.append(row)
+        ref_ms = f"{ms['reference']:8.1f}" if reference is not None else f"{'-':>8}"
+        ratio = f"{row['reference_over_sinkhorn']:7.2f}x" if reference is not None else f"{'-':>8}"
+        agree = f"{row['agreement_with_reference']:6.2%}" if reference is not None else "     -"
+        line = f"{n:>6} {k:>5} {d:>3} | {ms['nn']:7.1f} {ms['sinkhorn']:8.1f} {ref_ms} | {row['sinkhorn_over_nn']:6.2f}x {ratio} | {agree}"
+        if not args.no_memory:
+            mem = row["peak_extra_mb"]
+            line += " | " + " / ".join(f"{mem[m]:.0f}" for m in methods)
+        print(line, flush=True)
+    result = {
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "commit": _commit(),
+        "reference_commit": ref_commit,
+        "machine": {"cpu": _cpu_model(), "platform": platform.platform(), "threads": torch.get_num_threads()},
+        "torch": torch.__version__,
+        "repeats": args.repeats,
+        "memory": "peak RSS (VmHWM, reset via /proc/self/clear_refs) minus RSS once the inputs exist, one fresh subprocess per method and size",
+        "results": rows,
+    }
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main(parse_args())
