@@ -123,12 +123,13 @@ def main(args):
         print("no --reference-repo given: the reference sinkhorn() is skipped")
     methods = _methods(reference)
     rows = []
-    header = f"{'N':>6} {'K':>5} {'D':>3} | {'NN ms':>7} {'ours ms':>8} {'ref ms':>8} | {'ours/NN':>7} {'ref/ours':>8} | agree"
+    header = f"{'N':>6} {'K':>5} {'D':>3} | {'NN ms':>7} {'ours ms':>8} {'ref ms':>8} | "
+    header += f"{'ours/NN':>7} {'ref/ours':>8} | agree"
     print(header + (" | extra MB: NN / ours / ref" if not args.no_memory else ""))
     for size in args.sizes.split(","):
         n, k, d = map(int, size.split("x"))
         x, c = _inputs(n, k, d)
-        ms = {name: _median_ms(lambda f=f: f(x, c), args.repeats) for name, f in methods.items()}
+        ms = {name: _median_ms(lambda f=f, x=x, c=c: f(x, c), args.repeats) for name, f in methods.items()}
         row = {"N": n, "K": k, "D": d, "ms": ms, "sinkhorn_over_nn": ms["sinkhorn"] / ms["nn"]}
         if reference is not None:
             row["reference_over_sinkhorn"] = ms["reference"] / ms["sinkhorn"]
@@ -141,7 +142,8 @@ def main(args):
         ref_ms = f"{ms['reference']:8.1f}" if reference is not None else f"{'-':>8}"
         ratio = f"{row['reference_over_sinkhorn']:7.2f}x" if reference is not None else f"{'-':>8}"
         agree = f"{row['agreement_with_reference']:6.2%}" if reference is not None else "     -"
-        line = f"{n:>6} {k:>5} {d:>3} | {ms['nn']:7.1f} {ms['sinkhorn']:8.1f} {ref_ms} | {row['sinkhorn_over_nn']:6.2f}x {ratio} | {agree}"
+        line = f"{n:>6} {k:>5} {d:>3} | {ms['nn']:7.1f} {ms['sinkhorn']:8.1f} {ref_ms} | "
+        line += f"{row['sinkhorn_over_nn']:6.2f}x {ratio} | {agree}"
         if not args.no_memory:
             mem = row["peak_extra_mb"]
             line += " | " + " / ".join(f"{mem[m]:.0f}" for m in methods)
@@ -153,7 +155,8 @@ def main(args):
         "machine": {"cpu": _cpu_model(), "platform": platform.platform(), "threads": torch.get_num_threads()},
         "torch": torch.__version__,
         "repeats": args.repeats,
-        "memory": "peak RSS (VmHWM, reset via /proc/self/clear_refs) minus RSS once the inputs exist, one fresh subprocess per method and size",
+        "memory": "peak RSS (VmHWM, reset via /proc/self/clear_refs) minus RSS once the inputs exist, "
+        "one fresh subprocess per method and size",
         "results": rows,
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
