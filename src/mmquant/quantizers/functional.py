@@ -11,12 +11,28 @@ in scaling-vector form (see ``../shared/prototypes/sinkhorn_scaling.py`` for the
   the reference (with its ``+1e-8`` guards) become updates of the vectors ``a`` (tokens) and ``b`` (codes).
 * The final argmax over codes of ``P[n, k]`` equals ``argmax_k M[n, k] b_k``, so the last token update is skipped.
 
-The N x K matrix is held once (one buffer) and visited in row blocks: each block's distance, statistics,
-exponential, matrix-vector products and the next iteration's column sums are computed while the block is in
-cache, so one Sinkhorn iteration streams the buffer once. When N x K exceeds ``max_buffer_elements`` no buffer is
-kept at all and each pass recomputes its blocks (chunked mode). Under ``torch.distributed`` the statistics, the
-column sums and the token count are all-reduced, so the marginals are global: a run on several processes gives
-the assignment of one process holding the whole batch.
+The N x K matrix is held once (one buffer) and visited in row blocks of ~8 MiB, each worked on while it is in cache:
+
+1. distances in the matrix-product form of ``torch.cdist`` (same operands; bit-identical to it in our tests), their
+   row minima, per-row sums and norms for ``std(D)``; the buffer receives ``D - rowmin D``;
+2. ``M`` in place (``exp2``, ~4x cheaper than ``exp`` on CPU) and the first column sums;
+3. each of the first ``n_iters - 1`` iterations: ``M b``, the token update and that block's share of the next
+   column sums, so one iteration reads the buffer once (column sums summed across blocks in float64);
+4. ``argmax_k M[n, k] b_k``.
+
+That is ``n_iters + 2`` passes over the buffer (7 at the default 5 iterations; the reference makes ~45 passes over
+N x K tensors, of which it allocates 7, ~4 alive at its peak). On CPU the matrix-vector products run as batched
+GEMMs (``torch.mv`` is single-threaded), the row argmax avoids ``torch.argmax`` (slow there), and a fresh buffer is
+advised onto transparent huge pages (page faults of a 4 KiB-page buffer cost as much as the distance matmul). When
+N x K exceeds ``max_buffer_elements`` no buffer is kept at all and each pass recomputes its blocks (chunked mode,
+identical results). Under ``torch.distributed`` the statistics, the column sums and the token count are
+all-reduced, so the marginals are global: a run on several processes gives the assignment of one process holding
+the whole batch.
+
+Cost, 2-core AMD EPYC (Zen 5), float32, N=16384, K=1024, D=64: ``nearest_code`` ~14 ms (one matmul, ~12 ms, and
+a row argmin), ``sinkhorn_assign`` ~43 ms, the reference ~225 ms. The gap to nearest neighbour is the algorithm's
+own work: writing the 64 MiB buffer, ``sqrt`` and ``exp2`` of every entry (~5 ms), and six more streaming passes over
+it with their products (~3 ms each).
 """
 
 from __future__ import annotations
@@ -40,9 +56,11 @@ __all__ = [
 ]
 
 SINKHORN_NORMALIZE_MODES = ("all", "dim", "none")
-# Row blocks of 4 MiB of float32: a block stays in cache (L2/L3) between the few operations applied to it, and there
-# are few enough blocks that the per-operation overhead (a few microseconds each) stays small next to the work.
-_DEFAULT_BLOCK_ELEMENTS = 1 << 20
+# Row blocks of 8 MiB of float32: a block stays in cache (L2/L3) between the few operations applied to it, and there
+# are few blocks, so few operations: each costs a few microseconds of overhead and is one OpenMP parallel region that
+# waits for all its threads (slow when other processes compete for the cores). 2-16 MiB were within ~5% of each
+# other on an idle 2-core machine, 8 MiB the fastest.
+_DEFAULT_BLOCK_ELEMENTS = 1 << 21
 # Past 256 Mi elements (1 GiB of float32) the matrix is not kept but recomputed block by block.
 _DEFAULT_MAX_BUFFER_ELEMENTS = 1 << 28
 # Buffers from this size on are advised to use transparent huge pages (see _advise_huge_pages).
@@ -174,7 +192,7 @@ def nearest_code(x: Tensor, codebook: Tensor, block_rows: int | None = None) -> 
     """Index of the nearest code (eq. 1) for each row of ``x`` ``(N, D)``; ``(N,)`` int64.
 
     Uses squared distances without the constant ``||x||^2`` term (one ``addmm``), in row blocks of at most
-    ``block_rows`` (default: about 4 MiB per block), so no N x K matrix is made.
+    ``block_rows`` (default: about 8 MiB per block), so no N x K matrix is made.
     """
     n, k = x.shape[0], codebook.shape[0]
     out = torch.empty(n, dtype=torch.long, device=x.device)
@@ -443,7 +461,7 @@ def sinkhorn_assign(
         normalize: ``"all"`` = decentering and non-negativisation of the distance matrix (eqs. 11-12, the
             reference's ``normalize_mode="all"``); ``"dim"`` divides distances by ``sqrt(D)``; ``"none"`` uses them
             raw.
-        block_rows: rows per block (default: about 4 MiB per block).
+        block_rows: rows per block (default: about 8 MiB per block).
         max_buffer_elements: above this N*K no N x K buffer is kept; blocks are recomputed in each pass.
         distributed: all-reduce the sums over the default process group (default: when one is active).
 
@@ -456,14 +474,9 @@ def sinkhorn_assign(
         )
         out = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
         argmax = _RowArg(kern.k, kern.rows, x.device)
-        # buffered: M b goes to a small block (M is not written back); chunked: the recomputed block is scaled in place
-        scratch = None
-        if kern.buffer is not None:
-            scratch = torch.empty(kern.rows, kern.k, dtype=torch.float32, device=x.device)
         for blk in kern.blocks:
-            m = kern.kernel(blk)
-            mb = m.mul_(b) if scratch is None else torch.mul(m, b, out=scratch[: blk.e - blk.s])
-            argmax(mb, out[blk.s : blk.e])  # argmax_k P[n, k] = argmax_k M[n, k] b_k
+            # argmax_k P[n, k] = argmax_k M[n, k] b_k; M is not needed afterwards, its block is overwritten
+            argmax(kern.kernel(blk).mul_(b), out[blk.s : blk.e])
     return out
 
 
