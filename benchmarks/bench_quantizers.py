@@ -3,17 +3,21 @@ measured side by side in one run, float32 on CPU.
 
     python benchmarks/bench_quantizers.py --reference-repo PATH/TO/OptVQ   # a checkout or a bare git mirror
 
-Per size (N tokens, K codes, D dims): median wall time of each after a warm-up, the ratios Sinkhorn/NN and
-reference/ours, the agreement of our assignment with the reference's (% of tokens), and each method's peak extra
-memory: the rise of the process's peak resident set over its level once the inputs exist, measured in a fresh
-subprocess per method and size. Results go to ``benchmarks/results/bench_quantizers.json`` with the command, commit
-and machine.
+Per size (N tokens, K codes, D dims): median (and min) wall time of each over ``--repeats`` runs after two warm-up
+runs, the methods interleaved run by run so that other load on the machine hits them alike; the ratios Sinkhorn/NN
+and reference/ours; the agreement of our assignment with the reference's (tokens with the same code); and each
+method's peak extra memory: the rise of the process's peak resident set (VmHWM) during one call over the resident
+set just before it, in a fresh subprocess per method and size, after one small warm-up call (so that loading BLAS
+and starting threads is not counted). Results go to ``benchmarks/results/bench_quantizers.json`` with the command,
+commit, torch version, threads, machine and load average (timings on a loaded machine are not comparable).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -46,20 +50,34 @@ def _inputs(n, k, d):
 
 
 def _methods(reference):
-    methods = {"nn": lambda x, c: nearest_code(x, c), "sinkhorn": lambda x, c: sinkhorn_assign(x, c)}
+    methods = {
+        "nn": lambda x, c: nearest_code(x, c),  # the library's nearest-neighbour assignment (the baseline)
+        "nn_cdist": lambda x, c: torch.cdist(x, c).argmin(1),  # as usually written (and as the prototype measured)
+        "sinkhorn": lambda x, c: sinkhorn_assign(x, c),
+    }
     if reference is not None:
         methods["reference"] = lambda x, c: reference(x, c)[1]
     return methods
 
 
-def _median_ms(fn, repeats):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+def _time_ms(methods, x, c, repeats, warmup=2):
+    """Wall times (ms) of each method: ``warmup`` rounds, then ``repeats`` rounds, each round running every method
+    once (interleaved, so that load from elsewhere on the machine is shared fairly)."""
+    for _ in range(warmup):
+        for fn in methods.values():
+            fn(x, c)
+    times = {name: [] for name in methods}
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            for name, fn in methods.items():
+                t0 = time.perf_counter()
+                fn(x, c)
+                times[name].append((time.perf_counter() - t0) * 1e3)
+    finally:
+        gc.enable()
+    return times
 
 
 def _status_mb(field):
@@ -72,10 +90,13 @@ def _status_mb(field):
 def _memory_probe(method, size, reference_repo):
     reference = _load_reference(reference_repo)[0] if method == "reference" else None
     n, k, d = map(int, size.split("x"))
+    fn = _methods(reference)[method]
+    fn(*_inputs(256, 64, d))  # load BLAS, start the threads: not part of the method's memory
     x, c = _inputs(n, k, d)
+    gc.collect()
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS high-water mark (Linux)
     base = _status_mb("VmRSS")
-    _methods(reference)[method](x, c)
+    fn(x, c)
     print(json.dumps({"peak_extra_mb": _status_mb("VmHWM") - base}))
 
 
@@ -93,16 +114,22 @@ def _load_reference(repo):
     sys.path.insert(0, str(HERE))
     from reference_optvq import load_reference
 
-    return load_reference(repo)
+    try:
+        return load_reference(repo)
+    except (ImportError, OSError, subprocess.CalledProcessError) as err:
+        print(f"could not load the reference from {repo} ({err!r}): it is skipped")
+        return None, None
 
 
 def _commit():
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=HERE, capture_output=True, text=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", ":/src"], cwd=HERE, capture_output=True, text=True
+        )
         return rev.stdout.strip() + ("+uncommitted-src-changes" if dirty.stdout.strip() else "")
     except (subprocess.CalledProcessError, FileNotFoundError):
-        return "unknown"
+        return "uncommitted"
 
 
 def _cpu_model():
@@ -118,32 +145,36 @@ def _cpu_model():
 def main(args):
     if args.memory_probe:
         return _memory_probe(*args.memory_probe, args.reference_repo)
+    load_start = list(os.getloadavg())
     reference, ref_commit = _load_reference(args.reference_repo)
     if reference is None:
         print("no --reference-repo given: the reference sinkhorn() is skipped")
     methods = _methods(reference)
     rows = []
     header = f"{'N':>6} {'K':>5} {'D':>3} | {'NN ms':>7} {'ours ms':>8} {'ref ms':>8} | "
-    header += f"{'ours/NN':>7} {'ref/ours':>8} | agree"
-    print(header + (" | extra MB: NN / ours / ref" if not args.no_memory else ""))
+    header += f"{'ours/NN':>7} {'ours/cdistNN':>12} {'ref/ours':>8} | agree"
+    print(header + (" | extra MB: " + " / ".join(methods) if not args.no_memory else ""))
     for size in args.sizes.split(","):
         n, k, d = map(int, size.split("x"))
         x, c = _inputs(n, k, d)
-        ms = {name: _median_ms(lambda f=f, x=x, c=c: f(x, c), args.repeats) for name, f in methods.items()}
-        row = {"N": n, "K": k, "D": d, "ms": ms, "sinkhorn_over_nn": ms["sinkhorn"] / ms["nn"]}
+        times = _time_ms(methods, x, c, args.repeats)
+        ms = {name: statistics.median(t) for name, t in times.items()}
+        row = {"N": n, "K": k, "D": d, "ms": ms, "ms_min": {name: min(t) for name, t in times.items()}}
+        row["sinkhorn_over_nn"] = ms["sinkhorn"] / ms["nn"]
+        row["sinkhorn_over_nn_cdist"] = ms["sinkhorn"] / ms["nn_cdist"]
         if reference is not None:
             row["reference_over_sinkhorn"] = ms["reference"] / ms["sinkhorn"]
-            row["agreement_with_reference"] = (
-                (methods["sinkhorn"](x, c) == methods["reference"](x, c)).float().mean().item()
-            )
+            same = int((methods["sinkhorn"](x, c) == methods["reference"](x, c)).sum())
+            row["agreement_with_reference"] = same / n
+            row["tokens_with_reference_code"] = f"{same}/{n}"
         if not args.no_memory:
             row["peak_extra_mb"] = {name: _measure_memory(name, size, args.reference_repo) for name in methods}
         rows.append(row)
         ref_ms = f"{ms['reference']:8.1f}" if reference is not None else f"{'-':>8}"
         ratio = f"{row['reference_over_sinkhorn']:7.2f}x" if reference is not None else f"{'-':>8}"
-        agree = f"{row['agreement_with_reference']:6.2%}" if reference is not None else "     -"
+        agree = f"{row['agreement_with_reference']:8.4%}" if reference is not None else "       -"
         line = f"{n:>6} {k:>5} {d:>3} | {ms['nn']:7.1f} {ms['sinkhorn']:8.1f} {ref_ms} | "
-        line += f"{row['sinkhorn_over_nn']:6.2f}x {ratio} | {agree}"
+        line += f"{row['sinkhorn_over_nn']:6.2f}x {row['sinkhorn_over_nn_cdist']:11.2f}x {ratio} | {agree}"
         if not args.no_memory:
             mem = row["peak_extra_mb"]
             line += " | " + " / ".join(f"{mem[m]:.0f}" for m in methods)
@@ -153,10 +184,12 @@ def main(args):
         "commit": _commit(),
         "reference_commit": ref_commit,
         "machine": {"cpu": _cpu_model(), "platform": platform.platform(), "threads": torch.get_num_threads()},
+        "load_average_start_end": [load_start, list(os.getloadavg())],
         "torch": torch.__version__,
         "repeats": args.repeats,
-        "memory": "peak RSS (VmHWM, reset via /proc/self/clear_refs) minus RSS once the inputs exist, "
-        "one fresh subprocess per method and size",
+        "timing": "median and min of --repeats runs after 2 warm-up runs, methods interleaved run by run",
+        "memory": "peak RSS during one call (VmHWM, reset via /proc/self/clear_refs) minus RSS just before it, "
+        "inputs made and a small warm-up call done; one fresh subprocess per method and size",
         "results": rows,
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
