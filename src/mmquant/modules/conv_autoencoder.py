@@ -57,59 +57,6 @@ class PlainCNNDecoder(nn.Module):
         return self.layers(x)
 
 
-class _VQGANEncoder(nn.Module):
-    def __init__(
-        self,
-        in_channels: int,
-        channels: Sequence[int],
-        latent_channels: int,
-        layers_per_block: int,
-        norm_num_groups: int,
-    ):
-        super().__init__()
-        from diffusers.models.autoencoders.vae import Encoder
-
-        self.net = Encoder(
-            in_channels=in_channels,
-            out_channels=latent_channels,
-            down_block_types=("DownEncoderBlock2D",) * len(channels),
-            block_out_channels=tuple(channels),
-            layers_per_block=layers_per_block,
-            norm_num_groups=norm_num_groups,
-            double_z=False,
-        )
-        self.out_channels = latent_channels
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
-
-
-class _VQGANDecoder(nn.Module):
-    def __init__(
-        self,
-        out_channels: int,
-        channels: Sequence[int],
-        latent_channels: int,
-        layers_per_block: int,
-        norm_num_groups: int,
-    ):
-        super().__init__()
-        from diffusers.models.autoencoders.vae import Decoder
-
-        self.net = Decoder(
-            in_channels=latent_channels,
-            out_channels=out_channels,
-            up_block_types=("UpDecoderBlock2D",) * len(channels),
-            block_out_channels=tuple(channels),
-            layers_per_block=layers_per_block,
-            norm_num_groups=norm_num_groups,
-        )
-        self.in_channels = latent_channels
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
-
-
 def build_image_encoder(
     backbone: str,
     in_channels: int,
@@ -122,7 +69,19 @@ def build_image_encoder(
     if backbone == "simple_cnn":
         return PlainCNNEncoder(in_channels, channels)
     if backbone == "vqgan":
-        return _VQGANEncoder(in_channels, channels, latent_channels, layers_per_block, norm_num_groups)
+        from diffusers.models.autoencoders.vae import Encoder
+
+        encoder = Encoder(
+            in_channels=in_channels,
+            out_channels=latent_channels,
+            down_block_types=("DownEncoderBlock2D",) * len(channels),
+            block_out_channels=tuple(channels),
+            layers_per_block=layers_per_block,
+            norm_num_groups=norm_num_groups,
+            double_z=False,
+        )
+        encoder.out_channels = latent_channels
+        return encoder
     raise ValueError(f"backbone={backbone!r}: expected one of {BACKBONES}.")
 
 
@@ -138,5 +97,16 @@ def build_image_decoder(
     if backbone == "simple_cnn":
         return PlainCNNDecoder(out_channels, channels)
     if backbone == "vqgan":
-        return _VQGANDecoder(out_channels, channels, latent_channels, layers_per_block, norm_num_groups)
+        from diffusers.models.autoencoders.vae import Decoder
+
+        decoder = Decoder(
+            in_channels=latent_channels,
+            out_channels=out_channels,
+            up_block_types=("UpDecoderBlock2D",) * len(channels),
+            block_out_channels=tuple(channels),
+            layers_per_block=layers_per_block,
+            norm_num_groups=norm_num_groups,
+        )
+        decoder.in_channels = latent_channels
+        return decoder
     raise ValueError(f"backbone={backbone!r}: expected one of {BACKBONES}.")
