@@ -157,3 +157,37 @@ def test_residual_sinkhorn_trains_without_diverging():
     out = rq(encoder(data))
     per_stage = [len(out.indices[:, s].unique()) / 32 for s in range(3)]
     assert min(per_stage) > 0.9, per_stage  # deep stages keep using their codebooks
+
+
+def _codebook_worker(rank, world, port, queue):
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        torch.set_num_threads(1)
+        torch.manual_seed(rank)  # different data and different random picks on each process
+        q = build_quantizer("vq", dim=4, codebook_size=16, kmeans_init=True, ema_decay=0.9, dead_code_threshold=2.0)
+        for step in range(5):
+            x = torch.randn(2, 20, 4) + 3 * rank
+            mask = torch.ones(2, 20, dtype=torch.bool)
+            if rank == 1 and step < 2:
+                mask[:] = False  # this process holds only padding for two steps
+            q(x, mask=mask)
+        queue.put((rank, q.embedding.weight.detach().clone(), q.ema_cluster_size.clone()))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_codebook_updates_stay_identical_across_processes():
+    """k-means init, EMA and dead-code restarts under two processes, one of them seeing only padding at first:
+    no hang, and both processes end with the same codebook."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    port = _free_port()
+    procs = [ctx.Process(target=_codebook_worker, args=(r, 2, port, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    results = dict((r, (w, n)) for r, w, n in (queue.get(timeout=120) for _ in procs))
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert torch.equal(results[0][0], results[1][0])
+    assert torch.equal(results[0][1], results[1][1])

@@ -252,13 +252,19 @@ class BaseQuantizer(nn.Module):
     @torch.no_grad()
     def _kmeans_init(self, z: Tensor) -> None:
         """k-means on the first batch's features (random distinct rows, then Lloyd iterations)."""
-        if z.shape[0] == 0:
-            return
-        pick = torch.randint(0, z.shape[0], (self.codebook_size,), device=z.device)
-        if z.shape[0] >= self.codebook_size:
-            pick = torch.randperm(z.shape[0], device=z.device)[: self.codebook_size]
-        centers = z[pick].clone()
-        for _ in range(self.kmeans_iters):
+        total = torch.tensor(float(z.shape[0]), device=z.device)
+        if is_distributed():
+            dist.all_reduce(total)  # every process takes the same branch below
+        if total == 0:
+            return  # nothing to fit yet: try again on the next batch
+        if z.shape[0] == 0:  # this process has only padding: it receives rank 0's centers below
+            centers = self.codebook.detach().clone()
+        else:
+            pick = torch.randint(0, z.shape[0], (self.codebook_size,), device=z.device)
+            if z.shape[0] >= self.codebook_size:
+                pick = torch.randperm(z.shape[0], device=z.device)[: self.codebook_size]
+            centers = z[pick].clone()
+        for _ in range(self.kmeans_iters if z.shape[0] else 0):
             assign = nearest_code(z, centers)
             sums = torch.zeros_like(centers).index_add_(0, assign, z)
             counts = torch.bincount(assign, minlength=self.codebook_size).float()
@@ -267,6 +273,8 @@ class BaseQuantizer(nn.Module):
         self._set_codes(torch.arange(self.codebook_size, device=z.device), centers)
         if self.ema_decay is not None:
             counts = torch.bincount(nearest_code(z, centers), minlength=self.codebook_size).float()
+            if is_distributed():
+                dist.all_reduce(counts)
             self.ema_cluster_size.copy_(counts)
             self.ema_embed_sum.copy_(centers * counts[:, None].clamp(min=1e-5))
         self.initialized.fill_(True)
@@ -291,9 +299,12 @@ class BaseQuantizer(nn.Module):
         if self.dead_code_threshold > 0:
             self.code_count_avg.lerp_(counts, 1 - self.usage_decay)
             dead = self.code_count_avg < self.dead_code_threshold
-            if bool(dead.any()) and z.shape[0] > 0:
+            if bool(dead.any()):  # the same on every process: the counts were all-reduced
                 dead_idx = dead.nonzero().squeeze(1)
-                picks = z[torch.randint(0, z.shape[0], (dead_idx.numel(),), device=z.device)]
+                if z.shape[0] > 0:
+                    picks = z[torch.randint(0, z.shape[0], (dead_idx.numel(),), device=z.device)]
+                else:  # no real token here: keep the codes (rank 0's picks arrive by broadcast)
+                    picks = self.codebook[dead_idx].detach().clone()
                 _broadcast(picks)
                 self._set_codes(dead_idx, picks)
                 self.code_count_avg[dead_idx] = float(self.dead_code_threshold)
