@@ -48,18 +48,18 @@ class CodebookUsage:
             )
         self.counts += torch.bincount(flat, minlength=self.codebook_size)
 
-    def compute(self) -> dict:
-        """``usage`` (fraction of codes used at least once), ``perplexity``, ``dead_codes`` and ``counts``;
-        summed over all processes when ``torch.distributed`` is active."""
+    def compute(self, all_reduce: bool = False) -> dict:
+        """``usage`` (fraction of codes used at least once), ``perplexity``, ``dead_codes`` and ``counts``.
+
+        Args:
+            all_reduce: sum the counts over all ``torch.distributed`` processes first. Every process must then call
+                ``compute`` (it is a collective); leave it off when only one process evaluates.
+        """
         counts = self.counts.clone()
-        if is_distributed():
+        if all_reduce and is_distributed():
             counts = counts.to("cuda" if dist.get_backend() == "nccl" else "cpu")
             dist.all_reduce(counts)
             counts = counts.cpu()
         usage, perplexity = code_usage_and_perplexity(counts)
-        return {
-            "usage": float(usage),
-            "perplexity": float(perplexity),
-            "dead_codes": int((counts == 0).sum()),
-            "counts": counts,
-        }
+        return {"usage": float(usage), "perplexity": float(perplexity), "dead_codes": int((counts == 0).sum()),
+                "counts": counts}

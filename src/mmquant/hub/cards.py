@@ -1,0 +1,153 @@
+"""Model cards generated from data (DESIGN.md convention 17): ``hub_cards/<name>.yaml`` (prose, tags, where the
+checkpoint and its results file are) + the checkpoint's config + the results file -> ``README.md`` through
+``huggingface_hub.ModelCard``, with ``model-index`` metadata. Numbers come only from the results file;
+:func:`check_card` fails when a card disagrees with it.
+
+    python -m mmquant.hub.cards render hub_cards/optvq-mnist.yaml   # writes <checkpoint_dir>/README.md
+    python -m mmquant.hub.cards check hub_cards/optvq-mnist.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+__all__ = ["check_card", "load_card_data", "render_model_card"]
+
+TEMPLATE = "model_card_template.md"
+
+
+def load_card_data(path: str | Path) -> dict:
+    import yaml
+
+    path = Path(path)
+    data = yaml.safe_load(path.read_text())
+    for key in ("checkpoint_dir", "repo_id", "title", "results_file", "results_runs", "description", "citation"):
+        if key not in data:
+            raise ValueError(f"card data {path}: missing key {key!r}.")
+    data["_root"] = path.resolve().parent.parent  # the repository root (hub_cards/ sits in it)
+    data["_template"] = path.resolve().parent / TEMPLATE
+    return data
+
+
+def _rows(data: dict) -> tuple[list[dict], list[dict]]:
+    results_path = data["_root"] / data["results_file"]
+    results = json.loads(results_path.read_text())
+    rows, runs = [], []
+    for run in data["results_runs"]:
+        if run not in results:
+            raise ValueError(f"results file {results_path}: no run {run!r} (it has {sorted(results)}).")
+        entry = results[run]
+        runs.append({"name": run, **{k: entry.get(k) for k in ("command", "commit", "steps", "processes")}})
+        for m in entry["metrics"]:
+            rows.append({"run": run, "metric": m["metric"], "split": m["split"], "value": m["value"]})
+    return rows, runs
+
+
+def render_model_card(card_data_path: str | Path):
+    """The ``huggingface_hub.ModelCard`` of the checkpoint described by ``card_data_path``."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+    from transformers import AutoConfig
+
+    import mmquant  # noqa: F401  (registers the configs)
+
+    data = load_card_data(card_data_path)
+    checkpoint = data["_root"] / data["checkpoint_dir"]
+    config = AutoConfig.from_pretrained(checkpoint)
+    rows, runs = _rows(data)
+    own = data["results_runs"][0]
+    eval_results = [
+        EvalResult(
+            task_type="image-to-image",
+            task_name="image reconstruction",
+            dataset_type=ds,
+            dataset_name=ds.upper(),
+            dataset_split=r["split"],
+            metric_type=r["metric"],
+            metric_value=r["value"],
+        )
+        for r in rows
+        if r["run"] == own
+        for ds in data.get("datasets", ["unknown"])[:1]
+    ]
+    card_data = ModelCardData(
+        library_name="mmquant",
+        license=data.get("license"),
+        tags=data.get("tags"),
+        datasets=data.get("datasets"),
+        model_name=data["repo_id"].split("/")[-1],
+        eval_results=eval_results,
+    )
+    from transformers import AutoModel
+
+    parameters = sum(p.numel() for p in AutoModel.from_pretrained(checkpoint).parameters())
+    q = config.quantizer_config
+    heads = q.get("num_heads", 1)
+    indices_shape = f"(4, {config.latent_size}, {config.latent_size}" + (f", {heads})" if heads > 1 else ")")
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(data["_template"]),
+        title=data["title"],
+        description=data["description"].strip(),
+        repo_id=data["repo_id"],
+        architecture=(config.architectures or ["OptVQModel"])[0],
+        model_type=config.model_type,
+        parameters=f"{parameters:,}",
+        quantizer=q["type"],
+        codebook_size=q["codebook_size"],
+        codebook_dim=config.embed_dim // heads,
+        num_heads=heads,
+        tokens_per_image=config.tokens_per_image,
+        latent_size=config.latent_size,
+        image_size=config.image_size,
+        in_channels=config.in_channels,
+        indices_shape=indices_shape,
+        results=rows,
+        runs=runs,
+        limitations=data.get("limitations", "").strip(),
+        citation=data["citation"].strip(),
+    )
+
+
+def check_card(card_data_path: str | Path) -> list[str]:
+    """Differences between the checkpoint's ``README.md`` and a fresh rendering from the results file (empty = ok)."""
+    data = load_card_data(card_data_path)
+    readme = data["_root"] / data["checkpoint_dir"] / "README.md"
+    if not readme.exists():
+        return [f"{readme} is missing; run `python -m mmquant.hub.cards render {card_data_path}`."]
+    expected = str(render_model_card(card_data_path))
+    actual = readme.read_text()
+    if actual.strip() == expected.strip():
+        return []
+    rows, _ = _rows(data)
+    problems = [
+        f"{r['run']} {r['metric']} {r['split']} = {r['value']} is not in {readme}"
+        for r in rows
+        if f"| {r['value']} |" not in actual
+    ]
+    return problems or [f"{readme} differs from its rendering; re-render it."]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["render", "check"])
+    parser.add_argument("card_data", nargs="+")
+    args = parser.parse_args(argv)
+    status = 0
+    for path in args.card_data:
+        if args.command == "render":
+            data = load_card_data(path)
+            out = data["_root"] / data["checkpoint_dir"] / "README.md"
+            render_model_card(path).save(out)
+            print(f"wrote {out}")
+        else:
+            problems = check_card(path)
+            for problem in problems:
+                print(problem)
+            status |= bool(problems)
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,62 @@
+"""Model cards are rendered from config + results file, and a card that disagrees with its results file fails."""
+
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+from huggingface_hub import ModelCard
+
+import mmquant
+from mmquant.hub.cards import check_card, main, render_model_card
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _project(tmp_path):
+    (tmp_path / "hub_cards").mkdir()
+    shutil.copy(ROOT / "hub_cards" / "model_card_template.md", tmp_path / "hub_cards")
+    data = yaml.safe_load((ROOT / "hub_cards" / "optvq-mnist.yaml").read_text())
+    data.update(checkpoint_dir="ckpt", results_file="results.json")
+    card = tmp_path / "hub_cards" / "tiny.yaml"
+    card.write_text(yaml.safe_dump(data))
+    mmquant.create_model("test").save_pretrained(tmp_path / "ckpt")
+    results = {
+        run: {
+            "command": f"python train --{run}",
+            "commit": "abc123",
+            "steps": 10,
+            "processes": 1,
+            "metrics": [
+                {"metric": "psnr", "split": "test", "value": value},
+                {"metric": "code_usage", "split": "test", "value": 1.0},
+            ],
+        }
+        for run, value in (("optvq", 34.567), ("vq", 30.125))
+    }
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    return card
+
+
+def test_render_puts_results_file_numbers_in_metadata_and_body(tmp_path):
+    card_path = _project(tmp_path)
+    card = render_model_card(card_path)
+    assert card.data.library_name == "mmquant"
+    values = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert values == {"psnr": 34.567, "code_usage": 1.0}
+    assert "| vq | psnr | test | 30.125 |" in card.text and "AutoModel.from_pretrained" in card.text
+    assert "32 codes of dimension 4, 2 heads" in card.text
+    assert main(["render", str(card_path)]) == 0
+    loaded = ModelCard.load(tmp_path / "ckpt" / "README.md")
+    assert loaded.data.to_dict()["model-index"][0]["results"]
+    assert check_card(card_path) == []
+
+
+def test_check_fails_when_card_and_results_disagree(tmp_path):
+    card_path = _project(tmp_path)
+    main(["render", str(card_path)])
+    readme = tmp_path / "ckpt" / "README.md"
+    readme.write_text(readme.read_text().replace("34.567", "35.0"))
+    problems = check_card(card_path)
+    assert problems and any("34.567" in p for p in problems)
+    assert main(["check", str(card_path)]) == 1
