@@ -61,5 +61,9 @@ class CodebookUsage:
             dist.all_reduce(counts)
             counts = counts.cpu()
         usage, perplexity = code_usage_and_perplexity(counts)
-        return {"usage": float(usage), "perplexity": float(perplexity), "dead_codes": int((counts == 0).sum()),
-                "counts": counts}
+        return {
+            "usage": float(usage),
+            "perplexity": float(perplexity),
+            "dead_codes": int((counts == 0).sum()),
+            "counts": counts,
+        }
