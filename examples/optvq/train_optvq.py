@@ -130,11 +130,13 @@ def make_scheduler(args, optimizer):
 
 # ---------------------------------------------------------------------------------------------------- eval
 def _git_commit() -> str:
+    """HEAD, with ``+uncommitted`` when code under src/ or examples/ differs from it (results folders aside)."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(
+        status = subprocess.run(
             ["git", "status", "--porcelain", "--", ":/src", ":/examples"], cwd=HERE, capture_output=True, text=True
-        ).stdout.strip()
+        ).stdout.splitlines()
+        dirty = [line for line in status if "/results/" not in line]
         return out.stdout.strip() + ("+uncommitted" if dirty else "")
     except (subprocess.CalledProcessError, FileNotFoundError):
         return "unknown"
@@ -176,6 +178,8 @@ def main(args) -> dict:
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped = accelerator.unwrap_model(model)
 
+    commit = _git_commit()  # the code this session runs
+    session_commits = [commit]
     resume = resolve_resume_path(args.resume_from_checkpoint, output_dir)
     step = 0
     if resume is not None:
@@ -187,6 +191,8 @@ def main(args) -> dict:
                     f"keep it to continue the same loss curve (or start a new --output_dir)."
                 )
         step = state["step"]
+        # checkpoints written before the commits were recorded say so rather than guess
+        session_commits = state.get("session_commits", [f"unrecorded (steps 1-{step})"]) + [commit]
         accelerator.print(f"resumed from {resume} at step {step}")
     torch.manual_seed(args.seed * 7919 + step * 31 + rank)  # per-process stream, same after a resume at `step`
     log = LossLog(output_dir / "losses.jsonl", resume_step=step if resume is not None else None)
@@ -243,6 +249,7 @@ def main(args) -> dict:
                 key: getattr(args, key)
                 for key in ("seed", "max_steps", "batch_size", "lr_schedule", "gradient_accumulation_steps")
             }
+            run_state["session_commits"] = session_commits
             save_checkpoint(
                 output_dir, step, model, optimizer, scheduler, run_state, args.checkpoints_total_limit, accelerator
             )
@@ -270,7 +277,8 @@ def main(args) -> dict:
             "processes": world,
             "train_seconds_this_session": round(time.time() - started, 1),
             "command": command,
-            "commit": _git_commit(),
+            "commit": commit,
+            "session_commits": session_commits,
             "metrics": [
                 {"metric": "psnr", "split": split, "value": round(final["psnr"], 3), "unit": "dB"},
                 {"metric": "code_usage", "split": split, "value": round(final["usage"], 5)},
