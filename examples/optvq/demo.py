@@ -43,10 +43,14 @@ def main(args) -> dict:
     recon = model(images[:16]).reconstruction.clamp(-1, 1).detach()
     grid = save_image_grid([images[:16], recon], args.output, value_range=(-1, 1))
     q = cfg.quantizer_config
-    print(f"{type(model).__name__} from {args.checkpoint}: {q['type']} quantizer, {q['codebook_size']} codes, "
-          f"{cfg.tokens_per_image} tokens per {cfg.image_size}x{cfg.image_size} image")
-    print(f"MNIST test, {metrics['num_images']} digits: PSNR {metrics['psnr']:.2f} dB, code usage "
-          f"{metrics['usage']:.2%} ({metrics['dead_codes']} dead codes), perplexity {metrics['perplexity']:.1f}")
+    print(
+        f"{type(model).__name__} from {args.checkpoint}: {q['type']} quantizer, {q['codebook_size']} codes, "
+        f"{cfg.tokens_per_image} tokens per {cfg.image_size}x{cfg.image_size} image"
+    )
+    print(
+        f"MNIST test, {metrics['num_images']} digits: PSNR {metrics['psnr']:.2f} dB, code usage "
+        f"{metrics['usage']:.2%} ({metrics['dead_codes']} dead codes), perplexity {metrics['perplexity']:.1f}"
+    )
     print(f"digits (top) and reconstructions (bottom): {grid}  [{time.time() - start:.1f} s]")
     return metrics
 
