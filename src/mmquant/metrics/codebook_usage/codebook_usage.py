@@ -1,0 +1,49 @@
+"""Codebook usage and perplexity as an evaluate module: ``evaluate.load("path/to/mmquant/metrics/codebook_usage")``."""
+
+import datasets
+import evaluate
+import torch
+
+from mmquant.metrics.functional import codebook_usage
+
+_DESCRIPTION = """How much of a codebook a set of token sequences uses: the fraction of codes used at least once
+over the whole set (not per batch), the perplexity of the code histogram, and the number of dead codes."""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions: code indices, one list of integers per example (e.g. the flattened tokens of an image).
+    codebook_size: number of codes K (required); every index must be in [0, K).
+Returns:
+    usage: fraction of the K codes used at least once.
+    perplexity: exp of the entropy of the code histogram (K when all codes are used equally).
+    dead_codes: codes never used.
+    num_tokens: tokens counted.
+Examples:
+    >>> import evaluate
+    >>> metric = evaluate.load("src/mmquant/metrics/codebook_usage")  # doctest: +SKIP
+    >>> metric.compute(predictions=[[0, 1], [1, 3]], codebook_size=4)  # doctest: +SKIP
+    {'usage': 0.75, 'perplexity': 2.828..., 'dead_codes': 1, 'num_tokens': 4}
+"""
+
+_CITATION = """@article{zhang2024preventing,
+  title={Preventing Local Pitfalls in Vector Quantization via Optimal Transport},
+  author={Borui Zhang and Wenzhao Zheng and Jie Zhou and Jiwen Lu},
+  journal={ArXiv}, year={2024}, volume={abs/2412.15195}
+}"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class CodebookUsage(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features({"predictions": datasets.Sequence(datasets.Value("int64"))}),
+        )
+
+    def _compute(self, predictions, codebook_size: int = None):
+        if codebook_size is None:
+            raise ValueError("codebook_size: required, the number of codes K (e.g. codebook_size=1024).")
+        flat = torch.tensor([i for tokens in predictions for i in tokens], dtype=torch.long)
+        return codebook_usage(flat, codebook_size)
