@@ -26,12 +26,12 @@ def load_reference(repo: str | Path):
         root = repo / "src"
         commit = _git(["-C", str(repo), "rev-parse", "HEAD"])
     else:  # a bare git directory
-        commit = _git(["--git-dir", str(repo), "rev-parse", "HEAD"])
-        root = Path(tempfile.mkdtemp(prefix="optvq-ref-"))
+        commit = _git(["--git-dir", str(repo), "rev-parse", "HEAD"]).strip()
+        root = Path(tempfile.gettempdir()) / f"optvq-ref-{commit[:12]}"  # one extraction per reference commit
         source = _git(["--git-dir", str(repo), "show", f"HEAD:{QUANTIZER_PATH}"])
         pkg = root / "optvq"
-        (pkg / "models").mkdir(parents=True)
-        (pkg / "utils").mkdir()
+        (pkg / "models").mkdir(parents=True, exist_ok=True)
+        (pkg / "utils").mkdir(exist_ok=True)
         for init in (pkg, pkg / "models", pkg / "utils"):
             (init / "__init__.py").write_text("")
         (pkg / "models" / "quantizer.py").write_text(source)
