@@ -29,6 +29,7 @@ import mmquant
 from mmquant.data import synthetic_images
 from mmquant.data.mnist import MNIST_SOURCES, mnist_images
 from mmquant.metrics.reconstruction import evaluate_reconstruction
+from mmquant.models.registry import PAPER_QUANTIZERS
 from mmquant.training import (
     LossLog,
     load_checkpoint,
@@ -43,19 +44,7 @@ from mmquant.training import (
 
 HERE = Path(__file__).resolve().parent
 # --quantizer: the two settings of the paper's Tab. 2, on the same network (reference configs/mnsit/*.yaml)
-QUANTIZERS = {
-    "optvq": {
-        "type": "sinkhorn",
-        "codebook_size": 1024,
-        "num_heads": 4,
-        "beta": 0.25,
-        "use_affine": True,
-        "epsilon": 10.0,
-        "n_iters": 5,
-        "normalize": "all",
-    },
-    "vq": {"type": "vq", "codebook_size": 1024, "num_heads": 1, "beta": 0.25, "use_affine": True},
-}
+QUANTIZERS = PAPER_QUANTIZERS
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -13,7 +13,7 @@ from transformers import PretrainedConfig, PreTrainedModel
 from .optvq import OptVQConfig, OptVQModel
 from .optvq.configuration_optvq import DEFAULT_QUANTIZER_CONFIG
 
-__all__ = ["MODEL_SIZES", "ModelSize", "create_model", "get_config", "list_models"]
+__all__ = ["MODEL_SIZES", "PAPER_QUANTIZERS", "ModelSize", "create_model", "get_config", "list_models"]
 
 
 class ModelSize(NamedTuple):
@@ -32,6 +32,8 @@ def _optvq(description: str, **kwargs) -> ModelSize:
 _APPENDIX_B = dict(image_size=32, block_out_channels=[16, 16, 32], embed_dim=8)
 # Its VQ-VAE baseline (configs/mnsit/vqbase.yaml): nearest neighbour, one head, same network.
 _VQ_BASELINE = {"type": "vq", "codebook_size": 1024, "num_heads": 1, "beta": 0.25, "use_affine": True}
+# The two quantizers of the paper's Tab. 2, by name (used by the training script's --quantizer).
+PAPER_QUANTIZERS = {"optvq": DEFAULT_QUANTIZER_CONFIG, "vq": _VQ_BASELINE}
 _TINY_OPTVQ = {**DEFAULT_QUANTIZER_CONFIG, "codebook_size": 32, "num_heads": 2}
 
 MODEL_SIZES: dict[str, ModelSize] = {

@@ -1,9 +1,9 @@
 """PSNR as an evaluate module: ``evaluate.load("path/to/mmquant/metrics/psnr")``."""
 
-import datasets
 import evaluate
 import torch
 
+from mmquant.metrics.features import image_pair_features
 from mmquant.metrics.functional import psnr
 
 _DESCRIPTION = """Peak signal-to-noise ratio (dB) between reconstructed and reference images, per image
@@ -34,20 +34,11 @@ _CITATION = """@article{hore2010image,
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class Psnr(evaluate.Metric):
     def _info(self):
-        image = datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float32"))))
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
-            features=[
-                datasets.Features({"predictions": image, "references": image}),
-                datasets.Features(
-                    {
-                        "predictions": datasets.Sequence(datasets.Sequence(datasets.Value("float32"))),
-                        "references": datasets.Sequence(datasets.Sequence(datasets.Value("float32"))),
-                    }
-                ),
-            ],
+            features=image_pair_features(),
         )
 
     def _compute(self, predictions, references, data_range: float = 1.0):
