@@ -56,3 +56,25 @@ def test_readme_demo_runs_offline(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "identical codes: True" in out.stdout
     assert (tmp_path / "o" / "model.safetensors").exists()
+
+
+def test_readme_mnist_demo_runs_offline(tmp_path):
+    """The README's first command ends with this demo: the shipped checkpoint on MNIST test digits."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples/optvq/demo.py"),
+            "--num_images",
+            "500",
+            "--output",
+            str(tmp_path / "g.png"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "PSNR" in out.stdout and "code usage" in out.stdout
+    assert (tmp_path / "g.png").stat().st_size > 0

@@ -29,9 +29,11 @@ def test_shipped_optvq_reconstructs_mnist():
     assert model.config.quantizer_config["type"] == "sinkhorn"
     images = mnist_images("test", model.config.image_size)[:1000]  # a fixed batch: the first 1000 test digits
     metrics = evaluate_reconstruction(model, images)
-    assert metrics["psnr"] > 33.0, metrics  # the bound: the full test set gives the figure in the results file
-    assert metrics["usage"] > 0.95, metrics
-    torch.testing.assert_close(model.decode_indices(model.encode_to_indices(images[:8])), model(images[:8]).reconstruction)
+    assert metrics["psnr"] > 36.5, metrics  # measured 37.40 dB on these 1000 digits; 37.14 on the full test set
+    assert metrics["usage"] > 0.99, metrics
+    torch.testing.assert_close(
+        model.decode_indices(model.encode_to_indices(images[:8])), model(images[:8]).reconstruction
+    )
 
 
 def test_card_matches_results_file():

@@ -39,7 +39,8 @@ def _rows(data: dict) -> tuple[list[dict], list[dict]]:
         if run not in results:
             raise ValueError(f"results file {results_path}: no run {run!r} (it has {sorted(results)}).")
         entry = results[run]
-        runs.append({"name": run, **{k: entry.get(k) for k in ("command", "commit", "steps", "processes")}})
+        keys = ("command", "commit", "session_commits", "steps", "processes")
+        runs.append({"name": run, **{k: entry.get(k) for k in keys}})
         for m in entry["metrics"]:
             rows.append({"run": run, "metric": m["metric"], "split": m["split"], "value": m["value"]})
     return rows, runs
