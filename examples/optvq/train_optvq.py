@@ -183,7 +183,8 @@ def main(args) -> dict:
         # checkpoints written before the commits were recorded say so rather than guess
         session_commits = state.get("session_commits", [f"unrecorded (steps 1-{step})"]) + [commit]
         accelerator.print(f"resumed from {resume} at step {step}")
-    torch.manual_seed(args.seed * 7919 + step * 31 + rank)  # per-process stream, same after a resume at `step`
+    if resume is None:  # a fresh per-process stream; a resumed run continues the one its checkpoint saved
+        torch.manual_seed(args.seed * 7919 + rank)
     log = LossLog(output_dir / "losses.jsonl", resume_step=step if resume is not None else None)
     if args.report_to != "none":
         accelerator.init_trackers("optvq", config={k: v for k, v in vars(args).items() if v is not None})

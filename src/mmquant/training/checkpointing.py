@@ -107,7 +107,12 @@ def _optimizer_from_files(optimizer, directory: Path) -> None:
     for key, value in meta["scalars"].items():
         pid, name = key.split(".", 1)
         state[int(pid)][name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    groups = meta["param_groups"]
+    for group, current in zip(groups, optimizer.param_groups):  # JSON has no tuples (e.g. Adam's betas)
+        for key, value in group.items():
+            if isinstance(current.get(key), tuple) and isinstance(value, list):
+                group[key] = tuple(value)
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
 def save_checkpoint(
