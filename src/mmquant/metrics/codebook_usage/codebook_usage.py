@@ -1,4 +1,8 @@
-"""Codebook usage and perplexity as an evaluate module: ``evaluate.load("path/to/mmquant/metrics/codebook_usage")``."""
+"""Codebook usage and perplexity as an evaluate module.
+
+``evaluate.load("path/to/mmquant/src/mmquant/metrics/codebook_usage")``: a thin wrapper around
+``mmquant.metrics.functional.codebook_usage``.
+"""
 
 import datasets
 import evaluate
@@ -7,17 +11,19 @@ import torch
 from mmquant.metrics.functional import codebook_usage
 
 _DESCRIPTION = """How much of a codebook a set of token sequences uses: the fraction of codes used at least once
-over the whole set (not per batch), the perplexity of the code histogram, and the number of dead codes."""
+over the whole set (not per batch), the perplexity of the code histogram (exp of its entropy), and the number of
+dead codes. Sequences may have different lengths; all their tokens are counted together."""
 
 _KWARGS_DESCRIPTION = """
 Args:
-    predictions: code indices, one list of integers per example (e.g. the flattened tokens of an image).
-    codebook_size: number of codes K (required); every index must be in [0, K).
+    predictions (`list` of `list` of `int`): code indices, one list per example (e.g. the flattened tokens of an
+        image).
+    codebook_size (`int`, required): number of codes K; every index must be in [0, K).
 Returns:
-    usage: fraction of the K codes used at least once.
-    perplexity: exp of the entropy of the code histogram (K when all codes are used equally).
-    dead_codes: codes never used.
-    num_tokens: tokens counted.
+    usage (`float`): fraction of the K codes used at least once.
+    perplexity (`float`): exp of the entropy of the code histogram (K when all codes are used equally).
+    dead_codes (`int`): codes never used.
+    num_tokens (`int`): tokens counted.
 Examples:
     >>> import evaluate
     >>> metric = evaluate.load("src/mmquant/metrics/codebook_usage")  # doctest: +SKIP
@@ -28,7 +34,8 @@ Examples:
 _CITATION = """@article{zhang2024preventing,
   title={Preventing Local Pitfalls in Vector Quantization via Optimal Transport},
   author={Borui Zhang and Wenzhao Zheng and Jie Zhou and Jiwen Lu},
-  journal={ArXiv}, year={2024}, volume={abs/2412.15195}
+  journal={arXiv preprint arXiv:2412.15195},
+  year={2024}
 }"""
 
 
@@ -44,6 +51,6 @@ class CodebookUsage(evaluate.Metric):
 
     def _compute(self, predictions, codebook_size: int = None):
         if codebook_size is None:
-            raise ValueError("codebook_size: required, the number of codes K (e.g. codebook_size=1024).")
+            raise ValueError("codebook_size: required, expected the number of codes K (e.g. codebook_size=1024).")
         flat = torch.tensor([i for tokens in predictions for i in tokens], dtype=torch.long)
         return codebook_usage(flat, codebook_size)

@@ -1,22 +1,32 @@
-"""SSIM as an evaluate module: ``evaluate.load("path/to/mmquant/metrics/ssim")``."""
+"""SSIM as an evaluate module: ``evaluate.load("path/to/mmquant/src/mmquant/metrics/ssim")``.
+
+A thin wrapper around ``mmquant.metrics.functional.ssim``.
+"""
 
 import evaluate
 import torch
 
 from mmquant.metrics.features import image_pair_features
-from mmquant.metrics.functional import ssim
+from mmquant.metrics.functional import _nested_to_tensor, ssim
 
-_DESCRIPTION = """Structural similarity (Wang et al. 2004) between reconstructed and reference images: Gaussian
-window (11, sigma 1.5), valid region, population covariances, per channel then averaged, per image then averaged."""
+_DESCRIPTION = """Structural similarity (Wang et al. 2004) between reconstructed and reference images: Gaussian window
+(11 taps, sigma 1.5), population (co)variances, averaged over the valid region (no padding), per channel then
+averaged, per image then averaged. Matches skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
+use_sample_covariance=False, data_range=data_range)."""
 
 _KWARGS_DESCRIPTION = """
 Args:
-    predictions: images as nested lists (channels, height, width) or (height, width) of floats.
-    references: the reference images, same shapes.
-    data_range: span of the pixel values (1.0 for [0, 1], 2.0 for [-1, 1], 255 for bytes). Default 1.0.
-    win_size: odd Gaussian window size (default 11); images must be at least this large.
+    predictions (`list`): images as nested lists of floats, (channels, height, width) or (height, width), all of
+        one shape, at least `win_size` pixels high and wide.
+    references (`list`): the reference images, same shapes.
+    data_range (`float`, defaults to 1.0): span of the pixel values (1.0 for [0, 1], 2.0 for [-1, 1], 255 for
+        bytes).
+    win_size (`int`, defaults to 11): odd side of the Gaussian window.
+    sigma (`float`, defaults to 1.5): standard deviation of the Gaussian window.
+    k1 (`float`, defaults to 0.01): C1 = (k1 * data_range)^2.
+    k2 (`float`, defaults to 0.03): C2 = (k2 * data_range)^2.
 Returns:
-    ssim: mean SSIM over the images, in [-1, 1].
+    ssim (`float`): mean SSIM over the images, in [-1, 1]; 1 for identical images.
 Examples:
     >>> import evaluate
     >>> metric = evaluate.load("src/mmquant/metrics/ssim")  # doctest: +SKIP
@@ -43,7 +53,17 @@ class Ssim(evaluate.Metric):
             features=image_pair_features(),
         )
 
-    def _compute(self, predictions, references, data_range: float = 1.0, win_size: int = 11):
-        p = torch.tensor(predictions, dtype=torch.float32)
-        r = torch.tensor(references, dtype=torch.float32)
-        return {"ssim": float(ssim(p, r, data_range=data_range, win_size=win_size))}
+    def _compute(
+        self,
+        predictions,
+        references,
+        data_range: float = 1.0,
+        win_size: int = 11,
+        sigma: float = 1.5,
+        k1: float = 0.01,
+        k2: float = 0.03,
+    ):
+        p = _nested_to_tensor(predictions, "predictions", torch.float32)
+        r = _nested_to_tensor(references, "references", torch.float32)
+        score = ssim(p, r, data_range=data_range, win_size=win_size, sigma=sigma, k1=k1, k2=k2)
+        return {"ssim": float(score)}
