@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor
 
-from ..quantizers.functional import code_usage_and_perplexity
+from ..quantizers.functional import check_index_range, usage_statistics
 
 __all__ = ["codebook_usage", "psnr", "ssim"]
 
@@ -199,14 +199,6 @@ def codebook_usage(indices: Tensor, codebook_size: int) -> dict:
     flat = indices.reshape(-1).long()
     if flat.numel() == 0:
         raise ValueError(f"indices: expected at least one index, got an empty tensor of shape {tuple(indices.shape)}.")
-    lo, hi = int(flat.min()), int(flat.max())
-    if lo < 0 or hi >= codebook_size:
-        raise ValueError(f"indices: expected values in [0, {codebook_size}), got min {lo} and max {hi}.")
+    check_index_range(flat, codebook_size)
     counts = torch.bincount(flat, minlength=codebook_size)  # (K,)
-    usage, perplexity = code_usage_and_perplexity(counts)
-    return {
-        "usage": float(usage),
-        "perplexity": float(perplexity),
-        "dead_codes": int((counts == 0).sum()),
-        "num_tokens": int(flat.numel()),
-    }
+    return {**usage_statistics(counts), "num_tokens": int(flat.numel())}

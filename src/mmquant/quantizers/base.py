@@ -19,7 +19,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .functional import code_usage_and_perplexity, is_distributed, nearest_code
+from .functional import check_index_range, code_usage_and_perplexity, is_distributed, nearest_code
 from .multi_head import merge_heads, split_heads
 
 __all__ = ["BaseQuantizer", "QuantizerOutput"]
@@ -239,11 +239,7 @@ class BaseQuantizer(nn.Module):
                     f"indices: expected shape (..., {self.num_heads}) for a {self.num_heads}-head quantizer, "
                     f"got {tuple(indices.shape)}."
                 )
-        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.codebook_size):
-            raise ValueError(
-                f"indices: values must be in [0, {self.codebook_size}), got min {int(indices.min())} and max "
-                f"{int(indices.max())}."
-            )
+        check_index_range(indices, self.codebook_size)
         heads = indices if self.num_heads > 1 else indices.unsqueeze(-1)  # (..., heads)
         codes = F.embedding(heads.long(), self.codebook)  # (..., heads, codebook_dim)
         return merge_heads(codes)

@@ -47,12 +47,14 @@ from torch import Tensor
 
 __all__ = [
     "SINKHORN_NORMALIZE_MODES",
+    "check_index_range",
     "code_usage_and_perplexity",
     "euclidean_distances",
     "is_distributed",
     "nearest_code",
     "sinkhorn_assign",
     "sinkhorn_plan",
+    "usage_statistics",
 ]
 
 SINKHORN_NORMALIZE_MODES = ("all", "dim", "none")
@@ -223,6 +225,20 @@ def code_usage_and_perplexity(counts: Tensor) -> tuple[Tensor, Tensor]:
     p = counts / total.clamp(min=1)
     entropy = -(p * torch.log(p.clamp(min=1e-10))).sum()
     return usage, torch.exp(entropy)
+
+
+def usage_statistics(counts: Tensor) -> dict:
+    """``usage``, ``perplexity`` and ``dead_codes`` of a code histogram ``counts`` ``(K,)``, as Python numbers."""
+    usage, perplexity = code_usage_and_perplexity(counts)
+    return {"usage": float(usage), "perplexity": float(perplexity), "dead_codes": int((counts == 0).sum())}
+
+
+def check_index_range(indices: Tensor, codebook_size: int, name: str = "indices") -> None:
+    """``ValueError`` naming ``name`` unless every value of ``indices`` is in ``[0, codebook_size)``."""
+    if indices.numel():
+        lo, hi = int(indices.min()), int(indices.max())
+        if lo < 0 or hi >= codebook_size:
+            raise ValueError(f"{name}: expected values in [0, {codebook_size}), got min {lo} and max {hi}.")
 
 
 def _all_reduce(t: Tensor, op=None) -> Tensor:

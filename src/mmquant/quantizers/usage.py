@@ -6,7 +6,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from .functional import code_usage_and_perplexity, is_distributed
+from .functional import check_index_range, is_distributed, usage_statistics
 
 __all__ = ["CodebookUsage"]
 
@@ -41,11 +41,7 @@ class CodebookUsage:
                 mask = mask.unsqueeze(-1)
             indices = indices[mask.expand_as(indices)]
         flat = indices.reshape(-1).long().cpu()
-        if flat.numel() and (int(flat.min()) < 0 or int(flat.max()) >= self.codebook_size):
-            raise ValueError(
-                f"indices: values must be in [0, {self.codebook_size}), got min {int(flat.min())} "
-                f"and max {int(flat.max())}."
-            )
+        check_index_range(flat, self.codebook_size)
         self.counts += torch.bincount(flat, minlength=self.codebook_size)
 
     def compute(self, all_reduce: bool = False) -> dict:
@@ -60,10 +56,4 @@ class CodebookUsage:
             counts = counts.to("cuda" if dist.get_backend() == "nccl" else "cpu")
             dist.all_reduce(counts)
             counts = counts.cpu()
-        usage, perplexity = code_usage_and_perplexity(counts)
-        return {
-            "usage": float(usage),
-            "perplexity": float(perplexity),
-            "dead_codes": int((counts == 0).sum()),
-            "counts": counts,
-        }
+        return {**usage_statistics(counts), "counts": counts}
