@@ -1,0 +1,183 @@
+"""Dataset cards generated from data: ``hub_cards/datasets/<builder>.yaml`` (prose, tags, column notes) + the builder
+itself (configs, features, split sizes, description, citation, license) -> ``dataset_scripts/<builder>/README.md``
+through ``huggingface_hub.DatasetCard``, with the ``configs`` metadata that lets ``datasets.load_dataset`` read an
+export made by ``mmquant-data build ... --format parquet``.
+
+    python -m mmquant.hub.dataset_cards render hub_cards/datasets/caption_mnist.yaml
+    python -m mmquant.hub.dataset_cards check hub_cards/datasets/*.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["check_dataset_card", "load_dataset_card_data", "render_dataset_card"]
+
+TEMPLATE = "dataset_card_template.md"
+_REQUIRED = ("builder", "repo_id", "pretty_name", "summary", "columns")
+
+
+def load_dataset_card_data(path: str | Path) -> dict:
+    import yaml
+
+    path = Path(path)
+    data = yaml.safe_load(path.read_text())
+    missing = [key for key in _REQUIRED if key not in data]
+    if missing:
+        raise ValueError(f"dataset card data {path}: missing keys {missing}.")
+    data["_root"] = path.resolve().parents[2]  # hub_cards/datasets/<name>.yaml -> repository root
+    data["_template"] = path.resolve().parents[1] / TEMPLATE
+    return data
+
+
+def _split_rows(config) -> dict[str, int | None]:
+    """Rows per split when the config fixes them (generated datasets), else None (it depends on the local copy)."""
+    num_examples = getattr(config, "num_examples", None)
+    if not isinstance(num_examples, dict):
+        return {}
+    per_example = config.num_objects + 1 if getattr(config, "degree", False) else 1
+    return {split: n * per_example for split, n in num_examples.items()}
+
+
+def _size_category(rows: int | None) -> str | None:
+    """The Hub's size_categories label for the largest config."""
+    if rows is None:
+        return None
+    for bound, label in ((1e3, "n<1K"), (1e4, "1K<n<10K"), (1e5, "10K<n<100K"), (1e6, "100K<n<1M")):
+        if rows < bound:
+            return label
+    return "n>1M"
+
+
+def _feature_type(feature) -> str:
+    import datasets
+
+    if isinstance(feature, datasets.Value):
+        return feature.dtype
+    if isinstance(feature, datasets.Image):
+        return "image"
+    if isinstance(feature, datasets.List):
+        return f"list of {_feature_type(feature.feature)}"
+    if isinstance(feature, dict):
+        return "{" + ", ".join(f"{k}: {_feature_type(v)}" for k, v in feature.items()) + "}"
+    return type(feature).__name__
+
+
+def _configs(data: dict, sizes: dict[str, dict[str, int]] | None) -> list[dict]:
+    from mmquant.data.builders import load_builder, load_builder_class
+
+    builder_class = load_builder_class(data["builder"])
+    configs = []
+    for config in builder_class.BUILDER_CONFIGS or [None]:
+        name = config.name if config is not None else "default"
+        if sizes is not None and name not in sizes:
+            continue
+        # the builder only reads data_dir when preparing; a placeholder lets local-folder builders describe
+        # themselves without their data
+        builder = load_builder(data["builder"], config.name if config else None, data_dir="<data_dir>")
+        info = builder._info()
+        rows = sizes[name] if sizes is not None else _split_rows(builder.config)
+        splits = list(rows) or data.get("splits", ["train", "test"])
+        notes = data["columns"]
+        configs.append(
+            {
+                "name": name,
+                "splits": splits,
+                "sizes": rows,
+                "columns": [
+                    {"name": col, "type": _feature_type(feat), "note": notes.get(col, "").strip()}
+                    for col, feat in info.features.items()
+                ],
+                "info": info,
+            }
+        )
+    return configs
+
+
+def render_dataset_card(card_data_path: str | Path, sizes: dict[str, dict[str, int]] | None = None):
+    """The ``huggingface_hub.DatasetCard`` of the builder described by ``card_data_path``.
+
+    By default it describes every config with the split sizes its builder config fixes; ``sizes`` (``{config:
+    {split: rows}}``, e.g. of an export) restricts it to those configs and states their real sizes."""
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    data = load_dataset_card_data(card_data_path)
+    configs = _configs(data, sizes)
+    if not configs:
+        raise ValueError(f"sizes: none of the configs {sorted(sizes)} belongs to builder {data['builder']!r}.")
+    info = configs[0]["info"]
+    names = [c["name"] for c in configs]
+    builder = data["builder"]
+    total = max((sum(c["sizes"].values()) for c in configs if c["sizes"]), default=None)
+    card_data = DatasetCardData(
+        pretty_name=data["pretty_name"],
+        license=data.get("license"),
+        language=data.get("language", ["en"]),
+        task_categories=data.get("task_categories"),
+        tags=data.get("tags"),
+        size_categories=_size_category(total),
+        configs=[
+            {
+                "config_name": c["name"],
+                "data_files": [{"split": s, "path": f"{c['name']}/{s}-*.parquet"} for s in c["splits"]],
+            }
+            for c in configs
+        ],
+    )
+    return DatasetCard.from_template(
+        card_data,
+        template_path=str(data["_template"]),
+        pretty_name=data["pretty_name"],
+        repo_id=data["repo_id"],
+        builder=data["builder"],
+        default_config=data.get("default_config") if data.get("default_config") in names else names[0],
+        summary=data["summary"].strip(),
+        description=info.description.strip(),
+        homepage=info.homepage,
+        license_text=info.license,
+        citation=info.citation.strip(),
+        configs=configs,
+        build_example=data.get("build_example", f"mmquant-data build {builder} --output out/{builder}"),
+        source_data=data.get("source_data", "").strip(),
+        uses=data.get("uses", "").strip(),
+        limitations=data.get("limitations", "").strip(),
+    )
+
+
+def _readme_path(data: dict) -> Path:
+    return data["_root"] / "dataset_scripts" / data["builder"] / "README.md"
+
+
+def check_dataset_card(card_data_path: str | Path) -> list[str]:
+    """Differences between the builder's README.md and a fresh rendering (empty = up to date)."""
+    data = load_dataset_card_data(card_data_path)
+    readme = _readme_path(data)
+    if not readme.exists():
+        return [f"{readme} is missing; run `python -m mmquant.hub.dataset_cards render {card_data_path}`."]
+    if readme.read_text().strip() != str(render_dataset_card(card_data_path)).strip():
+        return [f"{readme} differs from its rendering; run `python -m mmquant.hub.dataset_cards render ...`."]
+    return []
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["render", "check"])
+    parser.add_argument("card_data", nargs="+")
+    args = parser.parse_args(argv)
+    status = 0
+    for path in args.card_data:
+        if args.command == "render":
+            out = _readme_path(load_dataset_card_data(path))
+            render_dataset_card(path).save(out)
+            print(f"wrote {out}")
+        else:
+            problems = check_dataset_card(path)
+            for problem in problems:
+                print(problem)
+            status |= bool(problems)
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
