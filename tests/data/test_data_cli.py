@@ -70,3 +70,20 @@ def test_committed_dataset_cards_are_up_to_date(card_data):
 def test_every_builder_has_a_card():
     builders = {p.parent.name for p in (ROOT / "dataset_scripts").glob("*/*.py") if p.stem == p.parent.name}
     assert builders == {p.stem for p in CARD_DATA}
+
+
+def test_local_folder_builder_exports_embedded_images(tmp_path):
+    """A Parquet export of a local-folder dataset carries the image bytes: it loads after the source folder is gone."""
+    import shutil
+
+    source = tmp_path / "flowers"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "caption_folders" / "flowers102", source)
+    out = tmp_path / "out"
+    main(["build", "flowers102_captions", "--data_dir", str(source), "--output", str(out),
+          "--cache_dir", str(tmp_path / "cache")])  # fmt: skip
+    expected = build_dataset("flowers102_captions", data_dir=source, cache_dir=tmp_path / "cache")["train"]
+    pixels = [np.asarray(row["image"]) for row in expected]
+    shutil.rmtree(source)
+    loaded = datasets.load_dataset(str(out), "default", cache_dir=str(tmp_path / "load_cache"))["train"]
+    assert loaded["captions"][:] == expected["captions"][:]
+    assert all(np.array_equal(np.asarray(row["image"]), p) for row, p in zip(loaded, pixels))

@@ -30,6 +30,19 @@ def parquet_export_sizes(output_dir: str | Path) -> dict[str, dict[str, int]]:
     return {c: dict(sorted(s.items(), key=lambda kv: (order.get(kv[0], 3), kv[0]))) for c, s in sizes.items()}
 
 
+def _embed_external_files(dataset):
+    """The dataset with images held by path (local-folder builders) replaced by their bytes, as ``push_to_hub``
+    does, so the Parquet files stand alone."""
+    from datasets.features.features import require_storage_embed
+    from datasets.table import embed_table_storage
+
+    if not require_storage_embed(dataset.features):
+        return dataset
+    fmt = dataset.format
+    embedded = dataset.with_format("arrow").map(embed_table_storage, batched=True, keep_in_memory=True)
+    return embedded.with_format(**fmt)
+
+
 def export_parquet(
     dataset_dict, output_dir: str | Path, config_name: str = "default", card_data: str | Path | None = None
 ) -> list[Path]:
@@ -43,7 +56,7 @@ def export_parquet(
     for split, dataset in dataset_dict.items():
         path = target / f"{split}-00000-of-00001.parquet"
         tmp = path.with_name(f".{path.name}.tmp")
-        dataset.to_parquet(str(tmp))
+        _embed_external_files(dataset).to_parquet(str(tmp))
         tmp.replace(path)  # atomic: a reader never sees half a file
         paths.append(path)
     if card_data is not None:

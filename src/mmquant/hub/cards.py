@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-__all__ = ["check_card", "load_card_data", "render_model_card"]
+__all__ = ["check_card", "load_card_data", "render_model_card", "run_card_commands"]
 
 TEMPLATE = "model_card_template.md"
 
@@ -130,24 +130,33 @@ def check_card(card_data_path: str | Path) -> list[str]:
     return problems or [f"{readme} differs from its rendering; re-render it."]
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def run_card_commands(argv, description: str, render, check, readme_path) -> int:
+    """The ``render|check <card data>...`` command line shared by the model, dataset and metric card modules."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["render", "check"])
     parser.add_argument("card_data", nargs="+")
     args = parser.parse_args(argv)
     status = 0
     for path in args.card_data:
         if args.command == "render":
-            data = load_card_data(path)
-            out = data["_root"] / data["checkpoint_dir"] / "README.md"
-            render_model_card(path).save(out)
+            out = readme_path(path)
+            render(path).save(out)
             print(f"wrote {out}")
         else:
-            problems = check_card(path)
+            problems = check(path)
             for problem in problems:
                 print(problem)
             status |= bool(problems)
     return status
+
+
+def _readme_path(card_data_path) -> Path:
+    data = load_card_data(card_data_path)
+    return data["_root"] / data["checkpoint_dir"] / "README.md"
+
+
+def main(argv=None) -> int:
+    return run_card_commands(argv, __doc__, render_model_card, check_card, _readme_path)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ export made by ``mmquant-data build ... --format parquet``.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 __all__ = ["check_dataset_card", "load_dataset_card_data", "render_dataset_card"]
@@ -78,7 +77,8 @@ def _configs(data: dict, sizes: dict[str, dict[str, int]] | None) -> list[dict]:
         builder = load_builder(data["builder"], config.name if config else None, data_dir="<data_dir>")
         info = builder._info()
         rows = sizes[name] if sizes is not None else _split_rows(builder.config)
-        splits = list(rows) or data.get("splits", ["train", "test"])
+        declared = data.get("splits", ["train", "test"])  # local-folder builders: a list, or one per config
+        splits = list(rows) or (declared.get(name, []) if isinstance(declared, dict) else declared)
         notes = data["columns"]
         configs.append(
             {
@@ -161,22 +161,12 @@ def check_dataset_card(card_data_path: str | Path) -> list[str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["render", "check"])
-    parser.add_argument("card_data", nargs="+")
-    args = parser.parse_args(argv)
-    status = 0
-    for path in args.card_data:
-        if args.command == "render":
-            out = _readme_path(load_dataset_card_data(path))
-            render_dataset_card(path).save(out)
-            print(f"wrote {out}")
-        else:
-            problems = check_dataset_card(path)
-            for problem in problems:
-                print(problem)
-            status |= bool(problems)
-    return status
+    from .cards import run_card_commands
+
+    def readme_path(path):
+        return _readme_path(load_dataset_card_data(path))
+
+    return run_card_commands(argv, __doc__, render_dataset_card, check_dataset_card, readme_path)
 
 
 if __name__ == "__main__":
