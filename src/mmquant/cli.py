@@ -1,0 +1,62 @@
+"""``mmquant``: the command line of the zoo.
+
+mmquant zoo list                                   # named checkpoints (shipped and on the Hub)
+mmquant zoo info optvq-mnist
+mmquant publish OUTPUT_DIR --repo_id you/name      # upload a trained model with its generated card
+mmquant data build caption_mnist --config quad4 --output out/caption-mnist   # = mmquant-data build ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["main"]
+
+
+def _publish(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="mmquant publish", description="Upload a model folder with its card.")
+    parser.add_argument("folder", help="a save_pretrained / training output folder")
+    parser.add_argument("--repo_id", required=True, help="namespace/name of the Hub model repo")
+    parser.add_argument("--card_data", default=None, help="hub_cards/<name>.yaml (default: card from the folder)")
+    parser.add_argument("--title", default=None)
+    parser.add_argument("--revision", default=None, help="branch to commit to (created when missing)")
+    parser.add_argument("--private", action="store_true")
+    parser.add_argument("--commit_message", default=None)
+    args = parser.parse_args(argv)
+    from .hub.publish import publish_folder
+
+    info = publish_folder(
+        args.folder,
+        args.repo_id,
+        card_data=args.card_data,
+        title=args.title,
+        private=args.private or None,
+        revision=args.revision,
+        commit_message=args.commit_message,
+    )
+    print(f"published {args.folder} to {args.repo_id} (commit {info.oid})")
+    print(f'load it with: import mmquant; AutoModel.from_pretrained("{args.repo_id}")')
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"zoo", "publish", "data"}
+    if not argv or argv[0] not in commands:
+        print(__doc__.strip(), file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    command, rest = argv[0], argv[1:]
+    if command == "zoo":
+        from .zoo import main as zoo_main
+
+        return zoo_main(rest)
+    if command == "data":
+        from .data.cli import main as data_main
+
+        return data_main(rest)
+    return _publish(rest)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

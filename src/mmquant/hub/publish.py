@@ -1,0 +1,139 @@
+"""Publish a trained model to a Hub repo in one call (or one command), with its generated card.
+
+    mmquant publish outputs/optvq-mnist --repo_id you/optvq-mnist                     # a training output folder
+    mmquant publish checkpoints/optvq-mnist --repo_id you/optvq-mnist --card_data hub_cards/optvq-mnist.yaml
+
+    from mmquant.hub.publish import publish_folder
+    publish_folder("outputs/optvq-mnist", "you/optvq-mnist")
+
+Uploaded in one commit: ``config.json``, the safetensors weights, tokenizer/processor files when present,
+``eval_results.json``, the newest sample grid (``samples/*.png``, as ``samples.png``) and ``README.md``: the card
+rendered from ``--card_data`` or, for an output without one, from its config and ``eval_results.json``. Readers need
+only ``pip install mmquant``: ``import mmquant`` then ``AutoModel.from_pretrained("you/optvq-mnist")``.
+
+The folder is checked first: a missing config or weights file, a weights file that is truncated or not
+safetensors, or a config mmquant cannot read is an error naming the file, before anything is uploaded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+__all__ = ["check_model_folder", "publish_folder"]
+
+_WEIGHTS = ("model.safetensors", "diffusion_pytorch_model.safetensors")
+_EXTRA_FILES = (
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "preprocessor_config.json",
+    "processor_config.json",
+    "eval_results.json",
+)
+
+
+def check_model_folder(folder: str | Path) -> list[Path]:
+    """The weights files of a ``save_pretrained`` folder, after checking the folder can be loaded; raises
+    ``FileNotFoundError`` / ``ValueError`` naming the bad file otherwise."""
+    from safetensors import safe_open
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"folder={str(folder)!r}: not a directory; pass a save_pretrained output folder.")
+    config = folder / "config.json"
+    if not config.is_file():
+        raise FileNotFoundError(f"{config}: missing; the folder needs the config written by save_pretrained.")
+    try:
+        model_type = json.loads(config.read_text()).get("model_type")
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{config}: not valid JSON ({error}).") from None
+    if not model_type:
+        raise ValueError(f"{config}: no 'model_type'; it was not written by a transformers save_pretrained.")
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        weights = sorted({folder / name for name in json.loads(index.read_text())["weight_map"].values()})
+    else:
+        weights = [folder / name for name in _WEIGHTS if (folder / name).is_file()]
+    if not weights:
+        pickles = [p.name for p in folder.glob("*.bin")] + [p.name for p in folder.glob("*.pt")]
+        hint = (
+            f" (found {pickles}: pickle weights are not published; re-save with safe_serialization)" if pickles else ""
+        )
+        raise FileNotFoundError(f"{folder}: no model.safetensors{hint}.")
+    for path in weights:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing (listed in {index.name}).")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                for key in f.keys():
+                    f.get_slice(key)  # reads each tensor's header entry: a truncated file fails here
+                if path.stat().st_size < _expected_size(path):
+                    raise ValueError("file shorter than its header says")
+        except Exception as error:  # safetensors raises its own error types
+            raise ValueError(
+                f"{path}: not a readable safetensors file ({error}); it may be truncated or another format."
+            ) from None
+    return weights
+
+
+def _expected_size(path: Path) -> int:
+    """Header length + header + the end of the last tensor's data, from the safetensors header."""
+    with open(path, "rb") as f:
+        header_len = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(header_len))
+    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+    return 8 + header_len + max(ends, default=0)
+
+
+def _newest_sample(folder: Path) -> Path | None:
+    samples = sorted((folder / "samples").glob("*.png"), key=lambda p: p.stat().st_mtime)
+    return samples[-1] if samples else None
+
+
+def publish_folder(
+    folder: str | Path,
+    repo_id: str,
+    *,
+    card_data: str | Path | None = None,
+    title: str | None = None,
+    private: bool | None = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    token: str | None = None,
+):
+    """Upload a checked model folder with its card in one commit; returns the ``CommitInfo``."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    from .cards import load_card_data, output_card_data, render_model_card
+
+    folder = Path(folder)
+    weights = check_model_folder(folder)
+    sample = _newest_sample(folder)
+    if card_data is not None:
+        data = load_card_data(card_data)
+        data["repo_id"] = repo_id
+        data["_checkpoint"] = folder
+    else:
+        data = output_card_data(folder, repo_id, title)
+    card = render_model_card(data, sample_image="samples.png" if sample else None)
+    operations = [CommitOperationAdd("README.md", str(card).encode())]
+    for path in [folder / "config.json", *weights, *(folder / name for name in _EXTRA_FILES)]:
+        if path.is_file():
+            operations.append(CommitOperationAdd(path.name, str(path)))
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        operations.append(CommitOperationAdd(index.name, str(index)))
+    if sample is not None:
+        operations.append(CommitOperationAdd("samples.png", str(sample)))
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    if revision is not None:
+        api.create_branch(repo_id, branch=revision, exist_ok=True)
+    return api.create_commit(
+        repo_id,
+        operations=operations,
+        commit_message=commit_message or f"Publish {folder.name} with mmquant",
+        revision=revision,
+    )

@@ -1,0 +1,152 @@
+"""The model zoo: every named checkpoint of mmquant, shipped in the repository and/or published on the Hub.
+
+    import mmquant.zoo as zoo
+    zoo.list_checkpoints()                 # [ZooEntry(name="optvq-mnist", repo_id="mmquant/optvq-mnist", ...)]
+    model = zoo.load("optvq-mnist")        # offline from the shipped folder when there is one, else from the Hub
+
+    mmquant zoo list                       # the same from the command line
+    mmquant zoo info optvq-mnist
+
+The index ``zoo_index.json`` (inside the package, so it works from any install) is generated from the card data
+files ``hub_cards/*.yaml`` and their results files by ``python -m mmquant.zoo build-index``: headline results are
+read from the results files, never typed; a test checks that the index is up to date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+__all__ = ["ZooEntry", "build_index", "get_checkpoint", "list_checkpoints", "load", "resolve"]
+
+_INDEX = Path(__file__).with_name("zoo_index.json")
+_CHECKOUT = Path(__file__).resolve().parents[2]  # the source checkout, for an editable install
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One named checkpoint: where it lives (``checkpoint_dir`` in the repository, ``repo_id`` on the Hub), what it
+    is, and its headline results (from its results file)."""
+
+    name: str
+    repo_id: str
+    model_type: str
+    size: str
+    dataset: str
+    headline: str
+    checkpoint_dir: str
+    card_data: str
+
+    @property
+    def local_path(self) -> Path | None:
+        """The shipped folder, when this install is a source checkout that has it."""
+        path = _CHECKOUT / self.checkpoint_dir
+        return path if (path / "config.json").is_file() else None
+
+
+def _headline(data: dict, root: Path) -> str:
+    results = json.loads((root / data["results_file"]).read_text())[data["results_runs"][0]]
+    wanted = data["zoo"].get("headline", [])
+    parts = []
+    for metric in results["metrics"]:
+        if metric["metric"] in wanted:
+            unit = f" {metric['unit']}" if metric.get("unit") else ""
+            parts.append(f"{metric['metric']} {metric['value']}{unit} ({metric['split']})")
+    return ", ".join(parts)
+
+
+def build_index(cards_dir: str | Path | None = None) -> list[dict]:
+    """The zoo index built from ``hub_cards/*.yaml`` (model cards with a ``zoo:`` section)."""
+    import yaml
+
+    cards_dir = Path(cards_dir) if cards_dir is not None else _CHECKOUT / "hub_cards"
+    root = cards_dir.resolve().parent
+    entries = []
+    for path in sorted(cards_dir.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text())
+        if "zoo" not in data:
+            continue
+        config = json.loads((root / data["checkpoint_dir"] / "config.json").read_text())
+        entry = ZooEntry(
+            name=data["zoo"]["name"],
+            repo_id=data["repo_id"],
+            model_type=config["model_type"],
+            size=data["zoo"]["size"],
+            dataset=", ".join(data.get("datasets", [])),
+            headline=_headline(data, root),
+            checkpoint_dir=data["checkpoint_dir"],
+            card_data=path.relative_to(root).as_posix(),
+        )
+        entries.append(asdict(entry))
+    return entries
+
+
+def list_checkpoints() -> list[ZooEntry]:
+    """Every named checkpoint, from the packaged index."""
+    return [ZooEntry(**entry) for entry in json.loads(_INDEX.read_text())]
+
+
+def get_checkpoint(name: str) -> ZooEntry:
+    """The zoo entry called ``name`` (its short name or its Hub repo id)."""
+    for entry in list_checkpoints():
+        if name in (entry.name, entry.repo_id):
+            return entry
+    known = [e.name for e in list_checkpoints()]
+    raise KeyError(f"name={name!r}: no such checkpoint in the zoo; known: {known} (see `mmquant zoo list`).")
+
+
+def resolve(name: str) -> str:
+    """What to pass to ``from_pretrained`` for ``name``: the shipped folder when present (offline), else the repo id.
+    A name that is not in the zoo is returned unchanged (a Hub repo id or a local path)."""
+    try:
+        entry = get_checkpoint(name)
+    except KeyError:
+        return name
+    return str(entry.local_path) if entry.local_path is not None else entry.repo_id
+
+
+def load(name: str, **kwargs):
+    """``AutoModel.from_pretrained`` of a zoo checkpoint (or any repo id / folder), after registering mmquant."""
+    from transformers import AutoModel
+
+    import mmquant  # noqa: F401  (registers the Auto classes)
+
+    return AutoModel.from_pretrained(resolve(name), **kwargs)
+
+
+def _print_table(entries: list[ZooEntry]) -> None:
+    rows = [("name", "model type", "size", "dataset", "headline", "hub repo", "shipped")]
+    rows += [
+        (e.name, e.model_type, e.size, e.dataset, e.headline, e.repo_id, e.checkpoint_dir if e.local_path else "-")
+        for e in entries
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mmquant zoo", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="list the named checkpoints")
+    info = commands.add_parser("info", help="one checkpoint, as JSON")
+    info.add_argument("name")
+    commands.add_parser("build-index", help="regenerate zoo_index.json from hub_cards/*.yaml (maintainers)")
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        _print_table(list_checkpoints())
+    elif args.command == "info":
+        entry = get_checkpoint(args.name)
+        print(json.dumps({**asdict(entry), "load_from": resolve(args.name)}, indent=2))
+    else:
+        _INDEX.write_text(json.dumps(build_index(), indent=2) + "\n")
+        print(f"wrote {_INDEX}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
