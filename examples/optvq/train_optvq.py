@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,9 +29,13 @@ from mmquant.data.mnist import MNIST_SOURCES, mnist_images
 from mmquant.metrics.reconstruction import evaluate_reconstruction
 from mmquant.models.registry import PAPER_QUANTIZERS
 from mmquant.training import (
+    LR_SCHEDULES,
     LossLog,
+    batch_indices,
+    git_commit,
     load_checkpoint,
     load_yaml_defaults,
+    make_scheduler,
     plot_losses,
     progress_bar,
     resolve_resume_path,
@@ -61,7 +63,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch_size", type=int, default=128, help="global batch per optimizer micro-step")
     p.add_argument("--gradient_accumulation_steps", type=int, default=1)
     p.add_argument("--learning_rate", type=float, default=1e-3)
-    p.add_argument("--lr_schedule", default="onecycle", choices=["onecycle", "cosine", "constant"])
+    p.add_argument("--lr_schedule", default="onecycle", choices=LR_SCHEDULES)
     p.add_argument("--warmup_ratio", type=float, default=0.05)
     p.add_argument("--weight_decay", type=float, default=0.0)
     p.add_argument("--mixed_precision", default="no", choices=["no", "bf16", "fp16"])
@@ -90,45 +92,6 @@ def load_images(args, split: str, size: int, channels: int) -> torch.Tensor:
         return synthetic_images(n, size, channels, seed={"train": 0, "validation": 1, "test": 2}[split]) * 2 - 1
     images = mnist_images(split, size, source=args.mnist_source, root=args.mnist_root)
     return images.expand(-1, channels, -1, -1).contiguous()
-
-
-def batch_indices(micro_step: int, num_images: int, batch_size: int, seed: int) -> torch.Tensor:
-    """The global batch of micro-step ``micro_step``: a slice of a per-epoch permutation fixed by ``seed``."""
-    per_epoch = num_images // batch_size
-    epoch, position = divmod(micro_step, per_epoch)
-    perm = torch.randperm(num_images, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-    return perm[position * batch_size : (position + 1) * batch_size]
-
-
-def make_scheduler(args, optimizer):
-    if args.lr_schedule == "onecycle":  # the reference's schedule (Smith & Topin)
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=args.learning_rate, total_steps=args.max_steps, pct_start=args.warmup_ratio
-        )
-    warmup = max(1, int(args.warmup_ratio * args.max_steps))
-
-    def factor(step):
-        if step < warmup:
-            return (step + 1) / warmup
-        if args.lr_schedule == "constant":
-            return 1.0
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, args.max_steps - warmup)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-# ---------------------------------------------------------------------------------------------------- eval
-def _git_commit() -> str:
-    """HEAD, with ``+uncommitted`` when code under src/ or examples/ differs from it (results folders aside)."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True, check=True)
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--", ":/src", ":/examples"], cwd=HERE, capture_output=True, text=True
-        ).stdout.splitlines()
-        dirty = [line for line in status if "/results/" not in line]
-        return out.stdout.strip() + ("+uncommitted" if dirty else "")
-    except (subprocess.CalledProcessError, FileNotFoundError):
-        return "unknown"
 
 
 # ---------------------------------------------------------------------------------------------------- main
@@ -163,11 +126,13 @@ def main(args) -> dict:
     test_images = load_images(args, "test", size, channels)
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
-    scheduler = make_scheduler(args, optimizer)  # stepped once per optimizer step, by us (not accelerate)
+    scheduler = make_scheduler(
+        optimizer, args.lr_schedule, args.max_steps, args.learning_rate, args.warmup_ratio
+    )  # stepped once per optimizer step, by us (not accelerate)
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped = accelerator.unwrap_model(model)
 
-    commit = _git_commit()  # the code this session runs
+    commit = git_commit(HERE)  # the code this session runs
     session_commits = [commit]
     resume = resolve_resume_path(args.resume_from_checkpoint, output_dir)
     step = 0

@@ -7,6 +7,13 @@ only by the code that needs them.
 
 from .modeling_outputs import VQAutoencoderOutput
 from .models.auto import register_auto_classes
+from .models.mxqvae import (
+    MXQVAEConfig,
+    MXQVAEModel,
+    MXQVAEPreTrainedModel,
+    MXQVAEPriorConfig,
+    MXQVAEPriorForCausalLM,
+)
 from .models.optvq import OptVQConfig, OptVQModel, OptVQPreTrainedModel
 from .models.registry import create_model, get_config, list_models
 from .quantizers import (
@@ -26,6 +33,12 @@ register_auto_classes()
 __all__ = [
     "BaseQuantizer",
     "CodebookUsage",
+    "MXQVAEConfig",
+    "MXQVAEModel",
+    "MXQVAEPipeline",
+    "MXQVAEPreTrainedModel",
+    "MXQVAEPriorConfig",
+    "MXQVAEPriorForCausalLM",
     "OptVQConfig",
     "OptVQDiffusersModel",
     "OptVQModel",
@@ -48,4 +61,8 @@ def __getattr__(name: str):
         from .models.optvq.diffusers_optvq import OptVQDiffusersModel
 
         return OptVQDiffusersModel
+    if name == "MXQVAEPipeline":
+        from .pipelines import MXQVAEPipeline
+
+        return MXQVAEPipeline
     raise AttributeError(f"module 'mmquant' has no attribute {name!r}")

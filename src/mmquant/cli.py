@@ -3,6 +3,7 @@
 mmquant zoo list                                   # named checkpoints (shipped and on the Hub)
 mmquant zoo info optvq-mnist
 mmquant publish OUTPUT_DIR --repo_id you/name      # upload a trained model with its generated card
+mmquant publish-metric psnr --repo_id you/psnr     # upload an evaluate module folder (a Space repo)
 mmquant data build caption_mnist --config quad4 --output out/caption-mnist   # = mmquant-data build ...
 """
 
@@ -40,9 +41,22 @@ def _publish(argv: list[str]) -> int:
     return 0
 
 
+def _publish_metric(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="mmquant publish-metric", description="Upload an evaluate metric module.")
+    parser.add_argument("name", help="psnr, ssim, codebook_usage, ...")
+    parser.add_argument("--repo_id", required=True, help="namespace/name of the Space repo")
+    parser.add_argument("--private", action="store_true")
+    args = parser.parse_args(argv)
+    from .hub.publish import publish_metric
+
+    info = publish_metric(args.name, args.repo_id, private=args.private or None)
+    print(f"published the {args.name} metric to the Space {args.repo_id} (commit {info.oid})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"zoo", "publish", "data"}
+    commands = {"zoo", "publish", "publish-metric", "data"}
     if not argv or argv[0] not in commands:
         print(__doc__.strip(), file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
@@ -55,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         from .data.cli import main as data_main
 
         return data_main(rest)
+    if command == "publish-metric":
+        return _publish_metric(rest)
     return _publish(rest)
 
 

@@ -33,6 +33,7 @@ class ZooEntry:
     name: str
     repo_id: str
     model_type: str
+    kind: str  # "model" (AutoModel) or "pipeline" (a DiffusionPipeline folder)
     size: str
     dataset: str
     headline: str
@@ -43,11 +44,14 @@ class ZooEntry:
     def local_path(self) -> Path | None:
         """The shipped folder, when this install is a source checkout that has it."""
         path = _CHECKOUT / self.checkpoint_dir
-        return path if (path / "config.json").is_file() else None
+        marker = "model_index.json" if self.kind == "pipeline" else "config.json"
+        return path if (path / marker).is_file() else None
 
 
 def _headline(data: dict, root: Path) -> str:
-    results = json.loads((root / data["results_file"]).read_text())[data["results_runs"][0]]
+    results = json.loads((root / data["results_file"]).read_text())
+    if "metrics" not in results:  # a file of several runs: this checkpoint's is the first listed
+        results = results[data["results_runs"][0]]
     wanted = data["zoo"].get("headline", [])
     parts = []
     for metric in results["metrics"]:
@@ -68,11 +72,14 @@ def build_index(cards_dir: str | Path | None = None) -> list[dict]:
         data = yaml.safe_load(path.read_text())
         if "zoo" not in data:
             continue
-        config = json.loads((root / data["checkpoint_dir"] / "config.json").read_text())
+        folder = root / data["checkpoint_dir"]
+        kind = "pipeline" if (folder / "model_index.json").is_file() else "model"
+        config = json.loads((folder / ("stage1/config.json" if kind == "pipeline" else "config.json")).read_text())
         entry = ZooEntry(
             name=data["zoo"]["name"],
             repo_id=data["repo_id"],
             model_type=config["model_type"],
+            kind=kind,
             size=data["zoo"]["size"],
             dataset=", ".join(data.get("datasets", [])),
             headline=_headline(data, root),
@@ -108,18 +115,36 @@ def resolve(name: str) -> str:
 
 
 def load(name: str, **kwargs):
-    """``AutoModel.from_pretrained`` of a zoo checkpoint (or any repo id / folder), after registering mmquant."""
+    """A zoo checkpoint (or any repo id / folder): ``AutoModel.from_pretrained`` for a model, the pipeline class's
+    ``from_pretrained`` for a pipeline, after registering mmquant."""
     from transformers import AutoModel
 
     import mmquant  # noqa: F401  (registers the Auto classes)
 
+    try:
+        kind = get_checkpoint(name).kind
+    except KeyError:
+        kind = "pipeline" if (Path(name) / "model_index.json").is_file() else "model"
+    if kind == "pipeline":
+        from .pipelines import MXQVAEPipeline
+
+        return MXQVAEPipeline.from_pretrained(resolve(name), **kwargs)
     return AutoModel.from_pretrained(resolve(name), **kwargs)
 
 
 def _print_table(entries: list[ZooEntry]) -> None:
-    rows = [("name", "model type", "size", "dataset", "headline", "hub repo", "shipped")]
+    rows = [("name", "model type", "kind", "size", "dataset", "headline", "hub repo", "shipped")]
     rows += [
-        (e.name, e.model_type, e.size, e.dataset, e.headline, e.repo_id, e.checkpoint_dir if e.local_path else "-")
+        (
+            e.name,
+            e.model_type,
+            e.kind,
+            e.size,
+            e.dataset,
+            e.headline,
+            e.repo_id,
+            e.checkpoint_dir if e.local_path else "-",
+        )
         for e in entries
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

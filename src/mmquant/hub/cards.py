@@ -46,6 +46,26 @@ MODEL_TYPE_DEFAULTS = {
     volume  = {abs/2412.15195}
 }""",
     },
+    "caption_mnist_judge": {"task": ("image-classification", "reading Caption MNIST canvases")},
+    "mxqvae": {
+        "description": (
+            "An MXQ-VAE image-text pair generator: a stage-1 multimodal cross quantizer turns an image and its "
+            "caption into one joint code sequence, and a stage-2 GPT-2 prior samples such sequences, which stage 1 "
+            "decodes into an image and a caption at once."
+        ),
+        "task": ("any-to-any", "image-text pair generation"),
+        "tags": ["vector-quantization", "image-text", "text-to-image", "image-captioning", "mxq-vae", "mmquant"],
+        "limitations": (
+            "Trained on synthetic Caption MNIST pairs only, on a CPU budget far below the paper's; captions follow "
+            "the dataset's templates. Semantic consistency is read by a small judge network trained on the same data."
+        ),
+        "citation": """@inproceedings{lee2022unconditional,
+    title     = {Unconditional Image-Text Pair Generation with Multimodal Cross Quantizer},
+    author    = {Hyungyung Lee and Sungjin Park and Joonseok Lee and Edward Choi},
+    booktitle = {NeurIPS 2022 Workshop on Vision Transformers: Theory and Applications},
+    year      = {2022}
+}""",
+    },
 }
 
 
@@ -65,7 +85,7 @@ def load_card_data(path: str | Path) -> dict:
     root = path.resolve().parent.parent  # the repository root (hub_cards/ sits in it)
     data["_checkpoint"] = root / data["checkpoint_dir"]
     data["_results"] = root / data["results_file"]
-    data["_template"] = path.resolve().parent / TEMPLATE
+    data["_template"] = path.resolve().parent / data.get("template", TEMPLATE)
     return data
 
 
@@ -102,7 +122,8 @@ def _rows(data: dict) -> tuple[list[dict], list[dict]]:
         keys = ("command", "commit", "session_commits", "steps", "processes")
         runs.append({"name": run, **{k: entry.get(k) for k in keys}})
         for m in entry["metrics"]:
-            rows.append({"run": run, "metric": m["metric"], "split": m["split"], "value": m["value"]})
+            metric = m["metric"] if "degree" not in m else f"{m['metric']}_degree_{m['degree']}"
+            rows.append({"run": run, "metric": metric, "split": m["split"], "value": m["value"]})
     return rows, runs
 
 
@@ -116,7 +137,9 @@ def render_model_card(card_data: str | Path | dict, sample_image: str | None = N
 
     data = card_data if isinstance(card_data, dict) else load_card_data(card_data)
     checkpoint = data["_checkpoint"]
-    config = AutoConfig.from_pretrained(checkpoint)
+    config = AutoConfig.from_pretrained(
+        checkpoint / "stage1" if (checkpoint / "model_index.json").is_file() else checkpoint
+    )
     defaults = MODEL_TYPE_DEFAULTS.get(config.model_type, {})
     rows, runs = _rows(data)
     own = data["results_runs"][0] if data["results_runs"] else None
@@ -143,12 +166,8 @@ def render_model_card(card_data: str | Path | dict, sample_image: str | None = N
         model_name=data["repo_id"].split("/")[-1],
         eval_results=eval_results,
     )
-    from transformers import AutoModel
-
-    parameters = sum(p.numel() for p in AutoModel.from_pretrained(checkpoint).parameters())
-    q = config.quantizer_config
-    heads = q.get("num_heads", 1)
-    indices_shape = f"(4, {config.latent_size}, {config.latent_size}" + (f", {heads})" if heads > 1 else ")")
+    details, usage, note = _details(checkpoint, config, data["repo_id"])
+    usage = data.get("usage", usage).strip().replace("{repo_id}", data["repo_id"])
     return ModelCard.from_template(
         card_data,
         template_path=str(data["_template"]),
@@ -156,23 +175,97 @@ def render_model_card(card_data: str | Path | dict, sample_image: str | None = N
         description=(data["description"] or defaults.get("description", "")).strip(),
         repo_id=data["repo_id"],
         sample_image=sample_image,
-        architecture=(config.architectures or ["OptVQModel"])[0],
-        model_type=config.model_type,
-        parameters=f"{parameters:,}",
-        quantizer=q["type"],
-        codebook_size=q["codebook_size"],
-        codebook_dim=config.embed_dim // heads,
-        num_heads=heads,
-        tokens_per_image=config.tokens_per_image,
-        latent_size=config.latent_size,
-        image_size=config.image_size,
-        in_channels=config.in_channels,
-        indices_shape=indices_shape,
+        loading_note=note,
+        details=details,
+        usage=usage,
         results=rows,
         runs=runs,
         limitations=data.get("limitations", defaults.get("limitations", "")).strip(),
         citation=data.get("citation", defaults.get("citation", "")).strip(),
     )
+
+
+def _parameters(model) -> str:
+    return f"{sum(p.numel() for p in model.parameters()):,}"
+
+
+def _details(checkpoint: Path, config, repo_id: str) -> tuple[list[tuple[str, str]], str, str]:
+    """Model-details rows, a usage snippet and a loading note for the card of ``checkpoint``."""
+    from transformers import AutoModel
+
+    if (checkpoint / "model_index.json").is_file():
+        return _pipeline_details(checkpoint, repo_id)
+    model = AutoModel.from_pretrained(checkpoint)
+    note = (
+        "It is a transformers model: `import mmquant` registers it with the Auto classes, so it loads without "
+        "`trust_remote_code`. Weights are safetensors."
+    )
+    architecture = (config.architectures or [type(model).__name__])[0]
+    rows = [
+        ("architecture", f"`{architecture}` (`model_type: {config.model_type}`)"),
+        ("parameters", _parameters(model)),
+    ]
+    if config.model_type != "optvq":
+        usage = f'import mmquant\nfrom transformers import AutoModel\n\nmodel = AutoModel.from_pretrained("{repo_id}")'
+        return rows, usage, note
+    q = config.quantizer_config
+    heads = q.get("num_heads", 1)
+    grid = f"{config.latent_size}×{config.latent_size} grid" + (f" × {heads} heads" if heads > 1 else "")
+    rows += [
+        ("quantizer", q["type"]),
+        (
+            "codebook",
+            f"{q['codebook_size']} codes of dimension {config.embed_dim // heads}"
+            + (f", {heads} heads sharing it" if heads > 1 else ""),
+        ),  # fmt: skip
+        ("tokens per image", f"{config.tokens_per_image} ({grid})"),
+        ("image size", f"{config.image_size}×{config.image_size}, {config.in_channels} channel(s), values in [-1, 1]"),
+    ]
+    shape = f"(4, {config.latent_size}, {config.latent_size}" + (f", {heads})" if heads > 1 else ")")
+    c, n = config.in_channels, config.image_size
+    usage = f"""import torch
+import mmquant  # registers the model classes
+from transformers import AutoModel
+
+model = AutoModel.from_pretrained("{repo_id}").eval()
+images = torch.rand(4, {c}, {n}, {n}) * 2 - 1   # your images, scaled to [-1, 1]
+indices = model.encode_to_indices(images)        # {shape}
+reconstruction = model.decode_indices(indices)   # (4, {c}, {n}, {n})"""
+    return rows, usage, note
+
+
+def _pipeline_details(folder: Path, repo_id: str) -> tuple[list[tuple[str, str]], str, str]:
+    """Details of an MXQ-VAE pipeline folder (``stage1/``, ``prior/``, ``tokenizer/``, ``model_index.json``)."""
+    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    stage1 = AutoModel.from_pretrained(folder / "stage1")
+    prior = AutoModelForCausalLM.from_pretrained(folder / "prior")
+    tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
+    c, p = stage1.config, prior.config
+    q_type, masks = c.quantizer_config["type"], (c.image_mask_ratio, c.image_mask_patch_size, c.text_mask_ratio)
+    rows = [
+        ("pipeline", "`MXQVAEPipeline` (diffusers `DiffusionPipeline`): `stage1/`, `prior/`, `tokenizer/`"),
+        ("stage 1", f"`MXQVAEModel`, {_parameters(stage1)} parameters, fusion `{c.fusion}`"),
+        ("prior", f"`MXQVAEPriorForCausalLM` (GPT-2, {p.n_layer} layers, width {p.n_embd}), {_parameters(prior)} "
+         "parameters"),
+        ("codebook", f"{c.codebook_size} codes of dimension {c.hidden_size}, quantizer `{q_type}`"),
+        ("joint codes", f"{c.num_tokens} per pair: {c.num_image_tokens} image + {c.text_latent_length} text slots"),
+        ("image", f"{c.image_size}×{c.image_size} RGB, values in [-1, 1]"),
+        ("caption", f"up to {c.max_text_length} tokens, word-level vocabulary of {len(tokenizer)}"),
+        ("training masks", "image masking {:.0%} of {}px patches, text corruption {:.0%}".format(*masks)),
+    ]  # fmt: skip
+    usage = f"""import mmquant  # registers the model classes
+from mmquant.pipelines import MXQVAEPipeline
+
+pipe = MXQVAEPipeline.from_pretrained("{repo_id}")
+out = pipe(num_samples=8, seed=0)          # out.images (PIL), out.captions (str)
+out = pipe(caption="The red 7 is on the upper left, and the 3 on the bottom right is blue.")  # text -> image
+MXQVAEPipeline.save_grid(out, "pairs.png")"""
+    note = (
+        "It is a diffusers pipeline of two transformers models and a tokenizer: `import mmquant` registers the "
+        "models, so it loads without `trust_remote_code`. Weights are safetensors."
+    )
+    return rows, usage, note
 
 
 def check_card(card_data_path: str | Path) -> list[str]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["check_model_folder", "publish_folder"]
+__all__ = ["check_model_folder", "publish_folder", "publish_metric"]
 
 _WEIGHTS = ("model.safetensors", "diffusion_pytorch_model.safetensors")
 _EXTRA_FILES = (
@@ -136,4 +136,44 @@ def publish_folder(
         operations=operations,
         commit_message=commit_message or f"Publish {folder.name} with mmquant",
         revision=revision,
+    )
+
+
+def publish_metric(
+    name: str,
+    repo_id: str,
+    *,
+    private: bool | None = None,
+    token: str | None = None,
+    commit_message: str | None = None,
+):
+    """Upload the evaluate module folder ``mmquant/metrics/<name>/`` (module + card) to a Space repo, as the Hub keeps
+    evaluate metrics, with the usual widget ``app.py`` and ``requirements.txt`` (``mmquant``). Users load it with
+    ``evaluate.load("<repo_id>")`` or, from a downloaded copy, ``evaluate.load("<folder>")``."""
+    from huggingface_hub import CommitOperationAdd, HfApi, RepoCard
+
+    folder = Path(__file__).resolve().parents[1] / "metrics" / name
+    module = folder / f"{name}.py"
+    if not module.is_file():
+        known = sorted(p.parent.name for p in folder.parent.glob("*/README.md"))
+        raise ValueError(f"name={name!r}: no evaluate module {module}; the metrics are {known}.")
+    card = RepoCard.load(folder / "README.md")
+    card.data.sdk, card.data.app_file = "gradio", "app.py"  # a Space's metadata, as evaluate's metric Spaces have
+    app = (
+        "import evaluate\nfrom evaluate.utils import launch_gradio_widget\n\n"
+        f'module = evaluate.load("{repo_id}")\nlaunch_gradio_widget(module)\n'
+    )
+    operations = [
+        CommitOperationAdd(module.name, str(module)),
+        CommitOperationAdd("README.md", str(card).encode()),
+        CommitOperationAdd("app.py", app.encode()),
+        CommitOperationAdd("requirements.txt", b"mmquant\n"),
+    ]
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
+    return api.create_commit(
+        repo_id,
+        operations=operations,
+        repo_type="space",
+        commit_message=commit_message or f"Publish the {name} metric",
     )

@@ -1,13 +1,18 @@
 """The ONLY place that registers mmquant's models with transformers' Auto classes (called by ``import mmquant``)."""
 
-from transformers import AutoConfig, AutoModel
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
+from .caption_mnist_judge import CaptionMnistJudgeConfig, CaptionMnistJudgeModel
+from .mxqvae import MXQVAEConfig, MXQVAEModel, MXQVAEPriorConfig, MXQVAEPriorForCausalLM
 from .optvq import OptVQConfig, OptVQModel
 
 __all__ = ["register_auto_classes"]
 
 _REGISTRY = [
     (OptVQConfig, AutoModel, OptVQModel),
+    (CaptionMnistJudgeConfig, AutoModel, CaptionMnistJudgeModel),
+    (MXQVAEConfig, AutoModel, MXQVAEModel),
+    (MXQVAEPriorConfig, AutoModelForCausalLM, MXQVAEPriorForCausalLM),
 ]
 
 

@@ -10,6 +10,8 @@ from typing import NamedTuple
 
 from transformers import PretrainedConfig, PreTrainedModel
 
+from .caption_mnist_judge import CaptionMnistJudgeConfig, CaptionMnistJudgeModel
+from .mxqvae import MXQVAEConfig, MXQVAEModel
 from .optvq import OptVQConfig, OptVQModel
 from .optvq.configuration_optvq import DEFAULT_QUANTIZER_CONFIG
 
@@ -70,6 +72,42 @@ MODEL_SIZES: dict[str, ModelSize] = {
         layers_per_block=1,
         norm_num_groups=4,
         quantizer_config=_TINY_OPTVQ,
+    ),
+    # MXQ-VAE stage 1 (examples/mxqvae/configs/quad4.yaml; vocab_size and special ids come from the tokenizer)
+    "mxqvae-caption-mnist": ModelSize(
+        MXQVAEConfig,
+        MXQVAEModel,
+        dict(
+            image_loss_weight=10.0,
+            quantizer_config={
+                "type": "vq",
+                "codebook_size": 256,
+                "beta": 0.25,
+                "kmeans_init": True,
+                "dead_code_threshold": 0.5,
+            },
+        ),
+        "MXQ-VAE stage 1 for Caption MNIST: 64x64 images, 48-token captions, 64 + 8 joint codes of 256",
+    ),
+    "mxqvae-test": ModelSize(
+        MXQVAEConfig,
+        MXQVAEModel,
+        dict(
+            image_channels=[8, 8, 8],
+            hidden_size=16,
+            num_fusion_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            text_embed_dim=8,
+            quantizer_config={"type": "vq", "codebook_size": 32},
+        ),
+        "tiny MXQ-VAE stage 1 for tests",
+    ),
+    "caption-mnist-judge": ModelSize(
+        CaptionMnistJudgeConfig,
+        CaptionMnistJudgeModel,
+        {},
+        "the Caption MNIST reader behind the semantic-consistency metric (examples/mxqvae/train_judge.py)",
     ),
 }
 

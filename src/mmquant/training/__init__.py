@@ -14,18 +14,25 @@ from .checkpointing import (
 )
 from .config import load_yaml_defaults, save_resolved_args
 from .logging import LossLog, progress_bar
-from .plots import plot_losses, save_image_grid
+from .plots import plot_losses, save_captioned_grid, save_image_grid
+from .provenance import git_commit
+from .schedule import LR_SCHEDULES, batch_indices, make_scheduler
 
 __all__ = [
+    "LR_SCHEDULES",
     "CheckpointError",
     "LossLog",
+    "batch_indices",
+    "git_commit",
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
     "load_yaml_defaults",
+    "make_scheduler",
     "plot_losses",
     "progress_bar",
     "resolve_resume_path",
+    "save_captioned_grid",
     "save_checkpoint",
     "save_image_grid",
     "save_resolved_args",

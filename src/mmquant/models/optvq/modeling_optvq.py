@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import PreTrainedModel
 
+from ...hub.mixin import PushToHubWithCardMixin
 from ...modeling_outputs import VQAutoencoderOutput
 from ...modules.conv_autoencoder import build_image_decoder, build_image_encoder
 from ...quantizers import QuantizerOutput, build_quantizer
@@ -23,7 +24,7 @@ from .configuration_optvq import OptVQConfig
 __all__ = ["OptVQModel", "OptVQPreTrainedModel"]
 
 
-class OptVQPreTrainedModel(PreTrainedModel):
+class OptVQPreTrainedModel(PushToHubWithCardMixin, PreTrainedModel):
     config_class = OptVQConfig
     base_model_prefix = "optvq"
     main_input_name = "pixel_values"

@@ -1,0 +1,249 @@
+"""Train MXQ-VAE stage 1 (the multimodal cross quantizer) on Caption MNIST with accelerate.
+
+    python examples/mxqvae/train_mxqvae.py --config examples/mxqvae/configs/quad4.yaml
+    python examples/mxqvae/train_mxqvae.py --config examples/mxqvae/configs/quad4.yaml --text_mask_ratio 0 \\
+        --output_dir outputs/mxqvae-quad4-no-tc                                   # the "w/o TC" ablation
+    python examples/mxqvae/train_mxqvae.py --config ... --resume_from_checkpoint latest
+
+Images are masked (IM) and captions corrupted (TC) at the configured rates; the losses compare the reconstruction
+with the clean pair. The caption tokenizer is trained on the training captions (plus the grammar's closed
+vocabulary) and saved with the model. Writes into ``--output_dir``: ``args.json``, ``checkpoint-<step>/``,
+``losses.jsonl``, ``samples/step-<k>.png`` (inputs over reconstructions, with the reconstructed captions),
+``losses.png``, the final model and tokenizer (``save_pretrained``) and ``eval_results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from mmquant.data.builders import build_dataset
+from mmquant.data.caption_grammar import caption_vocabulary
+from mmquant.data.caption_mnist import DEFAULT_COLORS
+from mmquant.data.pairs import CaptionPairs
+from mmquant.data.tokenizer import train_caption_tokenizer
+from mmquant.metrics.functional import psnr
+from mmquant.models.mxqvae import MXQVAEConfig, MXQVAEModel
+from mmquant.training import (
+    LR_SCHEDULES,
+    LossLog,
+    batch_indices,
+    git_commit,
+    load_checkpoint,
+    load_yaml_defaults,
+    make_scheduler,
+    plot_losses,
+    progress_bar,
+    resolve_resume_path,
+    save_captioned_grid,
+    save_checkpoint,
+    save_resolved_args,
+)
+
+HERE = Path(__file__).resolve().parent
+_RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="YAML file of defaults for any argument below")
+    p.add_argument("--output_dir", default="outputs/mxqvae")
+    p.add_argument("--dataset_config", default="quad4", help="Caption MNIST config: single, quad1 ... quad4")
+    p.add_argument("--train_examples", type=int, default=50000, help="Caption MNIST training pairs to generate")
+    p.add_argument("--test_examples", type=int, default=2000)
+    p.add_argument("--dataset_cache_dir", default=None)
+    p.add_argument("--model_config", type=json.loads, default={}, help="MXQVAEConfig fields as JSON")
+    p.add_argument("--quantizer", choices=["vq", "optvq"], default=None, help="shared codebook: NN VQ or OptVQ")
+    p.add_argument("--fusion", choices=["cross", "shared_codebook_only"], default=None)
+    p.add_argument("--image_mask_ratio", type=float, default=None, help="IM rate (0 = the w/o IM ablation)")
+    p.add_argument("--text_mask_ratio", type=float, default=None, help="TC rate (0 = the w/o TC ablation)")
+    p.add_argument("--max_steps", type=int, default=1000)
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--learning_rate", type=float, default=1e-3)
+    p.add_argument("--lr_schedule", default="cosine", choices=LR_SCHEDULES)
+    p.add_argument("--warmup_ratio", type=float, default=0.05)
+    p.add_argument("--weight_decay", type=float, default=0.0)
+    p.add_argument("--mixed_precision", default="no", choices=["no", "bf16", "fp16"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval_steps", type=int, default=500)
+    p.add_argument("--checkpointing_steps", type=int, default=500)
+    p.add_argument("--checkpoints_total_limit", type=int, default=2)
+    p.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint-<step> folder")
+    p.add_argument("--results_file", default=None, help="JSON file to merge the final test figures into")
+    p.add_argument("--run_name", default=None, help="key of this run in --results_file")
+    p.add_argument("--num_threads", type=int, default=None, help="torch intra-op threads")
+    args = load_yaml_defaults(p, argv)
+    if args.batch_size < 1 or args.max_steps < 1:
+        p.error("--batch_size and --max_steps must be >= 1")
+    return args
+
+
+def model_config(args, tokenizer) -> MXQVAEConfig:
+    """The stage-1 config: --model_config, the ablation switches, and the tokenizer's vocabulary and ids."""
+    fields = dict(args.model_config)
+    if args.quantizer:
+        q = fields.get("quantizer_config", {"codebook_size": 256, "beta": 0.25})
+        fields["quantizer_config"] = {**q, "type": "vq" if args.quantizer == "vq" else "sinkhorn"}
+    for key in ("fusion", "image_mask_ratio", "text_mask_ratio"):
+        if getattr(args, key) is not None:
+            fields[key] = getattr(args, key)
+    return MXQVAEConfig(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        mask_token_id=tokenizer.mask_token_id,
+        **fields,
+    )
+
+
+def load_data(args, max_text_length: int | None = None):
+    """Train/test pairs of the Caption MNIST config, the tokenizer trained on the training captions."""
+    ds = build_dataset(
+        "caption_mnist",
+        args.dataset_config,
+        cache_dir=args.dataset_cache_dir,
+        num_examples={"train": args.train_examples, "test": args.test_examples},
+    )
+    max_length = max_text_length or args.model_config.get("max_text_length", 48)
+    tokenizer = train_caption_tokenizer(
+        ds["train"]["caption"], model_max_length=max_length, extra_words=caption_vocabulary(DEFAULT_COLORS)
+    )
+    train = CaptionPairs.from_dataset(ds["train"], tokenizer, max_length)
+    test = CaptionPairs.from_dataset(ds["test"], tokenizer, max_length)
+    return tokenizer, train, test
+
+
+@torch.no_grad()
+def evaluate_stage1(model: MXQVAEModel, pairs: CaptionPairs, batch_size: int = 250) -> dict:
+    """Clean-input reconstruction of the test pairs: PSNR, caption token accuracy, exact captions, code usage."""
+    model.eval()
+    psnrs, correct, total, exact, used = [], 0, 0, 0, set()
+    for start in range(0, len(pairs), batch_size):
+        index = torch.arange(start, min(start + batch_size, len(pairs)))
+        x, ids = pairs.pixel_values(index), pairs.input_ids[index]
+        out = model(x, ids, return_loss=False)
+        psnrs.append(psnr(out.image_reconstruction.clamp(-1, 1), x, data_range=2.0, reduction="none"))
+        pred, real = out.text_logits.argmax(-1), ids != model.config.pad_token_id
+        correct += int(((pred == ids) & real).sum())
+        total += int(real.sum())
+        exact += int(((pred == ids) | ~real).all(1).sum())
+        used.update(out.indices.flatten().tolist())
+    model.train()
+    return {
+        "psnr": float(torch.cat(psnrs).mean()),
+        "text_token_accuracy": correct / total,
+        "caption_exact_match": exact / len(pairs),
+        "code_usage": len(used) / model.config.codebook_size,
+    }
+
+
+def save_samples(model: MXQVAEModel, tokenizer, pairs: CaptionPairs, path: Path) -> None:
+    model.eval()
+    with torch.no_grad():
+        index = torch.arange(6)
+        x, ids = pairs.pixel_values(index), pairs.input_ids[index]
+        out = model(x, ids, return_loss=False)
+    model.train()
+    texts = tokenizer.batch_decode(out.text_logits.argmax(-1), skip_special_tokens=True)
+    images = torch.cat([x, out.image_reconstruction.clamp(-1, 1)])
+    captions = [f"in: {c}" for c in pairs.captions[:6]] + [f"out: {t}" for t in texts]
+    save_captioned_grid(images, captions, path, columns=6)
+
+
+def main(args) -> dict:
+    from accelerate import Accelerator
+
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    if accelerator.num_processes > 1:
+        raise ValueError("train_mxqvae.py runs in one process (multi-process training is not wired up here yet).")
+    save_resolved_args(args, output_dir)
+    torch.manual_seed(args.seed)
+    tokenizer, train, test = load_data(args)
+    model = MXQVAEModel(model_config(args, tokenizer))
+    if len(train) < args.batch_size:
+        raise ValueError(f"--batch_size {args.batch_size} exceeds the {len(train)} training pairs.")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    scheduler = make_scheduler(optimizer, args.lr_schedule, args.max_steps, args.learning_rate, args.warmup_ratio)
+    model, optimizer = accelerator.prepare(model, optimizer)
+
+    commit = git_commit(HERE)
+    session_commits = [commit]
+    resume = resolve_resume_path(args.resume_from_checkpoint, output_dir)
+    step = 0
+    if resume is not None:
+        state = load_checkpoint(resume, model, optimizer, scheduler, accelerator=accelerator)
+        for key in _RUN_KEYS:
+            if key in state and state[key] != getattr(args, key):
+                raise ValueError(f"--{key} {getattr(args, key)!r} differs from the {state[key]!r} of {resume}.")
+        step = state["step"]
+        session_commits = state.get("session_commits", []) + [commit]
+        accelerator.print(f"resumed from {resume} at step {step}")
+    else:
+        torch.manual_seed(args.seed * 7919)
+    log = LossLog(output_dir / "losses.jsonl", resume_step=step if resume is not None else None)
+    bar = progress_bar(args.max_steps, initial=step)
+    keys = ("loss", "image_loss", "text_loss", "quantizer_loss", "text_accuracy", "usage", "perplexity")
+    started = time.time()
+    model.train()
+    while step < args.max_steps:
+        index = batch_indices(step, len(train), args.batch_size, args.seed)
+        with accelerator.autocast():
+            out = model(train.pixel_values(index), train.input_ids[index])
+        accelerator.backward(out.loss)
+        optimizer.step()
+        optimizer.zero_grad()
+        scheduler.step()
+        step += 1
+        record = {"step": step, "lr": scheduler.get_last_lr()[0], **{k: float(out[k].detach()) for k in keys}}
+        log.append(record)
+        bar.update(1)
+        bar.set_postfix(
+            loss=f"{record['loss']:.3f}", txt=f"{record['text_accuracy']:.2f}", use=f"{record['usage']:.2f}"
+        )
+        if step % args.eval_steps == 0 or step == args.max_steps:
+            metrics = evaluate_stage1(model, test.head(500))
+            log.append({"step": step, **{f"eval_{k}": v for k, v in metrics.items()}})
+            save_samples(model, tokenizer, test, output_dir / "samples" / f"step-{step}.png")
+        if step % args.checkpointing_steps == 0 or step == args.max_steps:
+            run_state = {key: getattr(args, key) for key in _RUN_KEYS} | {"session_commits": session_commits}
+            save_checkpoint(output_dir, step, model, optimizer, scheduler, run_state, args.checkpoints_total_limit)
+    bar.close()
+
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    final = evaluate_stage1(model, test)
+    plot_losses(log.read(), ["loss", "image_loss", "text_loss", "quantizer_loss"], output_dir / "losses.png")
+    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]) if sys.argv[0] else ""
+    result = {
+        "model": "mxqvae",
+        "dataset": f"caption_mnist/{args.dataset_config}",
+        "steps": step,
+        "processes": 1,
+        "train_seconds_this_session": round(time.time() - started, 1),
+        "command": command,
+        "commit": commit,
+        "session_commits": session_commits,
+        "config": {k: getattr(model.config, k) for k in ("fusion", "image_mask_ratio", "text_mask_ratio")}
+        | {"quantizer": model.config.quantizer_config["type"]},
+        "metrics": [{"metric": k, "split": "test", "value": round(v, 4)} for k, v in final.items()],
+    }
+    (output_dir / "eval_results.json").write_text(json.dumps(result, indent=2) + "\n")
+    if args.results_file:
+        path = Path(args.results_file)
+        merged = json.loads(path.read_text()) if path.exists() else {}
+        merged[args.run_name or output_dir.name] = result
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(merged, indent=2) + "\n")
+    accelerator.print(json.dumps(final))
+    return result
+
+
+if __name__ == "__main__":
+    main(parse_args())

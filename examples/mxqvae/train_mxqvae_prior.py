@@ -1,0 +1,219 @@
+"""Train the MXQ-VAE stage-2 prior (GPT-2 over the joint code sequence) on a trained stage-1 model, and save the
+generation pipeline (stage 1 + prior + tokenizer) as one folder.
+
+    python examples/mxqvae/train_mxqvae_prior.py --config examples/mxqvae/configs/prior_quad4.yaml
+    python examples/mxqvae/train_mxqvae_prior.py --config ... --resume_from_checkpoint latest
+
+The stage-1 model encodes every training pair once (clean inputs) into its joint codes; each training sequence is
+written image-first or text-first at random (a start token of its own), so the pipeline can complete a caption's
+codes into an image and an image's codes into a caption. Writes into ``--output_dir``: ``checkpoint-<step>/``,
+``losses.jsonl``, ``losses.png``, ``samples/step-<k>.png`` (sampled pairs with their captions), the prior
+(``prior/``), the pipeline folder (``pipeline/``) and ``eval_results.json`` (test negative log-likelihood).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+import mmquant  # noqa: F401  (registers the Auto classes)
+from mmquant.data.builders import build_dataset
+from mmquant.data.pairs import CaptionPairs
+from mmquant.models.mxqvae import MXQVAEPriorConfig, MXQVAEPriorForCausalLM
+from mmquant.pipelines import MXQVAEPipeline
+from mmquant.training import (
+    LR_SCHEDULES,
+    LossLog,
+    batch_indices,
+    git_commit,
+    load_checkpoint,
+    load_yaml_defaults,
+    make_scheduler,
+    plot_losses,
+    progress_bar,
+    resolve_resume_path,
+    save_checkpoint,
+    save_resolved_args,
+)
+
+HERE = Path(__file__).resolve().parent
+_RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="YAML file of defaults for any argument below")
+    p.add_argument("--stage1", required=False, default=None, help="folder of the trained stage-1 model + tokenizer")
+    p.add_argument("--output_dir", default="outputs/mxqvae-prior")
+    p.add_argument("--dataset_config", default="quad4")
+    p.add_argument("--train_examples", type=int, default=50000)
+    p.add_argument("--test_examples", type=int, default=2000)
+    p.add_argument("--dataset_cache_dir", default=None)
+    p.add_argument("--n_layer", type=int, default=4)
+    p.add_argument("--n_head", type=int, default=4)
+    p.add_argument("--n_embd", type=int, default=128)
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--text_first_ratio", type=float, default=0.5, help="share of sequences written text-first")
+    p.add_argument("--max_steps", type=int, default=1000)
+    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--learning_rate", type=float, default=1e-3)
+    p.add_argument("--lr_schedule", default="cosine", choices=LR_SCHEDULES)
+    p.add_argument("--warmup_ratio", type=float, default=0.05)
+    p.add_argument("--mixed_precision", default="no", choices=["no", "bf16", "fp16"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval_steps", type=int, default=500)
+    p.add_argument("--checkpointing_steps", type=int, default=500)
+    p.add_argument("--checkpoints_total_limit", type=int, default=2)
+    p.add_argument("--resume_from_checkpoint", default=None)
+    p.add_argument("--top_k", type=int, default=10, help="sampling for the sample grids")
+    p.add_argument("--results_file", default=None)
+    p.add_argument("--run_name", default=None)
+    p.add_argument("--num_threads", type=int, default=None)
+    args = load_yaml_defaults(p, argv)
+    if not args.stage1:
+        p.error("--stage1 (the trained stage-1 folder) is required")
+    return args
+
+
+@torch.no_grad()
+def encode_pairs(stage1, pairs: CaptionPairs, batch_size: int = 250) -> torch.Tensor:
+    """The joint codes `(N, num_tokens)` of every pair (clean inputs, eval mode)."""
+    stage1.eval()
+    codes = []
+    for start in range(0, len(pairs), batch_size):
+        index = torch.arange(start, min(start + batch_size, len(pairs)))
+        codes.append(stage1.encode_to_indices(pairs.pixel_values(index), pairs.input_ids[index]))
+    return torch.cat(codes)
+
+
+def to_sequences(prior: MXQVAEPriorForCausalLM, codes: torch.Tensor, text_first: torch.Tensor) -> torch.Tensor:
+    """`[start] + codes` per row, in the order each row's `text_first` flag says."""
+    image_first = prior.to_sequence(codes, text_first=False)
+    text_first_seq = prior.to_sequence(codes, text_first=True)
+    return torch.where(text_first[:, None], text_first_seq, image_first)
+
+
+@torch.no_grad()
+def test_nll(prior, codes: torch.Tensor, batch_size: int = 250) -> float:
+    """Mean negative log-likelihood per code (nats) of the test codes, image-first order."""
+    prior.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(codes), batch_size):
+        seq = prior.to_sequence(codes[start : start + batch_size])
+        total += float(prior(input_ids=seq, labels=seq).loss) * len(seq)
+        count += len(seq)
+    prior.train()
+    return total / count
+
+
+def main(args) -> dict:
+    from accelerate import Accelerator
+
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    save_resolved_args(args, output_dir)
+    torch.manual_seed(args.seed)
+    stage1 = AutoModel.from_pretrained(args.stage1).eval()
+    tokenizer = AutoTokenizer.from_pretrained(args.stage1)
+    ds = build_dataset(
+        "caption_mnist",
+        args.dataset_config,
+        cache_dir=args.dataset_cache_dir,
+        num_examples={"train": args.train_examples, "test": args.test_examples},
+    )
+    max_length = stage1.config.max_text_length
+    train_codes = encode_pairs(stage1, CaptionPairs.from_dataset(ds["train"], tokenizer, max_length))
+    test_codes = encode_pairs(stage1, CaptionPairs.from_dataset(ds["test"], tokenizer, max_length))
+    accelerator.print(f"encoded {len(train_codes)} training pairs; codes in use: {train_codes.unique().numel()}")
+
+    config = MXQVAEPriorConfig(
+        stage1_config=stage1.config.to_dict(),
+        n_layer=args.n_layer,
+        n_head=args.n_head,
+        n_embd=args.n_embd,
+        resid_pdrop=args.dropout,
+        embd_pdrop=args.dropout,
+        attn_pdrop=args.dropout,
+    )
+    prior = MXQVAEPriorForCausalLM(config)
+    optimizer = torch.optim.AdamW(prior.parameters(), lr=args.learning_rate, weight_decay=0.01)
+    scheduler = make_scheduler(optimizer, args.lr_schedule, args.max_steps, args.learning_rate, args.warmup_ratio)
+    prior, optimizer = accelerator.prepare(prior, optimizer)
+
+    commit = git_commit(HERE)
+    session_commits = [commit]
+    resume = resolve_resume_path(args.resume_from_checkpoint, output_dir)
+    step = 0
+    if resume is not None:
+        state = load_checkpoint(resume, prior, optimizer, scheduler, accelerator=accelerator)
+        for key in _RUN_KEYS:
+            if key in state and state[key] != getattr(args, key):
+                raise ValueError(f"--{key} {getattr(args, key)!r} differs from the {state[key]!r} of {resume}.")
+        step = state["step"]
+        session_commits = state.get("session_commits", []) + [commit]
+    else:
+        torch.manual_seed(args.seed * 7919)
+    log = LossLog(output_dir / "losses.jsonl", resume_step=step if resume is not None else None)
+    bar = progress_bar(args.max_steps, initial=step)
+    started = time.time()
+    prior.train()
+    pipe = MXQVAEPipeline(stage1=stage1, prior=prior, tokenizer=tokenizer)
+    while step < args.max_steps:
+        index = batch_indices(step, len(train_codes), args.batch_size, args.seed)
+        text_first = torch.rand(len(index)) < args.text_first_ratio
+        seq = to_sequences(prior, train_codes[index], text_first)
+        with accelerator.autocast():
+            loss = prior(input_ids=seq, labels=seq).loss
+        accelerator.backward(loss)
+        optimizer.step()
+        optimizer.zero_grad()
+        scheduler.step()
+        step += 1
+        log.append({"step": step, "lr": scheduler.get_last_lr()[0], "loss": float(loss.detach())})
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+        if step % args.eval_steps == 0 or step == args.max_steps:
+            log.append({"step": step, "eval_nll": test_nll(prior, test_codes[:500])})
+            out = pipe(num_samples=8, seed=0, top_k=args.top_k)
+            MXQVAEPipeline.save_grid(out, output_dir / "samples" / f"step-{step}.png")
+            prior.train()
+        if step % args.checkpointing_steps == 0 or step == args.max_steps:
+            run_state = {key: getattr(args, key) for key in _RUN_KEYS} | {"session_commits": session_commits}
+            save_checkpoint(output_dir, step, prior, optimizer, scheduler, run_state, args.checkpoints_total_limit)
+    bar.close()
+
+    prior.save_pretrained(output_dir / "prior")
+    pipe.save_pretrained(output_dir / "pipeline")
+    plot_losses(log.read(), ["loss"], output_dir / "losses.png")
+    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]) if sys.argv[0] else ""
+    result = {
+        "model": "mxqvae_prior",
+        "dataset": f"caption_mnist/{args.dataset_config}",
+        "steps": step,
+        "processes": 1,
+        "train_seconds_this_session": round(time.time() - started, 1),
+        "command": command,
+        "commit": commit,
+        "session_commits": session_commits,
+        "metrics": [{"metric": "nll_per_code", "split": "test", "value": round(test_nll(prior, test_codes), 4)}],
+    }
+    (output_dir / "eval_results.json").write_text(json.dumps(result, indent=2) + "\n")
+    if args.results_file:
+        path = Path(args.results_file)
+        merged = json.loads(path.read_text()) if path.exists() else {}
+        merged[args.run_name or output_dir.name] = result
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(merged, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main(parse_args())

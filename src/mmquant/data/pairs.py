@@ -1,0 +1,58 @@
+"""Image–caption datasets as in-memory tensors for the training scripts: every image as uint8 ``(N, 3, H, W)`` and
+every caption tokenized to ``(N, L)`` once, so training draws batches by index without a DataLoader."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = ["CaptionPairs", "tokenize_captions"]
+
+
+@dataclass
+class CaptionPairs:
+    """``images`` uint8 ``(N, 3, H, W)``, ``input_ids`` int64 ``(N, L)``, the ``captions`` and the dataset rows'
+    other columns (``extra``, e.g. Degree fields) as lists."""
+
+    images: torch.Tensor
+    input_ids: torch.Tensor
+    captions: list[str]
+    extra: dict
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    def head(self, n: int) -> CaptionPairs:
+        """The first ``n`` pairs."""
+        return CaptionPairs(
+            self.images[:n], self.input_ids[:n], self.captions[:n], {k: v[:n] for k, v in self.extra.items()}
+        )
+
+    def pixel_values(self, index) -> torch.Tensor:
+        """Float ``(B, 3, H, W)`` in [-1, 1] of the rows ``index``."""
+        return self.images[index].float() / 127.5 - 1.0
+
+    @classmethod
+    def from_dataset(cls, dataset, tokenizer, max_length: int, extra_columns=()) -> CaptionPairs:
+        images = torch.from_numpy(np.stack([np.asarray(im.convert("RGB")) for im in dataset["image"]]))
+        captions = list(dataset["caption"])
+        return cls(
+            images=images.permute(0, 3, 1, 2).contiguous(),
+            input_ids=tokenize_captions(tokenizer, captions, max_length),
+            captions=captions,
+            extra={c: list(dataset[c]) for c in extra_columns},
+        )
+
+
+def tokenize_captions(tokenizer, captions: list[str], max_length: int) -> torch.Tensor:
+    """``(N, max_length)`` token ids; a caption longer than ``max_length`` tokens is an error naming it."""
+    ids = tokenizer(list(captions), padding="max_length", max_length=max_length, truncation=False)["input_ids"]
+    for i, row in enumerate(ids):
+        if len(row) > max_length:
+            raise ValueError(
+                f"captions[{i}] has {len(row)} tokens, more than max_length={max_length}: {captions[i]!r}; raise the "
+                "model's max_text_length."
+            )
+    return torch.tensor(ids, dtype=torch.long)

@@ -1,0 +1,187 @@
+"""Configurations of MXQ-VAE ("Unconditional Image-Text Pair Generation with Multimodal Cross Quantizer", Lee, Park,
+Lee, Choi; reference code github.com/ttumyche/MXQ-VAE): the stage-1 joint tokenizer and the stage-2 prior."""
+
+from __future__ import annotations
+
+from transformers import GPT2Config, PretrainedConfig
+
+from ...modules.text_cnn import text_kernel_size
+
+__all__ = ["MXQVAEConfig", "MXQVAEPriorConfig"]
+
+_FUSIONS = ("cross", "shared_codebook_only")
+
+
+class MXQVAEConfig(PretrainedConfig):
+    r"""Configuration of [`MXQVAEModel`], the stage-1 multimodal cross quantizer.
+
+    An image encoder (VQ-VAE CNN, `image_size / 2**len(image_channels)` squared tokens) and a 1-D CNN text encoder
+    (`text_latent_length` tokens) feed a transformer that fuses the concatenated tokens; one shared codebook
+    quantizes every fused token into the joint code sequence (image positions first, then text positions); linear
+    layers over the token axis split the codes back into image and text positions for the two decoders.
+
+    Args:
+        image_size (`int`, defaults to 64): height and width of the images.
+        in_channels (`int`, defaults to 3): image channels.
+        image_channels (`list[int]`, defaults to `[32, 64, 64]`): encoder channels per stride-2 level (the
+            reference: 64, 128, 256 and 6 residual blocks; sized down for CPU training).
+        image_res_layers (`int`, defaults to 1): residual blocks of the image encoder and decoder.
+        vocab_size (`int`, defaults to 64): size of the caption tokenizer's vocabulary.
+        max_text_length (`int`, defaults to 48): caption length in tokens ([BOS] ... [EOS] + padding).
+        text_latent_length (`int`, defaults to 8): text positions of the joint code sequence.
+        text_num_layers (`int`, defaults to 4): valid 1-D convolutions from `max_text_length` to
+            `text_latent_length` (their difference must be a multiple of it).
+        text_embed_dim (`int`, defaults to 64): word embedding size.
+        pad_token_id / mask_token_id (`int`): the tokenizer's `[PAD]` (ignored by the text loss) and `[MASK]` ids.
+        hidden_size (`int`, defaults to 64): width of the fused tokens and of the codes.
+        num_fusion_layers (`int`, defaults to 2), num_attention_heads (`int`, defaults to 4),
+        intermediate_size (`int`, defaults to 256): the fusion transformer (the reference uses 4 BERT layers).
+        fusion (`str`, defaults to `"cross"`): `"cross"` fuses image and text before quantizing (MXQ-VAE);
+            `"shared_codebook_only"` encodes, quantizes and decodes each modality on its own with the one shared
+            codebook (the "Only Sharing C" ablation of Table 1).
+        split_hidden_size (`int`, defaults to 32): hidden width of the text split layer.
+        quantizer_config (`dict`): the shared codebook (`type` `"vq"` nearest neighbour, or `"sinkhorn"` for
+            OptVQ; `codebook_size` 256 as the reference; other keys as in `mmquant.quantizers`).
+        image_mask_ratio (`float`, defaults to 0.3): fraction of `image_mask_patch_size` patches zeroed during
+            training (image masking, "IM"); 0 disables it.
+        image_mask_patch_size (`int`, defaults to 8): side of the masked patches.
+        text_mask_ratio (`float`, defaults to 0.3): fraction of the caption's tokens replaced by `[MASK]` during
+            training (text corruption, "TC"); 0 disables it.
+        image_loss_weight (`float`, defaults to 1.0): weight of the image MSE (pixels in [-1, 1]).
+        text_loss_weight (`float`, defaults to 1.0): weight of the caption cross-entropy.
+    """
+
+    model_type = "mxqvae"
+
+    def __init__(
+        self,
+        image_size: int = 64,
+        in_channels: int = 3,
+        image_channels: list[int] | tuple[int, ...] = (32, 64, 64),
+        image_res_layers: int = 1,
+        vocab_size: int = 64,
+        max_text_length: int = 48,
+        text_latent_length: int = 8,
+        text_num_layers: int = 4,
+        text_embed_dim: int = 64,
+        pad_token_id: int = 0,
+        mask_token_id: int = 4,
+        hidden_size: int = 64,
+        num_fusion_layers: int = 2,
+        num_attention_heads: int = 4,
+        intermediate_size: int = 256,
+        fusion: str = "cross",
+        split_hidden_size: int = 32,
+        quantizer_config: dict | None = None,
+        image_mask_ratio: float = 0.3,
+        image_mask_patch_size: int = 8,
+        text_mask_ratio: float = 0.3,
+        image_loss_weight: float = 1.0,
+        text_loss_weight: float = 1.0,
+        **kwargs,
+    ):
+        self.image_size = image_size
+        self.in_channels = in_channels
+        self.image_channels = list(image_channels)
+        self.image_res_layers = image_res_layers
+        self.vocab_size = vocab_size
+        self.max_text_length = max_text_length
+        self.text_latent_length = text_latent_length
+        self.text_num_layers = text_num_layers
+        self.text_embed_dim = text_embed_dim
+        self.mask_token_id = mask_token_id
+        self.hidden_size = hidden_size
+        self.num_fusion_layers = num_fusion_layers
+        self.num_attention_heads = num_attention_heads
+        self.intermediate_size = intermediate_size
+        self.fusion = fusion
+        self.split_hidden_size = split_hidden_size
+        self.quantizer_config = dict(quantizer_config or {"type": "vq", "codebook_size": 256, "beta": 0.25})
+        self.image_mask_ratio = image_mask_ratio
+        self.image_mask_patch_size = image_mask_patch_size
+        self.text_mask_ratio = text_mask_ratio
+        self.image_loss_weight = image_loss_weight
+        self.text_loss_weight = text_loss_weight
+        super().__init__(pad_token_id=pad_token_id, **kwargs)
+        self._validate()
+
+    def _validate(self) -> None:
+        if self.fusion not in _FUSIONS:
+            raise ValueError(f"fusion={self.fusion!r}: expected one of {_FUSIONS}.")
+        down = 2 ** len(self.image_channels)
+        if self.image_size % down:
+            raise ValueError(f"image_size={self.image_size}: must be divisible by 2**len(image_channels) = {down}.")
+        text_kernel_size(self.max_text_length, self.text_latent_length, self.text_num_layers)
+        if self.image_size % self.image_mask_patch_size:
+            raise ValueError(f"image_mask_patch_size={self.image_mask_patch_size}: must divide image_size.")
+        for name in ("image_mask_ratio", "text_mask_ratio"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name}={getattr(self, name)}: expected a fraction in [0, 1).")
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(f"num_attention_heads={self.num_attention_heads}: must divide hidden_size.")
+
+    @property
+    def image_latent_size(self) -> int:
+        """Side of the image token grid."""
+        return self.image_size // 2 ** len(self.image_channels)
+
+    @property
+    def num_image_tokens(self) -> int:
+        return self.image_latent_size**2
+
+    @property
+    def num_tokens(self) -> int:
+        """Length of the joint code sequence: image positions, then text positions."""
+        return self.num_image_tokens + self.text_latent_length
+
+    @property
+    def codebook_size(self) -> int:
+        return self.quantizer_config["codebook_size"]
+
+
+class MXQVAEPriorConfig(GPT2Config):
+    r"""Configuration of [`MXQVAEPriorForCausalLM`], the stage-2 autoregressive prior over the joint code sequence: a
+    GPT-2 decoder whose vocabulary is the stage-1 codebook plus one start token per sequence order, and whose config
+    nests the stage-1 config (as transformers' Janus nests its `vq_config`).
+
+    The sequence is `[start] + codes`, where `start = codebook_size` begins the codes in their canonical order
+    (image positions, then text positions) and `start = codebook_size + 1` begins them text positions first, so
+    that a caption's codes can prefix the image's (text-to-image completion) and an image's codes the caption's.
+
+    Args:
+        stage1_config (`dict` or [`MXQVAEConfig`]): the stage-1 model whose codes are modelled.
+        n_layer, n_head, n_embd: the GPT-2 decoder (the reference uses 8 layers, 8 heads, 512).
+        Other GPT-2 arguments are accepted as in [`GPT2Config`]; `vocab_size`, `n_positions`, `bos_token_id` and
+        `eos_token_id` are derived from the stage-1 config.
+    """
+
+    model_type = "mxqvae_prior"
+    sub_configs = {"stage1_config": MXQVAEConfig}
+
+    def __init__(self, stage1_config: dict | MXQVAEConfig | None = None, n_layer: int = 4, n_head: int = 4,
+                 n_embd: int = 128, **kwargs):  # fmt: skip
+        if isinstance(stage1_config, MXQVAEConfig):
+            stage1 = stage1_config
+        else:
+            stage1 = MXQVAEConfig(**(stage1_config or {}))
+        self.stage1_config = stage1
+        for derived in ("vocab_size", "n_positions", "bos_token_id", "eos_token_id"):
+            kwargs.pop(derived, None)
+        super().__init__(
+            vocab_size=stage1.codebook_size + 2,
+            n_positions=stage1.num_tokens + 1,
+            n_layer=n_layer,
+            n_head=n_head,
+            n_embd=n_embd,
+            bos_token_id=stage1.codebook_size,
+            eos_token_id=stage1.codebook_size,
+            **kwargs,
+        )
+
+    @property
+    def image_first_token_id(self) -> int:
+        return self.stage1_config.codebook_size
+
+    @property
+    def text_first_token_id(self) -> int:
+        return self.stage1_config.codebook_size + 1

@@ -1,0 +1,253 @@
+"""MXQ-VAE stage 1: the multimodal cross quantizer (Lee et al., "Unconditional Image-Text Pair Generation with
+Multimodal Cross Quantizer"; Stage 1 figure and Method section; reference code github.com/ttumyche/MXQ-VAE).
+
+masked image -> CNN encoder -> h*w image tokens --+
+                                                  +-> [concat + positions] -> fusion transformer -> shared codebook
+corrupted caption -> 1-D CNN encoder -> T tokens -+        -> z_hat (h*w + T codes, image positions then text)
+z_hat -> linear over the token axis -> h*w image tokens -> CNN decoder -> image         (MSE to the clean image)
+      -> MLP over the token axis    -> T text tokens    -> 1-D CNN decoder -> caption  (CE to the clean caption)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from transformers import PreTrainedModel
+from transformers.utils import ModelOutput
+
+from ...hub.mixin import PushToHubWithCardMixin
+from ...modules.residual_cnn import ResidualCNNDecoder, ResidualCNNEncoder
+from ...modules.text_cnn import TextConvDecoder, TextConvEncoder
+from ...quantizers import build_quantizer
+from .configuration_mxqvae import MXQVAEConfig
+
+__all__ = ["MXQVAEModel", "MXQVAEOutput", "MXQVAEPreTrainedModel"]
+
+
+@dataclass
+class MXQVAEOutput(ModelOutput):
+    """Output of [`MXQVAEModel.forward`].
+
+    Args:
+        loss: image_loss_weight * image MSE + text_loss_weight * caption cross-entropy + quantizer loss.
+        image_reconstruction: `(B, C, H, W)` reconstructed images in [-1, 1] (unclamped).
+        text_logits: `(B, L, vocab_size)` logits of the reconstructed caption tokens.
+        indices: `(B, num_tokens)` the joint code sequence.
+        image_loss / text_loss / quantizer_loss: the loss terms.
+        text_accuracy: fraction of non-padding caption tokens reconstructed exactly.
+        usage / perplexity: code usage of this batch.
+    """
+
+    loss: Tensor | None = None
+    image_reconstruction: Tensor | None = None
+    text_logits: Tensor | None = None
+    indices: Tensor | None = None
+    image_loss: Tensor | None = None
+    text_loss: Tensor | None = None
+    quantizer_loss: Tensor | None = None
+    text_accuracy: Tensor | None = None
+    usage: Tensor | None = None
+    perplexity: Tensor | None = None
+
+
+class MXQVAEPreTrainedModel(PushToHubWithCardMixin, PreTrainedModel):
+    config_class = MXQVAEConfig
+    base_model_prefix = "mxqvae"
+    main_input_name = "pixel_values"
+    _no_split_modules = []
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # convolutions and the codebook keep PyTorch's initialisation; transformer layers get BERT's
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
+class MXQVAEModel(MXQVAEPreTrainedModel):
+    """Stage 1 of MXQ-VAE: `encode_to_indices(pixel_values, input_ids)` gives the joint code sequence,
+    `decode_indices(indices)` the image and caption tokens it stands for."""
+
+    def __init__(self, config: MXQVAEConfig):
+        super().__init__(config)
+        d, n_img, n_txt = config.hidden_size, config.num_image_tokens, config.text_latent_length
+        self.image_encoder = ResidualCNNEncoder(config.in_channels, d, config.image_channels, config.image_res_layers)
+        self.image_decoder = ResidualCNNDecoder(d, config.in_channels, config.image_channels, config.image_res_layers)
+        text_args = (config.vocab_size, config.text_embed_dim)
+        text_shape = (config.max_text_length, config.text_latent_length, config.text_num_layers)
+        self.text_encoder = TextConvEncoder(*text_args, d, *text_shape)
+        self.text_decoder = TextConvDecoder(*text_args, d, *text_shape)
+        # learned positions and modality of each token (the reference feeds the BERT encoder without them)
+        self.position_embedding = nn.Parameter(torch.zeros(1, n_img + n_txt, d))
+        layer = nn.TransformerEncoderLayer(
+            d, config.num_attention_heads, config.intermediate_size, dropout=0.0, batch_first=True, norm_first=True
+        )
+        self.fusion = nn.TransformerEncoder(layer, config.num_fusion_layers, enable_nested_tensor=False)
+        self.fusion_norm = nn.LayerNorm(d)
+        q = dict(config.quantizer_config)
+        self.quantizer = build_quantizer(q.pop("type"), dim=d, **q)
+        if config.fusion == "cross":
+            # split the joint codes back to the two modalities' positions (linear maps over the token axis)
+            self.split_image = nn.Linear(n_img + n_txt, n_img)
+            self.split_text = nn.Sequential(
+                nn.Linear(n_img + n_txt, config.split_hidden_size),
+                nn.ReLU(),
+                nn.Linear(config.split_hidden_size, n_txt),
+            )
+        self.post_init()
+
+    # ------------------------------------------------------------------ checks
+    def _check_inputs(self, pixel_values: Tensor | None, input_ids: Tensor | None) -> None:
+        c = self.config
+        if pixel_values is not None:
+            expected = (c.in_channels, c.image_size, c.image_size)
+            if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != expected:
+                raise ValueError(
+                    f"pixel_values: expected shape (batch, {', '.join(map(str, expected))}), got "
+                    f"{tuple(pixel_values.shape)}; resize the images to {c.image_size}x{c.image_size}."
+                )
+            if not pixel_values.is_floating_point():
+                raise TypeError(f"pixel_values: expected a float tensor in [-1, 1], got {pixel_values.dtype}.")
+            if not torch.isfinite(pixel_values).all():
+                raise ValueError("pixel_values: contains NaN or Inf.")
+        if input_ids is not None:
+            if input_ids.ndim != 2 or input_ids.shape[1] != c.max_text_length:
+                raise ValueError(
+                    f"input_ids: expected shape (batch, max_text_length={c.max_text_length}), got "
+                    f"{tuple(input_ids.shape)}; tokenize with padding='max_length', max_length={c.max_text_length}."
+                )
+            if input_ids.dtype not in (torch.int64, torch.int32):
+                raise TypeError(f"input_ids: expected integer token ids, got {input_ids.dtype}.")
+            if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= c.vocab_size):
+                raise ValueError(
+                    f"input_ids: ids must lie in [0, vocab_size={c.vocab_size}), got "
+                    f"[{int(input_ids.min())}, {int(input_ids.max())}]; is this the model's tokenizer?"
+                )
+        if pixel_values is not None and input_ids is not None and len(pixel_values) != len(input_ids):
+            raise ValueError(
+                f"pixel_values and input_ids: batch sizes differ ({len(pixel_values)}, {len(input_ids)})."
+            )
+
+    # ------------------------------------------------------------------ masking (training only)
+    def mask_image(self, pixel_values: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Zero `image_mask_ratio` of the `image_mask_patch_size` patches of each image (IM)."""
+        c = self.config
+        b, ch, h, w = pixel_values.shape
+        p = c.image_mask_patch_size
+        n_patches = (h // p) * (w // p)
+        n_drop = int(n_patches * c.image_mask_ratio)
+        if n_drop == 0:
+            return pixel_values
+        scores = torch.rand(b, n_patches, generator=generator, device=pixel_values.device)
+        drop = torch.zeros(b, n_patches, dtype=torch.bool, device=pixel_values.device)
+        drop.scatter_(1, scores.topk(n_drop, dim=1).indices, True)  # (B, patches)
+        keep = (~drop).view(b, 1, h // p, 1, w // p, 1).expand(b, 1, h // p, p, w // p, p).reshape(b, 1, h, w)
+        return pixel_values * keep
+
+    def corrupt_text(self, input_ids: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Replace `text_mask_ratio` of each caption's non-padding tokens by `[MASK]` (TC)."""
+        c = self.config
+        if c.text_mask_ratio == 0:
+            return input_ids
+        real = input_ids != c.pad_token_id  # (B, L)
+        scores = torch.rand(input_ids.shape, generator=generator, device=input_ids.device).masked_fill(~real, 2.0)
+        n_mask = (real.sum(1) * c.text_mask_ratio).long()  # (B,)
+        ranks = scores.argsort(1).argsort(1)  # rank of each position among the real tokens
+        masked = ranks < n_mask[:, None]
+        return input_ids.masked_fill(masked, c.mask_token_id)
+
+    # ------------------------------------------------------------------ stage 1
+    def _fuse(self, pixel_values: Tensor, input_ids: Tensor) -> Tensor:
+        """The fused tokens `(B, h*w + T, d)` before quantization."""
+        image_tokens = self.image_encoder(pixel_values).flatten(2).transpose(1, 2)  # (B, h*w, d)
+        text_tokens = self.text_encoder(input_ids)  # (B, T, d)
+        tokens = torch.cat([image_tokens, text_tokens], dim=1) + self.position_embedding  # (B, N, d)
+        if self.config.fusion == "cross":
+            return self.fusion_norm(self.fusion(tokens))
+        n_img = self.config.num_image_tokens  # ablation: each modality attends only to itself
+        mask = torch.ones(tokens.shape[1], tokens.shape[1], dtype=torch.bool, device=tokens.device)
+        mask[:n_img, :n_img] = False
+        mask[n_img:, n_img:] = False
+        return self.fusion_norm(self.fusion(tokens, mask=mask))
+
+    def _split(self, codes: Tensor) -> tuple[Tensor, Tensor]:
+        """Codes `(B, N, d)` -> image tokens `(B, d, h, w)` and text tokens `(B, T, d)`."""
+        c = self.config
+        if c.fusion == "cross":
+            image = self.split_image(codes.transpose(1, 2))  # (B, d, h*w)
+            text = self.split_text(codes.transpose(1, 2)).transpose(1, 2)  # (B, T, d)
+        else:
+            image, text = codes[:, : c.num_image_tokens].transpose(1, 2), codes[:, c.num_image_tokens :]
+        return image.reshape(len(codes), c.hidden_size, c.image_latent_size, c.image_latent_size), text
+
+    def _decode_codes(self, codes: Tensor) -> tuple[Tensor, Tensor]:
+        image_tokens, text_tokens = self._split(codes)
+        return self.image_decoder(image_tokens), self.text_decoder(text_tokens)  # (B, C, H, W), (B, L, V)
+
+    def encode(self, pixel_values: Tensor, input_ids: Tensor):
+        """The quantizer output for the fused tokens of an image–caption batch (no masking)."""
+        self._check_inputs(pixel_values, input_ids)
+        return self.quantizer(self._fuse(pixel_values, input_ids))
+
+    @torch.no_grad()
+    def encode_to_indices(self, pixel_values: Tensor, input_ids: Tensor) -> Tensor:
+        """The joint code sequence `(B, h*w + T)` (image positions, then text positions)."""
+        return self.encode(pixel_values, input_ids).indices
+
+    @torch.no_grad()
+    def decode_indices(self, indices: Tensor) -> tuple[Tensor, Tensor]:
+        """Codes `(B, h*w + T)` -> (images `(B, C, H, W)` clamped to [-1, 1], caption token ids `(B, L)`)."""
+        c = self.config
+        if indices.ndim != 2 or indices.shape[1] != c.num_tokens:
+            raise ValueError(
+                f"indices: expected shape (batch, num_tokens={c.num_tokens}), got {tuple(indices.shape)}."
+            )
+        if indices.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"indices: expected integer code indices, got {indices.dtype}.")
+        if indices.numel() and (indices.min() < 0 or indices.max() >= c.codebook_size):
+            raise ValueError(
+                f"indices: codes must lie in [0, codebook_size={c.codebook_size}), got "
+                f"[{int(indices.min())}, {int(indices.max())}]."
+            )
+        images, text_logits = self._decode_codes(self.quantizer.indices_to_codes(indices.long()))
+        return images.clamp(-1, 1), text_logits.argmax(-1)
+
+    def forward(
+        self,
+        pixel_values: Tensor,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        return_loss: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> MXQVAEOutput:
+        """Reconstruct an image–caption batch through the joint codes; in training mode the inputs are masked (IM)
+        and corrupted (TC) first, and the losses compare with the clean inputs. `attention_mask` is accepted for
+        collator compatibility: padding is a token of its own here, and the text loss ignores it."""
+        self._check_inputs(pixel_values, input_ids)
+        images_in, ids_in = pixel_values, input_ids
+        if self.training:
+            images_in = self.mask_image(pixel_values, generator)
+            ids_in = self.corrupt_text(input_ids, generator)
+        q = self.quantizer(self._fuse(images_in, ids_in))  # codes (B, N, d), indices (B, N)
+        reconstruction, text_logits = self._decode_codes(q.quantized)
+        out = MXQVAEOutput(
+            image_reconstruction=reconstruction,
+            text_logits=text_logits,
+            indices=q.indices,
+            quantizer_loss=q.loss,
+            usage=q.usage,
+            perplexity=q.perplexity,
+        )
+        if return_loss:
+            real = input_ids != self.config.pad_token_id
+            out.image_loss = F.mse_loss(reconstruction.float(), pixel_values.float())
+            out.text_loss = F.cross_entropy(
+                text_logits.float().flatten(0, 1), input_ids.flatten(), ignore_index=self.config.pad_token_id
+            )
+            out.text_accuracy = (text_logits.argmax(-1) == input_ids)[real].float().mean()
+            c = self.config
+            out.loss = c.image_loss_weight * out.image_loss + c.text_loss_weight * out.text_loss + q.loss
+        return out

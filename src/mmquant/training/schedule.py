@@ -1,0 +1,41 @@
+"""Learning-rate schedules and reproducible batch order shared by the training scripts."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = ["LR_SCHEDULES", "batch_indices", "make_scheduler"]
+
+LR_SCHEDULES = ("onecycle", "cosine", "constant")
+
+
+def make_scheduler(optimizer, schedule: str, max_steps: int, learning_rate: float, warmup_ratio: float = 0.05):
+    """``"onecycle"`` (Smith & Topin, the OptVQ reference's), or linear warm-up then ``"cosine"`` decay or
+    ``"constant"``; stepped once per optimizer step."""
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"schedule={schedule!r}: expected one of {LR_SCHEDULES}.")
+    if schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=learning_rate, total_steps=max_steps, pct_start=warmup_ratio
+        )
+    warmup = max(1, int(warmup_ratio * max_steps))
+
+    def factor(step):
+        if step < warmup:
+            return (step + 1) / warmup
+        if schedule == "constant":
+            return 1.0
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, max_steps - warmup)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def batch_indices(micro_step: int, num_examples: int, batch_size: int, seed: int) -> torch.Tensor:
+    """The global batch of micro-step ``micro_step``: a slice of a per-epoch permutation fixed by ``seed``, so a
+    resumed run sees exactly the batches an uninterrupted one would."""
+    per_epoch = num_examples // batch_size
+    epoch, position = divmod(micro_step, per_epoch)
+    perm = torch.randperm(num_examples, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    return perm[position * batch_size : (position + 1) * batch_size]

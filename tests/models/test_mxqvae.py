@@ -1,0 +1,228 @@
+"""MXQ-VAE stage 1, prior and pipeline on tiny configs: masks as configured, shapes, Auto-class round trips, KV-cache
+sampling equal to uncached sampling, prefix completion, pipeline save/load, and clear errors on bad inputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModel, AutoModelForCausalLM
+
+import mmquant
+from mmquant.data.caption_grammar import caption_vocabulary
+from mmquant.data.tokenizer import build_word_tokenizer
+from mmquant.models.mxqvae import MXQVAEConfig, MXQVAEModel, MXQVAEPriorConfig, MXQVAEPriorForCausalLM
+
+COLORS = ("white", "red", "green", "blue")
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_word_tokenizer(caption_vocabulary(COLORS), model_max_length=48)
+
+
+def tiny_config(tokenizer, **overrides) -> MXQVAEConfig:
+    fields = dict(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        mask_token_id=tokenizer.mask_token_id,
+        image_channels=[8, 8, 8],
+        hidden_size=16,
+        num_fusion_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        text_embed_dim=8,
+        quantizer_config={"type": "vq", "codebook_size": 32},
+    )
+    return MXQVAEConfig(**(fields | overrides))
+
+
+def batch(tokenizer, n=3):
+    captions = ["The red 7 is on the upper left.", "This is white 3.", "There is a blue 0 on the bottom right."]
+    ids = tokenizer((captions * n)[:n], padding="max_length", max_length=48, return_tensors="pt").input_ids
+    return torch.rand(n, 3, 64, 64) * 2 - 1, ids
+
+
+def test_shapes_and_round_trip_through_auto_classes(tmp_path, tokenizer):
+    model = MXQVAEModel(tiny_config(tokenizer)).eval()
+    x, ids = batch(tokenizer)
+    indices = model.encode_to_indices(x, ids)
+    assert indices.shape == (3, model.config.num_tokens) == (3, 64 + 8)
+    images, tokens = model.decode_indices(indices)
+    assert images.shape == x.shape and tokens.shape == ids.shape and images.abs().max() <= 1
+    out = model(x, ids)
+    assert torch.isfinite(out.loss) and out.text_logits.shape == (3, 48, len(tokenizer))
+    model.save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded, MXQVAEModel)
+    assert torch.equal(loaded.encode_to_indices(x, ids), indices)
+
+
+def test_training_step_reduces_the_loss(tokenizer):
+    torch.manual_seed(0)
+    model = MXQVAEModel(tiny_config(tokenizer)).train()
+    x, ids = batch(tokenizer, 4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(20):
+        out = model(x, ids, generator=torch.Generator().manual_seed(1))
+        out.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(out.loss.item())
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_image_mask_follows_the_config(tokenizer):
+    model = MXQVAEModel(tiny_config(tokenizer, image_mask_ratio=0.25, image_mask_patch_size=8))
+    x = torch.ones(2, 3, 64, 64)
+    masked = model.mask_image(x, torch.Generator().manual_seed(0))
+    patches = masked[:, 0].unfold(1, 8, 8).unfold(2, 8, 8)  # (B, 8, 8, 8, 8)
+    zero = (patches == 0).flatten(3).all(-1)  # (B, 8, 8) whole patch zeroed
+    assert zero.sum(dim=(1, 2)).tolist() == [16, 16]  # 25% of 64 patches
+    assert ((patches == 1).flatten(3).all(-1) | zero).all()  # every other patch untouched
+    off = MXQVAEModel(tiny_config(tokenizer, image_mask_ratio=0.0))
+    assert torch.equal(off.mask_image(x), x)
+
+
+def test_text_corruption_follows_the_config(tokenizer):
+    model = MXQVAEModel(tiny_config(tokenizer, text_mask_ratio=0.3))
+    _, ids = batch(tokenizer)
+    corrupted = model.corrupt_text(ids, torch.Generator().manual_seed(0))
+    real = ids != tokenizer.pad_token_id
+    changed = corrupted != ids
+    assert (corrupted[changed] == tokenizer.mask_token_id).all()
+    assert not changed[~real].any()  # padding is never corrupted
+    assert changed.sum(1).tolist() == (real.sum(1) * 0.3).long().tolist()
+    off = MXQVAEModel(tiny_config(tokenizer, text_mask_ratio=0.0))
+    assert torch.equal(off.corrupt_text(ids), ids)
+
+
+def test_masks_only_in_training(tokenizer):
+    model = MXQVAEModel(tiny_config(tokenizer)).eval()
+    x, ids = batch(tokenizer)
+    a, b = model(x, ids), model(x, ids)
+    assert torch.equal(a.indices, b.indices)  # eval: deterministic, clean inputs
+
+
+def test_shared_codebook_only_ablation_keeps_modalities_apart(tokenizer):
+    x, ids = batch(tokenizer)
+    other_ids = ids.flip(0)
+    n_img = 64
+    with torch.no_grad():
+        alone = MXQVAEModel(tiny_config(tokenizer, fusion="shared_codebook_only")).eval()
+        a, b = alone._fuse(x, ids), alone._fuse(x, other_ids)
+        assert torch.equal(a[:, :n_img], b[:, :n_img])  # the caption cannot change the image tokens
+        cross = MXQVAEModel(tiny_config(tokenizer)).eval()
+        a, b = cross._fuse(x, ids), cross._fuse(x, other_ids)
+        assert not torch.allclose(a[:, :n_img], b[:, :n_img])  # fused: it does
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda x, ids: (x[:, :, :32, :32], ids), ValueError, "resize the images to 64x64"),
+        (lambda x, ids: (x[:, :1], ids), ValueError, "pixel_values"),
+        (lambda x, ids: (x.to(torch.uint8), ids), TypeError, "float"),
+        (lambda x, ids: (x * float("nan"), ids), ValueError, "NaN"),
+        (lambda x, ids: (x, ids[:, :40]), ValueError, "max_text_length=48"),
+        (lambda x, ids: (x, ids + 1000), ValueError, "vocab_size"),
+        (lambda x, ids: (x[:2], ids), ValueError, "batch sizes differ"),
+    ],
+)
+def test_bad_inputs(tokenizer, make, error, message):
+    model = MXQVAEModel(tiny_config(tokenizer))
+    x, ids = make(*batch(tokenizer))
+    with pytest.raises(error, match=message):
+        model(x, ids)
+
+
+def test_bad_indices(tokenizer):
+    model = MXQVAEModel(tiny_config(tokenizer))
+    with pytest.raises(ValueError, match="codebook_size=32"):
+        model.decode_indices(torch.full((1, 72), 32))
+    with pytest.raises(ValueError, match="codebook_size=32"):
+        model.decode_indices(torch.full((1, 72), -1))
+    with pytest.raises(ValueError, match="num_tokens=72"):
+        model.decode_indices(torch.zeros(1, 70, dtype=torch.long))
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"fusion": "late"}, "fusion='late'"),
+        ({"image_size": 60}, "image_size=60"),
+        ({"max_text_length": 47}, "multiple of text_num_layers"),
+        ({"text_mask_ratio": 1.5}, "text_mask_ratio"),
+    ],
+)
+def test_bad_configs(tokenizer, fields, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(tokenizer, **fields)
+
+
+@pytest.fixture(scope="module")
+def prior(tokenizer):
+    torch.manual_seed(0)
+    config = MXQVAEPriorConfig(stage1_config=tiny_config(tokenizer).to_dict(), n_layer=1, n_head=2, n_embd=32)
+    return MXQVAEPriorForCausalLM(config).eval()
+
+
+def test_prior_config_nests_stage1_and_round_trips(tmp_path, prior):
+    assert prior.config.vocab_size == 32 + 2 and prior.config.n_positions == 73
+    prior.save_pretrained(tmp_path)
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded, MXQVAEPriorForCausalLM) and isinstance(loaded.config.stage1_config, MXQVAEConfig)
+    stage1 = [
+        {k: v for k, v in c.stage1_config.to_dict().items() if k != "dtype"} for c in (loaded.config, prior.config)
+    ]
+    assert stage1[0] == stage1[1]
+    seq = prior.to_sequence(torch.randint(0, 32, (2, 72)), text_first=True)
+    torch.testing.assert_close(loaded(input_ids=seq).logits, prior(input_ids=seq).logits)
+
+
+def test_kv_cache_sampling_equals_uncached_sampling(prior):
+    cached = prior.sample_codes(4, generator_seed=3, use_cache=True)
+    uncached = prior.sample_codes(4, generator_seed=3, use_cache=False)
+    assert cached.shape == (4, 72) and torch.equal(cached, uncached)
+    assert cached.max() < 32  # start tokens are never sampled
+
+
+def test_orders_round_trip_and_prefix_is_kept(prior):
+    codes = torch.randint(0, 32, (3, 72))
+    for text_first in (False, True):
+        assert torch.equal(prior.from_sequence(prior.to_sequence(codes, text_first)), codes)
+    text_codes = codes[:1, 64:]
+    completed = prior.sample_codes(2, prefix=text_codes, text_first=True, generator_seed=0)
+    assert torch.equal(completed[:, 64:], text_codes.expand(2, -1))
+    image_codes = codes[:1, :64]
+    completed = prior.sample_codes(2, prefix=image_codes, generator_seed=0)
+    assert torch.equal(completed[:, :64], image_codes.expand(2, -1))
+    with pytest.raises(ValueError, match="codebook_size=32"):
+        prior.sample_codes(1, prefix=torch.full((1, 3), 40))
+
+
+def test_pipeline_samples_saves_and_loads(tmp_path, tokenizer, prior):
+    from mmquant.pipelines import MXQVAEPipeline
+
+    stage1 = MXQVAEModel(prior.config.stage1_config).eval()
+    pipe = MXQVAEPipeline(stage1=stage1, prior=prior, tokenizer=tokenizer)
+    out = pipe(num_samples=2, seed=0)
+    assert len(out.images) == 2 and out.images[0].size == (64, 64) and all(isinstance(c, str) for c in out.captions)
+    assert torch.equal(pipe(num_samples=2, seed=0).codes, out.codes)  # seeded
+    pipe.save_pretrained(tmp_path / "pipe")
+    loaded = MXQVAEPipeline.from_pretrained(tmp_path / "pipe")
+    again = loaded(num_samples=2, seed=0)
+    assert torch.equal(again.codes, out.codes) and again.captions == out.captions
+    text_to_image = pipe(num_samples=2, caption="The red 7 is on the upper left.", seed=1)
+    image_to_text = pipe(num_samples=2, image=out.images[0], seed=1)
+    assert len(text_to_image.images) == len(image_to_text.captions) == 2
+    grid = MXQVAEPipeline.save_grid(out, tmp_path / "grid.png")
+    assert grid.stat().st_size > 0
+    with pytest.raises(ValueError, match="at most one"):
+        pipe(caption="The red 7.", image=out.images[0])
+    with pytest.raises(ValueError, match="expected 64x64"):
+        pipe(image=out.images[0].resize((32, 32)))
+    long_caption = "The red 7 is on the upper left, " * 10 + "and this."
+    with pytest.raises(ValueError, match="max_length=48"):
+        pipe(caption=long_caption)
+    assert mmquant.MXQVAEPipeline is MXQVAEPipeline
