@@ -7,6 +7,7 @@ only by the code that needs them.
 
 from .modeling_outputs import VQAutoencoderOutput
 from .models.auto import register_auto_classes
+from .models.caption_mnist_judge import CaptionMnistJudgeConfig, CaptionMnistJudgeModel
 from .models.mxqvae import (
     MXQVAEConfig,
     MXQVAEModel,
@@ -32,6 +33,8 @@ register_auto_classes()
 
 __all__ = [
     "BaseQuantizer",
+    "CaptionMnistJudgeConfig",
+    "CaptionMnistJudgeModel",
     "CodebookUsage",
     "MXQVAEConfig",
     "MXQVAEModel",

@@ -195,12 +195,16 @@ def _details(checkpoint: Path, config, repo_id: str) -> tuple[list[tuple[str, st
 
     if (checkpoint / "model_index.json").is_file():
         return _pipeline_details(checkpoint, repo_id)
-    model = AutoModel.from_pretrained(checkpoint)
+    import mmquant
+
+    architecture = (config.architectures or [""])[0]
+    model_class = getattr(mmquant, architecture, None) or AutoModel
+    model = model_class.from_pretrained(checkpoint)
     note = (
         "It is a transformers model: `import mmquant` registers it with the Auto classes, so it loads without "
         "`trust_remote_code`. Weights are safetensors."
     )
-    architecture = (config.architectures or [type(model).__name__])[0]
+    architecture = architecture or type(model).__name__
     rows = [
         ("architecture", f"`{architecture}` (`model_type: {config.model_type}`)"),
         ("parameters", _parameters(model)),

@@ -23,6 +23,20 @@ from ..data.pairs import tokenize_captions
 __all__ = ["MXQVAEPipeline", "MXQVAEPipelineOutput"]
 
 
+def _register_with_diffusers() -> None:
+    """Let diffusers save the components as ``["mmquant", "<class>"]`` in ``model_index.json`` and load them back
+    with their ``from_pretrained`` (from a folder or a Hub repo, without remote code)."""
+    from diffusers.pipelines import pipeline_loading_utils
+
+    methods = ["save_pretrained", "from_pretrained"]
+    classes = {"MXQVAEModel": methods, "MXQVAEPriorForCausalLM": methods}
+    pipeline_loading_utils.LOADABLE_CLASSES.setdefault("mmquant", {}).update(classes)
+    pipeline_loading_utils.ALL_IMPORTABLE_CLASSES.update(classes)
+
+
+_register_with_diffusers()
+
+
 @dataclass
 class MXQVAEPipelineOutput(BaseOutput):
     """Generated pairs: PIL `images`, `captions` (strings) and the joint `codes` `(N, num_tokens)` behind them."""

@@ -19,6 +19,7 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from ...data.caption_grammar import CENTER, QUADRANTS, CaptionObject
+from ...hub.mixin import PushToHubWithCardMixin
 from .configuration_caption_mnist_judge import CaptionMnistJudgeConfig
 
 __all__ = [
@@ -65,7 +66,7 @@ def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     )
 
 
-class CaptionMnistJudgePreTrainedModel(PreTrainedModel):
+class CaptionMnistJudgePreTrainedModel(PushToHubWithCardMixin, PreTrainedModel):
     config_class = CaptionMnistJudgeConfig
     base_model_prefix = "judge"
     main_input_name = "pixel_values"

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-
-# PreTrainedModel: diffusers finds how to load a pipeline component by looking its base class up in its module
-from transformers import GPT2LMHeadModel, PreTrainedModel  # noqa: F401
+from transformers import GPT2LMHeadModel
 
 from ...hub.mixin import PushToHubWithCardMixin
 from .configuration_mxqvae import MXQVAEPriorConfig
