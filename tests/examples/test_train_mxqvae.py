@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -48,11 +49,12 @@ def test_stage1_smoke_resume_and_prior(tmp_path):
         "code_usage",
     }
 
-    # a run stopped after 2 steps and resumed logs the losses of the uninterrupted one
+    # a run stopped after step 2 and resumed from its checkpoint logs the losses of the uninterrupted one
     part = tmp_path / "part"
-    args = [*common, "--output_dir", str(part), "--lr_schedule", "constant"]
-    train_mxqvae.main(train_mxqvae.parse_args([*args, "--max_steps", "2"]))
-    train_mxqvae.main(train_mxqvae.parse_args([*args, "--resume_from_checkpoint", "latest"]))
+    shutil.copytree(full, part)
+    shutil.rmtree(part / "checkpoint-4")
+    args = [*common, "--output_dir", str(part), "--lr_schedule", "constant", "--resume_from_checkpoint", "latest"]
+    train_mxqvae.main(train_mxqvae.parse_args(args))
     assert _losses(part) == pytest.approx(_losses(full), rel=1e-5)
 
     prior_out = tmp_path / "prior"

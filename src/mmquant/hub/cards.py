@@ -46,7 +46,6 @@ MODEL_TYPE_DEFAULTS = {
     volume  = {abs/2412.15195}
 }""",
     },
-    "caption_mnist_judge": {"task": ("image-classification", "reading Caption MNIST canvases")},
     "mxqvae": {
         "description": (
             "An MXQ-VAE image-text pair generator: a stage-1 multimodal cross quantizer turns an image and its "
@@ -66,6 +65,13 @@ MODEL_TYPE_DEFAULTS = {
     year      = {2022}
 }""",
     },
+}
+
+
+# the judge implements MXQ-VAE's semantic-consistency measure: its card cites that paper
+MODEL_TYPE_DEFAULTS["caption_mnist_judge"] = {
+    "task": ("image-classification", "reading Caption MNIST canvases"),
+    "citation": MODEL_TYPE_DEFAULTS["mxqvae"]["citation"],
 }
 
 
