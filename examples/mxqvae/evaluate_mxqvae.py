@@ -17,8 +17,6 @@ scores 0 there). Both merge their figures into ``--results_file`` (default
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
 
@@ -30,16 +28,9 @@ from mmquant.data.builders import build_dataset
 from mmquant.data.caption_mnist import DEFAULT_COLORS
 from mmquant.data.pairs import CaptionPairs
 from mmquant.metrics.consistency import degree_accuracy, degree_token_accuracy, load_judge, semantic_consistency
-from mmquant.training import git_commit
+from mmquant.training import command_line, git_commit, merge_result
 
 HERE = Path(__file__).resolve().parent
-
-
-def _merge(path: Path, key: str, entry: dict) -> None:
-    merged = json.loads(path.read_text()) if path.exists() else {}
-    merged[key] = entry
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(merged, indent=2) + "\n")
 
 
 @torch.no_grad()
@@ -86,7 +77,7 @@ def run_degree(args, provenance: dict) -> None:
             "seconds": round(time.time() - started, 1),
             "metrics": metrics,
         }
-        _merge(Path(args.results_file), f"table1/{name}", entry)
+        merge_result(args.results_file, f"table1/{name}", entry)
         print(name, "by token", {d: round(v, 3) for d, v in by_token.items()}, "parsed", parsed)
 
 
@@ -113,7 +104,7 @@ def run_consistency(args, provenance: dict) -> None:
         "samples_grid": grid.relative_to(HERE.parents[1]).as_posix(),
         "metrics": [{"metric": k, "split": "generated", "value": round(v, 4)} for k, v in scores.items()],
     }
-    _merge(Path(args.results_file), f"table2/{args.name}", entry)
+    merge_result(args.results_file, f"table2/{args.name}", entry)
     print(args.name, scores)
 
 
@@ -134,7 +125,7 @@ def main(argv=None) -> None:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]) if sys.argv[0] else ""
+    command = command_line()
     provenance = {"command": command, "commit": git_commit(HERE)}
     if args.table == "degree":
         if not args.models:

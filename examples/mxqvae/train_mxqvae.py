@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -33,10 +32,13 @@ from mmquant.training import (
     LR_SCHEDULES,
     LossLog,
     batch_indices,
+    check_resumed_args,
+    command_line,
     git_commit,
     load_checkpoint,
     load_yaml_defaults,
     make_scheduler,
+    merge_result,
     plot_losses,
     progress_bar,
     resolve_resume_path,
@@ -179,9 +181,7 @@ def main(args) -> dict:
     step = 0
     if resume is not None:
         state = load_checkpoint(resume, model, optimizer, scheduler, accelerator=accelerator)
-        for key in _RUN_KEYS:
-            if key in state and state[key] != getattr(args, key):
-                raise ValueError(f"--{key} {getattr(args, key)!r} differs from the {state[key]!r} of {resume}.")
+        check_resumed_args(args, state, _RUN_KEYS, resume)
         step = state["step"]
         session_commits = state.get("session_commits", []) + [commit]
         accelerator.print(f"resumed from {resume} at step {step}")
@@ -220,7 +220,7 @@ def main(args) -> dict:
     tokenizer.save_pretrained(output_dir)
     final = evaluate_stage1(model, test)
     plot_losses(log.read(), ["loss", "image_loss", "text_loss", "quantizer_loss"], output_dir / "losses.png")
-    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]) if sys.argv[0] else ""
+    command = command_line()
     result = {
         "model": "mxqvae",
         "dataset": f"caption_mnist/{args.dataset_config}",
@@ -236,11 +236,7 @@ def main(args) -> dict:
     }
     (output_dir / "eval_results.json").write_text(json.dumps(result, indent=2) + "\n")
     if args.results_file:
-        path = Path(args.results_file)
-        merged = json.loads(path.read_text()) if path.exists() else {}
-        merged[args.run_name or output_dir.name] = result
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(merged, indent=2) + "\n")
+        merge_result(args.results_file, args.run_name or output_dir.name, result)
     accelerator.print(json.dumps(final))
     return result
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -32,10 +31,13 @@ from mmquant.training import (
     LR_SCHEDULES,
     LossLog,
     batch_indices,
+    check_resumed_args,
+    command_line,
     git_commit,
     load_checkpoint,
     load_yaml_defaults,
     make_scheduler,
+    merge_result,
     plot_losses,
     progress_bar,
     resolve_resume_path,
@@ -138,12 +140,9 @@ def main(args) -> dict:
     step = 0
     if resume is not None:
         state = load_checkpoint(resume, model, optimizer, scheduler, accelerator=accelerator)
-        for key in ("seed", "max_steps", "batch_size", "lr_schedule", "gradient_accumulation_steps"):
-            if key in state and state[key] != getattr(args, key):
-                raise ValueError(
-                    f"--{key} {getattr(args, key)!r} differs from the {state[key]!r} of {resume}: a resumed run must "
-                    f"keep it to continue the same loss curve (or start a new --output_dir)."
-                )
+        check_resumed_args(
+            args, state, ("seed", "max_steps", "batch_size", "lr_schedule", "gradient_accumulation_steps"), resume
+        )
         step = state["step"]
         # checkpoints written before the commits were recorded say so rather than guess
         session_commits = state.get("session_commits", [f"unrecorded (steps 1-{step})"]) + [commit]
@@ -222,7 +221,7 @@ def main(args) -> dict:
             title=f"{args.model} ({args.quantizer or 'config'})",
         )
         plot_losses(records, ["eval_psnr"], output_dir / "psnr.png", title="test PSNR (dB)", logy=False)
-        command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]) if sys.argv[0] else ""
+        command = command_line()
         split = "test" if args.dataset == "mnist" else "synthetic-test"
         result = {
             "model": args.model,
@@ -242,11 +241,7 @@ def main(args) -> dict:
         }
         (output_dir / "eval_results.json").write_text(json.dumps(result, indent=2) + "\n")
         if args.results_file:
-            path = Path(args.results_file)
-            merged = json.loads(path.read_text()) if path.exists() else {}
-            merged[args.run_name or output_dir.name] = result
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(merged, indent=2) + "\n")
+            merge_result(args.results_file, args.run_name or output_dir.name, result)
         accelerator.print(
             f"test PSNR {final['psnr']:.2f} dB, code usage {final['usage']:.2%}, perplexity {final['perplexity']:.1f}"
         )

@@ -15,7 +15,7 @@ from .checkpointing import (
 from .config import load_yaml_defaults, save_resolved_args
 from .logging import LossLog, progress_bar
 from .plots import plot_losses, save_captioned_grid, save_image_grid
-from .provenance import git_commit
+from .provenance import check_resumed_args, command_line, git_commit, merge_result
 from .schedule import LR_SCHEDULES, batch_indices, make_scheduler
 
 __all__ = [
@@ -23,12 +23,15 @@ __all__ = [
     "CheckpointError",
     "LossLog",
     "batch_indices",
+    "check_resumed_args",
+    "command_line",
     "git_commit",
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
     "load_yaml_defaults",
     "make_scheduler",
+    "merge_result",
     "plot_losses",
     "progress_bar",
     "resolve_resume_path",

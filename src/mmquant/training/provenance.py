@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 from pathlib import Path
 
-__all__ = ["git_commit"]
+__all__ = ["check_resumed_args", "command_line", "git_commit", "merge_result"]
 
 
 def git_commit(where: str | Path) -> str:
@@ -20,3 +22,30 @@ def git_commit(where: str | Path) -> str:
         return out.stdout.strip() + ("+uncommitted" if dirty else "")
     except (subprocess.CalledProcessError, FileNotFoundError):
         return "unknown"
+
+
+def command_line() -> str:
+    """The command that started this process, as ``python <script> <args>`` (empty in an interactive session)."""
+    return "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]) if sys.argv[0] else ""
+
+
+def merge_result(path: str | Path, key: str, entry: dict) -> Path:
+    """Put ``entry`` under ``key`` in the JSON results file ``path`` (created when missing), keeping other runs."""
+    path = Path(path)
+    merged = json.loads(path.read_text()) if path.exists() else {}
+    merged[key] = entry
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(merged, indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def check_resumed_args(args, state: dict, keys, checkpoint) -> None:
+    """A resumed run must keep the arguments its loss curve depends on (``keys``), as saved in ``state``."""
+    for key in keys:
+        if key in state and state[key] != getattr(args, key):
+            raise ValueError(
+                f"--{key} {getattr(args, key)!r} differs from the {state[key]!r} of {checkpoint}: a resumed run must "
+                "keep it to continue the same loss curve (or start a new --output_dir)."
+            )
