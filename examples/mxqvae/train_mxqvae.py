@@ -29,8 +29,8 @@ from mmquant.data.tokenizer import train_caption_tokenizer
 from mmquant.metrics.functional import psnr
 from mmquant.models.mxqvae import MXQVAEConfig, MXQVAEModel
 from mmquant.training import (
-    LR_SCHEDULES,
     LossLog,
+    add_training_arguments,
     batch_indices,
     check_resumed_args,
     command_line,
@@ -64,21 +64,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--fusion", choices=["cross", "shared_codebook_only"], default=None)
     p.add_argument("--image_mask_ratio", type=float, default=None, help="IM rate (0 = the w/o IM ablation)")
     p.add_argument("--text_mask_ratio", type=float, default=None, help="TC rate (0 = the w/o TC ablation)")
-    p.add_argument("--max_steps", type=int, default=1000)
-    p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--learning_rate", type=float, default=1e-3)
-    p.add_argument("--lr_schedule", default="cosine", choices=LR_SCHEDULES)
-    p.add_argument("--warmup_ratio", type=float, default=0.05)
-    p.add_argument("--weight_decay", type=float, default=0.0)
-    p.add_argument("--mixed_precision", default="no", choices=["no", "bf16", "fp16"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval_steps", type=int, default=500)
-    p.add_argument("--checkpointing_steps", type=int, default=500)
-    p.add_argument("--checkpoints_total_limit", type=int, default=2)
-    p.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint-<step> folder")
-    p.add_argument("--results_file", default=None, help="JSON file to merge the final test figures into")
-    p.add_argument("--run_name", default=None, help="key of this run in --results_file")
-    p.add_argument("--num_threads", type=int, default=None, help="torch intra-op threads")
+    add_training_arguments(p, batch_size=32)
     args = load_yaml_defaults(p, argv)
     if args.batch_size < 1 or args.max_steps < 1:
         p.error("--batch_size and --max_steps must be >= 1")

@@ -27,8 +27,8 @@ from mmquant.data.pairs import CaptionPairs
 from mmquant.models.mxqvae import MXQVAEPriorConfig, MXQVAEPriorForCausalLM
 from mmquant.pipelines import MXQVAEPipeline
 from mmquant.training import (
-    LR_SCHEDULES,
     LossLog,
+    add_training_arguments,
     batch_indices,
     check_resumed_args,
     command_line,
@@ -62,21 +62,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--n_embd", type=int, default=128)
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--text_first_ratio", type=float, default=0.5, help="share of sequences written text-first")
-    p.add_argument("--max_steps", type=int, default=1000)
-    p.add_argument("--batch_size", type=int, default=64)
-    p.add_argument("--learning_rate", type=float, default=1e-3)
-    p.add_argument("--lr_schedule", default="cosine", choices=LR_SCHEDULES)
-    p.add_argument("--warmup_ratio", type=float, default=0.05)
-    p.add_argument("--mixed_precision", default="no", choices=["no", "bf16", "fp16"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval_steps", type=int, default=500)
-    p.add_argument("--checkpointing_steps", type=int, default=500)
-    p.add_argument("--checkpoints_total_limit", type=int, default=2)
-    p.add_argument("--resume_from_checkpoint", default=None)
     p.add_argument("--top_k", type=int, default=10, help="sampling for the sample grids")
-    p.add_argument("--results_file", default=None)
-    p.add_argument("--run_name", default=None)
-    p.add_argument("--num_threads", type=int, default=None)
+    add_training_arguments(p, batch_size=64)
+    p.set_defaults(weight_decay=0.01)  # GPT-2-style decay on the prior
     args = load_yaml_defaults(p, argv)
     if not args.stage1:
         p.error("--stage1 (the trained stage-1 folder) is required")
@@ -146,7 +134,7 @@ def main(args) -> dict:
         attn_pdrop=args.dropout,
     )
     prior = MXQVAEPriorForCausalLM(config)
-    optimizer = torch.optim.AdamW(prior.parameters(), lr=args.learning_rate, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(prior.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     scheduler = make_scheduler(optimizer, args.lr_schedule, args.max_steps, args.learning_rate, args.warmup_ratio)
     prior, optimizer = accelerator.prepare(prior, optimizer)
 

@@ -28,8 +28,8 @@ from mmquant.data.mnist import MNIST_SOURCES, mnist_images
 from mmquant.metrics.reconstruction import evaluate_reconstruction
 from mmquant.models.registry import PAPER_QUANTIZERS
 from mmquant.training import (
-    LR_SCHEDULES,
     LossLog,
+    add_training_arguments,
     batch_indices,
     check_resumed_args,
     command_line,
@@ -61,25 +61,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--mnist_source", default="auto", choices=MNIST_SOURCES)
     p.add_argument("--mnist_root", default=None, help="folder of MNIST IDX files (source idx/download)")
     p.add_argument("--train_samples", type=int, default=None, help="use only the first N training images")
-    p.add_argument("--max_steps", type=int, default=1000, help="optimizer steps")
-    p.add_argument("--batch_size", type=int, default=128, help="global batch per optimizer micro-step")
     p.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    p.add_argument("--learning_rate", type=float, default=1e-3)
-    p.add_argument("--lr_schedule", default="onecycle", choices=LR_SCHEDULES)
-    p.add_argument("--warmup_ratio", type=float, default=0.05)
-    p.add_argument("--weight_decay", type=float, default=0.0)
-    p.add_argument("--mixed_precision", default="no", choices=["no", "bf16", "fp16"])
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log_steps", type=int, default=10)
-    p.add_argument("--eval_steps", type=int, default=500, help="PSNR on --eval_samples test images every N steps")
     p.add_argument("--eval_samples", type=int, default=2000)
-    p.add_argument("--checkpointing_steps", type=int, default=500)
-    p.add_argument("--checkpoints_total_limit", type=int, default=2)
-    p.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint-<step> folder")
     p.add_argument("--report_to", default="tensorboard", choices=["tensorboard", "none"])
-    p.add_argument("--results_file", default=None, help="JSON file to merge the final test figures into")
-    p.add_argument("--run_name", default=None, help="key of this run in --results_file")
-    p.add_argument("--num_threads", type=int, default=None, help="torch intra-op threads per process")
+    add_training_arguments(p, batch_size=128, lr_schedule="onecycle")
     args = load_yaml_defaults(p, argv)
     if args.batch_size < 1 or args.max_steps < 1 or args.gradient_accumulation_steps < 1:
         p.error("--batch_size, --max_steps and --gradient_accumulation_steps must be >= 1")

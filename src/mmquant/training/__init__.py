@@ -12,7 +12,7 @@ from .checkpointing import (
     resolve_resume_path,
     save_checkpoint,
 )
-from .config import load_yaml_defaults, save_resolved_args
+from .config import add_training_arguments, load_yaml_defaults, save_resolved_args
 from .logging import LossLog, progress_bar
 from .plots import plot_losses, save_captioned_grid, save_image_grid
 from .provenance import check_resumed_args, command_line, git_commit, merge_result
@@ -22,6 +22,7 @@ __all__ = [
     "LR_SCHEDULES",
     "CheckpointError",
     "LossLog",
+    "add_training_arguments",
     "batch_indices",
     "check_resumed_args",
     "command_line",

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-__all__ = ["load_yaml_defaults", "save_resolved_args"]
+__all__ = ["add_training_arguments", "load_yaml_defaults", "save_resolved_args"]
 
 
 def load_yaml_defaults(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
@@ -33,3 +33,28 @@ def save_resolved_args(args: argparse.Namespace, output_dir: str | Path) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(vars(args), indent=2, default=str))
     return path
+
+
+def add_training_arguments(
+    parser: argparse.ArgumentParser, *, batch_size: int, lr_schedule: str = "cosine", max_steps: int = 1000
+) -> None:
+    """The arguments every training script shares: steps, batch, optimiser schedule, precision, seed, evaluation
+    and checkpoint cadence, resuming, the results file and threads (script-specific ones are added beside them)."""
+    from .schedule import LR_SCHEDULES
+
+    add = parser.add_argument
+    add("--max_steps", type=int, default=max_steps, help="optimizer steps")
+    add("--batch_size", type=int, default=batch_size, help="global batch per optimizer (micro-)step")
+    add("--learning_rate", type=float, default=1e-3)
+    add("--lr_schedule", default=lr_schedule, choices=LR_SCHEDULES)
+    add("--warmup_ratio", type=float, default=0.05)
+    add("--weight_decay", type=float, default=0.0)
+    add("--mixed_precision", default="no", choices=["no", "bf16", "fp16"])
+    add("--seed", type=int, default=0)
+    add("--eval_steps", type=int, default=500, help="evaluate (and save samples) every N steps")
+    add("--checkpointing_steps", type=int, default=500)
+    add("--checkpoints_total_limit", type=int, default=2)
+    add("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint-<step> folder")
+    add("--results_file", default=None, help="JSON file to merge the final test figures into")
+    add("--run_name", default=None, help="key of this run in --results_file")
+    add("--num_threads", type=int, default=None, help="torch intra-op threads per process")
