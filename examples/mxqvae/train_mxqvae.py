@@ -32,19 +32,16 @@ from mmquant.training import (
     LossLog,
     add_training_arguments,
     batch_indices,
-    check_resumed_args,
     command_line,
-    git_commit,
-    load_checkpoint,
     load_yaml_defaults,
     make_scheduler,
     merge_result,
     plot_losses,
     progress_bar,
-    resolve_resume_path,
     save_captioned_grid,
-    save_checkpoint,
     save_resolved_args,
+    save_run_checkpoint,
+    start_or_resume,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -161,19 +158,11 @@ def main(args) -> dict:
     scheduler = make_scheduler(optimizer, args.lr_schedule, args.max_steps, args.learning_rate, args.warmup_ratio)
     model, optimizer = accelerator.prepare(model, optimizer)
 
-    commit = git_commit(HERE)
-    session_commits = [commit]
-    resume = resolve_resume_path(args.resume_from_checkpoint, output_dir)
-    step = 0
-    if resume is not None:
-        state = load_checkpoint(resume, model, optimizer, scheduler, accelerator=accelerator)
-        check_resumed_args(args, state, _RUN_KEYS, resume)
-        step = state["step"]
-        session_commits = state.get("session_commits", []) + [commit]
-        accelerator.print(f"resumed from {resume} at step {step}")
-    else:
-        torch.manual_seed(args.seed * 7919)
-    log = LossLog(output_dir / "losses.jsonl", resume_step=step if resume is not None else None)
+    run = start_or_resume(
+        args, output_dir, model, optimizer, scheduler, run_keys=_RUN_KEYS, code_dir=HERE, accelerator=accelerator
+    )
+    step = run.step
+    log = LossLog(output_dir / "losses.jsonl", resume_step=step if run.resumed_from else None)
     bar = progress_bar(args.max_steps, initial=step)
     keys = ("loss", "image_loss", "text_loss", "quantizer_loss", "text_accuracy", "usage", "perplexity")
     started = time.time()
@@ -198,8 +187,8 @@ def main(args) -> dict:
             log.append({"step": step, **{f"eval_{k}": v for k, v in metrics.items()}})
             save_samples(model, tokenizer, test, output_dir / "samples" / f"step-{step}.png")
         if step % args.checkpointing_steps == 0 or step == args.max_steps:
-            run_state = {key: getattr(args, key) for key in _RUN_KEYS} | {"session_commits": session_commits}
-            save_checkpoint(output_dir, step, model, optimizer, scheduler, run_state, args.checkpoints_total_limit)
+            run.step = step
+            save_run_checkpoint(run, args, output_dir, model, optimizer, scheduler, run_keys=_RUN_KEYS)
     bar.close()
 
     model.save_pretrained(output_dir)
@@ -214,8 +203,8 @@ def main(args) -> dict:
         "processes": 1,
         "train_seconds_this_session": round(time.time() - started, 1),
         "command": command,
-        "commit": commit,
-        "session_commits": session_commits,
+        "commit": run.commit,
+        "session_commits": run.session_commits,
         "config": {k: getattr(model.config, k) for k in ("fusion", "image_mask_ratio", "text_mask_ratio")}
         | {"quantizer": model.config.quantizer_config["type"]},
         "metrics": [{"metric": k, "split": "test", "value": round(v, 4)} for k, v in final.items()],

@@ -30,18 +30,15 @@ from mmquant.training import (
     LossLog,
     add_training_arguments,
     batch_indices,
-    check_resumed_args,
     command_line,
-    git_commit,
-    load_checkpoint,
     load_yaml_defaults,
     make_scheduler,
     merge_result,
     plot_losses,
     progress_bar,
-    resolve_resume_path,
-    save_checkpoint,
     save_resolved_args,
+    save_run_checkpoint,
+    start_or_resume,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -138,18 +135,11 @@ def main(args) -> dict:
     scheduler = make_scheduler(optimizer, args.lr_schedule, args.max_steps, args.learning_rate, args.warmup_ratio)
     prior, optimizer = accelerator.prepare(prior, optimizer)
 
-    commit = git_commit(HERE)
-    session_commits = [commit]
-    resume = resolve_resume_path(args.resume_from_checkpoint, output_dir)
-    step = 0
-    if resume is not None:
-        state = load_checkpoint(resume, prior, optimizer, scheduler, accelerator=accelerator)
-        check_resumed_args(args, state, _RUN_KEYS, resume)
-        step = state["step"]
-        session_commits = state.get("session_commits", []) + [commit]
-    else:
-        torch.manual_seed(args.seed * 7919)
-    log = LossLog(output_dir / "losses.jsonl", resume_step=step if resume is not None else None)
+    run = start_or_resume(
+        args, output_dir, prior, optimizer, scheduler, run_keys=_RUN_KEYS, code_dir=HERE, accelerator=accelerator
+    )
+    step = run.step
+    log = LossLog(output_dir / "losses.jsonl", resume_step=step if run.resumed_from else None)
     bar = progress_bar(args.max_steps, initial=step)
     started = time.time()
     prior.train()
@@ -174,8 +164,8 @@ def main(args) -> dict:
             MXQVAEPipeline.save_grid(out, output_dir / "samples" / f"step-{step}.png")
             prior.train()
         if step % args.checkpointing_steps == 0 or step == args.max_steps:
-            run_state = {key: getattr(args, key) for key in _RUN_KEYS} | {"session_commits": session_commits}
-            save_checkpoint(output_dir, step, prior, optimizer, scheduler, run_state, args.checkpoints_total_limit)
+            run.step = step
+            save_run_checkpoint(run, args, output_dir, prior, optimizer, scheduler, run_keys=_RUN_KEYS)
     bar.close()
 
     prior.save_pretrained(output_dir / "prior")
@@ -189,8 +179,8 @@ def main(args) -> dict:
         "processes": 1,
         "train_seconds_this_session": round(time.time() - started, 1),
         "command": command,
-        "commit": commit,
-        "session_commits": session_commits,
+        "commit": run.commit,
+        "session_commits": run.session_commits,
         "metrics": [{"metric": "nll_per_code", "split": "test", "value": round(test_nll(prior, test_codes), 4)}],
     }
     (output_dir / "eval_results.json").write_text(json.dumps(result, indent=2) + "\n")

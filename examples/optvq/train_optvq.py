@@ -31,19 +31,16 @@ from mmquant.training import (
     LossLog,
     add_training_arguments,
     batch_indices,
-    check_resumed_args,
     command_line,
-    git_commit,
-    load_checkpoint,
     load_yaml_defaults,
     make_scheduler,
     merge_result,
     plot_losses,
     progress_bar,
-    resolve_resume_path,
-    save_checkpoint,
     save_image_grid,
     save_resolved_args,
+    save_run_checkpoint,
+    start_or_resume,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -120,22 +117,12 @@ def main(args) -> dict:
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped = accelerator.unwrap_model(model)
 
-    commit = git_commit(HERE)  # the code this session runs
-    session_commits = [commit]
-    resume = resolve_resume_path(args.resume_from_checkpoint, output_dir)
-    step = 0
-    if resume is not None:
-        state = load_checkpoint(resume, model, optimizer, scheduler, accelerator=accelerator)
-        check_resumed_args(
-            args, state, ("seed", "max_steps", "batch_size", "lr_schedule", "gradient_accumulation_steps"), resume
-        )
-        step = state["step"]
-        # checkpoints written before the commits were recorded say so rather than guess
-        session_commits = state.get("session_commits", [f"unrecorded (steps 1-{step})"]) + [commit]
-        accelerator.print(f"resumed from {resume} at step {step}")
-    if resume is None:  # a fresh per-process stream; a resumed run continues the one its checkpoint saved
-        torch.manual_seed(args.seed * 7919 + rank)
-    log = LossLog(output_dir / "losses.jsonl", resume_step=step if resume is not None else None)
+    run_keys = ("seed", "max_steps", "batch_size", "lr_schedule", "gradient_accumulation_steps")
+    run = start_or_resume(
+        args, output_dir, model, optimizer, scheduler, run_keys=run_keys, code_dir=HERE, accelerator=accelerator
+    )
+    step = run.step
+    log = LossLog(output_dir / "losses.jsonl", resume_step=step if run.resumed_from else None)
     if args.report_to != "none":
         accelerator.init_trackers("optvq", config={k: v for k, v in vars(args).items() if v is not None})
 
@@ -185,13 +172,9 @@ def main(args) -> dict:
                 save_image_grid([sample, recon], output_dir / "samples" / f"step-{step}.png", value_range=(-1, 1))
             accelerator.wait_for_everyone()
         if step % args.checkpointing_steps == 0 or step == args.max_steps:
-            run_state = {
-                key: getattr(args, key)
-                for key in ("seed", "max_steps", "batch_size", "lr_schedule", "gradient_accumulation_steps")
-            }
-            run_state["session_commits"] = session_commits
-            save_checkpoint(
-                output_dir, step, model, optimizer, scheduler, run_state, args.checkpoints_total_limit, accelerator
+            run.step = step
+            save_run_checkpoint(
+                run, args, output_dir, model, optimizer, scheduler, run_keys=run_keys, accelerator=accelerator
             )
     bar.close()
 
@@ -217,8 +200,8 @@ def main(args) -> dict:
             "processes": world,
             "train_seconds_this_session": round(time.time() - started, 1),
             "command": command,
-            "commit": commit,
-            "session_commits": session_commits,
+            "commit": run.commit,
+            "session_commits": run.session_commits,
             "metrics": [
                 {"metric": "psnr", "split": split, "value": round(final["psnr"], 3), "unit": "dB"},
                 {"metric": "code_usage", "split": split, "value": round(final["usage"], 5)},

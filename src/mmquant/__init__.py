@@ -8,6 +8,7 @@ only by the code that needs them.
 from .modeling_outputs import VQAutoencoderOutput
 from .models.auto import register_auto_classes
 from .models.caption_mnist_judge import CaptionMnistJudgeConfig, CaptionMnistJudgeModel
+from .models.jwae import JWAEConfig, JWAEModel, JWAEPreTrainedModel
 from .models.mxqvae import (
     MXQVAEConfig,
     MXQVAEModel,
@@ -36,6 +37,9 @@ __all__ = [
     "CaptionMnistJudgeConfig",
     "CaptionMnistJudgeModel",
     "CodebookUsage",
+    "JWAEConfig",
+    "JWAEModel",
+    "JWAEPreTrainedModel",
     "MXQVAEConfig",
     "MXQVAEModel",
     "MXQVAEPipeline",

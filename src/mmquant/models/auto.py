@@ -3,6 +3,7 @@
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 from .caption_mnist_judge import CaptionMnistJudgeConfig, CaptionMnistJudgeModel
+from .jwae import JWAEConfig, JWAEModel
 from .mxqvae import MXQVAEConfig, MXQVAEModel, MXQVAEPriorConfig, MXQVAEPriorForCausalLM
 from .optvq import OptVQConfig, OptVQModel
 
@@ -13,6 +14,7 @@ _REGISTRY = [
     (CaptionMnistJudgeConfig, AutoModel, CaptionMnistJudgeModel),
     (MXQVAEConfig, AutoModel, MXQVAEModel),
     (MXQVAEPriorConfig, AutoModelForCausalLM, MXQVAEPriorForCausalLM),
+    (JWAEConfig, AutoModel, JWAEModel),
 ]
 
 

@@ -11,6 +11,7 @@ from typing import NamedTuple
 from transformers import PretrainedConfig, PreTrainedModel
 
 from .caption_mnist_judge import CaptionMnistJudgeConfig, CaptionMnistJudgeModel
+from .jwae import JWAEConfig, JWAEModel
 from .mxqvae import MXQVAEConfig, MXQVAEModel
 from .optvq import OptVQConfig, OptVQModel
 from .optvq.configuration_optvq import DEFAULT_QUANTIZER_CONFIG
@@ -37,6 +38,11 @@ _VQ_BASELINE = {"type": "vq", "codebook_size": 1024, "num_heads": 1, "beta": 0.2
 # The two quantizers of the paper's Tab. 2, by name (used by the training script's --quantizer).
 PAPER_QUANTIZERS = {"optvq": DEFAULT_QUANTIZER_CONFIG, "vq": _VQ_BASELINE}
 _TINY_OPTVQ = {**DEFAULT_QUANTIZER_CONFIG, "codebook_size": 32, "num_heads": 2}
+
+# VSE++ (Faghri et al. 2018) as a JWAEConfig: no decoders, no prior, only the max-hinge ranking loss
+_VSEPP = dict(
+    lambda_image_reconstruction=0.0, lambda_text_reconstruction=0.0, lambda_image_prior=0.0, lambda_text_prior=0.0
+)
 
 MODEL_SIZES: dict[str, ModelSize] = {
     "optvq-mnist": _optvq(
@@ -102,6 +108,43 @@ MODEL_SIZES: dict[str, ModelSize] = {
             quantizer_config={"type": "vq", "codebook_size": 32},
         ),
         "tiny MXQ-VAE stage 1 for tests",
+    ),
+    # jWAE (examples/jwae/configs/; vocab_size and special ids come from the tokenizer)
+    "jwae-caption-mnist": ModelSize(
+        JWAEConfig, JWAEModel, {}, "jWAE-MH for Caption MNIST: 64x64 CNN and GRU autoencoders, 128-d latent"
+    ),
+    "vsepp-caption-mnist": ModelSize(
+        JWAEConfig,
+        JWAEModel,
+        _VSEPP,
+        "the VSE++ baseline of jwae-caption-mnist: same encoders and latent, max-hinge loss only",
+    ),
+    "jwae-precomp": ModelSize(
+        JWAEConfig,
+        JWAEModel,
+        dict(
+            image_input="features",
+            image_feature_dim=2048,
+            latent_dim=1024,
+            word_embed_dim=300,
+            text_hidden_size=1024,
+            max_text_length=64,
+        ),
+        "jWAE-MH on precomputed 2048-d image features (the reference's COCO/Flickr30k setting)",
+    ),
+    "jwae-test": ModelSize(
+        JWAEConfig,
+        JWAEModel,
+        dict(
+            image_size=16,
+            image_channels=[4, 8],
+            word_embed_dim=8,
+            text_hidden_size=16,
+            latent_dim=8,
+            critic_hidden_size=16,
+            max_text_length=12,
+        ),
+        "tiny jWAE for tests",
     ),
     "caption-mnist-judge": ModelSize(
         CaptionMnistJudgeConfig,

@@ -16,11 +16,13 @@ from .config import add_training_arguments, load_yaml_defaults, save_resolved_ar
 from .logging import LossLog, progress_bar
 from .plots import plot_losses, save_captioned_grid, save_image_grid
 from .provenance import check_resumed_args, command_line, git_commit, merge_result
+from .run_state import TrainingRun, save_run_checkpoint, start_or_resume
 from .schedule import LR_SCHEDULES, batch_indices, make_scheduler
 
 __all__ = [
     "LR_SCHEDULES",
     "CheckpointError",
+    "TrainingRun",
     "LossLog",
     "add_training_arguments",
     "batch_indices",
@@ -40,4 +42,6 @@ __all__ = [
     "save_checkpoint",
     "save_image_grid",
     "save_resolved_args",
+    "save_run_checkpoint",
+    "start_or_resume",
 ]

@@ -124,8 +124,12 @@ def save_checkpoint(
     trainer_state: dict | None = None,
     total_limit: int | None = None,
     accelerator=None,
+    extras: dict | None = None,
 ) -> Path:
     """Write ``checkpoint-<step>`` atomically and keep at most ``total_limit`` checkpoints (None: all).
+
+    ``extras`` maps a name to ``(module, optimizer or None)`` for training-only parts beside the model (e.g. a
+    GAN critic): their weights and optimizer go into ``<name>/`` in the same atomic write.
 
     With an ``accelerator`` of several processes every process calls this: each writes its RNG state, the main
     process the rest.
@@ -148,6 +152,12 @@ def save_checkpoint(
         _optimizer_to_files(optimizer, tmp)
         if scheduler is not None:
             (tmp / "scheduler.json").write_text(json.dumps(scheduler.state_dict()))
+        for name, (module, extra_optimizer) in (extras or {}).items():
+            (tmp / name).mkdir()
+            weights = {k: v.detach().cpu().contiguous() for k, v in _unwrap(module).state_dict().items()}
+            save_file(weights, tmp / name / "model.safetensors")
+            if extra_optimizer is not None:
+                _optimizer_to_files(extra_optimizer, tmp / name)
         state = {
             "step": step,
             "num_processes": 1 if accelerator is None else accelerator.num_processes,
@@ -171,8 +181,9 @@ def save_checkpoint(
     return final
 
 
-def load_checkpoint(path: str | Path, model, optimizer, scheduler=None, accelerator=None) -> dict:
-    """Restore model weights, optimizer, scheduler and this process's RNG from ``path``; returns the trainer state.
+def load_checkpoint(path: str | Path, model, optimizer, scheduler=None, accelerator=None, extras=None) -> dict:
+    """Restore model weights, optimizer, scheduler, ``extras`` (as given to :func:`save_checkpoint`) and this
+    process's RNG from ``path``; returns the trainer state.
 
     Raises :class:`CheckpointError` naming what is wrong when anything cannot be restored exactly.
     """
@@ -198,6 +209,10 @@ def load_checkpoint(path: str | Path, model, optimizer, scheduler=None, accelera
         _optimizer_from_files(optimizer, path)
         if scheduler is not None:
             scheduler.load_state_dict(json.loads((path / "scheduler.json").read_text()))
+        for name, (module, extra_optimizer) in (extras or {}).items():
+            _unwrap(module).load_state_dict(load_file(path / name / "model.safetensors"), strict=True)
+            if extra_optimizer is not None:
+                _optimizer_from_files(extra_optimizer, path / name)
         torch.set_rng_state(load_file(path / f"rng_state_{rank}.safetensors")["torch"])
         random.setstate(_decode_random(state["python_random"]))
     except CheckpointError:

@@ -1,0 +1,277 @@
+"""Train jWAE (joint Wasserstein autoencoders, Mahajan et al. 2019) or its VSE++ baseline with accelerate.
+
+    python examples/jwae/train_jwae.py --config examples/jwae/configs/jwae_quad2.yaml       # jWAE-MH, Caption MNIST
+    python examples/jwae/train_jwae.py --config examples/jwae/configs/vsepp_quad2.yaml      # the VSE++ baseline
+    python examples/jwae/train_jwae.py --config ... --resume_from_checkpoint latest
+    python examples/jwae/train_jwae.py --config examples/jwae/configs/jwae_coco_precomp.yaml \\
+        --data_dir /data/coco --image_features /data/coco/features.safetensors       # the paper's COCO protocol
+
+Each step alternates the two players of the adversarial prior matching: first the encoders and decoders take a
+step on L_jWAE(-MH) with the latent critic frozen (its parameters are detached inside the loss), then the critic
+takes a step telling N(0, I) samples from this batch's (detached) image and caption latents. Writes into
+``--output_dir``: ``args.json``, ``checkpoint-<step>/`` (model, critic, both optimizers), ``losses.jsonl``,
+``losses.png``, ``latents/step-<k>.png`` (2-D PCA of test latents against prior samples), the final model and
+tokenizer (``save_pretrained``) and ``eval_results.json`` (Recall@1/5/10 both ways on the test split).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from mmquant.losses.divergences import critic_loss, gaussian_frechet_distance
+from mmquant.metrics.retrieval import cross_modal_retrieval
+from mmquant.models.jwae import JWAEConfig, JWAEModel
+from mmquant.models.registry import get_config
+from mmquant.training import (
+    LossLog,
+    add_training_arguments,
+    batch_indices,
+    command_line,
+    load_yaml_defaults,
+    make_scheduler,
+    merge_result,
+    plot_losses,
+    progress_bar,
+    save_resolved_args,
+    save_run_checkpoint,
+    start_or_resume,
+)
+
+try:  # run as a script (examples/jwae on sys.path) or imported by the tests
+    from jwae_data import add_data_arguments, load_split, make_tokenizer
+except ImportError:  # pragma: no cover
+    from .jwae_data import add_data_arguments, load_split, make_tokenizer
+
+HERE = Path(__file__).resolve().parent
+_RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="YAML file of defaults for any argument below")
+    p.add_argument("--output_dir", default="outputs/jwae")
+    add_data_arguments(p)
+    p.add_argument("--model_size", default="jwae-caption-mnist", help="a jwae/vsepp size of mmquant.list_models()")
+    p.add_argument("--model_config", type=json.loads, default={}, help="JWAEConfig fields as JSON (override)")
+    p.add_argument("--critic_learning_rate", type=float, default=5e-5, help="the reference's critic Adam rate")
+    p.add_argument("--max_grad_norm", type=float, default=2.0, help="the reference's gradient clipping")
+    p.add_argument("--eval_images", type=int, default=1000, help="test images ranked at each evaluation")
+    add_training_arguments(p, batch_size=128, lr_schedule="cosine", max_steps=3000)
+    p.set_defaults(learning_rate=2e-4)
+    args = load_yaml_defaults(p, argv)
+    if args.batch_size < 2 or args.max_steps < 1:
+        p.error("--batch_size must be >= 2 (the ranking loss needs negatives) and --max_steps >= 1")
+    return args
+
+
+def model_config(args, tokenizer) -> JWAEConfig:
+    """The registry size, --model_config overrides, and the tokenizer's vocabulary and special ids."""
+    ids = dict(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        unk_token_id=tokenizer.unk_token_id,
+    )
+    config = get_config(args.model_size, **args.model_config, **ids)
+    if not isinstance(config, JWAEConfig):
+        raise ValueError(f"--model_size {args.model_size!r} is not a jWAE size; see mmquant.list_models().")
+    return config
+
+
+@torch.no_grad()
+def embed(model: JWAEModel, pairs, batch_size: int = 250) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image latents ``(N, D)`` and caption latents ``(T, D)`` of a gallery."""
+    was_training = model.training
+    model.eval()
+    images = [
+        model.get_image_features(**pairs.image_inputs(torch.arange(s, min(s + batch_size, pairs.num_images))))
+        for s in range(0, pairs.num_images, batch_size)
+    ]
+    texts = [model.get_text_features(pairs.input_ids[s : s + batch_size]) for s in range(0, len(pairs), batch_size)]
+    model.train(was_training)
+    return torch.cat(images).float(), torch.cat(texts).float()
+
+
+def evaluate_retrieval(model: JWAEModel, pairs) -> dict:
+    """Recall@1/5/10 and median rank both ways, plus how far each modality's latents are from the prior."""
+    image_embeds, text_embeds = embed(model, pairs)
+    scores = cross_modal_retrieval(image_embeds, text_embeds, pairs.text_to_image)
+    scores["image_prior_distance"] = float(gaussian_frechet_distance(image_embeds))
+    scores["text_prior_distance"] = float(gaussian_frechet_distance(text_embeds))
+    return scores
+
+
+def save_latent_plot(model: JWAEModel, pairs, path: Path, title: str) -> Path:
+    """2-D PCA (fitted on prior samples and both modalities) of test latents against N(0, I) samples."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    image_embeds, text_embeds = embed(model, pairs.head(min(500, pairs.num_images)))
+    prior = torch.randn(len(image_embeds), image_embeds.shape[1], generator=torch.Generator().manual_seed(0))
+    everything = torch.cat([prior, image_embeds, text_embeds])
+    _, _, v = torch.pca_lowrank(everything, q=2, center=True)
+    mean = everything.mean(0)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, z, color in (
+        ("prior N(0, I)", prior, "0.7"),
+        ("images", image_embeds, "C0"),
+        ("captions", text_embeds, "C3"),
+    ):
+        xy = (z - mean) @ v  # (n, 2)
+        ax.scatter(xy[:, 0], xy[:, 1], s=4, alpha=0.5, label=name, color=color)
+    ax.set_title(title)
+    ax.legend(markerscale=3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def main(args) -> dict:
+    from accelerate import Accelerator
+
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    world, rank = accelerator.num_processes, accelerator.process_index
+    if args.batch_size % world:
+        raise ValueError(f"--batch_size {args.batch_size} must be divisible by the {world} processes.")
+    if accelerator.is_main_process:
+        save_resolved_args(args, output_dir)
+    torch.manual_seed(args.seed)
+    max_length = args.model_config.get("max_text_length", get_config(args.model_size).max_text_length)
+    tokenizer = make_tokenizer(args, max_length)
+    model = JWAEModel(model_config(args, tokenizer))
+    image_size = model.config.image_size if model.config.image_input == "pixels" else None
+    train = load_split(args, "train", tokenizer, max_length, image_size)
+    test = load_split(args, "test", tokenizer, max_length, image_size)
+    if len(train) < args.batch_size:
+        raise ValueError(f"--batch_size {args.batch_size} exceeds the {len(train)} training pairs.")
+    critic = model.make_critic() if model.config.uses_prior else None
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    scheduler = make_scheduler(optimizer, args.lr_schedule, args.max_steps, args.learning_rate, args.warmup_ratio)
+    extras = {}
+    if critic is not None:
+        critic_optimizer = torch.optim.Adam(critic.parameters(), lr=args.critic_learning_rate, betas=(0.5, 0.999))
+        model, optimizer, critic, critic_optimizer = accelerator.prepare(model, optimizer, critic, critic_optimizer)
+        extras = {"critic": (critic, critic_optimizer)}
+    else:
+        model, optimizer = accelerator.prepare(model, optimizer)
+    unwrapped = accelerator.unwrap_model(model)
+    plain_critic = accelerator.unwrap_model(critic) if critic is not None else None
+
+    run = start_or_resume(
+        args,
+        output_dir,
+        model,
+        optimizer,
+        scheduler,
+        run_keys=_RUN_KEYS,
+        code_dir=HERE,
+        accelerator=accelerator,
+        extras=extras,
+    )
+    log = LossLog(output_dir / "losses.jsonl", resume_step=run.step if run.resumed_from else None)
+    bar = progress_bar(args.max_steps, initial=run.step, disable=not accelerator.is_local_main_process)
+    keys = (
+        "loss",
+        "image_reconstruction_loss",
+        "text_reconstruction_loss",
+        "image_prior_loss",
+        "text_prior_loss",
+        "ranking_loss",
+    )
+    shard = args.batch_size // world
+    started = time.time()
+    model.train()
+    while run.step < args.max_steps:
+        index = batch_indices(run.step, len(train), args.batch_size, args.seed)[rank * shard : (rank + 1) * shard]
+        images = train.image_inputs(train.text_to_image[index])
+        # 1. encoders and decoders: L_jWAE(-MH), the critic's parameters detached inside the prior terms
+        with accelerator.autocast():
+            out = model(**images, input_ids=train.input_ids[index], critic=plain_critic)
+        accelerator.backward(out.loss)
+        if args.max_grad_norm:
+            accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad()
+        scheduler.step()
+        record = {k: float(out[k].detach()) for k in keys if out[k] is not None}
+        # 2. the critic: prior samples against this batch's latents (detached)
+        if critic is not None:
+            latents = torch.cat([out.image_embeds, out.text_embeds]).detach().float()
+            with accelerator.autocast():
+                loss_c = critic_loss(critic, latents, torch.randn_like(latents))
+            accelerator.backward(loss_c)
+            critic_optimizer.step()
+            critic_optimizer.zero_grad()
+            record["critic_loss"] = float(loss_c.detach())
+        run.step += 1
+        if world > 1:
+            packed = accelerator.reduce(torch.tensor(list(record.values())), reduction="mean")
+            record = dict(zip(record, packed.tolist()))
+        record = {"step": run.step, "lr": scheduler.get_last_lr()[0], **record}
+        if accelerator.is_main_process:
+            log.append(record)
+        bar.update(1)
+        bar.set_postfix(loss=f"{record['loss']:.3f}", rank=f"{record.get('ranking_loss', 0):.3f}")
+        if run.step % args.eval_steps == 0 or run.step == args.max_steps:
+            if accelerator.is_main_process:
+                metrics = evaluate_retrieval(unwrapped, test.head(args.eval_images))
+                log.append({"step": run.step, **{f"eval_{k}": v for k, v in metrics.items()}})
+                save_latent_plot(
+                    unwrapped, test, output_dir / "latents" / f"step-{run.step}.png", f"test latents, step {run.step}"
+                )
+            accelerator.wait_for_everyone()
+        if run.step % args.checkpointing_steps == 0 or run.step == args.max_steps:
+            save_run_checkpoint(
+                run,
+                args,
+                output_dir,
+                model,
+                optimizer,
+                scheduler,
+                run_keys=_RUN_KEYS,
+                accelerator=accelerator,
+                extras=extras,
+            )
+    bar.close()
+
+    result = {}
+    if accelerator.is_main_process:
+        unwrapped.save_pretrained(output_dir)
+        tokenizer.save_pretrained(output_dir)
+        final = evaluate_retrieval(unwrapped, test.head(args.eval_images))
+        plot_losses(log.read(), [k for k in (*keys, "critic_loss") if k in record], output_dir / "losses.png")
+        result = {
+            "model": "jwae" if unwrapped.config.uses_prior else "vsepp",
+            "dataset": f"{args.dataset}/{args.dataset_config}",
+            "test_images": min(args.eval_images, test.num_images),
+            "steps": run.step,
+            "processes": world,
+            "train_seconds_this_session": round(time.time() - started, 1),
+            "command": command_line(),
+            "commit": run.commit,
+            "session_commits": run.session_commits,
+            "metrics": [{"metric": k, "split": "test", "value": round(v, 4)} for k, v in final.items()],
+        }
+        (output_dir / "eval_results.json").write_text(json.dumps(result, indent=2) + "\n")
+        if args.results_file:
+            merge_result(args.results_file, args.run_name or output_dir.name, result)
+        accelerator.print(json.dumps(final))
+    accelerator.wait_for_everyone()
+    return result
+
+
+if __name__ == "__main__":
+    main(parse_args())
