@@ -60,12 +60,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model_config", type=json.loads, default={}, help="JWAEConfig fields as JSON (override)")
     p.add_argument("--critic_learning_rate", type=float, default=5e-5, help="the reference's critic Adam rate")
     p.add_argument("--max_grad_norm", type=float, default=2.0, help="the reference's gradient clipping")
+    p.add_argument(
+        "--sum_hinge_warmup_steps",
+        type=int,
+        default=500,
+        help="steps of sum-of-hinges ranking loss before the hardest negatives (VSE-infinity's warm-up; from scratch "
+        "the max-hinge loss alone collapses every embedding to one point)",
+    )
     p.add_argument("--eval_images", type=int, default=1000, help="test images ranked at each evaluation")
     add_training_arguments(p, batch_size=128, lr_schedule="cosine", max_steps=3000)
     p.set_defaults(learning_rate=2e-4)
     args = load_yaml_defaults(p, argv)
     if args.batch_size < 2 or args.max_steps < 1:
         p.error("--batch_size must be >= 2 (the ranking loss needs negatives) and --max_steps >= 1")
+    if not isinstance(get_config(args.model_size), JWAEConfig):
+        p.error(f"--model_size {args.model_size!r} is not a jWAE size (jwae-caption-mnist, vsepp-caption-mnist, ...)")
     return args
 
 
@@ -78,10 +87,7 @@ def model_config(args, tokenizer) -> JWAEConfig:
         eos_token_id=tokenizer.eos_token_id,
         unk_token_id=tokenizer.unk_token_id,
     )
-    config = get_config(args.model_size, **args.model_config, **ids)
-    if not isinstance(config, JWAEConfig):
-        raise ValueError(f"--model_size {args.model_size!r} is not a jWAE size; see mmquant.list_models().")
-    return config
+    return get_config(args.model_size, **args.model_config, **ids)
 
 
 @torch.no_grad()
@@ -199,14 +205,20 @@ def main(args) -> dict:
         images = train.image_inputs(train.text_to_image[index])
         # 1. encoders and decoders: L_jWAE(-MH), the critic's parameters detached inside the prior terms
         with accelerator.autocast():
-            out = model(**images, input_ids=train.input_ids[index], critic=plain_critic)
+            warm = run.step < args.sum_hinge_warmup_steps
+            out = model(
+                **images,
+                input_ids=train.input_ids[index],
+                critic=plain_critic,
+                hardest_negatives=False if warm else None,
+            )
         accelerator.backward(out.loss)
         if args.max_grad_norm:
             accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
         optimizer.step()
         optimizer.zero_grad()
         scheduler.step()
-        record = {k: float(out[k].detach()) for k in keys if out[k] is not None}
+        record = {k: float(getattr(out, k).detach()) for k in keys if getattr(out, k) is not None}
         # 2. the critic: prior samples against this batch's latents (detached)
         if critic is not None:
             latents = torch.cat([out.image_embeds, out.text_embeds]).detach().float()

@@ -184,9 +184,12 @@ class JWAEModel(JWAEPreTrainedModel):
         image_features: Tensor | None = None,
         critic: nn.Module | None = None,
         return_loss: bool = True,
+        hardest_negatives: bool | None = None,
     ) -> JWAEOutput:
         """Embed a batch of matching image–caption pairs and compute the jWAE loss. With `critic` (a
-        [`LatentCritic`], frozen by the caller for this step) the prior terms λ3, λ4 are included."""
+        [`LatentCritic`]) the prior terms λ3, λ4 are included; they train the encoders only. `hardest_negatives`
+        overrides the config for this call (training scripts warm up with the sum of hinges: from scratch, the
+        hardest-negative loss alone collapses every embedding to one point)."""
         c = self.config
         if input_ids is None:
             raise ValueError("input_ids: required (the captions paired with the images).")
@@ -221,7 +224,8 @@ class JWAEModel(JWAEPreTrainedModel):
             out.text_prior_loss = prior_matching_loss(critic, text_embeds)
             terms += [c.lambda_image_prior * out.image_prior_loss, c.lambda_text_prior * out.text_prior_loss]
         if c.ranking_loss == "max_hinge":  # L_MH, VSE++ hardest negatives
-            out.ranking_loss = max_hinge_loss(image_embeds, text_embeds, c.margin, c.hardest_negatives)
+            hardest = c.hardest_negatives if hardest_negatives is None else hardest_negatives
+            out.ranking_loss = max_hinge_loss(image_embeds, text_embeds, c.margin, hardest)
         elif c.ranking_loss == "mse":  # jWAE-MSE
             out.ranking_loss = paired_mse_loss(image_embeds, text_embeds)
         if out.ranking_loss is not None:

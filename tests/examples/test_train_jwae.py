@@ -1,0 +1,136 @@
+"""jWAE example scripts: a smoke run of jWAE-MH (critic and both optimizers checkpointed) resumed mid-run with the
+loss log of the uninterrupted run, the VSE++ baseline without a critic, the cross-configuration evaluation and the
+retrieval command on the trained folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from mmquant.training import list_checkpoints
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = ROOT / "examples" / "jwae"
+sys.path.insert(0, str(HERE))
+import evaluate_jwae  # noqa: E402
+import retrieve  # noqa: E402
+import train_jwae  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _reset_accelerate():
+    from accelerate.state import AcceleratorState, PartialState
+
+    yield
+    AcceleratorState._reset_state(True)
+    PartialState._reset_state()
+
+
+def _records(output_dir):
+    return [json.loads(line) for line in (Path(output_dir) / "losses.jsonl").read_text().splitlines()]
+
+
+def test_jwae_smoke_resume_evaluate_and_retrieve(tmp_path, capsys):
+    cache = tmp_path / "data"
+    common = ["--config", str(HERE / "configs" / "smoke.yaml"), "--dataset_cache_dir", str(cache)]
+    full = tmp_path / "full"
+    result = train_jwae.main(train_jwae.parse_args([*common, "--output_dir", str(full), "--lr_schedule", "constant"]))
+    assert [s for s, _ in list_checkpoints(full)] == [2, 4]
+    checkpoint = full / "checkpoint-4"
+    assert (checkpoint / "critic" / "model.safetensors").exists() and (
+        checkpoint / "critic" / "optimizer.json"
+    ).exists()
+    assert (full / "latents" / "step-4.png").exists() and (full / "losses.png").exists()
+    names = {m["metric"] for m in result["metrics"]}
+    assert {
+        "i2t_recall@1",
+        "i2t_recall@10",
+        "t2i_recall@5",
+        "t2i_median_rank",
+        "rsum",
+        "image_prior_distance",
+    } <= names
+    steps = [r for r in _records(full) if "loss" in r]
+    assert all("critic_loss" in r and "image_prior_loss" in r for r in steps)
+
+    # stopped after step 2 and resumed: the losses of the uninterrupted run, critic included
+    part = tmp_path / "part"
+    shutil.copytree(full, part)
+    shutil.rmtree(part / "checkpoint-4")
+    args = [*common, "--output_dir", str(part), "--lr_schedule", "constant", "--resume_from_checkpoint", "latest"]
+    train_jwae.main(train_jwae.parse_args(args))
+    resumed = [r for r in _records(part) if "loss" in r]
+    for a, b in zip(resumed, steps, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5) and a["critic_loss"] == pytest.approx(
+            b["critic_loss"], rel=1e-5
+        )
+
+    # the VSE++ baseline: no critic, no decoders, ranking loss only
+    vsepp = tmp_path / "vsepp"
+    train_jwae.main(
+        train_jwae.parse_args(
+            [
+                *common,
+                "--output_dir",
+                str(vsepp),
+                "--model_size",
+                "vsepp-caption-mnist",
+                "--model_config",
+                '{"image_channels": [4, 8, 8], "latent_dim": 8, "text_hidden_size": 16}',
+            ]
+        )
+    )
+    assert not (vsepp / "checkpoint-4" / "critic").exists()
+    assert all(r["loss"] == pytest.approx(r["ranking_loss"]) for r in _records(vsepp) if "loss" in r)
+
+    # one table of both models on their training configuration and another one
+    results = tmp_path / "results.json"
+    entries = evaluate_jwae.main(
+        evaluate_jwae.parse_args(
+            [
+                "--models",
+                f"jwae={full}",
+                f"vsepp={vsepp}",
+                "--dataset_configs",
+                "quad2",
+                "quad3",
+                "--test_examples",
+                "16",
+                "--dataset_cache_dir",
+                str(cache),
+                "--results_file",
+                str(results),
+            ]
+        )
+    )
+    assert set(entries) == {"jwae@quad2", "jwae@quad3", "vsepp@quad2", "vsepp@quad3"}
+    stored = json.loads(results.read_text())
+    assert {m["metric"] for m in stored["jwae@quad3"]["metrics"]} >= {"rsum", "rsum_drop_from_training_config"}
+    assert stored["jwae@quad2"]["trained_on"] == "caption_mnist/quad2"
+
+    # the README's retrieval command on the trained folder
+    capsys.readouterr()
+    top = retrieve.main(
+        retrieve.parse_args(
+            ["--model", str(full), "--index", "3", "--gallery_size", "16", "--dataset_cache_dir", str(cache)]
+        )
+    )
+    printed = capsys.readouterr().out
+    assert len(top) == 5 and "top 5 of 16 captions" in printed and "decoded from the image latent" in printed
+    scores = [s for s, _ in top]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_bad_arguments_are_named(tmp_path):
+    with pytest.raises(SystemExit):
+        train_jwae.parse_args(["--batch_size", "1"])
+    with pytest.raises(SystemExit):
+        train_jwae.parse_args(["--model_size", "optvq-mnist"])
+    with pytest.raises(ValueError, match="model name"):
+        train_jwae.parse_args(["--model_size", "no-such-size"])
+    with pytest.raises(SystemExit):
+        evaluate_jwae.parse_args(["--models", "no-equals-sign"])
