@@ -19,7 +19,9 @@ TEST_SPLIT = {"caption_mnist": "test", "coco_captions": "test", "flickr30k_capti
 
 def add_data_arguments(p) -> None:
     p.add_argument("--dataset", default="caption_mnist", choices=sorted(TEST_SPLIT))
-    p.add_argument("--dataset_config", default="quad2", help="Caption MNIST: single, quad1 ... quad4; COCO: karpathy")
+    p.add_argument(
+        "--dataset_config", default=None, help="Caption MNIST: single, quad1 ... quad4 (default quad2); COCO: karpathy"
+    )
     p.add_argument("--data_dir", default=None, help="the local COCO / Flickr30k folder (see the dataset cards)")
     p.add_argument("--image_features", default=None, help="safetensors file of per-split (rows, F) image features")
     p.add_argument("--train_examples", type=int, default=20000, help="Caption MNIST training pairs to generate")
@@ -43,7 +45,7 @@ def caption_mnist(args, splits=("train", "test")):
     sizes = {"train": args.train_examples, "test": args.test_examples}
     return build_dataset(
         "caption_mnist",
-        args.dataset_config,
+        args.dataset_config or "quad2",
         cache_dir=args.dataset_cache_dir,
         num_examples={split: sizes[split] for split in splits},
     )

@@ -267,7 +267,9 @@ def main(args) -> dict:
         plot_losses(log.read(), [k for k in (*keys, "critic_loss") if k in record], output_dir / "losses.png")
         result = {
             "model": "jwae" if unwrapped.config.uses_prior else "vsepp",
-            "dataset": f"{args.dataset}/{args.dataset_config}",
+            "dataset": f"{args.dataset}/{args.dataset_config or 'quad2'}"
+            if args.dataset == "caption_mnist"
+            else args.dataset,
             "test_images": min(args.eval_images, test.num_images),
             "steps": run.step,
             "processes": world,

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from mmquant.training import list_checkpoints
 
@@ -134,3 +135,91 @@ def test_bad_arguments_are_named(tmp_path):
         train_jwae.parse_args(["--model_size", "no-such-size"])
     with pytest.raises(SystemExit):
         evaluate_jwae.parse_args(["--models", "no-equals-sign"])
+
+
+def test_five_caption_folders_with_pixels_and_with_precomputed_features(tmp_path):
+    """The paper's protocol on the COCO / Flickr30k builders' fixtures: five captions per image, pixels or features."""
+    from safetensors.torch import save_file
+
+    fixtures = ROOT / "tests" / "fixtures" / "caption_folders"
+    common = [
+        "--max_steps",
+        "2",
+        "--batch_size",
+        "8",
+        "--eval_steps",
+        "2",
+        "--checkpointing_steps",
+        "2",
+        "--dataset_cache_dir",
+        str(tmp_path / "cache"),
+        "--model_size",
+        "jwae-test",
+        "--sum_hinge_warmup_steps",
+        "1",
+    ]
+    flickr = train_jwae.main(
+        train_jwae.parse_args(
+            [
+                *common,
+                "--dataset",
+                "flickr30k_captions",
+                "--data_dir",
+                str(fixtures / "flickr30k"),
+                "--model_config",
+                '{"max_text_length": 48}',
+                "--output_dir",
+                str(tmp_path / "flickr"),
+            ]
+        )
+    )
+    assert flickr["dataset"] == "flickr30k_captions" and flickr["test_images"] == 2
+    # image->text with 5 relevant captions among 10: recall@10 covers the whole gallery
+    assert {m["metric"]: m["value"] for m in flickr["metrics"]}["i2t_recall@10"] == 100.0
+
+    features = tmp_path / "features.safetensors"
+    save_file({"train": torch.randn(4, 32), "test": torch.randn(2, 32)}, features)
+    config = (
+        '{"image_input": "features", "image_feature_dim": 32, "image_decoder_hidden_size": 16, "max_text_length": 48}'
+    )
+    coco = train_jwae.main(
+        train_jwae.parse_args(
+            [
+                *common,
+                "--dataset",
+                "coco_captions",
+                "--dataset_config",
+                "karpathy",
+                "--data_dir",
+                str(fixtures / "coco"),
+                "--image_features",
+                str(features),
+                "--model_config",
+                config,
+                "--output_dir",
+                str(tmp_path / "coco"),
+            ]
+        )
+    )
+    assert coco["test_images"] == 2
+    with pytest.raises(ValueError, match="no tensor named 'test'"):
+        save_file({"train": torch.randn(4, 32)}, features)
+        train_jwae.main(
+            train_jwae.parse_args(
+                [
+                    *common,
+                    "--dataset",
+                    "coco_captions",
+                    "--dataset_config",
+                    "karpathy",
+                    "--data_dir",
+                    str(fixtures / "coco"),
+                    "--image_features",
+                    str(features),
+                    "--model_config",
+                    config,
+                    "--output_dir",
+                    str(tmp_path / "coco2"),
+                ]
+            )
+        )
