@@ -120,7 +120,7 @@ def test_shared_codebook_only_ablation_keeps_modalities_apart(tokenizer):
 @pytest.mark.parametrize(
     ("make", "error", "message"),
     [
-        (lambda x, ids: (x[:, :, :32, :32], ids), ValueError, "resize the images to 64x64"),
+        (lambda x, ids: (x[:, :, :32, :32], ids), ValueError, "resized to 64x64"),
         (lambda x, ids: (x[:, :1], ids), ValueError, "pixel_values"),
         (lambda x, ids: (x.to(torch.uint8), ids), TypeError, "float"),
         (lambda x, ids: (x * float("nan"), ids), ValueError, "NaN"),

@@ -22,6 +22,7 @@ from ...hub.mixin import PushToHubWithCardMixin
 from ...modules.residual_cnn import ResidualCNNDecoder, ResidualCNNEncoder
 from ...modules.text_cnn import TextConvDecoder, TextConvEncoder
 from ...quantizers import build_quantizer
+from ..input_checks import check_batch_sizes, check_pixel_values, check_token_ids
 from .configuration_mxqvae import MXQVAEConfig
 
 __all__ = ["MXQVAEModel", "MXQVAEOutput", "MXQVAEPreTrainedModel"]
@@ -103,33 +104,10 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
     def _check_inputs(self, pixel_values: Tensor | None, input_ids: Tensor | None) -> None:
         c = self.config
         if pixel_values is not None:
-            expected = (c.in_channels, c.image_size, c.image_size)
-            if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != expected:
-                raise ValueError(
-                    f"pixel_values: expected shape (batch, {', '.join(map(str, expected))}), got "
-                    f"{tuple(pixel_values.shape)}; resize the images to {c.image_size}x{c.image_size}."
-                )
-            if not pixel_values.is_floating_point():
-                raise TypeError(f"pixel_values: expected a float tensor in [-1, 1], got {pixel_values.dtype}.")
-            if not torch.isfinite(pixel_values).all():
-                raise ValueError("pixel_values: contains NaN or Inf.")
+            check_pixel_values(pixel_values, c.in_channels, c.image_size)
         if input_ids is not None:
-            if input_ids.ndim != 2 or input_ids.shape[1] != c.max_text_length:
-                raise ValueError(
-                    f"input_ids: expected shape (batch, max_text_length={c.max_text_length}), got "
-                    f"{tuple(input_ids.shape)}; tokenize with padding='max_length', max_length={c.max_text_length}."
-                )
-            if input_ids.dtype not in (torch.int64, torch.int32):
-                raise TypeError(f"input_ids: expected integer token ids, got {input_ids.dtype}.")
-            if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= c.vocab_size):
-                raise ValueError(
-                    f"input_ids: ids must lie in [0, vocab_size={c.vocab_size}), got "
-                    f"[{int(input_ids.min())}, {int(input_ids.max())}]; is this the model's tokenizer?"
-                )
-        if pixel_values is not None and input_ids is not None and len(pixel_values) != len(input_ids):
-            raise ValueError(
-                f"pixel_values and input_ids: batch sizes differ ({len(pixel_values)}, {len(input_ids)})."
-            )
+            check_token_ids(input_ids, c.max_text_length, c.vocab_size)
+        check_batch_sizes(pixel_values=pixel_values, input_ids=input_ids)
 
     # ------------------------------------------------------------------ masking (training only)
     def mask_image(self, pixel_values: Tensor, generator: torch.Generator | None = None) -> Tensor:
