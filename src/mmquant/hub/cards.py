@@ -154,7 +154,8 @@ def _rows(data: dict) -> tuple[list[dict], list[dict]]:
 
 def render_model_card(card_data: str | Path | dict, sample_image: str | None = None):
     """The ``huggingface_hub.ModelCard`` of the checkpoint described by ``card_data`` (a ``hub_cards/*.yaml`` path, or
-    the dict of :func:`output_card_data`); ``sample_image``: a file of the repo to show (e.g. a sample grid)."""
+    the dict of :func:`output_card_data`); ``sample_image`` (or the card data's ``sample_image``): a file of the repo
+    to show (e.g. a sample grid)."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
     from transformers import AutoConfig
 
@@ -199,7 +200,7 @@ def render_model_card(card_data: str | Path | dict, sample_image: str | None = N
         title=data["title"],
         description=(data["description"] or defaults.get("description", "")).strip(),
         repo_id=data["repo_id"],
-        sample_image=sample_image,
+        sample_image=sample_image or data.get("sample_image"),
         loading_note=note,
         details=details,
         usage=usage,

@@ -1,0 +1,181 @@
+"""Quantizer modules side by side over a grid of sizes and precisions: forward and forward+backward time and peak
+extra memory, as ratios to the fastest nearest-neighbour baseline of the same size and precision, in one run.
+
+    python benchmarks/bench_quantizer_grid.py --reference-repo PATH/TO/OptVQ     # the full grid (~15 min, 2 cores)
+    python benchmarks/bench_quantizer_grid.py --quick                            # N=4096 only, 2 repeats
+
+Grid: N in {4096, 16384, 65536} tokens, K in {1024, 8192} codes, D in {16, 64} dims, float32 and bf16 autocast.
+Methods (training mode, one head, features and codebook made once per size):
+
+* ``nn``: mmquant's nearest-neighbour assignment alone, ``nn_cdist``: ``torch.cdist(x, c).argmin(1)`` (baselines);
+* ``mmquant_vq``: mmquant's ``VectorQuantizer`` module (assignment, straight-through, losses, usage statistics);
+* ``mmquant_optvq``: mmquant's ``SinkhornQuantizer`` (OptVQ: epsilon 10, 5 iterations, normalisation "all");
+* ``vqp_vq``: vector-quantize-pytorch's ``VectorQuantize`` (EMA, k-means init off, as a user would start);
+* ``reference_sinkhorn``: the reference OptVQ code's cdist + normalize + ``sinkhorn()`` + argmax (forward only).
+
+Modules are timed forward and forward+backward (a backward of ``quantized.sum() + loss``); assignments forward
+only. Times are medians of ``--repeats`` interleaved rounds after a warm-up; memory is the rise of the process's peak
+resident set (VmHWM, reset through ``/proc/self/clear_refs``) during one call over the resident set before it.
+``*_ratio`` columns divide by the fastest of ``nn``/``nn_cdist`` (forward) of the same size and precision. Results:
+``benchmarks/results/bench_quantizer_grid.json`` with command, commit, machine and load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import itertools
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from mmquant.quantizers import SinkhornQuantizer, VectorQuantizer, nearest_code
+from mmquant.training import command_line, git_commit
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", default="4096,16384,65536")
+    p.add_argument("--k", default="1024,8192")
+    p.add_argument("--d", default="16,64")
+    p.add_argument("--dtypes", default="float32,bf16")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--reference-repo", default=None, help="checkout or bare git mirror of github.com/zbr17/OptVQ")
+    p.add_argument("--quick", action="store_true", help="N=4096 only and 2 repeats")
+    p.add_argument("--output", default=str(HERE / "results" / "bench_quantizer_grid.json"))
+    args = p.parse_args(argv)
+    if args.quick:
+        args.n, args.repeats = "4096", 2
+    return args
+
+
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(field)
+
+
+def _peak_extra_mb(fn) -> float:
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark (Linux)
+    base = _status_mb("VmRSS")
+    fn()
+    return _status_mb("VmHWM") - base
+
+
+def _methods(k: int, d: int, reference):
+    """name -> (callable(x, c, backward), has_backward)."""
+    torch.manual_seed(0)
+    vq = VectorQuantizer(dim=d, codebook_size=k, beta=0.25)
+    optvq = SinkhornQuantizer(dim=d, codebook_size=k, beta=0.25, epsilon=10.0, n_iters=5, normalize="all")
+    methods = {
+        "nn": (lambda x, c, b: nearest_code(x, c), False),
+        "nn_cdist": (lambda x, c, b: torch.cdist(x, c).argmin(1), False),
+    }
+
+    def module_call(module):
+        def call(x, c, backward):
+            x = x.detach().requires_grad_(backward)
+            out = module(x)
+            if backward:
+                (out.quantized.float().sum() + out.loss).backward()
+            return out.indices
+
+        return call
+
+    vq.train()
+    optvq.train()
+    methods["mmquant_vq"] = (module_call(vq), True)
+    methods["mmquant_optvq"] = (module_call(optvq), True)
+    try:
+        from vector_quantize_pytorch import VectorQuantize
+
+        from peer_quantizers import PeerQuantizer
+
+        peer = PeerQuantizer(VectorQuantize(dim=d, codebook_size=k, rotation_trick=False), k, "vq").train()
+        methods["vqp_vq"] = (module_call(peer), True)
+    except ImportError:
+        print("vector-quantize-pytorch is not installed (pip install 'mmquant[bench]'): vqp_vq is skipped")
+    if reference is not None:
+        methods["reference_sinkhorn"] = (lambda x, c, b: reference(x, c)[1], False)
+    return methods
+
+
+def _run(fn, x, c, backward, autocast):
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+    with ctx:
+        fn(x, c, backward)
+
+
+def main(args) -> dict:
+    load_start = list(os.getloadavg())
+    reference, ref_commit = None, None
+    if args.reference_repo:
+        from reference_optvq import load_reference
+
+        reference, ref_commit = load_reference(args.reference_repo)
+    rows = []
+    sizes = itertools.product(*(map(int, s.split(",")) for s in (args.n, args.k, args.d)))
+    for (n, k, d), dtype in itertools.product(list(sizes), args.dtypes.split(",")):
+        autocast = dtype == "bf16"
+        g = torch.Generator().manual_seed(0)
+        x, c = torch.randn(n, d, generator=g), torch.randn(k, d, generator=g)
+        methods = _methods(k, d, reference)
+        jobs = [(name, False) for name in methods] + [(name, True) for name, (_, bw) in methods.items() if bw]
+        for name, backward in jobs:  # warm-up
+            _run(methods[name][0], x, c, backward, autocast)
+        times = {job: [] for job in jobs}
+        for _ in range(args.repeats):  # interleaved rounds
+            for job in jobs:
+                t0 = time.perf_counter()
+                _run(methods[job[0]][0], x, c, job[1], autocast)
+                times[job].append((time.perf_counter() - t0) * 1e3)
+        memory = {}
+        for job in jobs:
+            fn = methods[job[0]][0]
+            memory[job] = _peak_extra_mb(lambda: _run(fn, x, c, job[1], autocast))  # noqa: B023 (called at once)
+        baseline = min(statistics.median(times[("nn", False)]), statistics.median(times[("nn_cdist", False)]))
+        row = {"N": n, "K": k, "D": d, "dtype": dtype, "baseline_ms": round(baseline, 3), "methods": {}}
+        for (name, backward), t in times.items():
+            key = f"{name}{'_fwd_bwd' if backward else '_fwd'}"
+            row["methods"][key] = {
+                "ms": round(statistics.median(t), 3),
+                "ratio": round(statistics.median(t) / baseline, 3),
+                "peak_extra_mb": round(memory[(name, backward)], 1),
+            }
+        rows.append(row)
+        print(
+            f"N={n:6d} K={k:5d} D={d:3d} {dtype:8s} "
+            + " ".join(f"{key}={v['ratio']:.2f}x" for key, v in row["methods"].items()),
+            flush=True,
+        )
+    result = {
+        "benchmark": "quantizer_grid",
+        "command": command_line(),
+        "commit": git_commit(HERE),
+        "reference_commit": ref_commit,
+        "machine": {"platform": platform.platform(), "threads": torch.get_num_threads(), "cpus": os.cpu_count()},
+        "load_average_start_end": [load_start, list(os.getloadavg())],
+        "torch": torch.__version__,
+        "repeats": args.repeats,
+        "rows": rows,
+    }
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.output}")
+    return result
+
+
+if __name__ == "__main__":
+    main(parse_args())

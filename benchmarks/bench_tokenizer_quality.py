@@ -1,0 +1,161 @@
+"""Reconstruction quality of the same tokenizer with different quantizers, trained side by side in one run.
+
+    python benchmarks/bench_tokenizer_quality.py                 # 500 steps each, the full MNIST test set
+    python benchmarks/bench_tokenizer_quality.py --quick         # 100 steps, 2,000 test digits (a smoke run)
+
+The appendix-B MNIST autoencoder of OptVQ (the ``optvq-mnist`` size: 32x32, 8-dim latents, 1024 codes) is trained
+from the same seed, on the same batches, for the same steps, once per quantizer: mmquant's nearest-neighbour VQ
+(the paper's VQ-VAE baseline, and with EMA, k-means initialisation and dead-code restart), mmquant's OptVQ with one
+and four heads, and vector-quantize-pytorch's ``VectorQuantize`` (EMA defaults; EMA + k-means init + dead-code
+restart, without and with the rotation trick, and with 4 heads) and its ``FSQ`` (levels 8,5,5,5: 1000 codes). For
+each: test PSNR (images in [0, 1]), SSIM, whole-test-set code usage and perplexity, and seconds per training step
+(median). Results go to ``benchmarks/results/bench_tokenizer_quality.json`` with the command, commit and machine;
+``python benchmarks/render_results.py`` renders them into ``benchmarks/RESULTS.md`` and PNG plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from mmquant.data.mnist import mnist_images
+from mmquant.metrics.functional import ssim
+from mmquant.metrics.reconstruction import evaluate_reconstruction
+from mmquant.models.optvq import OptVQModel
+from mmquant.models.optvq.configuration_optvq import DEFAULT_QUANTIZER_CONFIG
+from mmquant.models.registry import get_config
+from mmquant.training import batch_indices, command_line, git_commit, make_scheduler
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from peer_quantizers import PEERS, build_peer  # noqa: E402
+
+_VQ = {"type": "vq", "codebook_size": 1024, "beta": 0.25, "use_affine": True}
+OURS = {
+    "mmquant_vq": _VQ,  # the paper's VQ-VAE baseline (configs/mnsit/vqbase.yaml)
+    "mmquant_vq_ema_kmeans_dead": {
+        "type": "vq",
+        "codebook_size": 1024,
+        "beta": 0.25,
+        "ema_decay": 0.99,
+        "kmeans_init": True,
+        "dead_code_threshold": 0.5,
+    },
+    "mmquant_optvq_1head": {**DEFAULT_QUANTIZER_CONFIG, "num_heads": 1},
+    "mmquant_optvq_4heads": DEFAULT_QUANTIZER_CONFIG,
+}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--batch_size", type=int, default=128)
+    p.add_argument("--learning_rate", type=float, default=2e-3, help="as examples/optvq/configs/mnist_optvq.yaml")
+    p.add_argument("--lr_schedule", default="onecycle")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test_images", type=int, default=10000)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--only", nargs="+", default=None, help="run only these quantizers")
+    p.add_argument("--quick", action="store_true", help="100 steps and 2,000 test digits")
+    p.add_argument("--output", default=str(HERE / "results" / "bench_tokenizer_quality.json"))
+    args = p.parse_args(argv)
+    if args.quick:
+        args.steps, args.test_images = 100, 2000
+    return args
+
+
+def build(name: str) -> OptVQModel:
+    config = get_config("optvq-mnist")
+    if name in OURS:
+        config.quantizer_config = dict(OURS[name])
+        return OptVQModel(config)
+    model = OptVQModel(config)
+    model.quantizer, codebook_size = build_peer(name, config.embed_dim)
+    model.config.quantizer_config = {"type": name, "codebook_size": codebook_size}
+    return model
+
+
+@torch.no_grad()
+def test_ssim(model, images, batch_size=500) -> float:
+    model.eval()
+    scores = [
+        ssim((model(x).reconstruction.clamp(-1, 1) + 1) / 2, (x + 1) / 2, data_range=1.0, reduction="none")
+        for x in images.split(batch_size)
+    ]
+    model.train()
+    return float(torch.cat(scores).mean())
+
+
+def run_one(name: str, args, train_images, test_images) -> dict:
+    torch.manual_seed(args.seed)
+    model = build(name)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate)
+    scheduler = make_scheduler(optimizer, args.lr_schedule, args.steps, args.learning_rate, 0.05)
+    times = []
+    model.train()
+    for step in range(args.steps):
+        x = train_images[batch_indices(step, len(train_images), args.batch_size, args.seed)]
+        start = time.perf_counter()
+        out = model(x)
+        out.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        scheduler.step()
+        times.append(time.perf_counter() - start)
+    metrics = evaluate_reconstruction(model, test_images)
+    return {
+        "quantizer": name,
+        "psnr": round(metrics["psnr"], 3),
+        "ssim": round(test_ssim(model, test_images), 4),
+        "code_usage": round(metrics["usage"], 4),
+        "perplexity": round(metrics["perplexity"], 1),
+        "codebook_size": model.config.quantizer_config["codebook_size"],
+        "seconds_per_step": round(statistics.median(times), 5),
+    }
+
+
+def main(args) -> dict:
+    torch.set_num_threads(args.threads)
+    names = args.only or [*OURS, *PEERS]
+    train_images = mnist_images("train", 32)
+    test_images = mnist_images("test", 32)[: args.test_images]
+    rows = []
+    for name in names:
+        rows.append(run_one(name, args, train_images, test_images))
+        print(json.dumps(rows[-1]), flush=True)
+    fastest_nn = min(r["seconds_per_step"] for r in rows if "fsq" not in r["quantizer"])
+    for row in rows:
+        row["step_time_ratio_to_fastest_vq"] = round(row["seconds_per_step"] / fastest_nn, 3)
+    import vector_quantize_pytorch
+
+    result = {
+        "benchmark": "tokenizer_quality",
+        "command": command_line(),
+        "commit": git_commit(HERE),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "threads": args.threads},
+        "torch": torch.__version__,
+        "vector_quantize_pytorch": getattr(vector_quantize_pytorch, "__version__", None) or _dist_version(),
+        "settings": {k: getattr(args, k) for k in ("steps", "batch_size", "learning_rate", "lr_schedule", "seed")}
+        | {"test_images": len(test_images), "model": "optvq-mnist (appendix-B CNN, 8-dim latents)"},
+        "rows": rows,
+    }
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _dist_version():
+    from importlib.metadata import version
+
+    return version("vector-quantize-pytorch")
+
+
+if __name__ == "__main__":
+    main(parse_args())

