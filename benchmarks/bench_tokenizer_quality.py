@@ -6,8 +6,9 @@
 The appendix-B MNIST autoencoder of OptVQ (the ``optvq-mnist`` size: 32x32, 8-dim latents, 1024 codes) is trained
 from the same seed, on the same batches, for the same steps, once per quantizer: mmquant's nearest-neighbour VQ
 (the paper's VQ-VAE baseline, and with EMA, k-means initialisation and dead-code restart), mmquant's OptVQ with one
-and four heads, and vector-quantize-pytorch's ``VectorQuantize`` (EMA defaults; EMA + k-means init + dead-code
-restart, without and with the rotation trick, and with 4 heads) and its ``FSQ`` (levels 8,5,5,5: 1000 codes). For
+and four heads (each also with the rotation trick), and vector-quantize-pytorch's ``VectorQuantize`` (EMA defaults;
+EMA + k-means init + dead-code restart, without and with the rotation trick, and with 4 heads) and its ``FSQ``
+(levels 8,5,5,5: 1000 codes). For
 each: test PSNR (images in [0, 1]), SSIM, whole-test-set code usage and perplexity, and seconds per training step
 (median). Results go to ``benchmarks/results/bench_tokenizer_quality.json`` with the command, commit and machine;
 ``python benchmarks/render_results.py`` renders them into ``benchmarks/RESULTS.md`` and PNG plots.
@@ -50,6 +51,8 @@ OURS = {
     },
     "mmquant_optvq_1head": {**DEFAULT_QUANTIZER_CONFIG, "num_heads": 1},
     "mmquant_optvq_4heads": DEFAULT_QUANTIZER_CONFIG,
+    "mmquant_optvq_1head_rotation": {**DEFAULT_QUANTIZER_CONFIG, "num_heads": 1, "rotation_trick": True},
+    "mmquant_optvq_4heads_rotation": {**DEFAULT_QUANTIZER_CONFIG, "rotation_trick": True},
 }
 
 

@@ -202,3 +202,24 @@ def test_bad_construction_raises_value_error(kwargs, match):
     kwargs = dict(kwargs)
     with pytest.raises(ValueError, match=match):
         build_quantizer(kwargs.pop("type"), dim=DIM, codebook_size=K, **kwargs)
+
+
+@pytest.mark.parametrize("kind", ["vq", "sinkhorn"])
+def test_rotation_trick_keeps_the_codes_and_changes_only_the_gradient(kind):
+    torch.manual_seed(0)
+    plain = build_quantizer(kind, dim=8, codebook_size=16, num_heads=2)
+    rotated = build_quantizer(kind, dim=8, codebook_size=16, num_heads=2, rotation_trick=True)
+    rotated.load_state_dict(plain.state_dict())
+    x = torch.randn(5, 6, 8, requires_grad=True)
+    target = torch.randn(5, 6, 8)
+    outputs, grads = [], []
+    for q in (plain, rotated):
+        out = q(x)
+        x.grad = None
+        ((out.quantized - target) ** 2).sum().backward()
+        outputs.append(out.quantized.detach())
+        grads.append(x.grad.clone())
+    assert torch.equal(outputs[0], outputs[1])  # the same forward value: the codes
+    assert not torch.allclose(grads[0], grads[1])  # another estimator
+    q = rotated.eval()
+    assert torch.equal(q(x).quantized, q.indices_to_codes(q(x).indices))  # eval: exactly the codes

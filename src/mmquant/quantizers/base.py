@@ -19,7 +19,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .functional import check_index_range, code_usage_and_perplexity, is_distributed, nearest_code
+from .functional import check_index_range, code_usage_and_perplexity, is_distributed, nearest_code, rotation_trick
 from .multi_head import merge_heads, split_heads
 
 __all__ = ["BaseQuantizer", "QuantizerOutput"]
@@ -70,6 +70,8 @@ class BaseQuantizer(nn.Module):
         dead_code_threshold: in training, codes whose moving-average count per batch falls below this are
             restarted on random features of the batch (0 disables).
         usage_decay: decay of the moving-average code counts used by ``dead_code_threshold``.
+        rotation_trick: in training, pass gradients to the features by the rotation trick (Fifty et al. 2025,
+            arXiv:2410.06424) instead of the identity straight-through estimator; the forward value is the same.
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class BaseQuantizer(nn.Module):
         kmeans_iters: int = 10,
         dead_code_threshold: float = 0.0,
         usage_decay: float = 0.99,
+        rotation_trick: bool = False,
     ):
         super().__init__()
         if not isinstance(dim, int) or dim < 1:
@@ -108,6 +111,7 @@ class BaseQuantizer(nn.Module):
         self.kmeans_iters = kmeans_iters
         self.dead_code_threshold = dead_code_threshold
         self.usage_decay = usage_decay
+        self.rotation_trick = rotation_trick
 
         self.embedding = nn.Embedding(codebook_size, self.codebook_dim)
         # nn.Embedding's N(0, 1) initialisation, as the reference code
@@ -207,7 +211,10 @@ class BaseQuantizer(nn.Module):
                 )
 
             # straight-through estimator (eq. 2), written so that the forward value is exactly the code vector
-            quantized = codes + (flat - flat.detach())  # (N, codebook_dim)
+            if self.rotation_trick and self.training:
+                quantized = rotation_trick(flat, codes)  # (N, codebook_dim), gradient rotated onto each code
+            else:
+                quantized = codes + (flat - flat.detach())  # (N, codebook_dim)
             quantized = merge_heads(quantized.view(z.shape)).to(x.dtype)  # (..., dim)
         indices = indices.view(z.shape[:-1])  # (..., heads)
         if self.num_heads == 1:

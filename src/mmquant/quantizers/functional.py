@@ -43,6 +43,7 @@ import sys
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "euclidean_distances",
     "is_distributed",
     "nearest_code",
+    "rotation_trick",
     "sinkhorn_assign",
     "sinkhorn_plan",
     "usage_statistics",
@@ -215,6 +217,22 @@ def nearest_code(x: Tensor, codebook: Tensor, block_rows: int | None = None) -> 
         else:
             torch.argmin(d, 1, out=out[s:e])
     return out
+
+
+def rotation_trick(z: Tensor, codes: Tensor, eps: float = 1e-6) -> Tensor:
+    """The rotation trick (Fifty et al., "Restructuring Vector Quantization with the Rotation Trick", ICLR 2025,
+    arXiv:2410.06424, eq. 4 and Algorithm 1): a straight-through replacement whose forward value is exactly ``codes``
+    ``(N, d)`` and whose gradient reaches ``z`` ``(N, d)`` through the rotation and rescaling that take ``z`` onto its
+    code, ``codes ~ s * R z`` with ``R z = z - 2 r (r.z) + 2 q (u.z)``, ``u = z/|z|``, ``q = e/|e|``,
+    ``r = (u + q)/|u + q|``, ``s = |e|/|z|``, all treated as constants. As with the identity estimator, ``codes`` keep
+    their own gradient (to the codebook)."""
+    z_norm = z.norm(dim=-1, keepdim=True).clamp_min(eps)
+    e_norm = codes.norm(dim=-1, keepdim=True).clamp_min(eps)
+    u, q = (z / z_norm).detach(), (codes / e_norm).detach()
+    r = F.normalize(u + q, dim=-1, eps=eps).detach()
+    rotated = z - 2 * r * (r * z).sum(-1, keepdim=True) + 2 * q * (u * z).sum(-1, keepdim=True)  # R z
+    transformed = (e_norm / z_norm).detach() * rotated  # (N, d), equal to codes up to rounding
+    return codes + (transformed - transformed.detach())  # forward value exactly the codes
 
 
 def code_usage_and_perplexity(counts: Tensor) -> tuple[Tensor, Tensor]:

@@ -50,14 +50,11 @@ class JWAEConfig(PretrainedConfig):
             (trained by the training script, not part of the saved model).
 
     Example:
-
-    ```python
     >>> from mmquant import JWAEConfig, JWAEModel
     >>> config = JWAEConfig(image_channels=[8, 8, 8], latent_dim=16, text_hidden_size=32, word_embed_dim=16)
     >>> model = JWAEModel(config)
     >>> model.config.ranking_loss
     'max_hinge'
-    ```
     """
 
     model_type = "jwae"
