@@ -38,8 +38,9 @@ def build_peer(name: str, dim: int) -> tuple[nn.Module, int]:
     """A named peer quantizer for features of size ``dim`` and its number of codes."""
     from vector_quantize_pytorch import FSQ, VectorQuantize
 
-    # EMA, k-means init, dead-code restart; the rotation trick (on by default in recent versions) is set explicitly
-    strongest = dict(decay=0.99, kmeans_init=True, threshold_ema_dead_code=2, rotation_trick=False)
+    # EMA (its default decay 0.8), k-means init, dead-code restart, as its README documents them; the rotation trick
+    # (on by default in recent versions) is set explicitly
+    strongest = dict(kmeans_init=True, kmeans_iters=10, threshold_ema_dead_code=2, rotation_trick=False)
     if name == "vqp_ema_defaults":
         return PeerQuantizer(VectorQuantize(dim=dim, codebook_size=1024, rotation_trick=False), 1024, "vq"), 1024
     if name == "vqp_ema_kmeans_dead":
