@@ -125,6 +125,31 @@ def test_jwae_smoke_resume_evaluate_and_retrieve(tmp_path, capsys):
     scores = [s for s, _ in top]
     assert scores == sorted(scores, reverse=True)
 
+    # an image file and a caption file of the user's
+    from PIL import Image
+
+    Image.new("RGB", (28, 28), (200, 0, 0)).save(tmp_path / "query.png")  # resized to the model's 64x64
+    (tmp_path / "captions.txt").write_text("This is red 3.\n\nThe white 7 is on the upper left.\n")
+    top = retrieve.main(
+        retrieve.parse_args(
+            [
+                "--model",
+                str(full),
+                "--image",
+                str(tmp_path / "query.png"),
+                "--captions",
+                str(tmp_path / "captions.txt"),
+            ]
+        )
+    )
+    assert sorted(c for _, c in top) == ["The white 7 is on the upper left.", "This is red 3."]
+    with pytest.raises(ValueError, match="--index"):
+        retrieve.main(
+            retrieve.parse_args(
+                ["--model", str(full), "--index", "99", "--gallery_size", "16", "--dataset_cache_dir", str(cache)]
+            )
+        )
+
 
 def test_bad_arguments_are_named(tmp_path):
     with pytest.raises(SystemExit):
