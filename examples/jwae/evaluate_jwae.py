@@ -37,7 +37,9 @@ HERE = Path(__file__).resolve().parent
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", required=True, help="name=folder of a trained model (save_pretrained)")
-    p.add_argument("--dataset_configs", nargs="+", default=["quad2", "quad3", "quad4"], help="Caption MNIST configurations")
+    p.add_argument(
+        "--dataset_configs", nargs="+", default=["quad2", "quad3", "quad4"], help="Caption MNIST configurations"
+    )
     p.add_argument("--test_examples", type=int, default=1000)
     p.add_argument("--dataset_cache_dir", default=None)
     p.add_argument("--results_file", default=None)

@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer
 
 import mmquant  # noqa: F401  (registers the Auto classes)
+from mmquant.data.collate import image_to_tensor
 from mmquant.data.pairs import tokenize_captions
 from mmquant.metrics.retrieval import rank_gallery
 
@@ -44,11 +44,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def load_image(path: str, size: int) -> torch.Tensor:
+    """``(1, 3, size, size)`` in [-1, 1]."""
     from PIL import Image
 
     with Image.open(path) as im:
-        rgb = np.asarray(im.convert("RGB").resize((size, size), Image.Resampling.BICUBIC))
-    return torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 127.5 - 1.0  # (1, 3, size, size) in [-1, 1]
+        return image_to_tensor(im, size, name=f"--image {path}")[None]
 
 
 def main(args) -> list[tuple[float, str]]:
