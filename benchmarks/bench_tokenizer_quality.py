@@ -2,6 +2,8 @@
 
     python benchmarks/bench_tokenizer_quality.py                 # 500 steps each, the full MNIST test set
     python benchmarks/bench_tokenizer_quality.py --quick         # 100 steps, 2,000 test digits (a smoke run)
+    python benchmarks/bench_tokenizer_quality.py --seeds 0 1 2 --only mmquant_optvq_4heads vqp_ema_kmeans_dead \
+        --output benchmarks/results/bench_tokenizer_quality_seeds.json     # the leading rows over three seeds
 
 The appendix-B MNIST autoencoder of OptVQ (the ``optvq-mnist`` size: 32x32, 8-dim latents, 1024 codes) is trained
 from the same seed, on the same batches, for the same steps, once per quantizer: mmquant's nearest-neighbour VQ
@@ -62,7 +64,7 @@ def parse_args(argv=None):
     p.add_argument("--batch_size", type=int, default=128)
     p.add_argument("--learning_rate", type=float, default=2e-3, help="as examples/optvq/configs/mnist_optvq.yaml")
     p.add_argument("--lr_schedule", default="onecycle")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed; rows give mean and std")
     p.add_argument("--test_images", type=int, default=10000)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--only", nargs="+", default=None, help="run only these quantizers")
@@ -96,15 +98,15 @@ def test_ssim(model, images, batch_size=500) -> float:
     return float(torch.cat(scores).mean())
 
 
-def run_one(name: str, args, train_images, test_images) -> dict:
-    torch.manual_seed(args.seed)
+def run_one(name: str, args, train_images, test_images, seed: int) -> dict:
+    torch.manual_seed(seed)
     model = build(name)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate)
     scheduler = make_scheduler(optimizer, args.lr_schedule, args.steps, args.learning_rate, 0.05)
     times = []
     model.train()
     for step in range(args.steps):
-        x = train_images[batch_indices(step, len(train_images), args.batch_size, args.seed)]
+        x = train_images[batch_indices(step, len(train_images), args.batch_size, seed)]
         start = time.perf_counter()
         out = model(x)
         out.loss.backward()
@@ -131,7 +133,8 @@ def main(args) -> dict:
     test_images = mnist_images("test", 32)[: args.test_images]
     rows = []
     for name in names:
-        rows.append(run_one(name, args, train_images, test_images))
+        runs = [run_one(name, args, train_images, test_images, seed) for seed in args.seeds]
+        rows.append(_mean_row(runs))
         print(json.dumps(rows[-1]), flush=True)
     fastest_nn = min(r["seconds_per_step"] for r in rows if "fsq" not in r["quantizer"])
     for row in rows:
@@ -145,13 +148,27 @@ def main(args) -> dict:
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "threads": args.threads},
         "torch": torch.__version__,
         "vector_quantize_pytorch": getattr(vector_quantize_pytorch, "__version__", None) or _dist_version(),
-        "settings": {k: getattr(args, k) for k in ("steps", "batch_size", "learning_rate", "lr_schedule", "seed")}
+        "settings": {k: getattr(args, k) for k in ("steps", "batch_size", "learning_rate", "lr_schedule", "seeds")}
         | {"test_images": len(test_images), "model": "optvq-mnist (appendix-B CNN, 8-dim latents)"},
         "rows": rows,
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+_MEANS = {"psnr": 3, "ssim": 4, "code_usage": 4, "perplexity": 1, "seconds_per_step": 5}
+
+
+def _mean_row(runs: list[dict]) -> dict:
+    """One row per quantizer: each figure averaged over the seeds, plus the PSNR's std and per-seed PSNRs."""
+    row = dict(runs[0])
+    for key, digits in _MEANS.items():
+        row[key] = round(statistics.fmean(r[key] for r in runs), digits)
+    if len(runs) > 1:
+        row["psnr_std"] = round(statistics.stdev(r["psnr"] for r in runs), 3)
+        row["psnr_per_seed"] = [r["psnr"] for r in runs]
+    return row
 
 
 def _dist_version():

