@@ -9,6 +9,7 @@ from .modeling_outputs import VQAutoencoderOutput
 from .models.auto import register_auto_classes
 from .models.caption_mnist_judge import CaptionMnistJudgeConfig, CaptionMnistJudgeModel
 from .models.jwae import JWAEConfig, JWAEModel, JWAEPreTrainedModel
+from .models.laviter import LaviterConfig, LaviterModel, LaviterPreTrainedModel
 from .models.mxqvae import (
     MXQVAEConfig,
     MXQVAEModel,
@@ -40,6 +41,9 @@ __all__ = [
     "JWAEConfig",
     "JWAEModel",
     "JWAEPreTrainedModel",
+    "LaviterConfig",
+    "LaviterModel",
+    "LaviterPreTrainedModel",
     "MXQVAEConfig",
     "MXQVAEModel",
     "MXQVAEPipeline",

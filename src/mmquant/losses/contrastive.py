@@ -5,6 +5,10 @@
   L_MH term of jWAE-MH (Mahajan et al., "Joint Wasserstein Autoencoders for Aligning Multimodal Embeddings", ICCV
   Workshops 2019); with ``hardest_negatives=False`` it is the sum-of-hinges loss (VSE0, eq. 3).
 * :func:`paired_mse_loss`: the squared distance between paired embeddings (the jWAE-MSE variant).
+* :func:`word_region_scores`, :func:`symmetric_matching_loss`, :func:`damsm_loss`: the symmetric global–local
+  matching of AttnGAN's DAMSM (Xu et al., CVPR 2018, eqs. 7-13) as LAViTeR writes it (eqs. 4-8): every word attends
+  over the image regions, the word–context cosines pool into one image–caption score, and a softmax over the batch
+  makes the paired image and caption each other's most likely match, in both directions, at word and sentence level.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["max_hinge_loss", "paired_mse_loss"]
+__all__ = ["damsm_loss", "max_hinge_loss", "paired_mse_loss", "symmetric_matching_loss", "word_region_scores"]
 
 
 def _check_pair(image_embeds: Tensor, text_embeds: Tensor) -> None:
@@ -49,3 +53,57 @@ def paired_mse_loss(image_embeds: Tensor, text_embeds: Tensor) -> Tensor:
     """``mean_i ||v_i - t_i||^2 / D``: pulls each pair together without negatives (jWAE-MSE)."""
     _check_pair(image_embeds, text_embeds)
     return F.mse_loss(image_embeds.float(), text_embeds.float())
+
+
+def word_region_scores(
+    words: Tensor, word_mask: Tensor, regions: Tensor, gamma1: float = 4.0, gamma2: float = 5.0
+) -> Tensor:
+    """The matching score R(Q_j, D_i) of every caption i with every image j, ``(B_text, B_image)``.
+
+    Args:
+        words: ``(Bt, T, D)`` word features e; ``word_mask``: ``(Bt, T)``, 1 for words, 0 for padding.
+        regions: ``(Bi, R, D)`` region features v.
+        gamma1: sharpness of the attention over regions (eq. 4); gamma2: magnification of the best-matching word
+            (eq. 5).
+    """
+    keep = word_mask.bool()[:, None, :, None]  # (Bt, 1, T, 1)
+    s = torch.einsum("itd,jrd->ijtr", words.float(), regions.float())  # (Bt, Bi, T, R)
+    s = s.masked_fill(~keep, float("-inf")).softmax(dim=2).nan_to_num(0.0)  # eq. 4: softmax along words
+    alpha = (gamma1 * s).softmax(dim=3)  # eq. 4: then along regions
+    context = torch.einsum("ijtr,jrd->ijtd", alpha, regions.float())  # (Bt, Bi, T, D): c_t
+    cosine = F.cosine_similarity(context, words.float()[:, None], dim=-1)  # (Bt, Bi, T): R(c_t, e_t)
+    cosine = cosine.masked_fill(~keep[..., 0], float("-inf"))
+    return torch.logsumexp(gamma2 * cosine, dim=2) / gamma2  # eq. 5
+
+
+def symmetric_matching_loss(scores: Tensor, gamma3: float = 10.0) -> tuple[Tensor, Tensor]:
+    """``scores (B, B)``, row i a caption, column j an image, paired on the diagonal -> the two negative
+    log-posteriors of eqs. 6-7 (image given caption, caption given image), each averaged over the batch."""
+    if scores.ndim != 2 or scores.shape[0] != scores.shape[1]:
+        raise ValueError(f"scores: expected a square (batch, batch) matrix, got {tuple(scores.shape)}.")
+    logits = gamma3 * scores.float()
+    labels = torch.arange(len(scores), device=scores.device)
+    return F.cross_entropy(logits, labels), F.cross_entropy(logits.T, labels)
+
+
+def damsm_loss(
+    words: Tensor,
+    word_mask: Tensor,
+    sentence: Tensor,
+    regions: Tensor,
+    global_features: Tensor,
+    gamma1: float = 4.0,
+    gamma2: float = 5.0,
+    gamma3: float = 10.0,
+) -> Tensor:
+    """L_VTA of eq. 8: ``L_w1 + L_w2`` (word–region, eqs. 4-7) ``+ L_s1 + L_s2`` (sentence–image cosines in
+    eqs. 5-7), for a batch of paired captions ``(words (B, T, D), word_mask, sentence (B, D))`` and images
+    ``(regions (B, R, D), global_features (B, D))``."""
+    if len(words) != len(regions) or len(sentence) != len(global_features) or len(words) != len(sentence):
+        raise ValueError(
+            f"captions ({len(words)}) and images ({len(regions)}): expected paired batches of the same size."
+        )
+    word_1, word_2 = symmetric_matching_loss(word_region_scores(words, word_mask, regions, gamma1, gamma2), gamma3)
+    cosine = F.normalize(sentence.float(), dim=-1) @ F.normalize(global_features.float(), dim=-1).T  # (B, B)
+    sentence_1, sentence_2 = symmetric_matching_loss(cosine, gamma3)
+    return word_1 + word_2 + sentence_1 + sentence_2

@@ -4,6 +4,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 from .caption_mnist_judge import CaptionMnistJudgeConfig, CaptionMnistJudgeModel
 from .jwae import JWAEConfig, JWAEModel
+from .laviter import LaviterConfig, LaviterModel, LaviterTextConfig, LaviterVisionConfig
 from .mxqvae import MXQVAEConfig, MXQVAEModel, MXQVAEPriorConfig, MXQVAEPriorForCausalLM
 from .optvq import OptVQConfig, OptVQModel
 
@@ -15,7 +16,9 @@ _REGISTRY = [
     (MXQVAEConfig, AutoModel, MXQVAEModel),
     (MXQVAEPriorConfig, AutoModelForCausalLM, MXQVAEPriorForCausalLM),
     (JWAEConfig, AutoModel, JWAEModel),
+    (LaviterConfig, AutoModel, LaviterModel),
 ]
+_SUB_CONFIGS = [LaviterVisionConfig, LaviterTextConfig]
 
 
 def register_auto_classes() -> None:
@@ -23,3 +26,5 @@ def register_auto_classes() -> None:
     for config_cls, auto_cls, model_cls in _REGISTRY:
         AutoConfig.register(config_cls.model_type, config_cls, exist_ok=True)
         auto_cls.register(config_cls, model_cls, exist_ok=True)
+    for config_cls in _SUB_CONFIGS:
+        AutoConfig.register(config_cls.model_type, config_cls, exist_ok=True)

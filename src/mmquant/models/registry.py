@@ -12,6 +12,7 @@ from transformers import PretrainedConfig, PreTrainedModel
 
 from .caption_mnist_judge import CaptionMnistJudgeConfig, CaptionMnistJudgeModel
 from .jwae import JWAEConfig, JWAEModel
+from .laviter import LaviterConfig, LaviterModel
 from .mxqvae import MXQVAEConfig, MXQVAEModel
 from .optvq import OptVQConfig, OptVQModel
 from .optvq.configuration_optvq import DEFAULT_QUANTIZER_CONFIG
@@ -145,6 +146,30 @@ MODEL_SIZES: dict[str, ModelSize] = {
             max_text_length=12,
         ),
         "tiny jWAE for tests",
+    ),
+    # LAViTeR (examples/laviter/configs/; vocab_size and special ids come from the tokenizer)
+    "laviter-caption-mnist": ModelSize(
+        LaviterConfig,
+        LaviterModel,
+        {},
+        "LAViTeR for Caption MNIST: 64x64 CNN regions (8x8), 1-layer transformer text encoder, 3-stage generator, "
+        "2-layer captioner, 128-d features",
+    ),
+    "laviter-test": ModelSize(
+        LaviterConfig,
+        LaviterModel,
+        dict(
+            vision_config=dict(image_size=16, channels=[8, 8], embed_dim=16),
+            text_config=dict(max_length=12, embed_dim=16, num_heads=2, intermediate_size=32),
+            noise_dim=4,
+            condition_dim=4,
+            generator_channels=4,
+            num_generator_stages=2,
+            discriminator_channels=4,
+            captioner_num_layers=2,
+            captioner_num_heads=2,
+        ),
+        "tiny LAViTeR for tests",
     ),
     "caption-mnist-judge": ModelSize(
         CaptionMnistJudgeConfig,

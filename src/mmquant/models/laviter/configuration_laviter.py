@@ -1,0 +1,254 @@
+"""Configurations of LAViTeR ("LAViTeR: Learning Aligned Visual and Textual Representations Assisted by Image and
+Caption Generation", Shaikh et al., arXiv:2109.04993; reference code github.com/mshaikh2/MMRL): the visual–text
+alignment encoders (VTA), the text-to-image generator (TIM) and the image captioner (ITM)."""
+
+from __future__ import annotations
+
+from transformers import PretrainedConfig
+
+__all__ = ["PHASES", "LaviterConfig", "LaviterTextConfig", "LaviterVisionConfig"]
+
+_BACKBONES = ("cnn", "inception_v3")
+# the three training phases of section 4.3: pretrain VTA; pretrain TIM and ITM on VTA features; joint training
+PHASES = ("vta", "generators", "joint")
+
+
+def _positive_ints(**values) -> None:
+    for name, value in values.items():
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}={value!r}: expected a positive integer.")
+
+
+class LaviterVisionConfig(PretrainedConfig):
+    r"""The VTA image encoder: a global feature and a grid of region features, both of size `embed_dim`.
+
+    Args:
+        backbone (`str`, defaults to `"cnn"`): `"cnn"`, a small CNN trained from scratch (stride-2 levels down to the
+            region grid), or `"inception_v3"`, torchvision's InceptionV3 with region features from `Mixed_6e`
+            (17x17) and the global feature from the last pooling layer, as the paper; its ImageNet weights are read
+            from `backbone_weights` (a local file: nothing is downloaded), images are resized to 299x299.
+        backbone_weights (`str`, *optional*): path of the InceptionV3 state dict (`.pth` or `.safetensors`).
+        image_size (`int`, defaults to 64), in_channels (`int`, defaults to 3): the input images, in [-1, 1].
+        channels (`list[int]`, defaults to `[32, 64, 128]`): CNN channels per stride-2 level (`"cnn"`).
+        embed_dim (`int`, defaults to 128): size of the region, global, word and sentence features (paper: 256).
+    """
+
+    model_type = "laviter_vision"
+
+    def __init__(
+        self,
+        backbone: str = "cnn",
+        backbone_weights: str | None = None,
+        image_size: int = 64,
+        in_channels: int = 3,
+        channels: list[int] | tuple[int, ...] = (32, 64, 128),
+        embed_dim: int = 128,
+        **kwargs,
+    ):
+        if backbone not in _BACKBONES:
+            raise ValueError(f"backbone={backbone!r}: expected one of {_BACKBONES}.")
+        channels = list(channels)
+        _positive_ints(image_size=image_size, in_channels=in_channels, embed_dim=embed_dim)
+        if backbone == "cnn" and (not channels or image_size % 2 ** len(channels)):
+            raise ValueError(
+                f"image_size={image_size}, channels={channels}: image_size must be divisible by 2**len(channels)."
+            )
+        self.backbone = backbone
+        self.backbone_weights = backbone_weights
+        self.image_size = image_size
+        self.in_channels = in_channels
+        self.channels = channels
+        self.embed_dim = embed_dim
+        super().__init__(**kwargs)
+
+    @property
+    def num_regions(self) -> int:
+        """Region features per image (the flattened grid)."""
+        side = 17 if self.backbone == "inception_v3" else self.image_size // 2 ** len(self.channels)
+        return side * side
+
+
+class LaviterTextConfig(PretrainedConfig):
+    r"""The VTA text encoder: a transformer over word embeddings with learned positions (paper eqs. 1-3).
+
+    Args:
+        vocab_size (`int`, defaults to 64), max_length (`int`, defaults to 48): the caption tokenizer and the padded
+            caption length ([BOS] ... [EOS] + padding).
+        pad_token_id / bos_token_id / eos_token_id (`int`): the tokenizer's special ids.
+        num_layers (`int`, defaults to 1), num_heads (`int`, defaults to 4), intermediate_size (`int`, defaults to
+            256): the transformer (paper: 1 layer, 8 heads).
+        embed_dim (`int`, defaults to 128): word embedding and feature size; must equal the vision `embed_dim`.
+    """
+
+    model_type = "laviter_text"
+
+    def __init__(
+        self,
+        vocab_size: int = 64,
+        max_length: int = 48,
+        num_layers: int = 1,
+        num_heads: int = 4,
+        intermediate_size: int = 256,
+        embed_dim: int = 128,
+        pad_token_id: int = 0,
+        bos_token_id: int = 1,
+        eos_token_id: int = 2,
+        **kwargs,
+    ):
+        _positive_ints(vocab_size=vocab_size, max_length=max_length, num_layers=num_layers, num_heads=num_heads)
+        if embed_dim % num_heads:
+            raise ValueError(f"embed_dim={embed_dim}, num_heads={num_heads}: embed_dim must be divisible by it.")
+        self.vocab_size = vocab_size
+        self.max_length = max_length
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.intermediate_size = intermediate_size
+        self.embed_dim = embed_dim
+        super().__init__(pad_token_id=pad_token_id, bos_token_id=bos_token_id, eos_token_id=eos_token_id, **kwargs)
+
+
+class LaviterConfig(PretrainedConfig):
+    r"""Configuration of [`LaviterModel`]: VTA (image and text encoders, the DAMSM-style matching of eqs. 4-8), TIM
+    (an AttnGAN-like cascade of generators, eqs. 9-11) and ITM (a transformer captioner, eqs. 12-14), trained
+    together with the assisting matching losses (eq. 15) and the weights of eq. 16.
+
+    Eq. 16 as we read Table 1 and its discussion: `L = λ1 L_TIM + λ2 L_ITM + λ3 L_fi-rt + λ4 L_ri-ft + λ5 L_VTA`,
+    where L_fi-rt matches generated images with real captions and L_ri-ft real images with generated captions;
+    `λ = (0, 0, 0, 0, 1)` trains only VTA in the joint phase (the paper's VTA-only baseline), `λ1 = λ3 = 0` drops
+    the image generator's part (LAViTeR-Img2Txt), `λ2 = λ4 = 0` the captioner's (LAViTeR-Txt2Img).
+
+    Args:
+        vision_config (`dict` or [`LaviterVisionConfig`]), text_config (`dict` or [`LaviterTextConfig`]): the VTA
+            encoders; their `embed_dim` must agree.
+        use_tim (`bool`, defaults to `True`): build the text-to-image generator.
+        use_itm (`bool`, defaults to `True`): build the captioner.
+        gamma1, gamma2, gamma3 (`float`, defaults to 4.0, 5.0, 10.0): the attention sharpness of eq. 4, the
+            most-relevant-word magnification of eq. 5 and the smoothing of the batch posterior of eq. 6 (AttnGAN's
+            settings, as the paper).
+        noise_dim (`int`, defaults to 32): the generator's noise vector.
+        condition_dim (`int`, defaults to 32): the conditioning-augmentation code of the sentence feature.
+        generator_channels (`int`, defaults to 32): generator width (AttnGAN: 32 per stage after the first).
+        num_generator_stages (`int`, defaults to 3): cascaded generators, each doubling the resolution; the last
+            produces `image_size` (paper: 3 stages, 64, 128, 256).
+        discriminator_channels (`int`, defaults to 32): width of each stage's discriminator (built by training).
+        lambda_fake_image_damsm (`float`, defaults to 5.0): λ of eq. 11, weight of the generated-image matching.
+        captioner_num_layers (`int`, defaults to 2), captioner_num_heads (`int`, defaults to 4): the ITM encoder over
+            region features and the GPT-2 style caption decoder with cross-attention (paper: 6 layers, 8 heads).
+        captioner_frozen_layers (`int`, defaults to 1): in the joint phase the first layers of the captioner's
+            encoder and decoder are frozen (paper: 5 of 6).
+        lambda_tim, lambda_itm, lambda_fake_image, lambda_fake_text, lambda_vta (`float`): λ1..λ5 of eq. 16
+            (defaults 0.01, 0.1, 1, 1, 10: the paper's best CUB row).
+
+    Example:
+    >>> from mmquant import LaviterConfig, LaviterModel
+    >>> config = LaviterConfig(vision_config={"image_size": 32, "channels": [8, 16]}, num_generator_stages=2)
+    >>> config.generator_sizes
+    [16, 32]
+    >>> model = LaviterModel(config)
+    """
+
+    model_type = "laviter"
+    sub_configs = {"vision_config": LaviterVisionConfig, "text_config": LaviterTextConfig}
+
+    def __init__(
+        self,
+        vision_config: dict | LaviterVisionConfig | None = None,
+        text_config: dict | LaviterTextConfig | None = None,
+        use_tim: bool = True,
+        use_itm: bool = True,
+        gamma1: float = 4.0,
+        gamma2: float = 5.0,
+        gamma3: float = 10.0,
+        noise_dim: int = 32,
+        condition_dim: int = 32,
+        generator_channels: int = 32,
+        num_generator_stages: int = 3,
+        discriminator_channels: int = 32,
+        lambda_fake_image_damsm: float = 5.0,
+        captioner_num_layers: int = 2,
+        captioner_num_heads: int = 4,
+        captioner_frozen_layers: int = 1,
+        lambda_tim: float = 0.01,
+        lambda_itm: float = 0.1,
+        lambda_fake_image: float = 1.0,
+        lambda_fake_text: float = 1.0,
+        lambda_vta: float = 10.0,
+        **kwargs,
+    ):
+        vision = vision_config if isinstance(vision_config, LaviterVisionConfig) else None
+        text = text_config if isinstance(text_config, LaviterTextConfig) else None
+        self.vision_config = vision or LaviterVisionConfig(**(vision_config or {}))
+        self.text_config = text or LaviterTextConfig(**(text_config or {}))
+        if self.vision_config.embed_dim != self.text_config.embed_dim:
+            raise ValueError(
+                f"vision_config.embed_dim={self.vision_config.embed_dim} and text_config.embed_dim="
+                f"{self.text_config.embed_dim}: the two encoders embed into one space; make them equal."
+            )
+        _positive_ints(
+            noise_dim=noise_dim,
+            condition_dim=condition_dim,
+            generator_channels=generator_channels,
+            num_generator_stages=num_generator_stages,
+            discriminator_channels=discriminator_channels,
+            captioner_num_layers=captioner_num_layers,
+            captioner_num_heads=captioner_num_heads,
+        )
+        smallest = self.vision_config.image_size // 2 ** (num_generator_stages - 1)
+        if use_tim and (smallest < 8 or self.vision_config.image_size % 2 ** (num_generator_stages - 1)):
+            raise ValueError(
+                f"num_generator_stages={num_generator_stages} with image_size={self.vision_config.image_size}: the "
+                "first stage would be smaller than 8x8 or not whole; use fewer stages."
+            )
+        if not 0 <= captioner_frozen_layers <= captioner_num_layers:
+            raise ValueError(
+                f"captioner_frozen_layers={captioner_frozen_layers}: expected 0..captioner_num_layers="
+                f"{captioner_num_layers}."
+            )
+        if self.text_config.embed_dim % captioner_num_heads:
+            raise ValueError(f"captioner_num_heads={captioner_num_heads}: must divide embed_dim.")
+        weights = dict(
+            gamma1=gamma1,
+            gamma2=gamma2,
+            gamma3=gamma3,
+            lambda_fake_image_damsm=lambda_fake_image_damsm,
+            lambda_tim=lambda_tim,
+            lambda_itm=lambda_itm,
+            lambda_fake_image=lambda_fake_image,
+            lambda_fake_text=lambda_fake_text,
+            lambda_vta=lambda_vta,
+        )
+        for name, value in weights.items():
+            if not value >= 0:
+                raise ValueError(f"{name}={value!r}: expected a non-negative number.")
+        if not use_tim and (lambda_tim or lambda_fake_image):
+            raise ValueError("use_tim=False: set lambda_tim and lambda_fake_image to 0 (there is no generator).")
+        if not use_itm and (lambda_itm or lambda_fake_text):
+            raise ValueError("use_itm=False: set lambda_itm and lambda_fake_text to 0 (there is no captioner).")
+        self.use_tim = use_tim
+        self.use_itm = use_itm
+        self.gamma1, self.gamma2, self.gamma3 = gamma1, gamma2, gamma3
+        self.noise_dim = noise_dim
+        self.condition_dim = condition_dim
+        self.generator_channels = generator_channels
+        self.num_generator_stages = num_generator_stages
+        self.discriminator_channels = discriminator_channels
+        self.lambda_fake_image_damsm = lambda_fake_image_damsm
+        self.captioner_num_layers = captioner_num_layers
+        self.captioner_num_heads = captioner_num_heads
+        self.captioner_frozen_layers = captioner_frozen_layers
+        self.lambda_tim = lambda_tim
+        self.lambda_itm = lambda_itm
+        self.lambda_fake_image = lambda_fake_image
+        self.lambda_fake_text = lambda_fake_text
+        self.lambda_vta = lambda_vta
+        super().__init__(**kwargs)
+
+    @property
+    def embed_dim(self) -> int:
+        return self.text_config.embed_dim
+
+    @property
+    def generator_sizes(self) -> list[int]:
+        """Image side of each generator stage, smallest first."""
+        size = self.vision_config.image_size
+        return [size // 2 ** (self.num_generator_stages - 1 - i) for i in range(self.num_generator_stages)]

@@ -1,0 +1,294 @@
+"""LAViTeR: visual–text alignment assisted by text-to-image and image-to-text generation (Shaikh et al.,
+arXiv:2109.04993; reference code github.com/mshaikh2/MMRL).
+
+image x -> E_v -> regions (B, R, D), global (B, D) --+-- L_VTA (eq. 8) with the caption's words and sentence
+caption t -> E_t -> words (B, L, D), sentence (B, D) -+
+sentence, words, noise -> TIM generators -> x_fake (each stage)   L_G (eq. 9) against the discriminators (eq. 10)
+                          E_v(x_fake) vs real caption              L_fi-rt (eq. 15), also in L_TIM (eq. 11)
+regions -> ITM captioner -> t_fake (word distributions)           L_ITM (eq. 14)
+                          E_t(t_fake) vs real image                L_ri-ft (eq. 15)
+joint: L = λ1 L_TIM + λ2 L_ITM + λ3 L_fi-rt + λ4 L_ri-ft + λ5 L_VTA (eq. 16)
+
+The discriminators belong to the training loop (as a GAN discriminator does in diffusers' training scripts):
+`make_discriminator()` builds them, `forward(..., discriminator=d)` adds the generator's adversarial term and
+`discriminator_loss(...)` is their side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from transformers import PreTrainedModel
+from transformers.utils import ModelOutput
+
+from ...hub.mixin import PushToHubWithCardMixin
+from ...losses.adversarial import discriminator_loss, generator_adversarial_loss, kl_to_standard_normal
+from ...losses.contrastive import damsm_loss
+from ...modules.attn_generator import AttnGANGenerator
+from ...modules.caption_decoder import TransformerCaptioner
+from ...modules.discriminator import MultiScaleDiscriminator
+from ...modules.transformer_text import TransformerTextEncoder
+from ...modules.vision_encoder import CNNRegionEncoder, InceptionRegionEncoder
+from ..input_checks import check_attention_mask, check_batch_sizes, check_pixel_values, check_token_ids
+from .configuration_laviter import PHASES, LaviterConfig
+
+__all__ = ["LaviterModel", "LaviterOutput", "LaviterPreTrainedModel"]
+
+
+@dataclass
+class LaviterOutput(ModelOutput):
+    """Output of [`LaviterModel.forward`].
+
+    Args:
+        loss: the phase's objective (`"vta"`: L_VTA; `"generators"`: L_TIM + L_ITM; `"joint"`: eq. 16).
+        image_embeds / text_embeds: `(B, D)` global image features and sentence features.
+        vta_loss, tim_loss, itm_loss, fake_image_loss, fake_text_loss: L_VTA, L_TIM, L_ITM, L_fi-rt, L_ri-ft
+            (those the phase and the model's modules have).
+        generator_adversarial_loss / kl_loss: the parts of L_TIM (eq. 9; the conditioning augmentation's KL).
+        generated_images: one `(B, C, s, s)` tensor per generator stage, smallest first, in [-1, 1].
+        caption_logits: `(B, L - 1, vocab_size)` the captioner's next-word logits (teacher forcing).
+    """
+
+    loss: Tensor | None = None
+    image_embeds: Tensor | None = None
+    text_embeds: Tensor | None = None
+    vta_loss: Tensor | None = None
+    tim_loss: Tensor | None = None
+    itm_loss: Tensor | None = None
+    fake_image_loss: Tensor | None = None
+    fake_text_loss: Tensor | None = None
+    generator_adversarial_loss: Tensor | None = None
+    kl_loss: Tensor | None = None
+    generated_images: tuple[Tensor, ...] | None = None
+    caption_logits: Tensor | None = None
+
+
+class LaviterPreTrainedModel(PushToHubWithCardMixin, PreTrainedModel):
+    config_class = LaviterConfig
+    base_model_prefix = "laviter"
+    main_input_name = "pixel_values"
+    _no_split_modules = []
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # PyTorch's default initialisation everywhere; the captioner's GPT-2 keeps its own
+        return
+
+
+class LaviterModel(LaviterPreTrainedModel):
+    """VTA encoders with the TIM generator and the ITM captioner; `set_phase` selects what trains."""
+
+    def __init__(self, config: LaviterConfig):
+        super().__init__(config)
+        v, t, d = config.vision_config, config.text_config, config.embed_dim
+        if v.backbone == "inception_v3":
+            self.image_encoder = InceptionRegionEncoder(d, v.backbone_weights)
+        else:
+            self.image_encoder = CNNRegionEncoder(v.in_channels, v.channels, d)
+        self.text_encoder = TransformerTextEncoder(
+            t.vocab_size, t.max_length, d, t.num_layers, t.num_heads, t.intermediate_size
+        )
+        if config.use_tim:
+            self.generator = AttnGANGenerator(
+                d, config.noise_dim, config.condition_dim, config.generator_channels, config.generator_sizes,
+                v.in_channels,
+            )  # fmt: skip
+        if config.use_itm:
+            self.captioner = TransformerCaptioner(
+                t.vocab_size, t.max_length, d, config.captioner_num_layers, config.captioner_num_heads,
+                v.num_regions, t.pad_token_id, t.bos_token_id, t.eos_token_id,
+            )  # fmt: skip
+        self.phase = "joint"
+        self.post_init()
+
+    # ------------------------------------------------------------------ checks
+    def _check_image(self, pixel_values: Tensor) -> None:
+        check_pixel_values(pixel_values, self.config.vision_config.in_channels, self.config.vision_config.image_size)
+
+    def _text_mask(self, input_ids: Tensor, attention_mask: Tensor | None) -> Tensor:
+        t = self.config.text_config
+        check_token_ids(input_ids, t.max_length, t.vocab_size)
+        if attention_mask is None:
+            attention_mask = (input_ids != t.pad_token_id).long()
+        check_attention_mask(attention_mask, input_ids)
+        return attention_mask
+
+    def _require(self, module: str) -> nn.Module:
+        if not hasattr(self, module):
+            switch = {"generator": "use_tim", "captioner": "use_itm"}[module]
+            raise ValueError(f"this model has no {module}: it was built with {switch}=False.")
+        return getattr(self, module)
+
+    # ------------------------------------------------------------------ VTA
+    def encode_image(self, pixel_values: Tensor) -> tuple[Tensor, Tensor]:
+        """Region features `(B, R, D)` and global features `(B, D)`."""
+        self._check_image(pixel_values)
+        return self.image_encoder(pixel_values)
+
+    def encode_text(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Word features `(B, L, D)` and sentence features `(B, D)` of captions padded to `max_length`."""
+        return self.text_encoder(input_ids, self._text_mask(input_ids, attention_mask))
+
+    def get_image_features(self, pixel_values: Tensor) -> Tensor:
+        return self.encode_image(pixel_values)[1]
+
+    def get_text_features(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        return self.encode_text(input_ids, attention_mask)[1]
+
+    def _vta(self, words, mask, sentence, regions, global_features) -> Tensor:
+        c = self.config
+        return damsm_loss(words, mask, sentence, regions, global_features, c.gamma1, c.gamma2, c.gamma3)  # eq. 8
+
+    # ------------------------------------------------------------------ TIM and ITM
+    def _noise(self, batch: int, generator: torch.Generator | None, device) -> Tensor:
+        return torch.randn(batch, self.config.noise_dim, generator=generator, device=device)
+
+    @torch.no_grad()
+    def generate_images(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        all_stages: bool = False,
+    ) -> Tensor | list[Tensor]:
+        """Images `(B, C, H, W)` in [-1, 1] generated from captions (every stage's with `all_stages=True`)."""
+        mask = self._text_mask(input_ids, attention_mask)
+        words, sentence = self.text_encoder(input_ids, mask)
+        gen = self._require("generator")
+        images, _, _ = gen(self._noise(len(input_ids), generator, input_ids.device), sentence, words, mask, generator)
+        return images if all_stages else images[-1]
+
+    @torch.no_grad()
+    def generate_captions(self, pixel_values: Tensor, use_cache: bool = True, **generate_kwargs) -> Tensor:
+        """Caption token ids `(B, max_length)` for images (greedy unless `do_sample=True`; transformers' generate)."""
+        regions, _ = self.encode_image(pixel_values)
+        return self._require("captioner").generate(regions, use_cache=use_cache, **generate_kwargs)
+
+    def make_discriminator(self) -> MultiScaleDiscriminator:
+        """A fresh discriminator per generator stage (trained by the training loop, not saved with the model)."""
+        c = self.config
+        return MultiScaleDiscriminator(
+            c.vision_config.in_channels, c.generator_sizes, c.discriminator_channels, c.embed_dim
+        )
+
+    def discriminator_loss(
+        self, discriminator: MultiScaleDiscriminator, pixel_values: Tensor, output: LaviterOutput
+    ) -> Tensor:
+        """Eq. 10 for the discriminators: real images (resized to each stage) against `output.generated_images`
+        (detached), conditioned on `output.text_embeds` (detached); mismatched = the next pair's sentence."""
+        sentence = output.text_embeds.detach()
+        real = [F.interpolate(pixel_values, size=x.shape[-2:], mode="area") for x in output.generated_images]
+        real_scores = discriminator(real, sentence)
+        fake_scores = discriminator([x.detach() for x in output.generated_images], sentence)
+        mismatched = [d(x, sentence.roll(1, 0))[1] for d, x in zip(discriminator, real)]
+        return discriminator_loss(real_scores, fake_scores, mismatched)
+
+    # ------------------------------------------------------------------ phases
+    def set_phase(self, phase: str, train_image_backbone: bool = True) -> None:
+        """What trains (section 4.3): `"vta"` the two encoders; `"generators"` the generator and the captioner on
+        the frozen encoders' features; `"joint"` everything but the captioner's first `captioner_frozen_layers`
+        layers (and the image backbone when `train_image_backbone=False`, the paper's LAViTeR-(F))."""
+        if phase not in PHASES:
+            raise ValueError(f"phase={phase!r}: expected one of {PHASES}.")
+        self.phase = phase
+        encoders = phase != "generators"
+        self.image_encoder.requires_grad_(encoders)
+        self.text_encoder.requires_grad_(encoders)
+        for name in ("generator", "captioner"):
+            if hasattr(self, name):
+                getattr(self, name).requires_grad_(phase != "vta")
+        if phase == "joint" and hasattr(self, "captioner"):
+            self.captioner.freeze_first_layers(self.config.captioner_frozen_layers)
+        frozen_backbone = self.config.vision_config.backbone == "inception_v3" and phase == "vta"
+        if encoders and (not train_image_backbone or frozen_backbone):  # only the output layers train
+            self.image_encoder.requires_grad_(False)
+            self.image_encoder.region_proj.requires_grad_(True)
+            self.image_encoder.global_proj.requires_grad_(True)
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and getattr(self, "phase", "joint") == "generators":  # frozen encoders keep their statistics
+            self.image_encoder.eval()
+            self.text_encoder.eval()
+        return self
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        pixel_values: Tensor,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        discriminator: MultiScaleDiscriminator | None = None,
+        generator: torch.Generator | None = None,
+        return_loss: bool = True,
+    ) -> LaviterOutput:
+        """The losses of the current phase (`set_phase`) on a batch of paired images and captions."""
+        self._check_image(pixel_values)
+        mask = self._text_mask(input_ids, attention_mask)
+        check_batch_sizes(pixel_values=pixel_values, input_ids=input_ids)
+        c, phase = self.config, self.phase
+        if phase == "generators" and not (hasattr(self, "generator") or hasattr(self, "captioner")):
+            raise ValueError("phase 'generators': this model has neither a generator nor a captioner to train.")
+        regions, global_features = self.image_encoder(pixel_values)  # (B, R, D), (B, D)
+        words, sentence = self.text_encoder(input_ids, mask)  # (B, L, D), (B, D)
+        out = LaviterOutput(image_embeds=global_features, text_embeds=sentence)
+        if not return_loss:
+            return out
+        if phase != "generators":
+            out.vta_loss = self._vta(words, mask, sentence, regions, global_features)  # eq. 8
+        if self._runs("generator", c.lambda_tim, c.lambda_fake_image):
+            self._tim(out, words, mask, sentence, discriminator, generator)
+        if self._runs("captioner", c.lambda_itm, c.lambda_fake_text):
+            out.caption_logits = self.captioner(regions, input_ids, mask)  # (B, L - 1, V)
+            out.itm_loss = self.captioner.loss(out.caption_logits, input_ids)  # eq. 14
+            if phase == "joint":
+                logits = out.caption_logits
+                out.fake_text_loss = self._fake_text_loss(logits, input_ids, mask, regions, global_features)
+        out.loss = self._objective(out)
+        return out
+
+    def _runs(self, module: str, *joint_weights: float) -> bool:
+        """Whether the generator or captioner takes part: built, and trained in this phase (any weight > 0)."""
+        if not hasattr(self, module) or self.phase == "vta":
+            return False
+        return self.phase == "generators" or any(w > 0 for w in joint_weights)
+
+    def _tim(self, out: LaviterOutput, words, mask, sentence, discriminator, generator) -> None:
+        """L_TIM (eq. 11) = L_G (eq. 9, when a discriminator is given) + λ L_fi-rt + KL, with L_fi-rt (eq. 15)."""
+        c = self.config
+        noise = self._noise(len(words), generator, words.device)
+        images, mu, logvar = self.generator(noise, sentence, words, mask, generator)
+        out.generated_images = tuple(images)
+        fake_regions, fake_global = self.image_encoder(images[-1])  # the last stage's images only (section 3.2)
+        out.fake_image_loss = self._vta(words, mask, sentence, fake_regions, fake_global)  # L_fi-rt
+        out.kl_loss = kl_to_standard_normal(mu, logvar)
+        out.tim_loss = c.lambda_fake_image_damsm * out.fake_image_loss + out.kl_loss
+        if discriminator is not None:
+            out.generator_adversarial_loss = generator_adversarial_loss(discriminator(images, sentence))  # eq. 9
+            out.tim_loss = out.tim_loss + out.generator_adversarial_loss
+
+    def _fake_text_loss(self, logits, input_ids, mask, regions, global_features) -> Tensor:
+        """L_ri-ft (eq. 15): the captioner's word distributions, after [BOS], read by the text encoder as a caption
+        (the expected word embedding, so the loss reaches the captioner) and matched with the real images."""
+        bos = F.one_hot(input_ids[:, :1], self.config.text_config.vocab_size).to(logits.dtype)  # (B, 1, V)
+        probs = torch.cat([bos, logits.softmax(-1)], dim=1)  # (B, L, V)
+        fake_words, fake_sentence = self.text_encoder(None, mask, word_probs=probs)
+        return self._vta(fake_words, mask, fake_sentence, regions, global_features)
+
+    def _objective(self, out: LaviterOutput) -> Tensor:
+        c = self.config
+        if self.phase == "vta":
+            return out.vta_loss
+        if self.phase == "generators":
+            return sum(x for x in (out.tim_loss, out.itm_loss) if x is not None)
+        terms = [
+            (c.lambda_tim, out.tim_loss),
+            (c.lambda_itm, out.itm_loss),
+            (c.lambda_fake_image, out.fake_image_loss),
+            (c.lambda_fake_text, out.fake_text_loss),
+            (c.lambda_vta, out.vta_loss),
+        ]
+        return sum(w * x for w, x in terms if x is not None and w > 0)  # eq. 16

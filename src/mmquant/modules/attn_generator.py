@@ -1,0 +1,111 @@
+"""An AttnGAN-style cascade of text-conditioned image generators (Xu et al., "AttnGAN: Fine-Grained Text to Image
+Generation with Attentional Generative Adversarial Networks", CVPR 2018), the LAViTeR TIM generator: conditioning
+augmentation of the sentence feature (StackGAN++), a first stage from noise and condition, then stages that attend
+from each image position to the word features and double the resolution; every stage has an RGB head."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["AttnGANGenerator", "ConditioningAugmentation", "WordAttention"]
+
+
+def _glu_conv(in_ch: int, out_ch: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch * 2, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch * 2), nn.GLU(1))
+
+
+def _up(in_ch: int, out_ch: int) -> nn.Sequential:
+    """Nearest upsampling by 2, then a gated 3x3 convolution."""
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), _glu_conv(in_ch, out_ch))
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, ch: int):
+        super().__init__()
+        self.block = nn.Sequential(_glu_conv(ch, ch), nn.Conv2d(ch, ch, 3, padding=1, bias=False), nn.BatchNorm2d(ch))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.block(x)
+
+
+class ConditioningAugmentation(nn.Module):
+    """Sentence ``(B, S)`` -> condition ``c = mu + sigma * eps`` ``(B, c_dim)``, with ``mu`` and ``log sigma^2``
+    (their KL to N(0, I) is a generator loss term)."""
+
+    def __init__(self, sentence_dim: int, condition_dim: int):
+        super().__init__()
+        self.fc = nn.Sequential(nn.Linear(sentence_dim, condition_dim * 4), nn.GLU(1))
+
+    def forward(self, sentence: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        mu, logvar = self.fc(sentence).chunk(2, dim=1)  # (B, c), (B, c)
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return mu + eps * (0.5 * logvar).exp(), mu, logvar
+
+
+class WordAttention(nn.Module):
+    """Each image position attends over the (non-padding) word features: ``(B, C, H, W)`` -> context, same shape."""
+
+    def __init__(self, channels: int, word_dim: int):
+        super().__init__()
+        self.proj = nn.Linear(word_dim, channels)
+
+    def forward(self, h: Tensor, words: Tensor, word_mask: Tensor) -> Tensor:
+        w = self.proj(words)  # (B, T, C)
+        query = h.flatten(2).transpose(1, 2)  # (B, HW, C)
+        scores = (query @ w.transpose(1, 2)).masked_fill(word_mask[:, None] == 0, float("-inf"))  # (B, HW, T)
+        attn = scores.softmax(-1)
+        return (attn @ w).transpose(1, 2).reshape(h.shape)  # (B, C, H, W)
+
+
+class AttnGANGenerator(nn.Module):
+    """``noise (B, Z)``, ``sentence (B, S)``, ``words (B, T, S)`` -> one image per stage (``sizes``, smallest
+    first, values in [-1, 1]), and the conditioning's ``mu``, ``logvar``."""
+
+    def __init__(
+        self,
+        sentence_dim: int,
+        noise_dim: int,
+        condition_dim: int,
+        channels: int,
+        sizes: Sequence[int],
+        out_channels: int = 3,
+    ):
+        super().__init__()
+        ngf = channels
+        self.ca = ConditioningAugmentation(sentence_dim, condition_dim)
+        n_up = int(math.log2(sizes[0] // 4))
+        width = ngf * 2**n_up  # halved by each upsampling, down to ngf at the first stage's size
+        self.fc = nn.Sequential(
+            nn.Linear(noise_dim + condition_dim, width * 2 * 16, bias=False), nn.BatchNorm1d(width * 2 * 16), nn.GLU(1)
+        )
+        self.first = nn.Sequential(*[_up(width // 2**i, width // 2 ** (i + 1)) for i in range(n_up)])
+        self.attention = nn.ModuleList(WordAttention(ngf, sentence_dim) for _ in sizes[1:])
+        self.next = nn.ModuleList(
+            nn.Sequential(_ResBlock(2 * ngf), _ResBlock(2 * ngf), _up(2 * ngf, ngf)) for _ in sizes[1:]
+        )
+        self.to_image = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(ngf, out_channels, 3, padding=1), nn.Tanh()) for _ in sizes
+        )
+        self._width = width
+
+    def forward(
+        self,
+        noise: Tensor,
+        sentence: Tensor,
+        words: Tensor,
+        word_mask: Tensor,
+        generator: torch.Generator | None = None,
+    ) -> tuple[list[Tensor], Tensor, Tensor]:
+        c, mu, logvar = self.ca(sentence, generator)  # (B, c_dim)
+        h = self.fc(torch.cat([noise, c], dim=1)).view(len(noise), self._width, 4, 4)  # (B, W, 4, 4)
+        h = self.first(h)  # (B, ngf, s0, s0)
+        images = [self.to_image[0](h)]
+        for attend, stage, head in zip(self.attention, self.next, self.to_image[1:]):
+            context = attend(h, words, word_mask)  # (B, ngf, s, s): word attention
+            h = stage(torch.cat([h, context], dim=1))  # (B, ngf, 2s, 2s)
+            images.append(head(h))
+        return images, mu, logvar

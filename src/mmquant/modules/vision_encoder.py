@@ -1,0 +1,96 @@
+"""Image encoders giving a grid of region features and a global feature (the LAViTeR / AttnGAN DAMSM image
+encoder): a small CNN trained from scratch, or torchvision's InceptionV3 (``Mixed_6e`` regions, last pooling global)
+with its weights read from a local file."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["CNNRegionEncoder", "InceptionRegionEncoder"]
+
+
+class CNNRegionEncoder(nn.Module):
+    """``(B, C, H, W)`` -> regions ``(B, (H / 2^n)^2, D)`` and global ``(B, D)``, with ``n = len(channels)``."""
+
+    def __init__(self, in_channels: int, channels: Sequence[int], dim: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        prev = in_channels
+        for ch in channels:  # each halves the resolution
+            layers += [nn.Conv2d(prev, ch, 4, stride=2, padding=1), nn.BatchNorm2d(ch), nn.LeakyReLU(0.2)]
+            prev = ch
+        layers += [nn.Conv2d(prev, prev, 3, padding=1), nn.LeakyReLU(0.2)]
+        self.backbone = nn.Sequential(*layers)
+        self.region_proj = nn.Conv2d(prev, dim, 1)  # the output layers ("projection" of section 3.1)
+        self.global_proj = nn.Linear(prev, dim)
+
+    def forward(self, pixel_values: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.backbone(pixel_values)  # (B, C, h, w)
+        regions = self.region_proj(h).flatten(2).transpose(1, 2)  # (B, h*w, D)
+        return regions, self.global_proj(h.mean((2, 3)))  # (B, D)
+
+
+class InceptionRegionEncoder(nn.Module):
+    """InceptionV3 (Szegedy et al. 2016) as in the paper: 17x17 ``Mixed_6e`` regions and the 2048-d pooled feature,
+    each projected to ``dim``. Needs ``torchvision``; ``weights`` is a local ImageNet state dict (or ``None``: random
+    initialisation, for tests)."""
+
+    def __init__(self, dim: int, weights: str | None = None):
+        super().__init__()
+        try:
+            from torchvision.models import inception_v3
+        except ImportError as err:  # pragma: no cover - depends on the environment
+            raise ImportError("backbone='inception_v3' needs torchvision: pip install torchvision") from err
+        net = inception_v3(weights=None, aux_logits=False, init_weights=weights is None)
+        if weights is not None:
+            net.load_state_dict(_read_state_dict(weights), strict=False)
+        self.stem = nn.Sequential(*[getattr(net, name) for name in _INCEPTION_TO_6E])
+        self.tail = nn.Sequential(net.Mixed_7a, net.Mixed_7b, net.Mixed_7c)
+        self.region_proj = nn.Conv2d(768, dim, 1)
+        self.global_proj = nn.Linear(2048, dim)
+        # torchvision's ImageNet normalisation, applied to images given in [-1, 1]
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, pixel_values: Tensor) -> tuple[Tensor, Tensor]:
+        x = F.interpolate(pixel_values, size=(299, 299), mode="bilinear", align_corners=False)
+        x = ((x + 1) / 2 - self.mean) / self.std  # (B, 3, 299, 299)
+        mixed_6e = self.stem(x)  # (B, 768, 17, 17)
+        pooled = self.tail(mixed_6e).mean((2, 3))  # (B, 2048)
+        return self.region_proj(mixed_6e).flatten(2).transpose(1, 2), self.global_proj(pooled)
+
+
+_INCEPTION_TO_6E = [
+    "Conv2d_1a_3x3",
+    "Conv2d_2a_3x3",
+    "Conv2d_2b_3x3",
+    "maxpool1",
+    "Conv2d_3b_1x1",
+    "Conv2d_4a_3x3",
+    "maxpool2",
+    "Mixed_5b",
+    "Mixed_5c",
+    "Mixed_5d",
+    "Mixed_6a",
+    "Mixed_6b",
+    "Mixed_6c",
+    "Mixed_6d",
+    "Mixed_6e",
+]
+
+
+def _read_state_dict(path: str) -> dict:
+    """A local state dict: safetensors, or a torch file loaded with ``weights_only=True`` (no arbitrary pickle)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"backbone_weights={str(path)!r}: no such file (give a local InceptionV3 state dict).")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    return torch.load(path, map_location="cpu", weights_only=True)

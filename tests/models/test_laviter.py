@@ -1,0 +1,245 @@
+"""LAViTeR on tiny configs: the losses of each training phase, what they train and what they leave frozen, the
+generator cascade, cached caption decoding, Auto-class round trips and input errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel
+
+import mmquant  # noqa: F401  (registers the Auto classes)
+from mmquant import LaviterConfig, LaviterModel, create_model
+from mmquant.losses import damsm_loss, word_region_scores
+
+VOCAB, LENGTH, SIZE = 20, 12, 16
+TEXT = dict(vocab_size=VOCAB, max_length=LENGTH, embed_dim=16, num_heads=2, intermediate_size=32)
+
+
+def tiny(**overrides) -> LaviterModel:
+    torch.manual_seed(0)
+    return create_model("laviter-test", text_config=TEXT, **overrides)
+
+
+def batch(b: int = 4, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    pixels = torch.rand(b, 3, SIZE, SIZE, generator=g) * 2 - 1
+    ids = torch.randint(5, VOCAB, (b, LENGTH), generator=g)
+    ids[:, 0] = 1  # [BOS]
+    lengths = torch.randint(4, LENGTH + 1, (b,), generator=g)
+    for i, n in enumerate(lengths.tolist()):
+        ids[i, n - 1] = 2  # [EOS]
+        ids[i, n:] = 0  # [PAD]
+    return pixels, ids
+
+
+def grads(model, loss) -> dict[str, bool]:
+    """Per top-level module: does any parameter get a non-zero gradient from ``loss``?"""
+    model.zero_grad(set_to_none=True)
+    loss.backward(retain_graph=True)
+    out = {}
+    for name, p in model.named_parameters():
+        top = name.split(".")[0]
+        out[top] = out.get(top, False) or (p.grad is not None and bool(p.grad.abs().sum() > 0))
+    return out
+
+
+def test_vta_phase_trains_only_the_encoders():
+    model = tiny()
+    model.set_phase("vta")
+    out = model(*batch())
+    assert torch.isfinite(out.loss) and out.loss == out.vta_loss
+    assert out.tim_loss is None and out.itm_loss is None
+    got = grads(model, out.loss)
+    assert got == {"image_encoder": True, "text_encoder": True, "generator": False, "captioner": False}
+    assert not any(p.requires_grad for p in model.generator.parameters())
+
+
+def test_generators_phase_trains_generator_and_captioner_on_frozen_features():
+    model = tiny()
+    model.set_phase("generators")
+    model.train()
+    assert not model.image_encoder.training and model.generator.training  # frozen BN statistics stay put
+    discriminator = model.make_discriminator()
+    pixels, ids = batch()
+    out = model(pixels, ids, discriminator=discriminator)
+    for name in ("tim_loss", "itm_loss", "fake_image_loss", "kl_loss", "generator_adversarial_loss"):
+        assert torch.isfinite(getattr(out, name)), name
+    assert out.vta_loss is None and out.fake_text_loss is None
+    assert grads(model, out.tim_loss) == {
+        "image_encoder": False,
+        "text_encoder": False,
+        "generator": True,
+        "captioner": False,
+    }
+    assert grads(model, out.itm_loss)["captioner"] and not grads(model, out.itm_loss)["generator"]
+    # the generator's adversarial term reaches the discriminator too, which the training loop zeroes before its step
+    d_loss = model.discriminator_loss(discriminator, pixels, out)
+    discriminator.zero_grad(set_to_none=True)
+    model.zero_grad(set_to_none=True)
+    d_loss.backward()
+    assert torch.isfinite(d_loss) and all(p.grad is not None for p in discriminator.parameters())
+    assert all(p.grad is None for p in model.generator.parameters())  # generated images are detached
+
+
+def test_joint_phase_eq16_and_the_paper_freezing():
+    model = tiny()
+    model.set_phase("joint")
+    out = model(*batch(), discriminator=model.make_discriminator())
+    c = model.config
+    expected = (
+        c.lambda_tim * out.tim_loss
+        + c.lambda_itm * out.itm_loss
+        + c.lambda_fake_image * out.fake_image_loss
+        + c.lambda_fake_text * out.fake_text_loss
+        + c.lambda_vta * out.vta_loss
+    )
+    assert torch.allclose(out.loss, expected)
+    frozen = c.captioner_frozen_layers
+    assert not any(p.requires_grad for p in model.captioner.decoder.transformer.h[0].parameters())
+    assert not any(p.requires_grad for p in model.captioner.encoder.layers[0].parameters())
+    assert all(p.requires_grad for p in model.captioner.decoder.transformer.h[frozen].parameters())
+    # L_ri-ft (generated captions against real images) reaches the captioner through its word distributions
+    got = grads(model, out.fake_text_loss)
+    assert got["captioner"] and got["image_encoder"] and got["text_encoder"] and not got["generator"]
+    got = grads(model, out.fake_image_loss)  # L_fi-rt: generated images against real captions
+    assert got["generator"] and got["image_encoder"] and got["text_encoder"] and not got["captioner"]
+    for p in model.captioner.decoder.transformer.h[0].parameters():
+        assert p.grad is None
+
+
+def test_frozen_image_backbone_trains_only_its_output_layers():
+    model = tiny()
+    model.set_phase("joint", train_image_backbone=False)  # the paper's LAViTeR-(F)
+    trainable = {n for n, p in model.image_encoder.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith(("region_proj", "global_proj")) for n in trainable)
+
+
+def test_ablations_skip_the_unused_branch():
+    model = tiny(lambda_tim=0.0, lambda_fake_image=0.0)  # LAViTeR-Img2Txt
+    model.set_phase("joint")
+    out = model(*batch())
+    assert out.generated_images is None and out.fake_text_loss is not None
+    vta_only = tiny(lambda_tim=0.0, lambda_itm=0.0, lambda_fake_image=0.0, lambda_fake_text=0.0, lambda_vta=1.0)
+    vta_only.set_phase("joint")
+    out = vta_only(*batch())
+    assert torch.allclose(out.loss, out.vta_loss) and out.caption_logits is None
+
+
+def test_generator_stage_shapes_and_seeded_sampling():
+    config = LaviterConfig(
+        vision_config=dict(image_size=32, channels=[8, 8], embed_dim=16),
+        text_config=TEXT,
+        noise_dim=4,
+        condition_dim=4,
+        generator_channels=4,
+        num_generator_stages=3,
+        captioner_num_heads=2,
+    )
+    model = LaviterModel(config).eval()
+    assert config.generator_sizes == [8, 16, 32]
+    _, ids = batch(3)
+    stages = model.generate_images(ids, all_stages=True, generator=torch.Generator().manual_seed(1))
+    assert [tuple(x.shape) for x in stages] == [(3, 3, 8, 8), (3, 3, 16, 16), (3, 3, 32, 32)]
+    assert all(x.min() >= -1 and x.max() <= 1 for x in stages)
+    again = model.generate_images(ids, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(again, stages[-1])
+
+
+@pytest.mark.parametrize("sample", [False, True])
+def test_caption_decoding_with_the_cache_equals_without(sample):
+    model = tiny().eval()
+    pixels, _ = batch(3)
+    kwargs = dict(do_sample=True, top_k=5, temperature=1.5) if sample else {}
+    torch.manual_seed(3)
+    cached = model.generate_captions(pixels, use_cache=True, **kwargs)
+    torch.manual_seed(3)
+    uncached = model.generate_captions(pixels, use_cache=False, **kwargs)
+    assert cached.shape == (3, LENGTH) and torch.equal(cached, uncached)
+    assert (cached[:, 0] == 1).all()
+
+
+def test_round_trip_through_auto_classes(tmp_path):
+    model = tiny().eval()
+    model.save_pretrained(tmp_path)
+    config = AutoConfig.from_pretrained(tmp_path)
+    assert type(config) is LaviterConfig and config.text_config.vocab_size == VOCAB
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    pixels, ids = batch()
+    assert type(loaded) is LaviterModel
+    assert torch.equal(loaded.get_image_features(pixels), model.get_image_features(pixels))
+    assert torch.equal(loaded.get_text_features(ids), model.get_text_features(ids))
+    g = torch.Generator().manual_seed(0)
+    images = model.generate_images(ids, generator=g)
+    assert torch.equal(loaded.generate_images(ids, generator=torch.Generator().manual_seed(0)), images)
+    assert torch.equal(loaded.generate_captions(pixels), model.generate_captions(pixels))
+
+
+def test_models_without_generator_or_captioner():
+    model = tiny(use_tim=False, use_itm=False, lambda_tim=0.0, lambda_itm=0.0, lambda_fake_image=0.0,
+                 lambda_fake_text=0.0)  # fmt: skip
+    assert not hasattr(model, "generator") and not hasattr(model, "captioner")
+    pixels, ids = batch()
+    with pytest.raises(ValueError, match="use_tim=False"):
+        model.generate_images(ids)
+    with pytest.raises(ValueError, match="use_itm=False"):
+        model.generate_captions(pixels)
+    with pytest.raises(ValueError, match="neither a generator nor a captioner"):
+        model.set_phase("generators")
+        model(pixels, ids)
+
+
+def test_bf16_autocast_gives_finite_losses():
+    model = tiny()
+    model.set_phase("joint")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(*batch(), discriminator=model.make_discriminator())
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+
+
+def test_damsm_scores_prefer_the_paired_caption():
+    g = torch.Generator().manual_seed(0)
+    regions = torch.randn(4, 6, 8, generator=g)
+    words = regions[:, :3] + 0.01 * torch.randn(4, 3, 8, generator=g)  # each caption's words = its image's regions
+    mask = torch.ones(4, 3, dtype=torch.long)
+    scores = word_region_scores(words, mask, regions, gamma1=10.0, gamma2=5.0)
+    assert scores.shape == (4, 4) and (scores.argmax(1) == torch.arange(4)).all()
+    # padding words take no part: appending padded garbage changes nothing
+    padded = torch.cat([words, 50 * torch.randn(4, 2, 8, generator=g)], dim=1)
+    mask2 = torch.cat([mask, torch.zeros(4, 2, dtype=torch.long)], dim=1)
+    assert torch.allclose(word_region_scores(padded, mask2, regions, 10.0, 5.0), scores, atol=1e-6)
+    aligned = damsm_loss(words, mask, regions.mean(1), regions, regions.mean(1))
+    shuffled = damsm_loss(words, mask, regions.mean(1), regions.roll(1, 0), regions.mean(1).roll(1, 0))
+    assert aligned < shuffled
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda p, i: (p, torch.cat([i, i[:, :2]], dim=1)), "max_text_length=12"),
+        (lambda p, i: (p[:, :, :8, :8], i), r"16x16"),
+        (lambda p, i: (p[:, :1], i), "3-channel"),
+        (lambda p, i: (p, i + VOCAB), "vocab_size"),
+        (lambda p, i: (p.double().long(), i), "float"),
+        (lambda p, i: (p.masked_fill(p > 0.9, float("nan")), i), "NaN"),
+        (lambda p, i: (p[:2], i), "batch"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(change, match):
+    model = tiny()
+    pixels, ids = change(*batch())
+    with pytest.raises((ValueError, TypeError), match=match):
+        model(pixels, ids)
+
+
+def test_bad_configs_are_named():
+    with pytest.raises(ValueError, match="embed_dim"):
+        LaviterConfig(vision_config=dict(embed_dim=32), text_config=dict(embed_dim=16, num_heads=2))
+    with pytest.raises(ValueError, match="num_generator_stages"):
+        LaviterConfig(vision_config=dict(image_size=16, channels=[8]), num_generator_stages=3)
+    with pytest.raises(ValueError, match="lambda_tim"):
+        LaviterConfig(use_tim=False)
+    with pytest.raises(ValueError, match="phase"):
+        tiny().set_phase("pretrain")
+    with pytest.raises(ValueError, match="backbone"):
+        LaviterConfig(vision_config=dict(backbone="resnet"))
