@@ -21,11 +21,7 @@ from pathlib import Path
 
 import torch
 
-from mmquant.data.builders import build_dataset
-from mmquant.data.caption_grammar import caption_vocabulary
-from mmquant.data.caption_mnist import DEFAULT_COLORS
-from mmquant.data.pairs import CaptionPairs
-from mmquant.data.tokenizer import train_caption_tokenizer
+from mmquant.data.pairs import CaptionPairs, load_caption_mnist_pairs
 from mmquant.metrics.functional import psnr
 from mmquant.models.mxqvae import MXQVAEConfig, MXQVAEModel
 from mmquant.training import (
@@ -87,19 +83,10 @@ def model_config(args, tokenizer) -> MXQVAEConfig:
 
 def load_data(args, max_text_length: int | None = None):
     """Train/test pairs of the Caption MNIST config, the tokenizer trained on the training captions."""
-    ds = build_dataset(
-        "caption_mnist",
-        args.dataset_config,
-        cache_dir=args.dataset_cache_dir,
-        num_examples={"train": args.train_examples, "test": args.test_examples},
-    )
     max_length = max_text_length or args.model_config.get("max_text_length", 48)
-    tokenizer = train_caption_tokenizer(
-        ds["train"]["caption"], model_max_length=max_length, extra_words=caption_vocabulary(DEFAULT_COLORS)
-    )
-    train = CaptionPairs.from_dataset(ds["train"], tokenizer, max_length)
-    test = CaptionPairs.from_dataset(ds["test"], tokenizer, max_length)
-    return tokenizer, train, test
+    sizes = {"train": args.train_examples, "test": args.test_examples}
+    tokenizer, pairs = load_caption_mnist_pairs(args.dataset_config, sizes, max_length, args.dataset_cache_dir)
+    return tokenizer, pairs["train"], pairs["test"]
 
 
 @torch.no_grad()

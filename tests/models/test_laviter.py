@@ -197,6 +197,22 @@ def test_bf16_autocast_gives_finite_losses():
     out.loss.backward()
 
 
+def test_damsm_scores_equal_the_explicit_context_vectors():
+    g = torch.Generator().manual_seed(1)
+    words, regions = torch.randn(3, 5, 4, generator=g), torch.randn(2, 6, 4, generator=g)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]])
+    expected = torch.empty(3, 2)
+    for i in range(3):  # AttnGAN's func_attention + words_loss, one caption-image pair at a time
+        n = int(mask[i].sum())
+        for j in range(2):
+            attn = (words[i, :n] @ regions[j].T).softmax(dim=0)  # (T, R): along words
+            alpha = (4.0 * attn).softmax(dim=1)  # along regions
+            context = alpha @ regions[j]  # (T, D)
+            cos = torch.nn.functional.cosine_similarity(context, words[i, :n], dim=-1)
+            expected[i, j] = torch.log(torch.exp(5.0 * cos).sum()) / 5.0
+    assert torch.allclose(word_region_scores(words, mask, regions, 4.0, 5.0), expected, atol=1e-5)
+
+
 def test_damsm_scores_prefer_the_paired_caption():
     g = torch.Generator().manual_seed(0)
     regions = torch.randn(4, 6, 8, generator=g)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["CaptionPairs", "tokenize_captions"]
+__all__ = ["CaptionPairs", "load_caption_mnist_pairs", "tokenize_captions"]
 
 
 @dataclass
@@ -29,6 +29,15 @@ class CaptionPairs:
         return CaptionPairs(
             self.images[:n], self.input_ids[:n], self.captions[:n], {k: v[:n] for k, v in self.extra.items()}
         )
+
+    def resized(self, size: int) -> CaptionPairs:
+        """The same pairs with images area-resized to ``size`` x ``size``."""
+        import torch.nn.functional as F
+
+        if self.images.shape[-1] == size and self.images.shape[-2] == size:
+            return self
+        images = F.interpolate(self.images.float(), size=(size, size), mode="area").round().clamp(0, 255)
+        return CaptionPairs(images.to(torch.uint8), self.input_ids, self.captions, self.extra)
 
     def pixel_values(self, index) -> torch.Tensor:
         """Float ``(B, 3, H, W)`` in [-1, 1] of the rows ``index``."""
@@ -56,3 +65,28 @@ def tokenize_captions(tokenizer, captions: list[str], max_length: int) -> torch.
                 "model's max_text_length."
             )
     return torch.tensor(ids, dtype=torch.long)
+
+
+def load_caption_mnist_pairs(
+    config_name: str,
+    num_examples: dict[str, int],
+    max_length: int,
+    cache_dir: str | None = None,
+    tokenizer=None,
+):
+    """Caption MNIST splits (generated offline, cached) as :class:`CaptionPairs`, with the word-level tokenizer
+    trained on the training captions plus the grammar's closed vocabulary (so every configuration shares it), unless
+    a ``tokenizer`` is given. Returns ``(tokenizer, {split: CaptionPairs})``; ``num_examples`` names the splits."""
+    from .builders import build_dataset
+    from .caption_grammar import caption_vocabulary
+    from .caption_mnist import DEFAULT_COLORS
+    from .tokenizer import train_caption_tokenizer
+
+    ds = build_dataset("caption_mnist", config_name, cache_dir=cache_dir, num_examples=dict(num_examples))
+    if tokenizer is None:
+        if "train" not in ds:
+            raise ValueError("num_examples: without a tokenizer, a 'train' split is needed to train one.")
+        tokenizer = train_caption_tokenizer(
+            ds["train"]["caption"], model_max_length=max_length, extra_words=caption_vocabulary(DEFAULT_COLORS)
+        )
+    return tokenizer, {split: CaptionPairs.from_dataset(ds[split], tokenizer, max_length) for split in num_examples}

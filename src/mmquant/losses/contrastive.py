@@ -66,13 +66,20 @@ def word_region_scores(
         gamma1: sharpness of the attention over regions (eq. 4); gamma2: magnification of the best-matching word
             (eq. 5).
     """
+    longest = int(word_mask.sum(1).max())  # trailing padding takes no part: drop it (exact, and much cheaper)
+    words, word_mask = words[:, :longest], word_mask[:, :longest]
     keep = word_mask.bool()[:, None, :, None]  # (Bt, 1, T, 1)
-    s = torch.einsum("itd,jrd->ijtr", words.float(), regions.float())  # (Bt, Bi, T, R)
-    s = s.masked_fill(~keep, float("-inf")).softmax(dim=2).nan_to_num(0.0)  # eq. 4: softmax along words
-    alpha = (gamma1 * s).softmax(dim=3)  # eq. 4: then along regions
-    context = torch.einsum("ijtr,jrd->ijtd", alpha, regions.float())  # (Bt, Bi, T, D): c_t
-    cosine = F.cosine_similarity(context, words.float()[:, None], dim=-1)  # (Bt, Bi, T): R(c_t, e_t)
-    cosine = cosine.masked_fill(~keep[..., 0], float("-inf"))
+    e, v = words.float(), regions.float()
+    s = torch.einsum("itd,jrd->ijtr", e, v)  # (Bt, Bi, T, R): e_t . v_r
+    attn = s.masked_fill(~keep, float("-inf")).softmax(dim=2).nan_to_num(0.0)  # eq. 4: softmax along words
+    alpha = (gamma1 * attn).softmax(dim=3)  # eq. 4: then along regions
+    # R(c_t, e_t) = cos(c_t, e_t) with c_t = sum_r alpha_tr v_r, without building c_t (B x B x T x D):
+    # c_t . e_t = sum_r alpha_tr (v_r . e_t) and |c_t|^2 = alpha_t^T (V V^T) alpha_t
+    dot = (alpha * s).sum(-1)  # (Bt, Bi, T)
+    gram = v @ v.transpose(1, 2)  # (Bi, R, R)
+    context_sq = (torch.einsum("ijtr,jrs->ijts", alpha, gram) * alpha).sum(-1).clamp(min=0)  # (Bt, Bi, T)
+    norms = context_sq.sqrt().clamp(min=1e-8) * e.norm(dim=-1).clamp(min=1e-8)[:, None]  # (Bt, Bi, T)
+    cosine = (dot / norms).masked_fill(~keep[..., 0], float("-inf"))
     return torch.logsumexp(gamma2 * cosine, dim=2) / gamma2  # eq. 5
 
 

@@ -148,12 +148,17 @@ MODEL_SIZES: dict[str, ModelSize] = {
         "tiny jWAE for tests",
     ),
     # LAViTeR (examples/laviter/configs/; vocab_size and special ids come from the tokenizer)
+    # sized for CPU training: images area-resized from 64x64 to 32x32, generator stages 8, 16, 32
     "laviter-caption-mnist": ModelSize(
         LaviterConfig,
         LaviterModel,
-        {},
-        "LAViTeR for Caption MNIST: 64x64 CNN regions (8x8), 1-layer transformer text encoder, 3-stage generator, "
-        "2-layer captioner, 128-d features",
+        dict(
+            vision_config=dict(image_size=32, channels=[32, 64]),
+            generator_channels=16,
+            discriminator_channels=16,
+        ),
+        "LAViTeR for Caption MNIST at 32x32: CNN regions (8x8), 1-layer transformer text encoder, 3-stage generator "
+        "(8, 16, 32), 2-layer captioner, 128-d features",
     ),
     "laviter-test": ModelSize(
         LaviterConfig,

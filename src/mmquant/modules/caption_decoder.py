@@ -54,14 +54,16 @@ class TransformerCaptioner(nn.Module):
         return self.encoder(regions + self.region_position).contiguous()  # (B, R, D): eq. 12's keys and values
 
     def forward(self, regions: Tensor, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        """Next-word logits ``(B, L - 1, vocab)`` for ``input_ids[:, 1:]`` given the words before (eq. 13)."""
+        """Next-word logits ``(B, T - 1, vocab)`` for ``input_ids[:, 1:T]`` given the words before (eq. 13), with
+        ``T`` the longest caption of the batch (trailing padding is not decoded)."""
         memory = self.encode(regions)
-        prefix, prefix_mask = input_ids[:, :-1], attention_mask[:, :-1]
+        longest = int(attention_mask.sum(1).max())
+        prefix, prefix_mask = input_ids[:, : longest - 1], attention_mask[:, : longest - 1]
         return self.decoder(input_ids=prefix, attention_mask=prefix_mask, encoder_hidden_states=memory).logits
 
     def loss(self, logits: Tensor, input_ids: Tensor) -> Tensor:
         """Cross-entropy of the caption's next words, padding ignored (eq. 14)."""
-        target = input_ids[:, 1:]
+        target = input_ids[:, 1 : 1 + logits.shape[1]]
         return F.cross_entropy(logits.float().flatten(0, 1), target.flatten(), ignore_index=self.pad_token_id)
 
     @torch.no_grad()

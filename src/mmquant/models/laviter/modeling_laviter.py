@@ -49,7 +49,8 @@ class LaviterOutput(ModelOutput):
             (those the phase and the model's modules have).
         generator_adversarial_loss / kl_loss: the parts of L_TIM (eq. 9; the conditioning augmentation's KL).
         generated_images: one `(B, C, s, s)` tensor per generator stage, smallest first, in [-1, 1].
-        caption_logits: `(B, L - 1, vocab_size)` the captioner's next-word logits (teacher forcing).
+        caption_logits: `(B, T - 1, vocab_size)` the captioner's next-word logits (teacher forcing), `T` the
+            longest caption of the batch.
     """
 
     loss: Tensor | None = None
@@ -242,7 +243,7 @@ class LaviterModel(LaviterPreTrainedModel):
         if self._runs("generator", c.lambda_tim, c.lambda_fake_image):
             self._tim(out, words, mask, sentence, discriminator, generator)
         if self._runs("captioner", c.lambda_itm, c.lambda_fake_text):
-            out.caption_logits = self.captioner(regions, input_ids, mask)  # (B, L - 1, V)
+            out.caption_logits = self.captioner(regions, input_ids, mask)  # (B, T - 1, V)
             out.itm_loss = self.captioner.loss(out.caption_logits, input_ids)  # eq. 14
             if phase == "joint":
                 logits = out.caption_logits
@@ -274,7 +275,8 @@ class LaviterModel(LaviterPreTrainedModel):
         """L_ri-ft (eq. 15): the captioner's word distributions, after [BOS], read by the text encoder as a caption
         (the expected word embedding, so the loss reaches the captioner) and matched with the real images."""
         bos = F.one_hot(input_ids[:, :1], self.config.text_config.vocab_size).to(logits.dtype)  # (B, 1, V)
-        probs = torch.cat([bos, logits.softmax(-1)], dim=1)  # (B, L, V)
+        probs = torch.cat([bos, logits.softmax(-1)], dim=1)  # (B, T, V)
+        mask = mask[:, : probs.shape[1]]
         fake_words, fake_sentence = self.text_encoder(None, mask, word_probs=probs)
         return self._vta(fake_words, mask, fake_sentence, regions, global_features)
 

@@ -1,0 +1,341 @@
+"""Train LAViTeR (Shaikh et al. 2021) in the paper's three phases with accelerate, on Caption MNIST.
+
+    python examples/laviter/train_laviter.py --config examples/laviter/configs/phase1_vta.yaml         # VTA
+    python examples/laviter/train_laviter.py --config examples/laviter/configs/phase2_generators.yaml  # TIM + ITM
+    python examples/laviter/train_laviter.py --config examples/laviter/configs/phase3_joint.yaml       # LAViTeR
+    python examples/laviter/train_laviter.py --config examples/laviter/configs/phase3_vta_only.yaml    # ablations:
+    python examples/laviter/train_laviter.py --config examples/laviter/configs/phase3_img2txt.yaml     #   Table 2
+    python examples/laviter/train_laviter.py --config examples/laviter/configs/phase3_txt2img.yaml
+    python examples/laviter/train_laviter.py --config ... --resume_from_checkpoint latest
+
+Phase ``vta`` trains the image and text encoders on L_VTA (eq. 8). Phase ``generators`` starts from the VTA output
+(``--init_from``) and trains the text-to-image generator (L_TIM, eq. 11, against discriminators trained
+alternately on eq. 10) and the captioner (L_ITM, eq. 14) on the frozen encoders' features. Phase ``joint`` starts
+from that and trains everything on eq. 16 with the λ of ``--model_config`` (the captioner's first layers frozen;
+``--no-train_image_backbone`` freezes the image CNN too, the paper's LAViTeR-(F)). Each step: the model's step on
+its phase objective, then (when the generator trains) the discriminators' step on detached generated images.
+
+Writes into ``--output_dir``: ``args.json``, ``checkpoint-<step>/`` (model, discriminators, both optimizers),
+``losses.jsonl``, ``losses.png``, ``samples/step-<k>-generated.png`` (images generated from test captions) and
+``samples/step-<k>-captions.png`` (test images with their generated captions), the final model and tokenizer, and
+``eval_results.json``: R-precision of generated images (top-1 and top-3 among 100 captions), the same for real
+images, AIMCoS with the caption's digit and colour words as attributes, and the captioner's object accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from mmquant.data.caption_grammar import CaptionParseError, parse_caption
+from mmquant.data.caption_mnist import DEFAULT_COLORS
+from mmquant.data.pairs import CaptionPairs, load_caption_mnist_pairs, tokenize_captions
+from mmquant.metrics.alignment import aimcos, r_precision
+from mmquant.models.laviter import PHASES, LaviterConfig, LaviterModel, LaviterTextConfig
+from mmquant.models.registry import MODEL_SIZES, get_config
+from mmquant.training import (
+    LossLog,
+    add_training_arguments,
+    batch_indices,
+    command_line,
+    load_yaml_defaults,
+    make_scheduler,
+    merge_result,
+    plot_losses,
+    progress_bar,
+    save_captioned_grid,
+    save_resolved_args,
+    save_run_checkpoint,
+    start_or_resume,
+)
+
+HERE = Path(__file__).resolve().parent
+_RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule", "phase")
+_LOSSES = (
+    "loss",
+    "vta_loss",
+    "tim_loss",
+    "itm_loss",
+    "fake_image_loss",
+    "fake_text_loss",
+    "generator_adversarial_loss",
+    "kl_loss",
+)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="YAML file of defaults for any argument below")
+    p.add_argument("--output_dir", default="outputs/laviter")
+    p.add_argument("--phase", default="vta", choices=PHASES)
+    p.add_argument("--init_from", default=None, help="the previous phase's output folder (model and tokenizer)")
+    p.add_argument("--dataset_config", default="quad2", help="Caption MNIST: single, quad1 ... quad4")
+    p.add_argument("--train_examples", type=int, default=20000)
+    p.add_argument("--test_examples", type=int, default=1000)
+    p.add_argument("--dataset_cache_dir", default=None)
+    p.add_argument("--model_size", default="laviter-caption-mnist", help="a laviter size of mmquant.list_models()")
+    p.add_argument(
+        "--model_config",
+        type=json.loads,
+        default={},
+        help="LaviterConfig fields as JSON; with --init_from only the loss weights (lambda_*, gamma*) may change",
+    )
+    p.add_argument("--train_image_backbone", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--discriminator_learning_rate", type=float, default=2e-4, help="AttnGAN's Adam rate for D")
+    p.add_argument("--max_grad_norm", type=float, default=1.0)
+    p.add_argument("--eval_images", type=int, default=1000, help="test pairs scored at each evaluation")
+    p.add_argument("--r_precision_candidates", type=int, default=100, help="captions ranked per image (AttnGAN)")
+    add_training_arguments(p, batch_size=32, lr_schedule="constant", max_steps=1000)
+    p.set_defaults(learning_rate=2e-4)  # section 4.3
+    args = load_yaml_defaults(p, argv)
+    if args.batch_size < 2 or args.max_steps < 1:
+        p.error("--batch_size must be >= 2 (the matching losses need negatives) and --max_steps >= 1")
+    if args.phase != "vta" and not args.init_from:
+        p.error(f"--phase {args.phase} continues a previous phase: pass its output folder as --init_from")
+    if not isinstance(get_config(args.model_size), LaviterConfig):
+        p.error(f"--model_size {args.model_size!r} is not a LAViTeR size (laviter-caption-mnist, laviter-test)")
+    return args
+
+
+def load_model_and_data(args):
+    """The model (fresh, or the previous phase's with new loss weights), its tokenizer and the train/test pairs."""
+    sizes = {"train": args.train_examples, "test": args.test_examples}
+    if args.init_from:
+        from transformers import AutoTokenizer
+
+        changed = {k for k in args.model_config if not k.startswith(("lambda_", "gamma"))}
+        if changed:
+            raise ValueError(
+                f"--model_config {sorted(changed)}: with --init_from only lambda_* and gamma* may change."
+            )
+        tokenizer = AutoTokenizer.from_pretrained(args.init_from)
+        model = LaviterModel.from_pretrained(args.init_from, **args.model_config)
+        _, pairs = load_caption_mnist_pairs(
+            args.dataset_config, sizes, model.config.text_config.max_length, args.dataset_cache_dir, tokenizer
+        )
+        size = model.config.vision_config.image_size
+        return model, tokenizer, pairs["train"].resized(size), pairs["test"].resized(size)
+    # the size's text settings, then --model_config's, then the tokenizer's vocabulary and special ids
+    text = {**MODEL_SIZES[args.model_size].kwargs.get("text_config", {}), **args.model_config.get("text_config", {})}
+    max_length = text.get("max_length", LaviterTextConfig().max_length)
+    tokenizer, pairs = load_caption_mnist_pairs(args.dataset_config, sizes, max_length, args.dataset_cache_dir)
+    text.update(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    config = get_config(args.model_size, **{**args.model_config, "text_config": text})
+    size = config.vision_config.image_size  # Caption MNIST's 64x64 images, area-resized to the model's size
+    return LaviterModel(config), tokenizer, pairs["train"].resized(size), pairs["test"].resized(size)
+
+
+def caption_attributes(captions: list[str]) -> list[list[str]]:
+    """The digit and colour words of each Caption MNIST caption (AIMCoS's attributes)."""
+    out = []
+    for caption in captions:
+        words = []
+        for obj in parse_caption(caption, DEFAULT_COLORS):
+            words += [str(obj.digit), obj.color]
+        out.append(words)
+    return out
+
+
+def object_accuracy(generated: list[str], truth: list[str]) -> float:
+    """Fraction of the true (digit, colour, position) objects that the generated caption states (0 when it does
+    not parse)."""
+    hits = total = 0
+    for text, true in zip(generated, truth):
+        want = set(parse_caption(true, DEFAULT_COLORS))
+        try:
+            got = set(parse_caption(text, DEFAULT_COLORS))
+        except CaptionParseError:
+            got = set()
+        hits += len(want & got)
+        total += len(want)
+    return hits / max(total, 1)
+
+
+@torch.no_grad()
+def evaluate_alignment(model: LaviterModel, tokenizer, pairs: CaptionPairs, candidates: int, batch: int = 100):
+    """R-precision of generated and of real images, AIMCoS, and the captioner's object accuracy on ``pairs``."""
+    was_training = model.training
+    model.eval()
+    g = torch.Generator().manual_seed(0)
+    images, texts, fakes, captions = [], [], [], []
+    for s in range(0, len(pairs), batch):
+        ids = pairs.input_ids[s : s + batch]
+        pixels = pairs.pixel_values(slice(s, s + batch))
+        images.append(model.get_image_features(pixels))
+        texts.append(model.get_text_features(ids))
+        if hasattr(model, "generator"):
+            fakes.append(model.get_image_features(model.generate_images(ids, generator=g)))
+        if hasattr(model, "captioner"):
+            captions += tokenizer.batch_decode(model.generate_captions(pixels), skip_special_tokens=True)
+    images, texts = torch.cat(images).float(), torch.cat(texts).float()
+    k = min(candidates, len(pairs))
+    metrics = {f"real_{n}": v for n, v in r_precision(images, texts, num_candidates=k).items()}
+    if fakes:
+        metrics.update(r_precision(torch.cat(fakes).float(), texts, num_candidates=k))
+    words = caption_attributes(pairs.captions)
+    vocabulary = sorted({w for row in words for w in row})
+    attribute_ids = tokenize_captions(tokenizer, vocabulary, model.config.text_config.max_length)
+    index = {w: i for i, w in enumerate(vocabulary)}
+    metrics["aimcos"] = aimcos(
+        images, model.get_text_features(attribute_ids).float(), [[index[w] for w in row] for row in words]
+    )
+    if captions:
+        metrics["caption_object_accuracy"] = object_accuracy(captions, pairs.captions)
+    model.train(was_training)
+    return metrics, captions
+
+
+def save_samples(model: LaviterModel, tokenizer, pairs: CaptionPairs, output_dir: Path, step: int) -> None:
+    """Images generated from the first 8 test captions, and the first 8 test images with their generated captions."""
+    head = pairs.head(8)
+    was_training = model.training
+    model.eval()
+    if hasattr(model, "generator"):
+        fake = model.generate_images(head.input_ids, generator=torch.Generator().manual_seed(0))
+        save_captioned_grid(fake, head.captions, output_dir / "samples" / f"step-{step}-generated.png")
+    if hasattr(model, "captioner"):
+        text = tokenizer.batch_decode(
+            model.generate_captions(head.pixel_values(slice(None))), skip_special_tokens=True
+        )
+        save_captioned_grid(head.pixel_values(slice(None)), text, output_dir / "samples" / f"step-{step}-captions.png")
+    model.train(was_training)
+
+
+def main(args) -> dict:
+    from accelerate import Accelerator
+
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    world, rank = accelerator.num_processes, accelerator.process_index
+    if args.batch_size % world:
+        raise ValueError(f"--batch_size {args.batch_size} must be divisible by the {world} processes.")
+    if accelerator.is_main_process:
+        save_resolved_args(args, output_dir)
+    torch.manual_seed(args.seed)
+    model, tokenizer, train, test = load_model_and_data(args)
+    if len(train) < args.batch_size:
+        raise ValueError(f"--batch_size {args.batch_size} exceeds the {len(train)} training pairs.")
+    model.set_phase(args.phase, args.train_image_backbone)
+    c = model.config
+    adversarial = hasattr(model, "generator") and (args.phase == "generators" or c.lambda_tim > 0)
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=args.learning_rate, weight_decay=args.weight_decay)
+    scheduler = make_scheduler(optimizer, args.lr_schedule, args.max_steps, args.learning_rate, args.warmup_ratio)
+    extras = {}
+    if adversarial:
+        discriminator = model.make_discriminator()
+        d_optimizer = torch.optim.Adam(
+            discriminator.parameters(), lr=args.discriminator_learning_rate, betas=(0.5, 0.999)
+        )
+        model, optimizer, discriminator, d_optimizer = accelerator.prepare(
+            model, optimizer, discriminator, d_optimizer
+        )
+        extras = {"discriminator": (discriminator, d_optimizer)}
+        plain_discriminator = accelerator.unwrap_model(discriminator)
+    else:
+        model, optimizer = accelerator.prepare(model, optimizer)
+        plain_discriminator = None
+    unwrapped = accelerator.unwrap_model(model)
+
+    run = start_or_resume(
+        args, output_dir, model, optimizer, scheduler, run_keys=_RUN_KEYS, code_dir=HERE, accelerator=accelerator,
+        extras=extras,
+    )  # fmt: skip
+    log = LossLog(output_dir / "losses.jsonl", resume_step=run.step if run.resumed_from else None)
+    bar = progress_bar(args.max_steps, initial=run.step, disable=not accelerator.is_local_main_process)
+    shard = args.batch_size // world
+    started = time.time()
+    model.train()
+    while run.step < args.max_steps:
+        index = batch_indices(run.step, len(train), args.batch_size, args.seed)[rank * shard : (rank + 1) * shard]
+        pixels, ids = train.pixel_values(index), train.input_ids[index]
+        # 1. the model's step on its phase objective (the discriminators score the generated images, eq. 9)
+        with accelerator.autocast():
+            out = model(pixels, ids, discriminator=plain_discriminator)
+        accelerator.backward(out.loss)
+        if args.max_grad_norm:
+            accelerator.clip_grad_norm_(trainable, args.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad()
+        scheduler.step()
+        record = {k: float(getattr(out, k).detach()) for k in _LOSSES if getattr(out, k) is not None}
+        # 2. the discriminators' step (eq. 10) on the detached generated images
+        if adversarial and out.generated_images is not None:
+            d_optimizer.zero_grad()  # drop what the generator's loss left on them
+            with accelerator.autocast():
+                d_loss = unwrapped.discriminator_loss(plain_discriminator, pixels, out)
+            accelerator.backward(d_loss)
+            d_optimizer.step()
+            d_optimizer.zero_grad()
+            record["discriminator_loss"] = float(d_loss.detach())
+        run.step += 1
+        if world > 1:
+            packed = accelerator.reduce(torch.tensor(list(record.values())), reduction="mean")
+            record = dict(zip(record, packed.tolist()))
+        record = {"step": run.step, "lr": scheduler.get_last_lr()[0], **record}
+        if accelerator.is_main_process:
+            log.append(record)
+        bar.update(1)
+        bar.set_postfix(loss=f"{record['loss']:.3f}")
+        if run.step % args.eval_steps == 0 or run.step == args.max_steps:
+            if accelerator.is_main_process:
+                metrics, _ = evaluate_alignment(
+                    unwrapped, tokenizer, test.head(args.eval_images), args.r_precision_candidates
+                )
+                log.append({"step": run.step, **{f"eval_{k}": v for k, v in metrics.items()}})
+                save_samples(unwrapped, tokenizer, test, output_dir, run.step)
+            accelerator.wait_for_everyone()
+        if run.step % args.checkpointing_steps == 0 or run.step == args.max_steps:
+            save_run_checkpoint(
+                run, args, output_dir, model, optimizer, scheduler, run_keys=_RUN_KEYS, accelerator=accelerator,
+                extras=extras,
+            )  # fmt: skip
+    bar.close()
+
+    result = {}
+    if accelerator.is_main_process:
+        unwrapped.save_pretrained(output_dir)
+        tokenizer.save_pretrained(output_dir)
+        final, _ = evaluate_alignment(unwrapped, tokenizer, test.head(args.eval_images), args.r_precision_candidates)
+        plot_losses(
+            log.read(), [k for k in (*_LOSSES, "discriminator_loss") if k in record], output_dir / "losses.png"
+        )
+        weights = ("lambda_tim", "lambda_itm", "lambda_fake_image", "lambda_fake_text", "lambda_vta")
+        result = {
+            "model": "laviter",
+            "phase": args.phase,
+            "dataset": f"caption_mnist/{args.dataset_config}",
+            "test_pairs": min(args.eval_images, len(test)),
+            "steps": run.step,
+            "processes": world,
+            "train_seconds_this_session": round(time.time() - started, 1),
+            "init_from": args.init_from,
+            "lambdas": {w: getattr(unwrapped.config, w) for w in weights},
+            "train_image_backbone": args.train_image_backbone,
+            "command": command_line(),
+            "commit": run.commit,
+            "session_commits": run.session_commits,
+            "metrics": [{"metric": k, "split": "test", "value": round(v, 4)} for k, v in final.items()],
+        }
+        (output_dir / "eval_results.json").write_text(json.dumps(result, indent=2) + "\n")
+        if args.results_file:
+            merge_result(args.results_file, args.run_name or output_dir.name, result)
+        accelerator.print(json.dumps(final))
+    accelerator.wait_for_everyone()
+    return result
+
+
+if __name__ == "__main__":
+    main(parse_args())
