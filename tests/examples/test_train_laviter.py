@@ -1,0 +1,98 @@
+"""LAViTeR example scripts: the three phases as smoke runs, each starting from the last; the joint phase (model,
+discriminators and both optimizers checkpointed) resumed mid-run with the losses of the uninterrupted run; the demo
+on the trained folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from mmquant.training import list_checkpoints
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = ROOT / "examples" / "laviter"
+sys.path.insert(0, str(HERE))
+import demo  # noqa: E402
+import train_laviter  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _reset_accelerate():
+    from accelerate.state import AcceleratorState, PartialState
+
+    yield
+    AcceleratorState._reset_state(True)
+    PartialState._reset_state()
+
+
+def _records(output_dir):
+    return [json.loads(line) for line in (Path(output_dir) / "losses.jsonl").read_text().splitlines()]
+
+
+def _run(*argv):
+    return train_laviter.main(train_laviter.parse_args(list(argv)))
+
+
+def test_three_phases_resume_and_demo(tmp_path, capsys):
+    common = ["--config", str(HERE / "configs" / "smoke.yaml"), "--dataset_cache_dir", str(tmp_path / "data")]
+    vta, gen, joint = tmp_path / "vta", tmp_path / "generators", tmp_path / "joint"
+    result = _run(*common, "--output_dir", str(vta))
+    names = {m["metric"] for m in result["metrics"]}
+    assert {"r_precision@1", "r_precision@3", "real_r_precision@1", "aimcos", "caption_object_accuracy"} <= names
+    assert all("vta_loss" in r and "tim_loss" not in r for r in _records(vta) if "loss" in r)
+
+    later = [*common, "--model_config", "{}"]  # the smoke file's model_config builds the phase-1 model only
+    _run(*later, "--output_dir", str(gen), "--phase", "generators", "--init_from", str(vta))
+    steps = [r for r in _records(gen) if "loss" in r]
+    assert all("tim_loss" in r and "itm_loss" in r and "discriminator_loss" in r for r in steps)
+    assert all("vta_loss" not in r for r in steps)
+    assert (gen / "samples" / "step-4-generated.png").exists() and (gen / "samples" / "step-4-captions.png").exists()
+
+    weights = '{"lambda_vta": 1.0}'
+    joint_args = [*common, "--phase", "joint", "--init_from", str(gen), "--model_config", weights]
+    result = _run(*joint_args, "--output_dir", str(joint), "--lr_schedule", "constant")
+    assert result["lambdas"]["lambda_vta"] == 1.0 and result["phase"] == "joint"
+    assert [s for s, _ in list_checkpoints(joint)] == [2, 4]
+    assert (joint / "checkpoint-4" / "discriminator" / "optimizer.json").exists()
+    steps = [r for r in _records(joint) if "loss" in r]
+    assert all("fake_text_loss" in r and "fake_image_loss" in r and "vta_loss" in r for r in steps)
+
+    # stopped after step 2 and resumed: the losses of the uninterrupted run, discriminators included
+    part = tmp_path / "part"
+    shutil.copytree(joint, part)
+    shutil.rmtree(part / "checkpoint-4")
+    _run(*joint_args, "--output_dir", str(part), "--lr_schedule", "constant", "--resume_from_checkpoint", "latest")
+    resumed = [r for r in _records(part) if "loss" in r]
+    for a, b in zip(resumed, steps, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+        assert a["discriminator_loss"] == pytest.approx(b["discriminator_loss"], rel=1e-5)
+
+    # the demo: a generated test pair's image captioned and its caption drawn; then a user's image file and caption
+    capsys.readouterr()
+    out = demo.main(demo.parse_args(["--model", str(joint), "--dataset_cache_dir", str(tmp_path / "data"),
+                                     "--output", str(tmp_path / "demo.png")]))  # fmt: skip
+    assert "generated caption:" in capsys.readouterr().out and Path(out["output"]).stat().st_size > 0
+    image = tmp_path / "mine.png"
+    Image.new("RGB", (50, 40), (200, 10, 10)).save(image)
+    caption = "The red 7 is on the upper left, and the 3 on the bottom right is blue."
+    out = demo.main(demo.parse_args(["--model", str(joint), "--image", str(image), "--caption", caption,
+                                     "--output", str(tmp_path / "mine-demo.png")]))  # fmt: skip
+    assert len(out["similarity"]) == 2
+
+
+def test_bad_arguments_are_named(tmp_path):
+    with pytest.raises(SystemExit):
+        train_laviter.parse_args(["--phase", "joint"])  # no --init_from
+    with pytest.raises(SystemExit):
+        train_laviter.parse_args(["--model_size", "jwae-test"])
+    with pytest.raises(ValueError, match="only lambda"):
+        train_laviter.load_model_and_data(
+            train_laviter.parse_args(
+                ["--phase", "joint", "--init_from", str(tmp_path), "--model_config", '{"noise_dim": 8}']
+            )
+        )
