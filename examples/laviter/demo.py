@@ -35,13 +35,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(args) -> dict:
-    import mmquant  # noqa: F401  (registers the Auto classes)
+    from PIL import Image
     from transformers import AutoModel, AutoTokenizer
 
-    from mmquant.data.pairs import load_caption_mnist_pairs, tokenize_captions
-    from PIL import Image
-
+    import mmquant  # noqa: F401  (registers the Auto classes)
     from mmquant.data.collate import image_to_tensor
+    from mmquant.data.pairs import load_caption_mnist_pairs, tokenize_captions
     from mmquant.training import save_captioned_grid
 
     model = AutoModel.from_pretrained(args.model).eval()
