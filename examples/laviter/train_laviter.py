@@ -33,9 +33,10 @@ import torch
 
 from mmquant.data.caption_grammar import CaptionParseError, parse_caption
 from mmquant.data.caption_mnist import DEFAULT_COLORS
+from mmquant.data.color_words import find_color_words
 from mmquant.data.pairs import CaptionPairs, load_caption_mnist_pairs, tokenize_captions
 from mmquant.metrics.alignment import aimcos, r_precision
-from mmquant.models.laviter import PHASES, LaviterConfig, LaviterModel, LaviterTextConfig
+from mmquant.models.laviter import PHASES, LaviterConfig, LaviterModel, LaviterTextConfig, LaviterVisionConfig
 from mmquant.models.registry import MODEL_SIZES, get_config
 from mmquant.training import (
     LossLog,
@@ -54,6 +55,8 @@ from mmquant.training import (
 )
 
 HERE = Path(__file__).resolve().parent
+# local folders read by the datasets issue's builders: every caption of an image is a training pair
+FOLDER_DATASETS = ("cub200_captions", "flowers102_captions", "coco_captions")
 _RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule", "phase")
 _LOSSES = (
     "loss",
@@ -73,7 +76,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--output_dir", default="outputs/laviter")
     p.add_argument("--phase", default="vta", choices=PHASES)
     p.add_argument("--init_from", default=None, help="the previous phase's output folder (model and tokenizer)")
-    p.add_argument("--dataset_config", default="quad2", help="Caption MNIST: single, quad1 ... quad4")
+    p.add_argument("--dataset", default="caption_mnist", choices=("caption_mnist", *FOLDER_DATASETS))
+    p.add_argument(
+        "--dataset_config", default=None, help="Caption MNIST: single, quad1 ... quad4 (default quad2); COCO: karpathy"
+    )
+    p.add_argument("--data_dir", default=None, help="the local CUB / Flowers / COCO folder (see its dataset card)")
     p.add_argument("--train_examples", type=int, default=20000)
     p.add_argument("--test_examples", type=int, default=1000)
     p.add_argument("--dataset_cache_dir", default=None)
@@ -101,9 +108,45 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def load_pairs(args, max_length: int, image_size: int, tokenizer=None):
+    """``(tokenizer, {"train": CaptionPairs, "test": CaptionPairs})`` of ``args.dataset``: Caption MNIST generated
+    offline, or a local folder through its builder (one training pair per caption, the first caption of each test
+    image); the tokenizer is trained on the training captions unless given."""
+    sizes = {"train": args.train_examples, "test": args.test_examples}
+    if args.dataset == "caption_mnist":
+        config = args.dataset_config or "quad2"
+        return load_caption_mnist_pairs(config, sizes, max_length, args.dataset_cache_dir, tokenizer)
+    from mmquant.data.builders import build_dataset
+    from mmquant.data.retrieval_pairs import RetrievalPairs
+    from mmquant.data.tokenizer import train_caption_tokenizer
+
+    if args.data_dir is None:
+        raise ValueError(f"--dataset {args.dataset} reads a local folder: pass --data_dir (see its dataset card).")
+    ds = build_dataset(
+        args.dataset, args.dataset_config, data_dir=Path(args.data_dir), cache_dir=args.dataset_cache_dir
+    )
+    if tokenizer is None:
+        captions = [c for row in ds["train"]["captions"] for c in row]
+        tokenizer = train_caption_tokenizer(captions, model_max_length=max_length, min_frequency=4)  # VSE++'s
+    pairs = {}
+    for split, n in sizes.items():
+        rows = ds[split].select(range(min(n, len(ds[split])))) if n else ds[split]
+        gallery = RetrievalPairs.from_dataset(rows, tokenizer, max_length, image_size=image_size)
+        keep = torch.arange(len(gallery)) if split == "train" else first_caption_of_each_image(gallery.text_to_image)
+        images = gallery.images[gallery.text_to_image[keep]]
+        pairs[split] = CaptionPairs(images, gallery.input_ids[keep], [gallery.captions[i] for i in keep.tolist()], {})
+    return tokenizer, pairs
+
+
+def first_caption_of_each_image(text_to_image: torch.Tensor) -> torch.Tensor:
+    """Indices of the first caption of every image."""
+    first = torch.ones_like(text_to_image, dtype=torch.bool)
+    first[1:] = text_to_image[1:] != text_to_image[:-1]
+    return first.nonzero().flatten()
+
+
 def load_model_and_data(args):
     """The model (fresh, or the previous phase's with new loss weights), its tokenizer and the train/test pairs."""
-    sizes = {"train": args.train_examples, "test": args.test_examples}
     if args.init_from:
         from transformers import AutoTokenizer
 
@@ -114,15 +157,18 @@ def load_model_and_data(args):
             )
         tokenizer = AutoTokenizer.from_pretrained(args.init_from)
         model = LaviterModel.from_pretrained(args.init_from, **args.model_config)
-        _, pairs = load_caption_mnist_pairs(
-            args.dataset_config, sizes, model.config.text_config.max_length, args.dataset_cache_dir, tokenizer
-        )
         size = model.config.vision_config.image_size
+        _, pairs = load_pairs(args, model.config.text_config.max_length, size, tokenizer)
         return model, tokenizer, pairs["train"].resized(size), pairs["test"].resized(size)
     # the size's text settings, then --model_config's, then the tokenizer's vocabulary and special ids
     text = {**MODEL_SIZES[args.model_size].kwargs.get("text_config", {}), **args.model_config.get("text_config", {})}
     max_length = text.get("max_length", LaviterTextConfig().max_length)
-    tokenizer, pairs = load_caption_mnist_pairs(args.dataset_config, sizes, max_length, args.dataset_cache_dir)
+    vision = {
+        **MODEL_SIZES[args.model_size].kwargs.get("vision_config", {}),
+        **args.model_config.get("vision_config", {}),
+    }
+    size = LaviterVisionConfig(**vision).image_size  # e.g. Caption MNIST's 64x64 images, area-resized to it
+    tokenizer, pairs = load_pairs(args, max_length, size)
     text.update(
         vocab_size=len(tokenizer),
         pad_token_id=tokenizer.pad_token_id,
@@ -130,12 +176,14 @@ def load_model_and_data(args):
         eos_token_id=tokenizer.eos_token_id,
     )
     config = get_config(args.model_size, **{**args.model_config, "text_config": text})
-    size = config.vision_config.image_size  # Caption MNIST's 64x64 images, area-resized to the model's size
     return LaviterModel(config), tokenizer, pairs["train"].resized(size), pairs["test"].resized(size)
 
 
-def caption_attributes(captions: list[str]) -> list[list[str]]:
-    """The digit and colour words of each Caption MNIST caption (AIMCoS's attributes)."""
+def caption_attributes(captions: list[str], dataset: str) -> list[list[str]]:
+    """AIMCoS's attributes of each caption: on Caption MNIST its digit and colour words, elsewhere its colour words
+    (the closest the caption builders come to CUB's attribute annotations)."""
+    if dataset != "caption_mnist":
+        return [sorted({w.lower() for _, _, w in find_color_words(c)}) for c in captions]
     out = []
     for caption in captions:
         words = []
@@ -161,8 +209,11 @@ def object_accuracy(generated: list[str], truth: list[str]) -> float:
 
 
 @torch.no_grad()
-def evaluate_alignment(model: LaviterModel, tokenizer, pairs: CaptionPairs, candidates: int, batch: int = 100):
-    """R-precision of generated and of real images, AIMCoS, and the captioner's object accuracy on ``pairs``."""
+def evaluate_alignment(
+    model: LaviterModel, tokenizer, pairs: CaptionPairs, candidates: int, dataset: str = "caption_mnist", batch=100
+):
+    """R-precision of generated and of real images, AIMCoS (over the images with an attribute), and on Caption
+    MNIST the captioner's object accuracy, on ``pairs``."""
     was_training = model.training
     model.eval()
     g = torch.Generator().manual_seed(0)
@@ -178,17 +229,19 @@ def evaluate_alignment(model: LaviterModel, tokenizer, pairs: CaptionPairs, cand
             captions += tokenizer.batch_decode(model.generate_captions(pixels), skip_special_tokens=True)
     images, texts = torch.cat(images).float(), torch.cat(texts).float()
     k = min(candidates, len(pairs))
-    metrics = {f"real_{n}": v for n, v in r_precision(images, texts, num_candidates=k).items()}
+    top = tuple(t for t in (1, 3) if t <= k)  # the paper's top-1 and top-3
+    metrics = {f"real_{n}": v for n, v in r_precision(images, texts, num_candidates=k, top_k=top).items()}
     if fakes:
-        metrics.update(r_precision(torch.cat(fakes).float(), texts, num_candidates=k))
-    words = caption_attributes(pairs.captions)
+        metrics.update(r_precision(torch.cat(fakes).float(), texts, num_candidates=k, top_k=top))
+    words = caption_attributes(pairs.captions, dataset)
     vocabulary = sorted({w for row in words for w in row})
-    attribute_ids = tokenize_captions(tokenizer, vocabulary, model.config.text_config.max_length)
-    index = {w: i for i, w in enumerate(vocabulary)}
-    metrics["aimcos"] = aimcos(
-        images, model.get_text_features(attribute_ids).float(), [[index[w] for w in row] for row in words]
-    )
-    if captions:
+    has = torch.tensor([bool(row) for row in words])
+    if vocabulary:
+        attribute_ids = tokenize_captions(tokenizer, vocabulary, model.config.text_config.max_length)
+        index = {w: i for i, w in enumerate(vocabulary)}
+        attributes = model.get_text_features(attribute_ids).float()
+        metrics["aimcos"] = aimcos(images[has], attributes, [[index[w] for w in row] for row in words if row])
+    if captions and dataset == "caption_mnist":
         metrics["caption_object_accuracy"] = object_accuracy(captions, pairs.captions)
     model.train(was_training)
     return metrics, captions
@@ -292,7 +345,7 @@ def main(args) -> dict:
         if run.step % args.eval_steps == 0 or run.step == args.max_steps:
             if accelerator.is_main_process:
                 metrics, _ = evaluate_alignment(
-                    unwrapped, tokenizer, test.head(args.eval_images), args.r_precision_candidates
+                    unwrapped, tokenizer, test.head(args.eval_images), args.r_precision_candidates, args.dataset
                 )
                 log.append({"step": run.step, **{f"eval_{k}": v for k, v in metrics.items()}})
                 save_samples(unwrapped, tokenizer, test, output_dir, run.step)
@@ -308,7 +361,9 @@ def main(args) -> dict:
     if accelerator.is_main_process:
         unwrapped.save_pretrained(output_dir)
         tokenizer.save_pretrained(output_dir)
-        final, _ = evaluate_alignment(unwrapped, tokenizer, test.head(args.eval_images), args.r_precision_candidates)
+        final, _ = evaluate_alignment(
+            unwrapped, tokenizer, test.head(args.eval_images), args.r_precision_candidates, args.dataset
+        )
         plot_losses(
             log.read(), [k for k in (*_LOSSES, "discriminator_loss") if k in record], output_dir / "losses.png"
         )
@@ -316,7 +371,7 @@ def main(args) -> dict:
         result = {
             "model": "laviter",
             "phase": args.phase,
-            "dataset": f"caption_mnist/{args.dataset_config}",
+            "dataset": f"{args.dataset}/{args.dataset_config or ('quad2' if args.dataset == 'caption_mnist' else '')}",
             "test_pairs": min(args.eval_images, len(test)),
             "steps": run.step,
             "processes": world,

@@ -96,3 +96,21 @@ def test_bad_arguments_are_named(tmp_path):
                 ["--phase", "joint", "--init_from", str(tmp_path), "--model_config", '{"noise_dim": 8}']
             )
         )
+
+
+def test_a_local_cub_folder_through_its_builder(tmp_path):
+    """The CUB-200 builder's fixture (ten captions per image): every caption a training pair, colour words as the
+    AIMCoS attributes, no Caption MNIST object accuracy."""
+    fixtures = ROOT / "tests" / "fixtures" / "caption_folders"
+    model_config = (
+        '{"vision_config": {"image_size": 32, "channels": [4, 8], "embed_dim": 16}, "text_config": {"max_length": 40}}'
+    )
+    result = _run(
+        "--dataset", "cub200_captions", "--data_dir", str(fixtures / "cub200"), "--model_size", "laviter-test",
+        "--model_config", model_config, "--max_steps", "2", "--batch_size", "4", "--eval_steps", "2",
+        "--checkpointing_steps", "2", "--r_precision_candidates", "2", "--dataset_cache_dir", str(tmp_path / "cache"),
+        "--output_dir", str(tmp_path / "cub"),
+    )  # fmt: skip
+    names = {m["metric"] for m in result["metrics"]}
+    assert result["dataset"].startswith("cub200_captions") and "r_precision@1" in names
+    assert "caption_object_accuracy" not in names
