@@ -98,9 +98,9 @@ def test_joint_phase_eq16_and_the_paper_freezing():
     assert not any(p.requires_grad for p in model.captioner.decoder.transformer.h[0].parameters())
     assert not any(p.requires_grad for p in model.captioner.encoder.layers[0].parameters())
     assert all(p.requires_grad for p in model.captioner.decoder.transformer.h[frozen].parameters())
-    # L_ri-ft (generated captions against real images) reaches the captioner through its word distributions
+    # L_ri-ft (generated captions against real images) trains the encoders; the captions are samples (detached)
     got = grads(model, out.fake_text_loss)
-    assert got["captioner"] and got["image_encoder"] and got["text_encoder"] and not got["generator"]
+    assert got["image_encoder"] and got["text_encoder"] and not got["captioner"] and not got["generator"]
     got = grads(model, out.fake_image_loss)  # L_fi-rt: generated images against real captions
     assert got["generator"] and got["image_encoder"] and got["text_encoder"] and not got["captioner"]
     for p in model.captioner.decoder.transformer.h[0].parameters():

@@ -14,7 +14,7 @@ class TransformerTextEncoder(nn.Module):
 
     The sentence feature is the mean of the non-padding word features, projected; padding takes no part in the
     attention. Soft inputs (a captioner's word distributions) are embedded as the expectation of the word
-    embeddings, so a loss on them reaches the model that produced them.
+    embeddings.
     """
 
     def __init__(self, vocab_size: int, max_length: int, dim: int, num_layers: int, num_heads: int, ffn: int):

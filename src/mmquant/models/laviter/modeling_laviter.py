@@ -155,9 +155,9 @@ class LaviterModel(LaviterPreTrainedModel):
         all_stages: bool = False,
     ) -> Tensor | list[Tensor]:
         """Images `(B, C, H, W)` in [-1, 1] generated from captions (every stage's with `all_stages=True`)."""
+        gen = self._require("generator")
         mask = self._text_mask(input_ids, attention_mask)
         words, sentence = self.text_encoder(input_ids, mask)
-        gen = self._require("generator")
         images, _, _ = gen(self._noise(len(input_ids), generator, input_ids.device), sentence, words, mask, generator)
         return images if all_stages else images[-1]
 
@@ -273,9 +273,12 @@ class LaviterModel(LaviterPreTrainedModel):
 
     def _fake_text_loss(self, logits, input_ids, mask, regions, global_features) -> Tensor:
         """L_ri-ft (eq. 15): the captioner's word distributions, after [BOS], read by the text encoder as a caption
-        (the expected word embedding, so the loss reaches the captioner) and matched with the real images."""
+        (the expected word embedding) and matched with the real images. The distributions are detached: a generated
+        caption is a sample, so this loss trains the encoders and the captioner learns from L_ITM alone (section
+        4.4: "L_G and L_ITM are only used for necessary updates in G and ITM"). Letting it reach the captioner, with
+        λ4 = 1 against λ2 = 0.1, wrecked the captions on Caption MNIST (the `joint-soft-captions` results row)."""
         bos = F.one_hot(input_ids[:, :1], self.config.text_config.vocab_size).to(logits.dtype)  # (B, 1, V)
-        probs = torch.cat([bos, logits.softmax(-1)], dim=1)  # (B, T, V)
+        probs = torch.cat([bos, logits.softmax(-1).detach()], dim=1)  # (B, T, V)
         mask = mask[:, : probs.shape[1]]
         fake_words, fake_sentence = self.text_encoder(None, mask, word_probs=probs)
         return self._vta(fake_words, mask, fake_sentence, regions, global_features)
