@@ -259,3 +259,26 @@ def test_bad_configs_are_named():
         tiny().set_phase("pretrain")
     with pytest.raises(ValueError, match="backbone"):
         LaviterConfig(vision_config=dict(backbone="resnet"))
+
+
+def test_inception_backbone_regions_and_frozen_phase_one(tmp_path):
+    """The paper's InceptionV3 encoder (17x17 Mixed_6e regions), with weights read from a local file; in phase 1
+    only its output layers train."""
+    pytest.importorskip("torchvision", reason="pip install torchvision (a CPU build matching torch)")
+    from safetensors.torch import save_file
+    from torchvision.models import inception_v3
+
+    weights = tmp_path / "inception.safetensors"
+    save_file(
+        {k: v.contiguous() for k, v in inception_v3(weights=None, aux_logits=False).state_dict().items()}, weights
+    )
+    vision = dict(backbone="inception_v3", backbone_weights=str(weights), image_size=SIZE, embed_dim=16)
+    model = tiny(vision_config=vision, use_tim=False, lambda_tim=0.0, lambda_fake_image=0.0)
+    regions, global_features = model.eval().encode_image(batch(1)[0])
+    assert regions.shape == (1, 289, 16) and global_features.shape == (1, 16)
+    model.set_phase("vta")
+    trainable = {n.split(".")[0] for n, p in model.image_encoder.named_parameters() if p.requires_grad}
+    assert trainable == {"region_proj", "global_proj"}
+    with pytest.raises(FileNotFoundError, match="backbone_weights"):
+        tiny(vision_config={**vision, "backbone_weights": str(tmp_path / "missing.pth")}, use_tim=False,
+             lambda_tim=0.0, lambda_fake_image=0.0)  # fmt: skip
