@@ -34,11 +34,12 @@ from mmquant.training import (
     command_line,
     load_yaml_defaults,
     make_scheduler,
-    merge_result,
+    mean_over_processes,
     plot_losses,
     progress_bar,
     save_resolved_args,
     save_run_checkpoint,
+    save_run_result,
     start_or_resume,
 )
 
@@ -229,9 +230,7 @@ def main(args) -> dict:
             critic_optimizer.zero_grad()
             record["critic_loss"] = float(loss_c.detach())
         run.step += 1
-        if world > 1:
-            packed = accelerator.reduce(torch.tensor(list(record.values())), reduction="mean")
-            record = dict(zip(record, packed.tolist()))
+        record = mean_over_processes(accelerator, record)
         record = {"step": run.step, "lr": scheduler.get_last_lr()[0], **record}
         if accelerator.is_main_process:
             log.append(record)
@@ -279,9 +278,7 @@ def main(args) -> dict:
             "session_commits": run.session_commits,
             "metrics": [{"metric": k, "split": "test", "value": round(v, 4)} for k, v in final.items()],
         }
-        (output_dir / "eval_results.json").write_text(json.dumps(result, indent=2) + "\n")
-        if args.results_file:
-            merge_result(args.results_file, args.run_name or output_dir.name, result)
+        save_run_result(output_dir, result, args.results_file, args.run_name)
         accelerator.print(json.dumps(final))
     accelerator.wait_for_everyone()
     return result

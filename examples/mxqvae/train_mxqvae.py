@@ -31,12 +31,12 @@ from mmquant.training import (
     command_line,
     load_yaml_defaults,
     make_scheduler,
-    merge_result,
     plot_losses,
     progress_bar,
     save_captioned_grid,
     save_resolved_args,
     save_run_checkpoint,
+    save_run_result,
     start_or_resume,
 )
 
@@ -196,9 +196,7 @@ def main(args) -> dict:
         | {"quantizer": model.config.quantizer_config["type"]},
         "metrics": [{"metric": k, "split": "test", "value": round(v, 4)} for k, v in final.items()],
     }
-    (output_dir / "eval_results.json").write_text(json.dumps(result, indent=2) + "\n")
-    if args.results_file:
-        merge_result(args.results_file, args.run_name or output_dir.name, result)
+    save_run_result(output_dir, result, args.results_file, args.run_name)
     accelerator.print(json.dumps(final))
     return result
 

@@ -14,7 +14,6 @@ codes into an image and an image's codes into a caption. Writes into ``--output_
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -33,11 +32,11 @@ from mmquant.training import (
     command_line,
     load_yaml_defaults,
     make_scheduler,
-    merge_result,
     plot_losses,
     progress_bar,
     save_resolved_args,
     save_run_checkpoint,
+    save_run_result,
     start_or_resume,
 )
 
@@ -183,9 +182,7 @@ def main(args) -> dict:
         "session_commits": run.session_commits,
         "metrics": [{"metric": "nll_per_code", "split": "test", "value": round(test_nll(prior, test_codes), 4)}],
     }
-    (output_dir / "eval_results.json").write_text(json.dumps(result, indent=2) + "\n")
-    if args.results_file:
-        merge_result(args.results_file, args.run_name or output_dir.name, result)
+    save_run_result(output_dir, result, args.results_file, args.run_name)
     return result
 
 

@@ -16,7 +16,6 @@ Writes into ``--output_dir``: ``args.json``, ``checkpoint-<step>/``, ``losses.js
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -34,12 +33,13 @@ from mmquant.training import (
     command_line,
     load_yaml_defaults,
     make_scheduler,
-    merge_result,
+    mean_over_processes,
     plot_losses,
     progress_bar,
     save_image_grid,
     save_resolved_args,
     save_run_checkpoint,
+    save_run_result,
     start_or_resume,
 )
 
@@ -146,9 +146,7 @@ def main(args) -> dict:
                 totals[key] += out[key].detach().float().item() / args.gradient_accumulation_steps
         scheduler.step()
         step += 1
-        if world > 1:  # the logged loss is the global batch's
-            packed = accelerator.reduce(torch.tensor(list(totals.values())), reduction="mean")
-            totals = dict(zip(totals, packed.tolist()))
+        totals = mean_over_processes(accelerator, totals)  # the logged loss is the global batch's
         record = {"step": step, "lr": scheduler.get_last_lr()[0], **totals}
         if accelerator.is_main_process:
             log.append(record)
@@ -208,9 +206,7 @@ def main(args) -> dict:
                 {"metric": "perplexity", "split": split, "value": round(final["perplexity"], 2)},
             ],
         }
-        (output_dir / "eval_results.json").write_text(json.dumps(result, indent=2) + "\n")
-        if args.results_file:
-            merge_result(args.results_file, args.run_name or output_dir.name, result)
+        save_run_result(output_dir, result, args.results_file, args.run_name)
         accelerator.print(
             f"test PSNR {final['psnr']:.2f} dB, code usage {final['usage']:.2%}, perplexity {final['perplexity']:.1f}"
         )

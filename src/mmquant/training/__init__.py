@@ -15,7 +15,14 @@ from .checkpointing import (
 from .config import add_training_arguments, load_yaml_defaults, save_resolved_args
 from .logging import LossLog, progress_bar
 from .plots import plot_losses, save_captioned_grid, save_image_grid
-from .provenance import check_resumed_args, command_line, git_commit, merge_result
+from .provenance import (
+    check_resumed_args,
+    command_line,
+    git_commit,
+    mean_over_processes,
+    merge_result,
+    save_run_result,
+)
 from .run_state import TrainingRun, save_run_checkpoint, start_or_resume
 from .schedule import LR_SCHEDULES, batch_indices, make_scheduler
 
@@ -34,6 +41,7 @@ __all__ = [
     "load_checkpoint",
     "load_yaml_defaults",
     "make_scheduler",
+    "mean_over_processes",
     "merge_result",
     "plot_losses",
     "progress_bar",
@@ -43,5 +51,6 @@ __all__ = [
     "save_image_grid",
     "save_resolved_args",
     "save_run_checkpoint",
+    "save_run_result",
     "start_or_resume",
 ]

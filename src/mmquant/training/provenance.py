@@ -41,6 +41,27 @@ def merge_result(path: str | Path, key: str, entry: dict) -> Path:
     return path
 
 
+def save_run_result(output_dir: str | Path, result: dict, results_file: str | None, run_name: str | None) -> Path:
+    """Write ``result`` to ``output_dir/eval_results.json`` and, when ``results_file`` is given, merge it there under
+    ``run_name`` (default: the output folder's name)."""
+    output_dir = Path(output_dir)
+    path = output_dir / "eval_results.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    if results_file:
+        merge_result(results_file, run_name or output_dir.name, result)
+    return path
+
+
+def mean_over_processes(accelerator, record: dict) -> dict:
+    """``record``'s float values averaged over the processes (the figures of the global batch); as is with one."""
+    if accelerator.num_processes == 1:
+        return record
+    import torch
+
+    packed = accelerator.reduce(torch.tensor(list(record.values())), reduction="mean")
+    return dict(zip(record, packed.tolist()))
+
+
 def check_resumed_args(args, state: dict, keys, checkpoint) -> None:
     """A resumed run must keep the arguments its loss curve depends on (``keys``), as saved in ``state``."""
     for key in keys:
