@@ -20,7 +20,7 @@ from transformers.utils import ModelOutput
 
 from ...hub.mixin import PushToHubWithCardMixin
 from ...modules.residual_cnn import ResidualCNNDecoder, ResidualCNNEncoder
-from ...modules.text_cnn import TextConvDecoder, TextConvEncoder
+from ...modules.text_cnn import TextChunkDecoder, TextChunkEncoder, TextConvDecoder, TextConvEncoder
 from ...quantizers import build_quantizer
 from ..input_checks import check_batch_sizes, check_pixel_values, check_token_ids
 from .configuration_mxqvae import MXQVAEConfig
@@ -79,8 +79,12 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
         self.image_decoder = ResidualCNNDecoder(d, config.in_channels, config.image_channels, config.image_res_layers)
         text_args = (config.vocab_size, config.text_embed_dim)
         text_shape = (config.max_text_length, config.text_latent_length, config.text_num_layers)
-        self.text_encoder = TextConvEncoder(*text_args, d, *text_shape)
-        self.text_decoder = TextConvDecoder(*text_args, d, *text_shape)
+        if config.text_coder == "chunk":
+            self.text_encoder = TextChunkEncoder(*text_args, d, *text_shape, kernel_size=config.text_kernel_size)
+            self.text_decoder = TextChunkDecoder(*text_args, d, *text_shape, kernel_size=config.text_kernel_size)
+        else:
+            self.text_encoder = TextConvEncoder(*text_args, d, *text_shape)
+            self.text_decoder = TextConvDecoder(*text_args, d, *text_shape)
         # learned positions and modality of each token (the reference feeds the BERT encoder without them)
         self.position_embedding = nn.Parameter(torch.zeros(1, n_img + n_txt, d))
         layer = nn.TransformerEncoderLayer(
@@ -157,6 +161,8 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
         if c.fusion == "cross":
             image = self.split_image(codes.transpose(1, 2))  # (B, d, h*w)
             text = self.split_text(codes.transpose(1, 2)).transpose(1, 2)  # (B, T, d)
+            if c.split_text_residual:
+                text = text + codes[:, c.num_image_tokens :]
         else:
             image, text = codes[:, : c.num_image_tokens].transpose(1, 2), codes[:, c.num_image_tokens :]
         return image.reshape(len(codes), c.hidden_size, c.image_latent_size, c.image_latent_size), text
@@ -203,7 +209,8 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
     ) -> MXQVAEOutput:
         """Reconstruct an image–caption batch through the joint codes; in training mode the inputs are masked (IM)
         and corrupted (TC) first, and the losses compare with the clean inputs. `attention_mask` is accepted for
-        collator compatibility: padding is a token of its own here, and the text loss ignores it."""
+        collator compatibility: padding is a token of its own here, and the text loss ignores it (unless
+        `config.text_loss_on_padding`)."""
         self._check_inputs(pixel_values, input_ids)
         images_in, ids_in = pixel_values, input_ids
         if self.training:
@@ -222,8 +229,9 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
         if return_loss:
             real = input_ids != self.config.pad_token_id
             out.image_loss = F.mse_loss(reconstruction.float(), pixel_values.float())
+            ignore = -100 if self.config.text_loss_on_padding else self.config.pad_token_id
             out.text_loss = F.cross_entropy(
-                text_logits.float().flatten(0, 1), input_ids.flatten(), ignore_index=self.config.pad_token_id
+                text_logits.float().flatten(0, 1), input_ids.flatten(), ignore_index=ignore
             )
             out.text_accuracy = (text_logits.argmax(-1) == input_ids)[real].float().mean()
             c = self.config
