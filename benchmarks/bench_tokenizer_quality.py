@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -55,6 +56,16 @@ OURS = {
     "mmquant_optvq_4heads": DEFAULT_QUANTIZER_CONFIG,
     "mmquant_optvq_1head_rotation": {**DEFAULT_QUANTIZER_CONFIG, "num_heads": 1, "rotation_trick": True},
     "mmquant_optvq_4heads_rotation": {**DEFAULT_QUANTIZER_CONFIG, "rotation_trick": True},
+    # OptVQ's Sinkhorn assignment with the codebook care the strongest nearest-neighbour setting gets: dead-code
+    # restart alone, and with EMA updates and k-means initialisation (EMA sets the codes directly: no affine map)
+    "mmquant_optvq_4heads_dead": {**DEFAULT_QUANTIZER_CONFIG, "dead_code_threshold": 0.5},
+    "mmquant_optvq_4heads_ema_kmeans_dead": {
+        **DEFAULT_QUANTIZER_CONFIG,
+        "use_affine": False,
+        "ema_decay": 0.99,
+        "kmeans_init": True,
+        "dead_code_threshold": 0.5,
+    },
 }
 
 
@@ -70,6 +81,11 @@ def parse_args(argv=None):
     p.add_argument("--only", nargs="+", default=None, help="run only these quantizers")
     p.add_argument("--quick", action="store_true", help="100 steps and 2,000 test digits")
     p.add_argument("--output", default=str(HERE / "results" / "bench_tokenizer_quality.json"))
+    p.add_argument(
+        "--append",
+        action="store_true",
+        help="add these rows to --output (same settings required), each with its own command, commit and load",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.steps, args.test_images = 100, 2000
@@ -131,27 +147,38 @@ def main(args) -> dict:
     names = args.only or [*OURS, *PEERS]
     train_images = mnist_images("train", 32)
     test_images = mnist_images("test", 32)[: args.test_images]
+    previous = json.loads(Path(args.output).read_text()) if args.append and Path(args.output).exists() else None
+    settings = {k: getattr(args, k) for k in ("steps", "batch_size", "learning_rate", "lr_schedule", "seeds")}
+    if previous is not None:
+        old = {k: previous["settings"].get(k) for k in settings}
+        old["seeds"] = old["seeds"] or [previous["settings"].get("seed")]  # files written before --seeds
+        if old != settings:
+            raise ValueError(f"--append: {args.output} was measured with {old}, not {settings}; use another --output.")
     rows = []
     for name in names:
         runs = [run_one(name, args, train_images, test_images, seed) for seed in args.seeds]
         rows.append(_mean_row(runs))
         print(json.dumps(rows[-1]), flush=True)
+    if previous is not None:
+        load = [round(x, 2) for x in os.getloadavg()]
+        added = {"command": command_line(), "commit": git_commit(HERE), "load_average": load}
+        rows = [r for r in previous["rows"] if r["quantizer"] not in names] + [{**r, **added} for r in rows]
     fastest_nn = min(r["seconds_per_step"] for r in rows if "fsq" not in r["quantizer"])
     for row in rows:
         row["step_time_ratio_to_fastest_vq"] = round(row["seconds_per_step"] / fastest_nn, 3)
     import vector_quantize_pytorch
 
-    result = {
+    result = previous or {
         "benchmark": "tokenizer_quality",
         "command": command_line(),
         "commit": git_commit(HERE),
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "threads": args.threads},
         "torch": torch.__version__,
         "vector_quantize_pytorch": getattr(vector_quantize_pytorch, "__version__", None) or _dist_version(),
-        "settings": {k: getattr(args, k) for k in ("steps", "batch_size", "learning_rate", "lr_schedule", "seeds")}
+        "settings": settings
         | {"test_images": len(test_images), "model": "optvq-mnist (appendix-B CNN, 8-dim latents)"},
-        "rows": rows,
     }
+    result["rows"] = rows
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     return result
