@@ -143,6 +143,7 @@ def run_one(name: str, args, train_images, test_images, seed: int) -> dict:
 
 
 def main(args) -> dict:
+    commit = git_commit(HERE)  # the code this run imports, before anything else can change the tree
     torch.set_num_threads(args.threads)
     names = args.only or [*OURS, *PEERS]
     train_images = mnist_images("train", 32)
@@ -161,7 +162,7 @@ def main(args) -> dict:
         print(json.dumps(rows[-1]), flush=True)
     if previous is not None:
         load = [round(x, 2) for x in os.getloadavg()]
-        added = {"command": command_line(), "commit": git_commit(HERE), "load_average": load}
+        added = {"command": command_line(), "commit": commit, "load_average": load}
         rows = [r for r in previous["rows"] if r["quantizer"] not in names] + [{**r, **added} for r in rows]
     fastest_nn = min(r["seconds_per_step"] for r in rows if "fsq" not in r["quantizer"])
     for row in rows:
@@ -171,7 +172,7 @@ def main(args) -> dict:
     result = previous or {
         "benchmark": "tokenizer_quality",
         "command": command_line(),
-        "commit": git_commit(HERE),
+        "commit": commit,
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "threads": args.threads},
         "torch": torch.__version__,
         "vector_quantize_pytorch": getattr(vector_quantize_pytorch, "__version__", None) or _dist_version(),

@@ -44,6 +44,14 @@ def _quality_section(q: dict, title: str) -> list[str]:
             f"| {r['codebook_size']} | {r['seconds_per_step']:.4f} | {r['step_time_ratio_to_fastest_vq']:.2f} |"
         )
     lines.append("")
+    added = [r for r in q["rows"] if "command" in r]
+    if added:
+        lines += ["Rows added later to the same settings (`--append`), with the load average at their end:", ""]
+        lines += [
+            f"- `{r['quantizer']}`: `{r['command']}` at commit `{r['commit']}`, load {r['load_average']}"
+            for r in added
+        ]
+        lines.append("")
     return lines
 
 
@@ -55,25 +63,36 @@ def standing(q: dict, timing: dict | None = None) -> list[str]:
     times come from ``timing`` (a results file measured on an idle machine) where it has the quantizer. With several
     seeds the comparison is paired: the same seed gives both quantizers the same initialisation and batches, so the
     per-seed PSNR differences are what the verdict reads (leads or trails only when every seed agrees)."""
-    step = {r["quantizer"]: r["seconds_per_step"] for r in q["rows"]}
-    timed = (timing or {}).get("rows", [])
-    step.update({r["quantizer"]: r["seconds_per_step"] for r in timed if r["quantizer"] in step})
-    rows = [{**r, "seconds_per_step": step[r["quantizer"]]} for r in q["rows"] if r["code_usage"] >= FULL_USAGE]
+    own = {r["quantizer"]: r["seconds_per_step"] for r in q["rows"]}
+    idle = {r["quantizer"]: r["seconds_per_step"] for r in (timing or {}).get("rows", [])}
+
+    run = {r["quantizer"]: r.get("command", q["command"]) for r in q["rows"]}  # appended rows: their own run
+
+    def time_ratio(a: str, b: str) -> tuple[float | None, str]:
+        """a's step time over b's, both from one run: the idle all-quantizer run when it has both, else this file's
+        when they come from the same run; None when they were timed in different runs."""
+        if a in idle and b in idle:
+            return idle[a] / idle[b], "idle machine"
+        if run[a] == run[b]:
+            return own[a] / own[b], "same run"
+        return None, "timed in different runs"
+
+    rows = [r for r in q["rows"] if r["code_usage"] >= FULL_USAGE]
     ours = [r for r in rows if r["quantizer"].startswith("mmquant_optvq")]
     peers = [r for r in rows if not r["quantizer"].startswith("mmquant")]
     if not ours or not peers:
         return []
     best = max(ours, key=lambda r: r["psnr"])
     lines = [
-        f"Best mmquant OptVQ row at full usage: `{best['quantizer']}`, {_psnr(best)} dB, "
-        f"{best['seconds_per_step']:.4f} s/step. Against each peer at full usage (ΔPSNR > 0: mmquant leads; step "
-        "time ratio ≤ 1.15: within the issue's bound):",
+        f"Best mmquant OptVQ row at full usage: `{best['quantizer']}`, {_psnr(best)} dB. Against each peer at full "
+        "usage (ΔPSNR > 0: mmquant leads; step time ratio ≤ 1.15: within the issue's bound; both step times always "
+        "from one run):",
         "",
         "| peer | peer PSNR (dB) | ΔPSNR (dB) | ΔPSNR per seed | mmquant step time / peer's | verdict |",
         "|---|---|---|---|---|---|",
     ]
     for r in sorted(peers, key=lambda r: -r["psnr"]):
-        ratio = best["seconds_per_step"] / r["seconds_per_step"]
+        ratio, source = time_ratio(best["quantizer"], r["quantizer"])
         deltas = [
             a - b for a, b in zip(best.get("psnr_per_seed", [best["psnr"]]), r.get("psnr_per_seed", [r["psnr"]]))
         ]
@@ -82,9 +101,13 @@ def standing(q: dict, timing: dict | None = None) -> list[str]:
             verdict = "leads" if min(deltas) > 0 else ("trails" if max(deltas) < 0 else "mixed: depends on the seed")
         else:
             verdict = "leads (one seed)" if delta > 0 else "trails (one seed)"
-        verdict += ", faster or within 1.15x" if ratio <= 1.15 else f", {ratio:.2f}x slower"
+        if ratio is not None:
+            verdict += ", faster or within 1.15x" if ratio <= 1.15 else f", {ratio:.2f}x slower"
         per_seed = ", ".join(f"{d:+.2f}" for d in deltas)
-        lines.append(f"| {r['quantizer']} | {_psnr(r)} | {delta:+.2f} | {per_seed} | {ratio:.2f} | {verdict} |")
+        lines.append(
+            f"| {r['quantizer']} | {_psnr(r)} | {delta:+.2f} | {per_seed} | "
+            f"{'-' if ratio is None else f'{ratio:.2f}'} ({source}) | {verdict} |"
+        )
     return [*lines, ""]
 
 

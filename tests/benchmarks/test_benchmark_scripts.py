@@ -89,6 +89,20 @@ def test_several_seeds_give_means_and_the_standing_table(tmp_path):
     assert result["settings"]["seeds"] == [0, 1] and len(row["psnr_per_seed"]) == 2
     assert row["psnr_per_seed"][1] == single["rows"][0]["psnr"]  # each seed's run is the one-seed run
     assert abs(row["psnr"] - sum(row["psnr_per_seed"]) / 2) < 1e-3 and row["psnr_std"] >= 0
+    # --append adds a row to the same file with its own provenance, and refuses other settings
+    appended = bench_tokenizer_quality.main(
+        bench_tokenizer_quality.parse_args([*args, "--only", "mmquant_optvq_4heads_dead", "--append"])
+    )
+    assert [r["quantizer"] for r in appended["rows"]] == [
+        "mmquant_optvq_1head",
+        "vqp_ema_kmeans_dead",
+        "mmquant_optvq_4heads_dead",
+    ]
+    assert "command" in appended["rows"][-1] and "command" not in appended["rows"][0]
+    with pytest.raises(ValueError, match="--append"):
+        bench_tokenizer_quality.main(
+            bench_tokenizer_quality.parse_args([*args, "--steps", "6", "--only", "vqp_fsq", "--append"])
+        )
     for r in result["rows"]:  # the standing table counts only rows at full usage: force both in
         r["code_usage"] = 1.0
     table = "\n".join(render_results.standing(result))
