@@ -36,12 +36,16 @@ def test_shipped_laviter_aligns_generates_and_captions(tmp_path):
     with torch.no_grad():
         texts = model.get_text_features(test.input_ids)
         real = model.get_image_features(test.pixel_values(slice(None)))
-        fake = model.get_image_features(model.generate_images(test.input_ids, generator=torch.Generator().manual_seed(0)))
+        fake = model.get_image_features(
+            model.generate_images(test.input_ids, generator=torch.Generator().manual_seed(0))
+        )
     # measured on these 200 pairs: see the results file's 1,000-pair figures (r_precision@1 well above 50);
     # chance is 1% top-1 among 100 captions
     assert r_precision(real, texts, num_candidates=100)["r_precision@1"] > 50
     assert r_precision(fake, texts, num_candidates=100)["r_precision@1"] > 30
-    captions = tokenizer.batch_decode(model.generate_captions(test.pixel_values(slice(0, 20))), skip_special_tokens=True)
+    captions = tokenizer.batch_decode(
+        model.generate_captions(test.pixel_values(slice(0, 20))), skip_special_tokens=True
+    )
     parsed = 0
     for text in captions:
         try:
