@@ -44,12 +44,12 @@ from mmquant.training import (
     batch_indices,
     command_line,
     load_yaml_defaults,
+    make_accelerator,
     make_scheduler,
     mean_over_processes,
     plot_losses,
     progress_bar,
     save_captioned_grid,
-    save_resolved_args,
     save_run_checkpoint,
     save_run_result,
     start_or_resume,
@@ -265,18 +265,9 @@ def save_samples(model: LaviterModel, tokenizer, pairs: CaptionPairs, output_dir
 
 
 def main(args) -> dict:
-    from accelerate import Accelerator
-
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
     output_dir = Path(args.output_dir)
-    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    accelerator = make_accelerator(args)
     world, rank = accelerator.num_processes, accelerator.process_index
-    if args.batch_size % world:
-        raise ValueError(f"--batch_size {args.batch_size} must be divisible by the {world} processes.")
-    if accelerator.is_main_process:
-        save_resolved_args(args, output_dir)
-    torch.manual_seed(args.seed)
     model, tokenizer, train, test = load_model_and_data(args)
     if len(train) < args.batch_size:
         raise ValueError(f"--batch_size {args.batch_size} exceeds the {len(train)} training pairs.")

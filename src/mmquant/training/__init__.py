@@ -23,7 +23,7 @@ from .provenance import (
     merge_result,
     save_run_result,
 )
-from .run_state import TrainingRun, save_run_checkpoint, start_or_resume
+from .run_state import TrainingRun, make_accelerator, save_run_checkpoint, start_or_resume
 from .schedule import LR_SCHEDULES, batch_indices, make_scheduler
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "list_checkpoints",
     "load_checkpoint",
     "load_yaml_defaults",
+    "make_accelerator",
     "make_scheduler",
     "mean_over_processes",
     "merge_result",
