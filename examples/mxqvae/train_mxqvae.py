@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from mmquant.data.caption_mnist import DEFAULT_COLORS
 from mmquant.data.pairs import CaptionPairs, load_caption_mnist_pairs
 from mmquant.metrics.functional import psnr
 from mmquant.models.mxqvae import MXQVAEConfig, MXQVAEModel
@@ -42,6 +43,7 @@ from mmquant.training import (
 
 HERE = Path(__file__).resolve().parent
 _RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule")
+_RESULT_CONFIG_KEYS = ("fusion", "image_mask_ratio", "text_mask_ratio", "text_corruption_groups", "text_replace_ratio")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -57,6 +59,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--fusion", choices=["cross", "shared_codebook_only"], default=None)
     p.add_argument("--image_mask_ratio", type=float, default=None, help="IM rate (0 = the w/o IM ablation)")
     p.add_argument("--text_mask_ratio", type=float, default=None, help="TC rate (0 = the w/o TC ablation)")
+    p.add_argument(
+        "--text_corruption_words",
+        type=json.loads,
+        default=None,
+        help='groups of interchangeable words that TC corrupts (JSON, e.g. [["0", "1"], ["red", "blue"]]), or '
+        '"caption_mnist_slots" for the digits and the colour words; default: any token (the reference)',
+    )
+    p.add_argument(
+        "--text_replace_ratio", type=float, default=None, help="share of corrupted words replaced, not masked"
+    )
+    p.add_argument(
+        "--degree_eval_config",
+        default=None,
+        help="a Caption MNIST Degree config (e.g. quad4_degree) scored at every evaluation (Table 1's metric)",
+    )
+    p.add_argument("--degree_eval_examples", type=int, default=200, help="Degree base pairs per evaluation")
     add_training_arguments(p, batch_size=32)
     args = load_yaml_defaults(p, argv)
     if args.batch_size < 1 or args.max_steps < 1:
@@ -70,15 +88,31 @@ def model_config(args, tokenizer) -> MXQVAEConfig:
     if args.quantizer:
         q = fields.get("quantizer_config", {"codebook_size": 256, "beta": 0.25})
         fields["quantizer_config"] = {**q, "type": "vq" if args.quantizer == "vq" else "sinkhorn"}
-    for key in ("fusion", "image_mask_ratio", "text_mask_ratio"):
+    for key in ("fusion", "image_mask_ratio", "text_mask_ratio", "text_replace_ratio"):
         if getattr(args, key) is not None:
             fields[key] = getattr(args, key)
+    if args.text_corruption_words:
+        fields["text_corruption_groups"] = corruption_groups(args.text_corruption_words, tokenizer)
     return MXQVAEConfig(
         vocab_size=len(tokenizer),
         pad_token_id=tokenizer.pad_token_id,
         mask_token_id=tokenizer.mask_token_id,
         **fields,
     )
+
+
+def corruption_groups(words, tokenizer) -> list[list[int]]:
+    """Token ids of `--text_corruption_words` (groups of words, or "caption_mnist_slots": digits, colours)."""
+    if words == "caption_mnist_slots":
+        words = [[str(d) for d in range(10)], list(DEFAULT_COLORS)]
+    if isinstance(words, str) or not all(isinstance(g, list) for g in words):
+        raise ValueError(
+            f"--text_corruption_words: expected a list of word lists or 'caption_mnist_slots', got {words!r}."
+        )
+    unknown = sorted({w for g in words for w in g} - set(tokenizer.get_vocab()))
+    if unknown:
+        raise ValueError(f"--text_corruption_words: {unknown} are not in the caption tokenizer's vocabulary.")
+    return [tokenizer.convert_tokens_to_ids(g) for g in words]
 
 
 def load_data(args, max_text_length: int | None = None):
@@ -113,6 +147,40 @@ def evaluate_stage1(model: MXQVAEModel, pairs: CaptionPairs, batch_size: int = 2
     }
 
 
+def load_degree_pairs(args, tokenizer) -> CaptionPairs | None:
+    """The Degree test pairs scored during training (`--degree_eval_config`), or None."""
+    if not args.degree_eval_config:
+        return None
+    from mmquant.data.builders import build_dataset
+
+    ds = build_dataset(
+        "caption_mnist",
+        args.degree_eval_config,
+        cache_dir=args.dataset_cache_dir,
+        num_examples={"test": args.degree_eval_examples},
+    )["test"]
+    max_length = args.model_config.get("max_text_length", 48)
+    return CaptionPairs.from_dataset(ds, tokenizer, max_length, extra_columns=["degree"])
+
+
+@torch.no_grad()
+def evaluate_degree(model: MXQVAEModel, tokenizer, pairs: CaptionPairs, batch_size: int = 250) -> dict:
+    """Degree accuracy by token position (`degree_token_accuracy`) at each degree, clean inputs."""
+    from mmquant.metrics.consistency import degree_token_accuracy
+
+    model.eval()
+    recon = []
+    for start in range(0, len(pairs), batch_size):
+        index = torch.arange(start, min(start + batch_size, len(pairs)))
+        recon.append(
+            model(pairs.pixel_values(index), pairs.input_ids[index], return_loss=False).text_logits.argmax(-1)
+        )
+    model.train()
+    slot_ids = tokenizer.convert_tokens_to_ids([str(d) for d in range(10)] + list(DEFAULT_COLORS))
+    scores = degree_token_accuracy(torch.cat(recon), pairs.input_ids, pairs.extra["degree"], slot_ids)
+    return {f"degree_{d}": v for d, v in scores.items()}
+
+
 def save_samples(model: MXQVAEModel, tokenizer, pairs: CaptionPairs, path: Path) -> None:
     model.eval()
     with torch.no_grad():
@@ -138,6 +206,7 @@ def main(args) -> dict:
     save_resolved_args(args, output_dir)
     torch.manual_seed(args.seed)
     tokenizer, train, test = load_data(args)
+    degree_pairs = load_degree_pairs(args, tokenizer)
     model = MXQVAEModel(model_config(args, tokenizer))
     if len(train) < args.batch_size:
         raise ValueError(f"--batch_size {args.batch_size} exceeds the {len(train)} training pairs.")
@@ -171,6 +240,8 @@ def main(args) -> dict:
         )
         if step % args.eval_steps == 0 or step == args.max_steps:
             metrics = evaluate_stage1(model, test.head(500))
+            if degree_pairs is not None:
+                metrics |= evaluate_degree(model, tokenizer, degree_pairs)
             log.append({"step": step, **{f"eval_{k}": v for k, v in metrics.items()}})
             save_samples(model, tokenizer, test, output_dir / "samples" / f"step-{step}.png")
         if step % args.checkpointing_steps == 0 or step == args.max_steps:
@@ -192,7 +263,7 @@ def main(args) -> dict:
         "command": command,
         "commit": run.commit,
         "session_commits": run.session_commits,
-        "config": {k: getattr(model.config, k) for k in ("fusion", "image_mask_ratio", "text_mask_ratio")}
+        "config": {k: getattr(model.config, k) for k in _RESULT_CONFIG_KEYS}
         | {"quantizer": model.config.quantizer_config["type"]},
         "metrics": [{"metric": k, "split": "test", "value": round(v, 4)} for k, v in final.items()],
     }

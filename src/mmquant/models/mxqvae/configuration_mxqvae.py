@@ -64,8 +64,16 @@ class MXQVAEConfig(PretrainedConfig):
         image_mask_ratio (`float`, defaults to 0.3): fraction of `image_mask_patch_size` patches zeroed during
             training (image masking, "IM"); 0 disables it.
         image_mask_patch_size (`int`, defaults to 8): side of the masked patches.
-        text_mask_ratio (`float`, defaults to 0.3): fraction of the caption's tokens replaced by `[MASK]` during
-            training (text corruption, "TC"); 0 disables it.
+        text_mask_ratio (`float`, defaults to 0.3): fraction of the caption's tokens corrupted during training
+            (text corruption, "TC"; the reference replaces them by `[MASK]`); 0 disables it.
+        text_corruption_groups (`list[list[int]]`, *optional*): token ids eligible for corruption, in groups of
+            interchangeable words (on Caption MNIST: the digits, the colour words). When set, `text_mask_ratio` is
+            the fraction of each caption's *eligible* tokens corrupted (salient-word masking, as REALM masks salient
+            spans) and the template words stay intact; `None` (the reference) corrupts any non-padding token.
+        text_replace_ratio (`float`, defaults to 0.0): fraction of the corrupted tokens that are replaced by another
+            word of their group instead of `[MASK]` (BERT replaces 10% by a random token), so that the visible words
+            of a training caption are sometimes wrong and the image is the only reliable source of its content.
+            Needs `text_corruption_groups`; 0 (the reference) only masks.
         image_loss_weight (`float`, defaults to 1.0): weight of the image MSE (pixels in [-1, 1]).
         text_loss_weight (`float`, defaults to 1.0): weight of the caption cross-entropy.
         text_loss_on_padding (`bool`, defaults to `False`): also train the text decoder to predict `[PAD]` after
@@ -102,6 +110,8 @@ class MXQVAEConfig(PretrainedConfig):
         image_mask_ratio: float = 0.3,
         image_mask_patch_size: int = 8,
         text_mask_ratio: float = 0.3,
+        text_corruption_groups: list[list[int]] | None = None,
+        text_replace_ratio: float = 0.0,
         image_loss_weight: float = 1.0,
         text_loss_weight: float = 1.0,
         text_loss_on_padding: bool = False,
@@ -130,6 +140,10 @@ class MXQVAEConfig(PretrainedConfig):
         self.image_mask_ratio = image_mask_ratio
         self.image_mask_patch_size = image_mask_patch_size
         self.text_mask_ratio = text_mask_ratio
+        self.text_corruption_groups = (
+            [list(map(int, g)) for g in text_corruption_groups] if text_corruption_groups else None
+        )
+        self.text_replace_ratio = text_replace_ratio
         self.image_loss_weight = image_loss_weight
         self.text_loss_weight = text_loss_weight
         self.text_loss_on_padding = text_loss_on_padding
@@ -153,6 +167,24 @@ class MXQVAEConfig(PretrainedConfig):
         for name in ("image_mask_ratio", "text_mask_ratio"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name}={getattr(self, name)}: expected a fraction in [0, 1).")
+        if not 0.0 <= self.text_replace_ratio <= 1.0:
+            raise ValueError(f"text_replace_ratio={self.text_replace_ratio}: expected a fraction in [0, 1].")
+        groups = self.text_corruption_groups
+        if self.text_replace_ratio > 0 and not groups:
+            raise ValueError(
+                "text_replace_ratio > 0 needs text_corruption_groups (the groups of words a token may be replaced by)."
+            )
+        if groups:
+            flat = [t for g in groups for t in g]
+            if any(len(g) < 2 for g in groups) or len(set(flat)) != len(flat):
+                raise ValueError(
+                    f"text_corruption_groups: expected disjoint groups of at least 2 token ids each, got {groups}."
+                )
+            if min(flat) < 0 or max(flat) >= self.vocab_size or {self.pad_token_id, self.mask_token_id} & set(flat):
+                raise ValueError(
+                    f"text_corruption_groups: token ids must lie in [0, vocab_size={self.vocab_size}) and exclude "
+                    f"[PAD] ({self.pad_token_id}) and [MASK] ({self.mask_token_id}), got {groups}."
+                )
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(f"num_attention_heads={self.num_attention_heads}: must divide hidden_size.")
 

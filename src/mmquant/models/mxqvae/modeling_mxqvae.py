@@ -130,16 +130,45 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
         return pixel_values * keep
 
     def corrupt_text(self, input_ids: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Replace `text_mask_ratio` of each caption's non-padding tokens by `[MASK]` (TC)."""
+        """Corrupt `text_mask_ratio` of each caption's eligible tokens (TC): every non-padding token, or only those
+        of `text_corruption_groups`. A corrupted token becomes `[MASK]`, or with probability `text_replace_ratio`
+        another word of its group."""
         c = self.config
         if c.text_mask_ratio == 0:
             return input_ids
-        real = input_ids != c.pad_token_id  # (B, L)
-        scores = torch.rand(input_ids.shape, generator=generator, device=input_ids.device).masked_fill(~real, 2.0)
-        n_mask = (real.sum(1) * c.text_mask_ratio).long()  # (B,)
-        ranks = scores.argsort(1).argsort(1)  # rank of each position among the real tokens
-        masked = ranks < n_mask[:, None]
-        return input_ids.masked_fill(masked, c.mask_token_id)
+        eligible = input_ids != c.pad_token_id  # (B, L)
+        if c.text_corruption_groups:
+            group_of, rank_in_group, members = self._corruption_tables(input_ids.device)
+            eligible &= group_of[input_ids] >= 0
+        scores = torch.rand(input_ids.shape, generator=generator, device=input_ids.device).masked_fill(~eligible, 2.0)
+        n_corrupt = (eligible.sum(1) * c.text_mask_ratio).long()  # (B,)
+        ranks = scores.argsort(1).argsort(1)  # rank of each position among the eligible tokens
+        corrupt = ranks < n_corrupt[:, None]  # (B, L)
+        out = input_ids.masked_fill(corrupt, c.mask_token_id)
+        if c.text_replace_ratio > 0:
+            draws = torch.rand((2, *input_ids.shape), generator=generator, device=input_ids.device)
+            replace = corrupt & (draws[0] < c.text_replace_ratio)
+            group = group_of[input_ids].clamp(min=0)  # (B, L)
+            size = (members[group] >= 0).sum(-1)  # (B, L) words in the token's group
+            # another word of the group: a uniform rank among the size - 1 others, skipping the token's own
+            other = (draws[1] * (size - 1)).long()
+            other = other + (other >= rank_in_group[input_ids]).long()
+            words = members[group].gather(-1, other.clamp(max=members.shape[1] - 1).unsqueeze(-1)).squeeze(-1)
+            out = torch.where(replace, words, out)
+        return out
+
+    def _corruption_tables(self, device) -> tuple[Tensor, Tensor, Tensor]:
+        """Lookups for `text_corruption_groups`: group of each vocabulary id (-1 = not eligible), rank of each id in
+        its group, and the groups' members `(G, max group size)` padded with -1."""
+        groups, v = self.config.text_corruption_groups, self.config.vocab_size
+        group_of = torch.full((v,), -1, dtype=torch.long, device=device)
+        rank_in_group = torch.zeros(v, dtype=torch.long, device=device)
+        members = torch.full((len(groups), max(map(len, groups))), -1, dtype=torch.long, device=device)
+        for g, ids in enumerate(groups):
+            ids_t = torch.tensor(ids, device=device)
+            group_of[ids_t], rank_in_group[ids_t] = g, torch.arange(len(ids), device=device)
+            members[g, : len(ids)] = ids_t
+        return group_of, rank_in_group, members
 
     # ------------------------------------------------------------------ stage 1
     def _fuse(self, pixel_values: Tensor, input_ids: Tensor) -> Tensor:
