@@ -46,6 +46,11 @@ _RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule")
 _RESULT_CONFIG_KEYS = ("fusion", "image_mask_ratio", "text_mask_ratio", "text_corruption_groups", "text_replace_ratio")
 
 
+def _word_groups(value: str):
+    """`--text_corruption_words`: the shortcut "caption_mnist_slots" or a JSON list of word lists."""
+    return value if value == "caption_mnist_slots" else json.loads(value)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="YAML file of defaults for any argument below")
@@ -61,7 +66,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--text_mask_ratio", type=float, default=None, help="TC rate (0 = the w/o TC ablation)")
     p.add_argument(
         "--text_corruption_words",
-        type=json.loads,
+        type=_word_groups,
         default=None,
         help='groups of interchangeable words that TC corrupts (JSON, e.g. [["0", "1"], ["red", "blue"]]), or '
         '"caption_mnist_slots" for the digits and the colour words; default: any token (the reference)',
