@@ -45,6 +45,11 @@ def reconstruct(model, pairs: CaptionPairs, batch_size: int = 250) -> torch.Tens
     return torch.cat(ids)
 
 
+def degree_slot_ids(tokenizer) -> list[int]:
+    """Token ids of the words a Degree caption alters: the digits and the colour words."""
+    return tokenizer.convert_tokens_to_ids([str(d) for d in range(10)] + list(DEFAULT_COLORS))
+
+
 def run_degree(args, provenance: dict) -> None:
     ds = build_dataset(
         "caption_mnist",
@@ -60,8 +65,7 @@ def run_degree(args, provenance: dict) -> None:
         started = time.time()
         recon = reconstruct(model, pairs)
         texts = tokenizer.batch_decode(recon, skip_special_tokens=True)
-        slot_ids = tokenizer.convert_tokens_to_ids([str(d) for d in range(10)] + list(DEFAULT_COLORS))
-        by_token = degree_token_accuracy(recon, pairs.input_ids, pairs.extra["degree"], slot_ids)
+        by_token = degree_token_accuracy(recon, pairs.input_ids, pairs.extra["degree"], degree_slot_ids(tokenizer))
         parsed = degree_accuracy(texts, pairs.captions, pairs.extra["degree"])
         metrics = [
             {"metric": "degree_accuracy", "degree": d, "split": "test", "value": round(v, 4)}

@@ -168,21 +168,15 @@ def load_degree_pairs(args, tokenizer) -> CaptionPairs | None:
     return CaptionPairs.from_dataset(ds, tokenizer, max_length, extra_columns=["degree"])
 
 
-@torch.no_grad()
-def evaluate_degree(model: MXQVAEModel, tokenizer, pairs: CaptionPairs, batch_size: int = 250) -> dict:
+def evaluate_degree(model: MXQVAEModel, tokenizer, pairs: CaptionPairs) -> dict:
     """Degree accuracy by token position (`degree_token_accuracy`) at each degree, clean inputs."""
+    from evaluate_mxqvae import degree_slot_ids, reconstruct
+
     from mmquant.metrics.consistency import degree_token_accuracy
 
-    model.eval()
-    recon = []
-    for start in range(0, len(pairs), batch_size):
-        index = torch.arange(start, min(start + batch_size, len(pairs)))
-        recon.append(
-            model(pairs.pixel_values(index), pairs.input_ids[index], return_loss=False).text_logits.argmax(-1)
-        )
+    recon = reconstruct(model, pairs)
     model.train()
-    slot_ids = tokenizer.convert_tokens_to_ids([str(d) for d in range(10)] + list(DEFAULT_COLORS))
-    scores = degree_token_accuracy(torch.cat(recon), pairs.input_ids, pairs.extra["degree"], slot_ids)
+    scores = degree_token_accuracy(recon, pairs.input_ids, pairs.extra["degree"], degree_slot_ids(tokenizer))
     return {f"degree_{d}": v for d, v in scores.items()}
 
 

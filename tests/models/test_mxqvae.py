@@ -97,6 +97,50 @@ def test_text_corruption_follows_the_config(tokenizer):
     assert torch.equal(off.corrupt_text(ids), ids)
 
 
+def _slot_groups(tokenizer):
+    return [
+        tokenizer.convert_tokens_to_ids([str(d) for d in range(10)]),
+        tokenizer.convert_tokens_to_ids(list(COLORS)),
+    ]
+
+
+def test_text_corruption_restricted_to_groups_replaces_within_the_group(tokenizer):
+    groups = _slot_groups(tokenizer)
+    model = MXQVAEModel(
+        tiny_config(tokenizer, text_mask_ratio=0.5, text_corruption_groups=groups, text_replace_ratio=0.5)
+    )
+    _, ids = batch(tokenizer, n=300)
+    corrupted = model.corrupt_text(ids, torch.Generator().manual_seed(0))
+    eligible = torch.isin(ids, torch.tensor(groups[0] + groups[1]))
+    changed = corrupted != ids
+    assert not changed[~eligible].any()  # template words and padding stay intact
+    assert changed.sum(1).tolist() == (eligible.sum(1) * 0.5).long().tolist()
+    masked = corrupted == tokenizer.mask_token_id
+    replaced = changed & ~masked
+    # about half of the corrupted words are replaced, each by another word of its own group
+    assert 0.35 < replaced.sum() / changed.sum() < 0.65
+    for group in groups:
+        g = torch.tensor(group)
+        in_group = torch.isin(ids, g) & replaced
+        assert torch.isin(corrupted[in_group], g).all()
+    assert (corrupted[replaced] != ids[replaced]).all()
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"text_replace_ratio": 0.5}, "needs text_corruption_groups"),
+        ({"text_corruption_groups": [[5]]}, "at least 2"),
+        ({"text_corruption_groups": [[5, 6], [6, 7]]}, "disjoint"),
+        ({"text_corruption_groups": [[5, 999]]}, "vocab_size"),
+        ({"text_replace_ratio": 1.5, "text_corruption_groups": [[5, 6]]}, "text_replace_ratio=1.5"),
+    ],
+)
+def test_bad_corruption_configs(tokenizer, fields, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(tokenizer, **fields)
+
+
 def test_masks_only_in_training(tokenizer):
     model = MXQVAEModel(tiny_config(tokenizer)).eval()
     x, ids = batch(tokenizer)
