@@ -53,6 +53,10 @@ class MXQVAEConfig(PretrainedConfig):
         fusion (`str`, defaults to `"cross"`): `"cross"` fuses image and text before quantizing (MXQ-VAE);
             `"shared_codebook_only"` encodes, quantizes and decodes each modality on its own with the one shared
             codebook (the "Only Sharing C" ablation of Table 1).
+        position_init (`str`, defaults to `"sincos"`): initial value of the learned position embeddings of the fused
+            tokens: `"sincos"` (2-D sine-cosine on the image grid, 1-D on the text positions) or `"zeros"`. CNN
+            features carry no absolute position, so from zeros a text token cannot tell the quadrants apart until
+            the positions are learned.
         split_hidden_size (`int`, defaults to 32): hidden width of the text split layer.
         split_text_residual (`bool`, defaults to `False`): add the text positions' own codes to the output of the
             text split layer (`text = z_hat[text positions] + MLP(z_hat)` over the token axis) so that the text
@@ -104,6 +108,7 @@ class MXQVAEConfig(PretrainedConfig):
         num_attention_heads: int = 4,
         intermediate_size: int = 256,
         fusion: str = "cross",
+        position_init: str = "sincos",
         split_hidden_size: int = 32,
         split_text_residual: bool = False,
         quantizer_config: dict | None = None,
@@ -134,6 +139,7 @@ class MXQVAEConfig(PretrainedConfig):
         self.num_attention_heads = num_attention_heads
         self.intermediate_size = intermediate_size
         self.fusion = fusion
+        self.position_init = position_init
         self.split_hidden_size = split_hidden_size
         self.split_text_residual = split_text_residual
         self.quantizer_config = dict(quantizer_config or {"type": "vq", "codebook_size": 256, "beta": 0.25})
@@ -185,6 +191,10 @@ class MXQVAEConfig(PretrainedConfig):
                     f"text_corruption_groups: token ids must lie in [0, vocab_size={self.vocab_size}) and exclude "
                     f"[PAD] ({self.pad_token_id}) and [MASK] ({self.mask_token_id}), got {groups}."
                 )
+        if self.position_init not in ("sincos", "zeros"):
+            raise ValueError(f"position_init={self.position_init!r}: expected 'sincos' or 'zeros'.")
+        if self.position_init == "sincos" and self.hidden_size % 4:
+            raise ValueError(f"hidden_size={self.hidden_size}: position_init='sincos' needs a multiple of 4.")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(f"num_attention_heads={self.num_attention_heads}: must divide hidden_size.")
 

@@ -19,6 +19,7 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from ...hub.mixin import PushToHubWithCardMixin
+from ...modules.positions import sincos_positions_1d, sincos_positions_2d
 from ...modules.residual_cnn import ResidualCNNDecoder, ResidualCNNEncoder
 from ...modules.text_cnn import TextChunkDecoder, TextChunkEncoder, TextConvDecoder, TextConvEncoder
 from ...quantizers import build_quantizer
@@ -86,7 +87,7 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
             self.text_encoder = TextConvEncoder(*text_args, d, *text_shape)
             self.text_decoder = TextConvDecoder(*text_args, d, *text_shape)
         # learned positions and modality of each token (the reference feeds the BERT encoder without them)
-        self.position_embedding = nn.Parameter(torch.zeros(1, n_img + n_txt, d))
+        self.position_embedding = nn.Parameter(self._initial_positions())
         layer = nn.TransformerEncoderLayer(
             d, config.num_attention_heads, config.intermediate_size, dropout=0.0, batch_first=True, norm_first=True
         )
@@ -103,6 +104,17 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
                 nn.Linear(config.split_hidden_size, n_txt),
             )
         self.post_init()
+
+    def _initial_positions(self) -> Tensor:
+        """`(1, N, d)`: zeros, or 2-D sine-cosine positions on the image grid followed by 1-D ones on the text
+        positions (`config.position_init`), so that text tokens can find an image region from the first step."""
+        c = self.config
+        n_img, n_txt, d = c.num_image_tokens, c.text_latent_length, c.hidden_size
+        if c.position_init == "zeros":
+            return torch.zeros(1, n_img + n_txt, d)
+        image = sincos_positions_2d(c.image_latent_size, c.image_latent_size, d)  # (h*w, d)
+        text = sincos_positions_1d(n_txt, d).roll(d // 4, dims=1)  # (T, d), shifted off the image's pattern
+        return torch.cat([image, text])[None]
 
     # ------------------------------------------------------------------ checks
     def _check_inputs(self, pixel_values: Tensor | None, input_ids: Tensor | None) -> None:
