@@ -57,10 +57,12 @@ class CodebookUsage(evaluate.Metric):
         )
 
     def add_batch(self, *, predictions=None, **kwargs):
+        """Add a batch of code sequences (integers; a fractional value is an error, not truncated)."""
         _check_integer_indices(predictions)  # before evaluate's int64 features would truncate 0.5 to 0
         return super().add_batch(predictions=predictions, **kwargs)
 
     def add(self, *, prediction=None, **kwargs):
+        """Add one code sequence (integers; a fractional value is an error, not truncated)."""
         _check_integer_indices(None if prediction is None else [prediction])
         return super().add(prediction=prediction, **kwargs)
 
