@@ -8,7 +8,9 @@ points. The tiny real models come from the ``zoo`` fixture (the registry's ``*-t
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -1452,6 +1454,375 @@ METRIC_CASES = [
     ),
 ]
 
+
+# ---------------------------------------------------------------------------------------------------- loading
+def _saved(z, mutate=None):
+    """A fresh copy of the tiny OptVQ's save_pretrained folder, changed by ``mutate(folder)``."""
+    folder = z.tmp()
+    z.optvq.save_pretrained(folder)
+    if mutate is not None:
+        mutate(folder)
+    return folder
+
+
+def _config_edit(**changes):
+    def mutate(folder):
+        config = json.loads((folder / "config.json").read_text())
+        for key, value in changes.items():
+            if value is _DROP:
+                config.pop(key)
+            else:
+                config[key] = value
+        (folder / "config.json").write_text(json.dumps(config))
+
+    return mutate
+
+
+def _write(name, data: bytes | None = None, truncate: int | None = None):
+    def mutate(folder):
+        path = folder / name
+        path.write_bytes(path.read_bytes()[:truncate] if data is None else data)
+
+    return mutate
+
+
+def _drop_weights(folder):
+    (folder / "model.safetensors").unlink()
+    torch.save(z_state(folder), folder / "pytorch_model.bin")  # legitimate pickle weights: still refused
+
+
+def z_state(folder):
+    import mmquant
+
+    return mmquant.create_model("test").state_dict()
+
+
+def _load(folder, cls=None):
+    from transformers import AutoModel
+
+    import mmquant  # noqa: F401  (registers the Auto classes)
+
+    return (cls or AutoModel).from_pretrained(str(folder))
+
+
+_DROP = object()
+
+LOADING_CASES = [
+    bad("from_pretrained", "not-a-checkpoint-folder", lambda z: _load(z.tmp()), match="model_type"),
+    bad("from_pretrained", "missing-folder", lambda z: _load(z.tmp() / "nope"), OSError, "nope"),
+    bad(
+        "from_pretrained",
+        "config-without-model-type",
+        lambda z: _load(_saved(z, _config_edit(model_type=_DROP))),
+        match="model_type",
+    ),
+    bad(
+        "from_pretrained",
+        "unknown-model-type",
+        lambda z: _load(_saved(z, _config_edit(model_type="zzz"))),
+        match="model type `zzz`",
+    ),
+    bad(
+        "from_pretrained",
+        "corrupt-config-json",
+        lambda z: _load(_saved(z, _write("config.json", b"{not json"))),
+        OSError,
+        "config.json.*not a valid JSON",
+    ),
+    bad(
+        "from_pretrained",
+        "empty-config-json",
+        lambda z: _load(_saved(z, _write("config.json", b""))),
+        OSError,
+        "not a valid JSON",
+    ),
+    bad(
+        "from_pretrained",
+        "quantizer-without-type",
+        lambda z: _load(_saved(z, _config_edit(quantizer_config={"codebook_size": 4}))),
+        match=r"quantizer_config\['type'\]=None",
+    ),
+    bad(
+        "from_pretrained",
+        "image-size-string",
+        lambda z: _load(_saved(z, _config_edit(image_size="16"))),
+        match="image_size='16'",
+    ),
+    bad(
+        "from_pretrained",
+        "config-weights-mismatch",
+        lambda z: _load(
+            _saved(z, _config_edit(quantizer_config={"type": "sinkhorn", "codebook_size": 64, "num_heads": 2}))
+        ),
+        RuntimeError,
+        "ignore_mismatched_sizes",
+    ),
+    bad(
+        "from_pretrained",
+        "truncated-weights-header",
+        lambda z: _load(_saved(z, _write("model.safetensors", truncate=500))),
+        OSError,
+        "truncated or corrupt",
+    ),
+    bad(
+        "from_pretrained",
+        "truncated-weights-data",
+        lambda z: _load(_saved(z, _write("model.safetensors", truncate=-100))),
+        OSError,
+        "truncated or corrupt",
+    ),
+    bad(
+        "from_pretrained",
+        "empty-weights",
+        lambda z: _load(_saved(z, _write("model.safetensors", b""))),
+        OSError,
+        "pretrained_model_name_or_path=.*truncated or corrupt",
+    ),
+    bad(
+        "from_pretrained",
+        "garbage-weights",
+        lambda z: _load(_saved(z, _write("model.safetensors", b"\0" * 999))),
+        OSError,
+        "truncated or corrupt",
+    ),
+    bad(
+        "from_pretrained",
+        "no-weights",
+        lambda z: _load(_saved(z, lambda f: (f / "model.safetensors").unlink())),
+        OSError,
+        "model.safetensors",
+    ),
+    bad(
+        "from_pretrained",
+        "pickle-weights-only",
+        lambda z: _load(_saved(z, _drop_weights)),
+        OSError,
+        "model.safetensors",
+    ),
+    bad(
+        "from_pretrained",
+        "another-models-checkpoint",
+        lambda z: _load(_saved(z), __import__("mmquant").MXQVAEModel),
+        RuntimeError,
+        "ignore_mismatched_sizes",
+    ),
+]
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+def _cli(main_path: str, argv: list[str]):
+    module, _, name = main_path.rpartition(".")
+    return getattr(__import__(module, fromlist=[name]), name)(argv)
+
+
+def _train_args(script: str, argv: list[str]):
+    import importlib.util
+    import sys
+
+    from conftest import ROOT
+
+    path = ROOT / "examples" / script
+    name = f"_reliability_{path.stem}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        sys.modules[name] = module = importlib.util.module_from_spec(spec)
+        sys.path.insert(0, str(path.parent))
+        spec.loader.exec_module(module)
+    return sys.modules[name].parse_args(argv)
+
+
+def _yaml(z, text: str) -> str:
+    path = z.tmp() / "config.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+TRAIN_SCRIPTS = [
+    "optvq/train_optvq.py",
+    "mxqvae/train_mxqvae.py",
+    "mxqvae/train_mxqvae_prior.py",
+    "jwae/train_jwae.py",
+    "laviter/train_laviter.py",
+]
+
+CLI_CASES = [
+    ok("mmquant", "no-command-prints-usage", lambda z: _cli("mmquant.cli.main", []), lambda r: r == 2),
+    ok("mmquant", "unknown-command", lambda z: _cli("mmquant.cli.main", ["frobnicate"]), lambda r: r == 2),
+    bad(
+        "mmquant zoo",
+        "unknown-subcommand",
+        lambda z: _cli("mmquant.cli.main", ["zoo", "frob"]),
+        SystemExit,
+        "invalid choice: 'frob'",
+    ),
+    bad(
+        "mmquant zoo",
+        "unknown-checkpoint",
+        lambda z: _cli("mmquant.cli.main", ["zoo", "info", "nope"]),
+        KeyError,
+        "name='nope': no such checkpoint",
+    ),
+    bad(
+        "mmquant publish",
+        "missing-repo-id",
+        lambda z: _cli("mmquant.cli.main", ["publish", str(z.tmp())]),
+        SystemExit,
+        "--repo_id",
+    ),
+    bad(
+        "mmquant publish",
+        "not-a-folder",
+        lambda z: _cli("mmquant.cli.main", ["publish", str(z.tmp() / "nope"), "--repo_id", "a/b"]),
+        FileNotFoundError,
+        "folder=.*not a directory",
+    ),
+    bad(
+        "mmquant publish",
+        "not-a-checkpoint-folder",
+        lambda z: _cli("mmquant.cli.main", ["publish", str(z.tmp()), "--repo_id", "a/b"]),
+        FileNotFoundError,
+        "config.json: missing",
+    ),
+    bad(
+        "mmquant publish-metric",
+        "unknown-metric",
+        lambda z: _cli("mmquant.cli.main", ["publish-metric", "nope", "--repo_id", "a/b"]),
+        match="name='nope'",
+    ),
+    bad("mmquant-data", "no-command", lambda z: _cli("mmquant.data.cli.main", []), SystemExit, "required: command"),
+    bad(
+        "mmquant-data build",
+        "unknown-builder",
+        lambda z: _cli("mmquant.data.cli.main", ["build", "nope", "--cache_dir", str(z.tmp())]),
+        match="name='nope'",
+    ),
+    bad(
+        "mmquant-data build",
+        "unknown-config",
+        lambda z: _cli(
+            "mmquant.data.cli.main", ["build", "caption_mnist", "--config", "zzz", "--cache_dir", str(z.tmp())]
+        ),
+        match="config_name='zzz'",
+    ),
+    bad(
+        "mmquant-data build",
+        "set-without-value",
+        lambda z: _cli(
+            "mmquant.data.cli.main", ["build", "caption_mnist", "--set", "seed", "--cache_dir", str(z.tmp())]
+        ),
+        SystemExit,
+        "--set 'seed': expected key=value",
+    ),
+    bad(
+        "mmquant-data build",
+        "count-not-a-number",
+        lambda z: _cli(
+            "mmquant.data.cli.main",
+            ["build", "caption_mnist", "--config", "quad1", "--num_examples", "test=x", "--cache_dir", str(z.tmp())],
+        ),
+        match=r"num_examples\['test'\]='x'",
+    ),
+    bad(
+        "mmquant-data build",
+        "unknown-format",
+        lambda z: _cli("mmquant.data.cli.main", ["build", "caption_mnist", "--format", "csv"]),
+        SystemExit,
+        "--format: invalid choice: 'csv'",
+    ),
+    bad(
+        "mmquant-data build",
+        "folder-builder-without-data-dir",
+        lambda z: _cli("mmquant.data.cli.main", ["build", "cub200_captions", "--cache_dir", str(z.tmp())]),
+        match="data_dir is required",
+    ),
+]
+for _script in TRAIN_SCRIPTS:
+    _e = f"{_script.split('/')[1]}"
+    CLI_CASES += [
+        bad(
+            _e,
+            "missing-config-file",
+            lambda z, s=_script: _train_args(s, ["--config", str(z.tmp() / "no.yaml")]),
+            FileNotFoundError,
+            "no.yaml",
+        ),
+        bad(
+            _e,
+            "unknown-config-key",
+            lambda z, s=_script: _train_args(s, ["--config", _yaml(z, "modell: test\n")]),
+            match=r"--config .*unknown keys \['modell'\]",
+        ),
+        bad(
+            _e,
+            "invalid-yaml",
+            lambda z, s=_script: _train_args(s, ["--config", _yaml(z, "model: [test\n")]),
+            match="--config .*not valid YAML",
+        ),
+        bad(
+            _e,
+            "yaml-not-a-mapping",
+            lambda z, s=_script: _train_args(s, ["--config", _yaml(z, "- a\n")]),
+            match="--config .*expected a mapping",
+        ),
+        bad(
+            _e,
+            "yaml-wrong-type",
+            lambda z, s=_script: _train_args(s, ["--config", _yaml(z, "max_steps: 2.5\n")]),
+            SystemExit,
+            "--max_steps 2.5: expected >= 1",
+        ),
+        bad(
+            _e,
+            "negative-learning-rate",
+            lambda z, s=_script: _train_args(s, ["--learning_rate", "-1"]),
+            SystemExit,
+            "--learning_rate -1.0: expected a finite number > 0",
+        ),
+        bad(
+            _e,
+            "nan-learning-rate",
+            lambda z, s=_script: _train_args(s, ["--learning_rate", "nan"]),
+            SystemExit,
+            "--learning_rate nan",
+        ),
+        bad(
+            _e,
+            "zero-checkpointing-steps",
+            lambda z, s=_script: _train_args(s, ["--checkpointing_steps", "0"]),
+            SystemExit,
+            "--checkpointing_steps 0: expected >= 1",
+        ),
+        bad(
+            _e,
+            "zero-eval-steps",
+            lambda z, s=_script: _train_args(s, ["--eval_steps", "0"]),
+            SystemExit,
+            "--eval_steps 0",
+        ),
+        bad(
+            _e,
+            "zero-batch-size",
+            lambda z, s=_script: _train_args(s, ["--batch_size", "0"]),
+            SystemExit,
+            "--batch_size",
+        ),
+        bad(
+            _e,
+            "warmup-above-one",
+            lambda z, s=_script: _train_args(s, ["--warmup_ratio", "1.5"]),
+            SystemExit,
+            r"--warmup_ratio 1.5: expected in \[0, 1\]",
+        ),
+        bad(
+            _e,
+            "unknown-option",
+            lambda z, s=_script: _train_args(s, ["--lr", "1"]),
+            SystemExit,
+            "unrecognized arguments: --lr",
+        ),
+    ]
+
+
 ALL_CASES = (
     QUANTIZER_CASES
     + QUANTIZER_CONFIG_CASES
@@ -1467,14 +1838,23 @@ ALL_CASES = (
     + DATA_CASES
     + BUILDER_CASES
     + METRIC_CASES
+    + LOADING_CASES
+    + CLI_CASES
 )
 
 
 @pytest.mark.parametrize("case", ALL_CASES)
-def test_bad_input_corpus(case: Case, zoo):
+def test_bad_input_corpus(case: Case, zoo, capsys):
     if case.error is None:
         result = case.call(zoo)
         assert case.check(result), f"{case.entry}::{case.name}: unexpected result {result!r}"[:2000]
+        return
+    if case.error is SystemExit:  # a command line refusing its arguments: non-zero exit, the reason on stderr
+        with pytest.raises(SystemExit) as exit_info:
+            case.call(zoo)
+        assert exit_info.value.code not in (0, None)
+        said = f"{exit_info.value.code}\n{capsys.readouterr().err}"
+        assert re.search(case.match, said), f"{case.match!r} not in {said!r}"
         return
     with pytest.raises(case.error, match=case.match):
         case.call(zoo)
