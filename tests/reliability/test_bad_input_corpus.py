@@ -1816,9 +1816,9 @@ for _script in TRAIN_SCRIPTS:
         bad(
             _e,
             "unknown-option",
-            lambda z, s=_script: _train_args(s, ["--lr", "1"]),
+            lambda z, s=_script: _train_args(s, ["--no_such_option", "1"]),
             SystemExit,
-            "unrecognized arguments: --lr",
+            "unrecognized arguments: --no_such_option",
         ),
     ]
 
