@@ -201,7 +201,7 @@ def load_checkpoint(path: str | Path, model, optimizer, scheduler=None, accelera
     path = Path(path)
     try:
         state = json.loads((path / _STATE).read_text())
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, ValueError) as err:  # missing, not UTF-8 text, or not JSON
         raise CheckpointError(f"checkpoint {path}: cannot read {_STATE} ({err}).") from err
     processes = 1 if accelerator is None else accelerator.num_processes
     if state.get("num_processes", 1) != processes:
