@@ -1,8 +1,9 @@
 """A real training run (examples/optvq/train_optvq.py, the smoke config: a checkpoint every step, two kept) is
-SIGKILLed at seeded random moments, some of them while a checkpoint is being written, and resumed from ``latest``
-each time. After every kill each ``checkpoint-*`` folder must be complete and loadable and the newest checkpoint
-must never go back; at the end the loss log and the final weights must equal those of an uninterrupted run with
-the same seed."""
+SIGKILLed at seeded random moments, some of them while a checkpoint is being written (the killed sessions write
+their checkpoints slowly, see slow_checkpoint_writes.py, so that a kill can land inside a write), and resumed from
+``latest`` each time. After every kill each ``checkpoint-*`` folder must be complete and loadable and the newest
+checkpoint must never go back; at the end the loss log and the final weights must equal those of an uninterrupted
+run with the same seed."""
 
 from __future__ import annotations
 
@@ -37,9 +38,13 @@ CHECKPOINT_FILES = (
 )
 
 
-def _command(out: Path, resume: bool) -> list[str]:
-    cmd = [sys.executable, str(SCRIPT), "--config", str(SMOKE), "--output_dir", str(out), "--max_steps", str(STEPS)]
-    cmd += ["--eval_steps", str(STEPS), "--num_threads", "1"]
+WRITE_DELAY_S = 0.04  # each checkpoint write takes >= 0.25 s (slow_checkpoint_writes.py), so kills can land in it
+
+
+def _command(out: Path, resume: bool, slow_writes: bool = False) -> list[str]:
+    runner = [str(Path(__file__).with_name("slow_checkpoint_writes.py")), str(WRITE_DELAY_S)] if slow_writes else []
+    cmd = [sys.executable, *runner, str(SCRIPT), "--config", str(SMOKE), "--output_dir", str(out)]
+    cmd += ["--max_steps", str(STEPS), "--eval_steps", str(STEPS), "--num_threads", "1"]
     return cmd + (["--resume_from_checkpoint", "latest"] if resume else [])
 
 
@@ -66,15 +71,17 @@ def _assert_checkpoints_complete(out: Path) -> None:
 
 
 def _kill_during_checkpoint_write(proc: subprocess.Popen, out: Path, rng: random.Random) -> bool:
-    """Wait for a checkpoint write (its ``.tmp-checkpoint-*`` folder appears) and kill at once or a few ms later."""
-    seen = {p.name for p in out.glob(".tmp-checkpoint-*")}
+    """Wait for the n-th checkpoint write of this session (n random in 1-3; its ``.tmp-checkpoint-*`` folder appears)
+    and kill somewhere inside it."""
+    target, seen = rng.randint(1, 3), set()
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None:
-        if {p.name for p in out.glob(".tmp-checkpoint-*")} - seen:
-            time.sleep(rng.choice([0.0, 0.0, rng.uniform(0.0, 0.01)]))
+        seen |= {p.name for p in out.glob(".tmp-checkpoint-*")}
+        if len(seen) >= target:
+            time.sleep(rng.uniform(0.0, 0.15))
             proc.send_signal(signal.SIGKILL)
             return True
-        time.sleep(0.0005)
+        time.sleep(0.001)
     return False
 
 
@@ -100,9 +107,9 @@ def test_killed_runs_resume_to_the_uninterrupted_run(tmp_path):
     out, rng = tmp_path / "killed", random.Random(0)
     newest, mid_write, kills = 0, 0, 0
     for i in range(KILLS):
-        proc = subprocess.Popen(_command(out, resume=i > 0), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env=_env())  # fmt: skip
         during_write = rng.random() < 0.6
+        proc = subprocess.Popen(_command(out, resume=i > 0, slow_writes=True), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=_env())  # fmt: skip
         killed = (_kill_during_checkpoint_write if during_write else _kill_at_random)(proc, out, rng)
         proc.wait(timeout=60)
         if not killed:  # it finished first: nothing left to interrupt
