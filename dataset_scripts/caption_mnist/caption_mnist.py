@@ -129,10 +129,15 @@ class CaptionMnist(datasets.GeneratorBasedBuilder):
         unknown = set(self.config.num_examples) - {"train", "validation", "test"}
         if unknown:
             raise ValueError(f"num_examples: unknown splits {sorted(unknown)}; use train, validation and/or test.")
+        for split, n in self.config.num_examples.items():
+            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+                raise ValueError(f"num_examples[{split!r}]={n!r}: expected a positive integer number of examples.")
         c = self.config
+        if not isinstance(c.seed, int) or isinstance(c.seed, bool):
+            raise ValueError(f"seed={c.seed!r}: expected an integer.")
         check_options(c.num_objects, c.single and not c.degree, c.image_size, c.colors)  # fail before generating
         return [
-            datasets.SplitGenerator(name=split, gen_kwargs={"split": split, "num_examples": int(n)})
+            datasets.SplitGenerator(name=split, gen_kwargs={"split": split, "num_examples": n})
             for split, n in self.config.num_examples.items()
         ]
 

@@ -44,6 +44,8 @@ def image_to_tensor(image, image_size: int | None = None, resize: bool = True, n
                 f"{array.dtype} of shape {array.shape}."
             )
         tensor = torch.from_numpy(array[..., :3].copy()).permute(2, 0, 1).float() / 255.0  # (C, H, W) in [0, 1]
+    if 0 in tensor.shape[1:]:
+        raise ValueError(f"{name}: expected an image with pixels, got {tensor.shape[1]}x{tensor.shape[2]}.")
     if tensor.shape[0] == 1:
         tensor = tensor.expand(3, -1, -1)
     if image_size is not None and tuple(tensor.shape[1:]) != (image_size, image_size):
@@ -79,6 +81,9 @@ class ImageCaptionCollator:
             raise ValueError(f"caption_choice={caption_choice!r}: expected 'first' or 'random'.")
         if padding not in ("max_length", "longest"):
             raise ValueError(f"padding={padding!r}: expected 'max_length' or 'longest'.")
+        for name, value, low in (("image_size", image_size, 1), ("max_length", max_length, 3)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
+                raise ValueError(f"{name}={value!r}: expected None or an integer >= {low}.")
         self.tokenizer = tokenizer
         self.image_size = image_size
         self.max_length = max_length or tokenizer.model_max_length
@@ -104,10 +109,16 @@ class ImageCaptionCollator:
         return caption
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        if not isinstance(examples, Sequence) or isinstance(examples, str):
+            raise TypeError(f"examples: expected a list of rows (dicts), got {type(examples).__name__}.")
         if not examples:
             raise ValueError("examples: empty batch.")
         images, captions = [], []
         for i, row in enumerate(examples):
+            if not isinstance(row, dict):
+                raise TypeError(
+                    f"examples[{i}]: expected a dict with an image and a caption, got {type(row).__name__}."
+                )
             if self.image_column not in row:
                 raise KeyError(f"examples[{i}]: no {self.image_column!r} column (it has {sorted(row)}).")
             images.append(image_to_tensor(row[self.image_column], self.image_size, self.resize, f"examples[{i}]"))

@@ -56,7 +56,12 @@ class CaptionPairs:
 
 
 def tokenize_captions(tokenizer, captions: list[str], max_length: int) -> torch.Tensor:
-    """``(N, max_length)`` token ids; a caption longer than ``max_length`` tokens is an error naming it."""
+    """``(N, max_length)`` token ids; a caption longer than ``max_length`` tokens is an error naming it. No captions
+    give a ``(0, max_length)`` tensor."""
+    if isinstance(captions, str):
+        raise TypeError("captions: expected a list of caption strings, got a single string.")
+    if not captions:
+        return torch.empty(0, max_length, dtype=torch.long)
     ids = tokenizer(list(captions), padding="max_length", max_length=max_length, truncation=False)["input_ids"]
     for i, row in enumerate(ids):
         if len(row) > max_length:

@@ -35,6 +35,11 @@ def _backend(vocab: dict[str, int] | None = None):
     return tokenizer, processors
 
 
+def _check_max_length(model_max_length: int) -> None:
+    if not isinstance(model_max_length, int) or model_max_length < 3:
+        raise ValueError(f"model_max_length={model_max_length!r}: needs room for [BOS], a word and [EOS] (>= 3).")
+
+
 def _wrap(backend, processors, model_max_length: int):
     from transformers import PreTrainedTokenizerFast
 
@@ -70,8 +75,7 @@ def train_caption_tokenizer(
 
     if isinstance(captions, str):
         raise TypeError("captions: expected an iterable of caption strings, got a single string.")
-    if model_max_length < 3:
-        raise ValueError(f"model_max_length={model_max_length}: needs room for [BOS], a word and [EOS] (>= 3).")
+    _check_max_length(model_max_length)
     backend, processors = _backend()
     trainer = WordLevelTrainer(
         vocab_size=max_vocab_size or 10**9,
@@ -102,6 +106,9 @@ def train_caption_tokenizer(
 
 def build_word_tokenizer(words: Iterable[str], *, model_max_length: int = 64):
     """A tokenizer over exactly ``words`` (plus the special tokens), ids in the given order after the specials."""
+    _check_max_length(model_max_length)
+    if isinstance(words, str):
+        raise TypeError("words: expected an iterable of words, got a single string.")
     vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS.values())}
     for word in words:
         vocab.setdefault(word.lower(), len(vocab))

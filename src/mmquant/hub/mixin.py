@@ -11,7 +11,24 @@ __all__ = ["PushToHubWithCardMixin"]
 class PushToHubWithCardMixin:
     """Put before ``PreTrainedModel`` in a model's bases: ``model.push_to_hub(repo_id)`` saves the model, renders its
     card (model details from the config; ``card_data=hub_cards/<name>.yaml`` adds results and prose) and uploads both
-    in one commit through :func:`mmquant.hub.publish.publish_folder`."""
+    in one commit through :func:`mmquant.hub.publish.publish_folder`.
+
+    ``from_pretrained`` loads safetensors weights only (``use_safetensors=True`` unless given): a folder holding only
+    pickle weights (``pytorch_model.bin``) is refused without reading them, and a truncated or corrupt
+    ``model.safetensors`` is an ``OSError`` naming the checkpoint."""
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        from safetensors import SafetensorError
+
+        kwargs.setdefault("use_safetensors", True)
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except SafetensorError as err:
+            raise OSError(
+                f"pretrained_model_name_or_path={str(pretrained_model_name_or_path)!r}: the safetensors weights are "
+                f"truncated or corrupt ({err}); save the model again or re-download it."
+            ) from err
 
     def push_to_hub(
         self,

@@ -6,7 +6,22 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["check_attention_mask", "check_batch_sizes", "check_features", "check_pixel_values", "check_token_ids"]
+__all__ = [
+    "check_attention_mask",
+    "check_batch_sizes",
+    "check_code_ids",
+    "check_features",
+    "check_pixel_values",
+    "check_required",
+    "check_token_ids",
+]
+
+
+def check_required(**arguments) -> None:
+    """Every given argument is not None (a model input that has no default)."""
+    for name, value in arguments.items():
+        if value is None:
+            raise ValueError(f"{name}: required, got None.")
 
 
 def check_pixel_values(pixel_values: Tensor, channels: int, image_size: int, name: str = "pixel_values") -> None:
@@ -82,3 +97,15 @@ def check_batch_sizes(**tensors: Tensor | None) -> None:
         raise ValueError(f"batch sizes differ: {sizes}; give one row per pair.")
     if any(size == 0 for size in sizes.values()):
         raise ValueError(f"empty batch: {sizes}; give at least one example.")
+
+
+def check_code_ids(ids: Tensor, vocab_size: int, max_length: int, name: str) -> None:
+    """``(B, n)`` integer ids in ``[0, vocab_size)`` with ``1 <= n <= max_length`` (a prefix of a code sequence)."""
+    if not isinstance(ids, Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(ids).__name__}.")
+    if ids.ndim != 2 or not 1 <= ids.shape[1] <= max_length:
+        raise ValueError(f"{name}: expected shape (batch, 1 to {max_length}), got {tuple(ids.shape)}.")
+    if ids.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"{name}: expected integer ids, got {ids.dtype}.")
+    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise ValueError(f"{name}: ids must lie in [0, {vocab_size}), got [{int(ids.min())}, {int(ids.max())}].")

@@ -60,6 +60,11 @@ class MXQVAEPipeline(DiffusionPipeline):
         if not isinstance(caption, str) or not caption.strip():
             raise ValueError(f"caption: expected a non-empty string, got {caption!r}.")
         ids = tokenize_captions(self.tokenizer, [caption], c.max_text_length).to(self.stage1.device)
+        unk = self.tokenizer.unk_token_id
+        if unk is not None and (ids == unk).any():  # conditioning on [UNK] would give an unrelated image
+            enc = self.tokenizer(caption, return_offsets_mapping=True)
+            unknown = [caption[a:b] for i, (a, b) in zip(enc["input_ids"], enc["offset_mapping"]) if i == unk]
+            raise ValueError(f"caption: words not in the tokenizer's vocabulary: {unknown}; use the captions' words.")
         blank = torch.zeros(1, c.in_channels, c.image_size, c.image_size, device=self.stage1.device)
         codes = self.stage1.encode_to_indices(blank, ids)  # (1, N)
         return codes[:, c.num_image_tokens :]
@@ -91,6 +96,8 @@ class MXQVAEPipeline(DiffusionPipeline):
             raise ValueError("caption and image: give at most one of them (the other is generated).")
         if not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples={num_samples!r}: expected a positive integer.")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+            raise ValueError(f"seed={seed!r}: expected None or an integer.")
         self.stage1.eval()
         self.prior.eval()
         prefix, text_first = None, False

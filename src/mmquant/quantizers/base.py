@@ -12,6 +12,7 @@ padding masks, usage and perplexity, and float32 computation under autocast.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 import torch
@@ -89,17 +90,23 @@ class BaseQuantizer(nn.Module):
         rotation_trick: bool = False,
     ):
         super().__init__()
-        if not isinstance(dim, int) or dim < 1:
+        if not _is_int(dim) or dim < 1:
             raise ValueError(f"dim={dim!r}: expected a positive integer (the feature size).")
-        if not isinstance(codebook_size, int) or codebook_size < 1:
+        if not _is_int(codebook_size) or codebook_size < 1:
             raise ValueError(f"codebook_size={codebook_size!r}: expected a positive integer.")
-        if not isinstance(num_heads, int) or num_heads < 1 or dim % num_heads:
+        if not _is_int(num_heads) or num_heads < 1 or dim % num_heads:
             raise ValueError(f"num_heads={num_heads!r}: expected a positive divisor of dim={dim}.")
+        if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
+            raise ValueError(f"beta={beta!r}: expected a finite number >= 0 (the commitment weight).")
+        if not _is_int(kmeans_iters) or kmeans_iters < 1:
+            raise ValueError(f"kmeans_iters={kmeans_iters!r}: expected an integer >= 1.")
+        if not 0.0 <= usage_decay < 1.0:
+            raise ValueError(f"usage_decay={usage_decay!r}: expected a float in [0, 1).")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ValueError(f"ema_decay={ema_decay!r}: expected None or a float in (0, 1).")
         if ema_decay is not None and use_affine:
             raise ValueError("ema_decay with use_affine=True: EMA updates set the codes directly; pick one of them.")
-        if dead_code_threshold < 0:
+        if not dead_code_threshold >= 0:
             raise ValueError(f"dead_code_threshold={dead_code_threshold!r}: expected >= 0 (0 disables restarts).")
         self.dim = dim
         self.codebook_size = codebook_size
@@ -313,10 +320,14 @@ class BaseQuantizer(nn.Module):
                 self.code_count_avg[dead_idx] = float(self.dead_code_threshold)
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _masked_mse(a: Tensor, b: Tensor, weight: Tensor | None) -> Tensor:
-    """Mean squared error over rows, counting only rows with weight 1."""
+    """Mean squared error over rows, counting only rows with weight 1; zero for no rows (an empty batch)."""
     if weight is None:
-        return F.mse_loss(a, b)
+        return F.mse_loss(a, b) if a.numel() else a.new_zeros(())
     per_row = (a - b).pow(2).mean(-1)
     return (per_row * weight).sum() / weight.sum().clamp(min=1)
 

@@ -276,6 +276,9 @@ def _check_sinkhorn_args(x: Tensor, codebook: Tensor, epsilon: float, n_iters: i
         raise ValueError(f"sinkhorn: epsilon={epsilon!r}, expected a finite positive number.")
     if n_iters < 1:
         raise ValueError(f"sinkhorn: n_iters={n_iters!r}, expected an integer >= 1.")
+    for name, t in (("x", x), ("codebook", codebook)):
+        if not torch.isfinite(t).all():
+            raise ValueError(f"sinkhorn: {name} contains NaN or Inf; the assignment needs finite features and codes.")
 
 
 class _Block:

@@ -53,6 +53,7 @@ class ResidualQuantizer(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> QuantizerOutput:
         """Quantize ``x`` ``(..., dim)`` stage by stage; ``mask`` as in :meth:`BaseQuantizer.forward`."""
+        self.stages[0]._check_input(x, mask)
         residual = x
         total = torch.zeros((), dtype=torch.float32, device=x.device)
         outs = []

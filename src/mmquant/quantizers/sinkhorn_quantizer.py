@@ -9,6 +9,8 @@ buffer (see :func:`~mmquant.quantizers.functional.sinkhorn_assign`); under ``tor
 global.
 """
 
+import math
+
 from torch import Tensor
 
 from .base import BaseQuantizer
@@ -52,8 +54,8 @@ class SinkhornQuantizer(BaseQuantizer):
         super().__init__(*args, **kwargs)
         if normalize not in SINKHORN_NORMALIZE_MODES:
             raise ValueError(f"normalize={normalize!r}: expected one of {SINKHORN_NORMALIZE_MODES}.")
-        if not epsilon > 0:
-            raise ValueError(f"epsilon={epsilon!r}: expected a positive number.")
+        if not (epsilon > 0 and math.isfinite(epsilon)):
+            raise ValueError(f"epsilon={epsilon!r}: expected a finite positive number.")
         if not isinstance(n_iters, int) or n_iters < 1:
             raise ValueError(f"n_iters={n_iters!r}: expected an integer >= 1.")
         self.epsilon = float(epsilon)

@@ -24,7 +24,7 @@ class CodebookUsage:
     """
 
     def __init__(self, codebook_size: int):
-        if codebook_size < 1:
+        if not isinstance(codebook_size, int) or isinstance(codebook_size, bool) or codebook_size < 1:
             raise ValueError(f"codebook_size={codebook_size!r}: expected a positive integer.")
         self.codebook_size = codebook_size
         self.counts = torch.zeros(codebook_size, dtype=torch.long)
@@ -34,9 +34,18 @@ class CodebookUsage:
 
     def update(self, indices: Tensor, mask: Tensor | None = None) -> None:
         """Count ``indices`` (any shape); with ``mask`` (``indices.shape`` or its leading dims), only True tokens."""
-        if indices.dtype.is_floating_point:
-            raise ValueError(f"indices: expected an integer tensor, got {indices.dtype}.")
+        if not isinstance(indices, Tensor) or indices.dtype.is_floating_point or indices.dtype == torch.bool:
+            raise ValueError(f"indices: expected an integer tensor, got {getattr(indices, 'dtype', type(indices))}.")
         if mask is not None:
+            if (
+                not isinstance(mask, Tensor)
+                or mask.dtype != torch.bool
+                or tuple(mask.shape) != tuple(indices.shape[: mask.ndim])
+            ):
+                raise ValueError(
+                    f"mask: expected a bool tensor of indices' shape {tuple(indices.shape)} or its leading dims, got "
+                    f"{getattr(mask, 'dtype', type(mask).__name__)} {tuple(getattr(mask, 'shape', ()))}."
+                )
             while mask.ndim < indices.ndim:
                 mask = mask.unsqueeze(-1)
             indices = indices[mask.expand_as(indices)]

@@ -83,6 +83,15 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _remove(checkpoint: Path) -> None:
+    """Delete a checkpoint: renamed away first (atomic), so a kill during the deletion never leaves a half-deleted
+    ``checkpoint-*`` that looks complete."""
+    doomed = checkpoint.with_name(f".deleting-{checkpoint.name}")
+    shutil.rmtree(doomed, ignore_errors=True)
+    os.replace(checkpoint, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
 def _optimizer_to_files(optimizer, directory: Path) -> None:
     state = optimizer.state_dict()
     tensors, scalars = {}, {}
@@ -170,12 +179,14 @@ def save_checkpoint(
                 with open(path, "rb") as f:
                     os.fsync(f.fileno())
         if final.exists():
-            shutil.rmtree(final)
+            _remove(final)
         os.replace(tmp, final)
         _fsync_dir(root)
         if total_limit is not None and total_limit > 0:
             for _, old in list_checkpoints(root)[:-total_limit]:
-                shutil.rmtree(old, ignore_errors=True)
+                _remove(old)
+        for stale in root.glob(".deleting-checkpoint-*"):  # left by a run killed while removing
+            shutil.rmtree(stale, ignore_errors=True)
     if accelerator is not None:
         accelerator.wait_for_everyone()
     return final
@@ -190,7 +201,7 @@ def load_checkpoint(path: str | Path, model, optimizer, scheduler=None, accelera
     path = Path(path)
     try:
         state = json.loads((path / _STATE).read_text())
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, ValueError) as err:  # missing, not UTF-8 text, or not JSON
         raise CheckpointError(f"checkpoint {path}: cannot read {_STATE} ({err}).") from err
     processes = 1 if accelerator is None else accelerator.num_processes
     if state.get("num_processes", 1) != processes:

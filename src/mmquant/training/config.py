@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 __all__ = ["add_training_arguments", "load_yaml_defaults", "save_resolved_args"]
@@ -16,7 +17,10 @@ def load_yaml_defaults(parser: argparse.ArgumentParser, argv: list[str] | None) 
     known, _ = parser.parse_known_args(argv)
     config_path = getattr(known, "config", None)
     if config_path:
-        data = yaml.safe_load(Path(config_path).read_text()) or {}
+        try:
+            data = yaml.safe_load(Path(config_path).read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"--config {config_path}: not valid YAML ({err}).") from err
         if not isinstance(data, dict):
             raise ValueError(f"--config {config_path}: expected a mapping of argument names to values.")
         valid = {action.dest for action in parser._actions}
@@ -24,7 +28,32 @@ def load_yaml_defaults(parser: argparse.ArgumentParser, argv: list[str] | None) 
         if unknown:
             raise ValueError(f"--config {config_path}: unknown keys {unknown}; valid keys are {sorted(valid)}.")
         parser.set_defaults(**data)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    _check_training_arguments(parser, args)
+    return args
+
+
+def _check_training_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The shared arguments of :func:`add_training_arguments` (where the parser has them) must make sense; a YAML
+    value is not checked by argparse's ``type=``, so the types are checked here too."""
+    rules = {
+        "max_steps": (int, lambda v: v >= 1, ">= 1"),
+        "batch_size": (int, lambda v: v >= 1, ">= 1"),
+        "learning_rate": (float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
+        "warmup_ratio": (float, lambda v: 0 <= v <= 1, "in [0, 1]"),
+        "weight_decay": (float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
+        "eval_steps": (int, lambda v: v >= 1, ">= 1"),
+        "checkpointing_steps": (int, lambda v: v >= 1, ">= 1"),
+        "checkpoints_total_limit": (int, lambda v: v >= 1, ">= 1"),
+        "seed": (int, lambda v: True, "an integer"),
+    }
+    for name, (kind, ok, expected) in rules.items():
+        if not hasattr(args, name) or not any(a.dest == name for a in parser._actions):
+            continue
+        value = getattr(args, name)
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not numeric or (kind is int and not isinstance(value, int)) or not ok(value):
+            parser.error(f"--{name} {value!r}: expected {expected}.")
 
 
 def save_resolved_args(args: argparse.Namespace, output_dir: str | Path) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 __all__ = ["LossLog", "progress_bar"]
@@ -25,7 +26,10 @@ class LossLog:
             self.path.unlink(missing_ok=True)
         elif self.path.exists():
             kept = [r for r in self.read() if r["step"] <= resume_step]
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+            # atomic: a run killed while this rewrite is under way must not lose the records it keeps
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+            os.replace(tmp, self.path)
 
     def append(self, record: dict) -> None:
         with open(self.path, "a") as f:
@@ -34,4 +38,8 @@ class LossLog:
     def read(self) -> list[dict]:
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        text = self.path.read_text()
+        lines = text.splitlines()
+        if lines and not text.endswith("\n"):  # a run killed while appending leaves a partial last record
+            lines = lines[:-1]
+        return [json.loads(line) for line in lines if line.strip()]

@@ -39,6 +39,13 @@ _CITATION = """@article{zhang2024preventing,
 }"""
 
 
+def _check_integer_indices(predictions) -> None:
+    for i, tokens in enumerate(predictions if predictions is not None else []):
+        values = torch.as_tensor(tokens)
+        if values.is_floating_point() and not torch.equal(values, values.round()):
+            raise ValueError(f"predictions[{i}]: expected integer code indices, got {tokens!r}.")
+
+
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class CodebookUsage(evaluate.Metric):
     def _info(self):
@@ -48,6 +55,16 @@ class CodebookUsage(evaluate.Metric):
             inputs_description=_KWARGS_DESCRIPTION,
             features=datasets.Features({"predictions": datasets.Sequence(datasets.Value("int64"))}),
         )
+
+    def add_batch(self, *, predictions=None, **kwargs):
+        """Add a batch of code sequences (integers; a fractional value is an error, not truncated)."""
+        _check_integer_indices(predictions)  # before evaluate's int64 features would truncate 0.5 to 0
+        return super().add_batch(predictions=predictions, **kwargs)
+
+    def add(self, *, prediction=None, **kwargs):
+        """Add one code sequence (integers; a fractional value is an error, not truncated)."""
+        _check_integer_indices(None if prediction is None else [prediction])
+        return super().add(prediction=prediction, **kwargs)
 
     def _compute(self, predictions, codebook_size: int = None):
         if codebook_size is None:

@@ -144,12 +144,14 @@ class CaptionMnistJudgeModel(CaptionMnistJudgePreTrainedModel):
             )
         if tuple(crops.shape[1:]) != (3, h, h):
             raise ValueError(f"crops: expected (N, 3, {h}, {h}) (see crop_positions), got {tuple(crops.shape)}.")
+        if not torch.isfinite(crops).all():
+            raise ValueError("crops: contains NaN or Inf.")
 
     # ------------------------------------------------------------------ classification
     def classify_crops(self, crops: Tensor) -> tuple[Tensor, Tensor]:
         """Crops ``(N, 3, S/2, S/2)`` in [-1, 1] -> ``(digit_logits (N, 11), color_logits (N, len(colors)))``."""
         self._check_crops(crops)
-        features = self.dropout(self.features(crops))  # (N, c3)
+        features = self.dropout(self.features(crops.to(self.dtype)))  # (N, c3)
         return self.digit_head(features), self.color_head(features)
 
     def forward(self, pixel_values: Tensor, return_dict: bool | None = None) -> CaptionMnistJudgeOutput | tuple:

@@ -123,7 +123,7 @@ class JWAEModel(JWAEPreTrainedModel):
             check_pixel_values(images, c.in_channels, c.image_size)
         else:
             check_features(images, c.image_feature_dim, "image_features")
-        return images
+        return images.to(self.dtype)
 
     def _check_text(self, input_ids: Tensor, attention_mask: Tensor | None) -> Tensor:
         c = self.config
@@ -165,8 +165,12 @@ class JWAEModel(JWAEPreTrainedModel):
         if not hasattr(self, "text_decoder"):
             raise ValueError("generate_captions: this model has no text decoder (lambda_text_reconstruction is 0).")
         check_features(latents, c.latent_dim, "latents")
+        if max_length is not None and (not isinstance(max_length, int) or max_length < 2):
+            raise ValueError(f"max_length={max_length!r}: expected None or an integer >= 2 ([BOS] and a word).")
         max_length = max_length or c.max_text_length
-        return self.text_decoder.generate(latents, c.bos_token_id, c.eos_token_id, c.pad_token_id, max_length)
+        return self.text_decoder.generate(
+            latents.to(self.dtype), c.bos_token_id, c.eos_token_id, c.pad_token_id, max_length
+        )
 
     # ------------------------------------------------------------------ training loss
     def _drop_words(self, input_ids: Tensor) -> Tensor:

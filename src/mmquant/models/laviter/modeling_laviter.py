@@ -105,12 +105,16 @@ class LaviterModel(LaviterPreTrainedModel):
         self.post_init()
 
     # ------------------------------------------------------------------ checks
-    def _check_image(self, pixel_values: Tensor) -> None:
+    def _check_image(self, pixel_values: Tensor) -> Tensor:
+        """The checked images, cast to the model's dtype."""
         check_pixel_values(pixel_values, self.config.vision_config.in_channels, self.config.vision_config.image_size)
+        check_batch_sizes(pixel_values=pixel_values)
+        return pixel_values.to(self.dtype)
 
     def _text_mask(self, input_ids: Tensor, attention_mask: Tensor | None) -> Tensor:
         t = self.config.text_config
         check_token_ids(input_ids, t.max_length, t.vocab_size)
+        check_batch_sizes(input_ids=input_ids)
         if attention_mask is None:
             attention_mask = (input_ids != t.pad_token_id).long()
         check_attention_mask(attention_mask, input_ids)
@@ -125,8 +129,7 @@ class LaviterModel(LaviterPreTrainedModel):
     # ------------------------------------------------------------------ VTA
     def encode_image(self, pixel_values: Tensor) -> tuple[Tensor, Tensor]:
         """Region features `(B, R, D)` and global features `(B, D)`."""
-        self._check_image(pixel_values)
-        return self.image_encoder(pixel_values)
+        return self.image_encoder(self._check_image(pixel_values))
 
     def encode_text(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Word features `(B, L, D)` and sentence features `(B, D)` of captions padded to `max_length`."""
@@ -227,7 +230,7 @@ class LaviterModel(LaviterPreTrainedModel):
         return_loss: bool = True,
     ) -> LaviterOutput:
         """The losses of the current phase (`set_phase`) on a batch of paired images and captions."""
-        self._check_image(pixel_values)
+        pixel_values = self._check_image(pixel_values)
         mask = self._text_mask(input_ids, attention_mask)
         check_batch_sizes(pixel_values=pixel_values, input_ids=input_ids)
         c, phase = self.config, self.phase

@@ -23,7 +23,13 @@ from ...modules.positions import sincos_positions_1d, sincos_positions_2d
 from ...modules.residual_cnn import ResidualCNNDecoder, ResidualCNNEncoder
 from ...modules.text_cnn import TextChunkDecoder, TextChunkEncoder, TextConvDecoder, TextConvEncoder
 from ...quantizers import build_quantizer
-from ..input_checks import check_batch_sizes, check_pixel_values, check_token_ids
+from ..input_checks import (
+    check_attention_mask,
+    check_batch_sizes,
+    check_pixel_values,
+    check_required,
+    check_token_ids,
+)
 from .configuration_mxqvae import MXQVAEConfig
 
 __all__ = ["MXQVAEModel", "MXQVAEOutput", "MXQVAEPreTrainedModel"]
@@ -117,13 +123,16 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
         return torch.cat([image, text])[None]
 
     # ------------------------------------------------------------------ checks
-    def _check_inputs(self, pixel_values: Tensor | None, input_ids: Tensor | None) -> None:
+    def _check_inputs(self, pixel_values: Tensor, input_ids: Tensor, attention_mask: Tensor | None = None) -> None:
         c = self.config
-        if pixel_values is not None:
-            check_pixel_values(pixel_values, c.in_channels, c.image_size)
-        if input_ids is not None:
-            check_token_ids(input_ids, c.max_text_length, c.vocab_size)
+        check_required(pixel_values=pixel_values, input_ids=input_ids)
+        check_pixel_values(pixel_values, c.in_channels, c.image_size)
+        check_token_ids(input_ids, c.max_text_length, c.vocab_size)
         check_batch_sizes(pixel_values=pixel_values, input_ids=input_ids)
+        if attention_mask is not None:
+            check_attention_mask(attention_mask, input_ids)
+        if (input_ids == c.pad_token_id).all(1).any():  # its text loss would be 0/0
+            raise ValueError("input_ids: a caption is only padding; tokenize non-empty captions.")
 
     # ------------------------------------------------------------------ masking (training only)
     def mask_image(self, pixel_values: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -215,7 +224,7 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
     def encode(self, pixel_values: Tensor, input_ids: Tensor):
         """The quantizer output for the fused tokens of an image–caption batch (no masking)."""
         self._check_inputs(pixel_values, input_ids)
-        return self.quantizer(self._fuse(pixel_values, input_ids))
+        return self.quantizer(self._fuse(pixel_values.to(self.dtype), input_ids))
 
     @torch.no_grad()
     def encode_to_indices(self, pixel_values: Tensor, input_ids: Tensor) -> Tensor:
@@ -226,9 +235,10 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
     def decode_indices(self, indices: Tensor) -> tuple[Tensor, Tensor]:
         """Codes `(B, h*w + T)` -> (images `(B, C, H, W)` clamped to [-1, 1], caption token ids `(B, L)`)."""
         c = self.config
-        if indices.ndim != 2 or indices.shape[1] != c.num_tokens:
+        if not isinstance(indices, Tensor) or indices.ndim != 2 or indices.shape[1] != c.num_tokens:
             raise ValueError(
-                f"indices: expected shape (batch, num_tokens={c.num_tokens}), got {tuple(indices.shape)}."
+                f"indices: expected a tensor (batch, num_tokens={c.num_tokens}), got "
+                f"{tuple(getattr(indices, 'shape', ())) or type(indices).__name__}."
             )
         if indices.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"indices: expected integer code indices, got {indices.dtype}.")
@@ -252,10 +262,10 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
         and corrupted (TC) first, and the losses compare with the clean inputs. `attention_mask` is accepted for
         collator compatibility: padding is a token of its own here, and the text loss ignores it (unless
         `config.text_loss_on_padding`)."""
-        self._check_inputs(pixel_values, input_ids)
-        images_in, ids_in = pixel_values, input_ids
+        self._check_inputs(pixel_values, input_ids, attention_mask)
+        images_in, ids_in = pixel_values.to(self.dtype), input_ids
         if self.training:
-            images_in = self.mask_image(pixel_values, generator)
+            images_in = self.mask_image(images_in, generator)
             ids_in = self.corrupt_text(input_ids, generator)
         q = self.quantizer(self._fuse(images_in, ids_in))  # codes (B, N, d), indices (B, N)
         reconstruction, text_logits = self._decode_codes(q.quantized)

@@ -14,6 +14,7 @@ from torch import Tensor
 from transformers import GPT2LMHeadModel
 
 from ...hub.mixin import PushToHubWithCardMixin
+from ..input_checks import check_batch_sizes, check_code_ids
 from .configuration_mxqvae import MXQVAEPriorConfig
 
 __all__ = ["MXQVAEPriorForCausalLM"]
@@ -32,15 +33,18 @@ class MXQVAEPriorForCausalLM(PushToHubWithCardMixin, GPT2LMHeadModel):
         return torch.cat([torch.arange(n_img, n, device=device), torch.arange(n_img, device=device)])
 
     # ------------------------------------------------------------------ sequences
-    def _check_codes(self, codes: Tensor, name: str = "codes") -> None:
+    def _check_codes(self, codes: Tensor, name: str = "codes", max_length: int | None = None) -> None:
         s1 = self.config.stage1_config
-        if codes.ndim != 2 or codes.shape[1] > s1.num_tokens:
-            raise ValueError(f"{name}: expected shape (batch, <= {s1.num_tokens}), got {tuple(codes.shape)}.")
-        if codes.numel() and (codes.min() < 0 or codes.max() >= s1.codebook_size):
-            raise ValueError(
-                f"{name}: codes must lie in [0, codebook_size={s1.codebook_size}), got "
-                f"[{int(codes.min())}, {int(codes.max())}]."
-            )
+        check_code_ids(
+            codes, s1.codebook_size, max_length or s1.num_tokens, f"{name} (codebook_size={s1.codebook_size})"
+        )
+        check_batch_sizes(**{name: codes})
+
+    def forward(self, input_ids: Tensor | None = None, *args, **kwargs):
+        """GPT-2's forward, after checking that `input_ids` are prior tokens (codes or a start token)."""
+        if input_ids is not None:
+            check_code_ids(input_ids, self.config.vocab_size, self.config.n_positions, "input_ids")
+        return super().forward(input_ids, *args, **kwargs)
 
     def to_sequence(self, codes: Tensor, text_first: bool = False) -> Tensor:
         """Canonical codes `(B, N)` -> prior input `(B, N + 1)` with the start token of the chosen order."""
@@ -51,6 +55,12 @@ class MXQVAEPriorForCausalLM(PushToHubWithCardMixin, GPT2LMHeadModel):
 
     def from_sequence(self, sequence: Tensor) -> Tensor:
         """Prior output `(B, N + 1)` -> canonical codes `(B, N)` (image positions, then text positions)."""
+        n = self.config.stage1_config.num_tokens
+        check_code_ids(sequence, self.config.vocab_size, n + 1, "sequence")
+        if sequence.shape[1] != n + 1:
+            raise ValueError(
+                f"sequence: expected shape (batch, num_tokens + 1 = {n + 1}), got {tuple(sequence.shape)}."
+            )
         text_first = sequence[:, 0] == self.config.text_first_token_id  # (B,)
         codes = sequence[:, 1:]
         reordered = codes[:, self._text_first_order(codes.device).argsort()]
@@ -75,14 +85,18 @@ class MXQVAEPriorForCausalLM(PushToHubWithCardMixin, GPT2LMHeadModel):
         codes with `text_first=True`); each row is completed `num_samples` times."""
         s1 = self.config.stage1_config
         start = self.config.text_first_token_id if text_first else self.config.image_first_token_id
+        if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
+            raise ValueError(f"num_samples={num_samples!r}: expected a positive integer.")
+        if top_p is not None and not 0 < top_p <= 1:
+            raise ValueError(f"top_p={top_p!r}: expected None or a float in (0, 1].")
         if prefix is None:
             input_ids = torch.full((1, 1), start, dtype=torch.long, device=self.device)
         else:
-            self._check_codes(prefix, "prefix")
+            self._check_codes(prefix, "prefix", max_length=s1.num_tokens - 1)  # at least one code left to sample
             input_ids = torch.cat([torch.full_like(prefix[:, :1], start), prefix.long()], 1).to(self.device)
         if generator_seed is not None:
             torch.manual_seed(generator_seed)
-        if temperature <= 0:
+        if not temperature > 0:
             raise ValueError(f"temperature={temperature}: expected > 0.")
         sequence = self.generate(
             input_ids=input_ids,

@@ -87,6 +87,9 @@ class OptVQConfig(PretrainedConfig):
         **kwargs,
     ):
         quantizer_config = dict(DEFAULT_QUANTIZER_CONFIG if quantizer_config is None else quantizer_config)
+        for name, value in (("image_size", image_size), ("in_channels", in_channels), ("embed_dim", embed_dim)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}={value!r}: expected a positive integer.")
         if backbone not in _BACKBONES:
             raise ValueError(f"backbone={backbone!r}: expected one of {_BACKBONES}.")
         if quantizer_config.get("type") not in _QUANTIZER_TYPES:

@@ -19,9 +19,19 @@ from ...hub.mixin import PushToHubWithCardMixin
 from ...modeling_outputs import VQAutoencoderOutput
 from ...modules.conv_autoencoder import build_image_decoder, build_image_encoder
 from ...quantizers import QuantizerOutput, build_quantizer
+from ..input_checks import check_batch_sizes
 from .configuration_optvq import OptVQConfig
 
 __all__ = ["OptVQModel", "OptVQPreTrainedModel"]
+
+
+def _check_latents(latents: Tensor, embed_dim: int, name: str) -> None:
+    if not isinstance(latents, Tensor) or not latents.is_floating_point():
+        raise ValueError(f"{name}: expected a float tensor (batch, {embed_dim}, h, w), got {type(latents).__name__}.")
+    if latents.ndim != 4 or latents.shape[1] != embed_dim:
+        raise ValueError(f"{name}: expected (batch, {embed_dim}, h, w), got {tuple(latents.shape)}.")
+    if not torch.isfinite(latents).all():
+        raise ValueError(f"{name}: contains NaN or Inf.")
 
 
 class OptVQPreTrainedModel(PushToHubWithCardMixin, PreTrainedModel):
@@ -91,20 +101,21 @@ class OptVQModel(OptVQPreTrainedModel):
 
     # ------------------------------------------------------------------ the three stages
     def encode(self, pixel_values: Tensor) -> Tensor:
-        """Images ``(B, C, H, W)`` -> continuous latents ``(B, embed_dim, h, w)`` (before quantization)."""
+        """Images ``(B, C, H, W)`` -> continuous latents ``(B, embed_dim, h, w)`` (before quantization). Float images
+        of another precision are cast to the model's dtype."""
         self._check_pixel_values(pixel_values)
-        return self.quant_conv(self.encoder(pixel_values))
+        return self.quant_conv(self.encoder(pixel_values.to(self.dtype)))
 
     def quantize(self, latents: Tensor) -> QuantizerOutput:
         """Latents ``(B, embed_dim, h, w)`` -> :class:`QuantizerOutput` with ``quantized`` ``(B, embed_dim, h, w)``
         and ``indices`` ``(B, h, w)`` (``(B, h, w, num_heads)`` when multi-head)."""
-        if latents.ndim != 4 or latents.shape[1] != self.config.embed_dim:
-            raise ValueError(f"latents: expected (batch, {self.config.embed_dim}, h, w), got {tuple(latents.shape)}.")
+        _check_latents(latents, self.config.embed_dim, "latents")
         out = self.quantizer(latents.permute(0, 2, 3, 1))  # channels last: (B, h, w, embed_dim)
         return dataclasses.replace(out, quantized=out.quantized.permute(0, 3, 1, 2))
 
     def decode(self, quantized: Tensor) -> Tensor:
         """Quantized latents ``(B, embed_dim, h, w)`` -> images ``(B, C, H, W)``."""
+        _check_latents(quantized, self.config.embed_dim, "quantized")
         return self.decoder(self.post_quant_conv(quantized))
 
     # ------------------------------------------------------------------ indices
@@ -141,6 +152,8 @@ class OptVQModel(OptVQPreTrainedModel):
     def forward(self, pixel_values: Tensor, return_dict: bool | None = None) -> VQAutoencoderOutput | tuple:
         """Reconstruct ``pixel_values`` ``(B, C, H, W)`` and compute the training loss (eq. 5)."""
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        self._check_pixel_values(pixel_values)
+        check_batch_sizes(pixel_values=pixel_values)  # the loss of an empty batch is undefined
         latents = self.encode(pixel_values)  # (B, embed_dim, h, w)
         q = self.quantize(latents)  # quantized (B, embed_dim, h, w), straight-through (eq. 2)
         reconstruction = self.decode(q.quantized)  # (B, C, H, W)
