@@ -356,6 +356,17 @@ drawn = model.generate_images(ids, generator=torch.Generator().manual_seed(0))  
 similarity = torch.cosine_similarity(model.get_image_features(drawn), model.get_text_features(ids))"""
 
 
+def _corruption_scope(config, tokenizer) -> str:
+    """What text corruption picks and does, for the card's "training masks" row."""
+    if not config.text_corruption_groups:
+        return " of all tokens, to [MASK]"
+    words = " / ".join(" ".join(tokenizer.convert_ids_to_tokens(g)) for g in config.text_corruption_groups)
+    return (
+        f" of the words {words}, {1 - config.text_replace_ratio:.0%} to [MASK] and {config.text_replace_ratio:.0%}"
+        " to another word of their group"
+    )
+
+
 def _pipeline_details(folder: Path, repo_id: str) -> tuple[list[tuple[str, str]], str, str]:
     """Details of an MXQ-VAE pipeline folder (``stage1/``, ``prior/``, ``tokenizer/``, ``model_index.json``)."""
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
@@ -374,7 +385,8 @@ def _pipeline_details(folder: Path, repo_id: str) -> tuple[list[tuple[str, str]]
         ("joint codes", f"{c.num_tokens} per pair: {c.num_image_tokens} image + {c.text_latent_length} text slots"),
         ("image", f"{c.image_size}×{c.image_size} RGB, values in [-1, 1]"),
         ("caption", f"up to {c.max_text_length} tokens, word-level vocabulary of {len(tokenizer)}"),
-        ("training masks", "image masking {:.0%} of {}px patches, text corruption {:.0%}".format(*masks)),
+        ("training masks", "image masking {:.0%} of {}px patches, text corruption {:.0%}".format(*masks)
+         + _corruption_scope(c, tokenizer)),
     ]  # fmt: skip
     usage = f"""import mmquant  # registers the model classes
 from mmquant.pipelines import MXQVAEPipeline
