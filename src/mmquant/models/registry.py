@@ -80,21 +80,30 @@ MODEL_SIZES: dict[str, ModelSize] = {
         norm_num_groups=4,
         quantizer_config=_TINY_OPTVQ,
     ),
-    # MXQ-VAE stage 1 (examples/mxqvae/configs/quad4.yaml; vocab_size and special ids come from the tokenizer)
+    # MXQ-VAE stage 1 as shipped (examples/mxqvae/configs/quad4_slot_tc.yaml; vocab_size, special ids and the
+    # text-corruption word groups come from the tokenizer)
     "mxqvae-caption-mnist": ModelSize(
         MXQVAEConfig,
         MXQVAEModel,
         dict(
+            text_coder="chunk",
+            text_latent_length=24,
+            text_num_layers=2,
+            split_text_residual=True,
             image_loss_weight=10.0,
+            text_loss_weight=10.0,
+            text_loss_on_padding=True,
+            text_mask_ratio=0.5,
             quantizer_config={
                 "type": "vq",
-                "codebook_size": 256,
+                "codebook_size": 512,
                 "beta": 0.25,
                 "kmeans_init": True,
                 "dead_code_threshold": 0.5,
             },
         ),
-        "MXQ-VAE stage 1 for Caption MNIST: 64x64 images, 48-token captions, 64 + 8 joint codes of 256",
+        "MXQ-VAE stage 1 for Caption MNIST: 64x64 images, 48-token captions in 2-token chunks, 64 + 24 joint codes "
+        "of 512",
     ),
     "mxqvae-test": ModelSize(
         MXQVAEConfig,
