@@ -270,3 +270,24 @@ def test_pipeline_samples_saves_and_loads(tmp_path, tokenizer, prior):
     with pytest.raises(ValueError, match="max_length=48"):
         pipe(caption=long_caption)
     assert mmquant.MXQVAEPipeline is MXQVAEPipeline
+
+
+def test_sincos_positions_and_position_init(tokenizer):
+    from mmquant.modules.positions import sincos_positions_1d, sincos_positions_2d
+
+    one = sincos_positions_1d(5, 8)
+    assert one.shape == (5, 8) and torch.equal(one[0, 1::2], torch.ones(4))  # cos(0) = 1, sin(0) = 0
+    torch.testing.assert_close(one[3, 0], torch.tensor(3.0).sin())
+    two = sincos_positions_2d(2, 3, 8)  # row-major: token (r, c) -> r * 3 + c
+    torch.testing.assert_close(two[4, :4], sincos_positions_1d(2, 4)[1])  # row 1
+    torch.testing.assert_close(two[4, 4:], sincos_positions_1d(3, 4)[1])  # column 1
+    assert len({tuple(row.tolist()) for row in two}) == 6  # every grid cell has its own position
+    with pytest.raises(ValueError, match="dim=6"):
+        sincos_positions_2d(2, 2, 6)
+    zeros = MXQVAEModel(tiny_config(tokenizer, position_init="zeros"))
+    assert not zeros.position_embedding.any()
+    sincos = MXQVAEModel(tiny_config(tokenizer))
+    n_img = sincos.config.num_image_tokens
+    torch.testing.assert_close(sincos.position_embedding[0, :n_img], sincos_positions_2d(8, 8, 16))
+    with pytest.raises(ValueError, match="position_init='learned'"):
+        tiny_config(tokenizer, position_init="learned")
