@@ -80,8 +80,9 @@ MODEL_SIZES: dict[str, ModelSize] = {
         norm_num_groups=4,
         quantizer_config=_TINY_OPTVQ,
     ),
-    # MXQ-VAE stage 1 as shipped (examples/mxqvae/configs/quad4_slot_tc.yaml; vocab_size, special ids and the
-    # text-corruption word groups come from the tokenizer)
+    # MXQ-VAE stage 1 as shipped (examples/mxqvae/configs/quad4_slot_tc.yaml); vocab_size and special ids come from
+    # the tokenizer, and so does text corruption (the script sets text_corruption_groups, text_mask_ratio and
+    # text_replace_ratio from --text_corruption_words): without groups, 30% of all tokens, the reference's
     "mxqvae-caption-mnist": ModelSize(
         MXQVAEConfig,
         MXQVAEModel,
@@ -93,7 +94,6 @@ MODEL_SIZES: dict[str, ModelSize] = {
             image_loss_weight=10.0,
             text_loss_weight=10.0,
             text_loss_on_padding=True,
-            text_mask_ratio=0.5,
             quantizer_config={
                 "type": "vq",
                 "codebook_size": 512,
