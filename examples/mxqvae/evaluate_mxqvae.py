@@ -64,13 +64,15 @@ def masked_slot_accuracy(model, pairs: CaptionPairs, tokenizer) -> float:
     return float((recon == ids)[slots].float().mean())
 
 
+def degree_test_split(config_name: str, num_examples: int, cache_dir: str | None):
+    """The test split of a Caption MNIST Degree config (`num_examples` base pairs, each with its K+1 degrees)."""
+    return build_dataset("caption_mnist", config_name, cache_dir=cache_dir, num_examples={"test": num_examples})[
+        "test"
+    ]
+
+
 def run_degree(args, provenance: dict) -> None:
-    ds = build_dataset(
-        "caption_mnist",
-        args.dataset_config,
-        cache_dir=args.dataset_cache_dir,
-        num_examples={"test": args.num_examples},
-    )["test"]
+    ds = degree_test_split(args.dataset_config, args.num_examples, args.dataset_cache_dir)
     for spec in args.models:
         name, _, folder = spec.partition("=")
         model = AutoModel.from_pretrained(folder)

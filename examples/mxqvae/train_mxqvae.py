@@ -156,14 +156,9 @@ def load_degree_pairs(args, tokenizer) -> CaptionPairs | None:
     """The Degree test pairs scored during training (`--degree_eval_config`), or None."""
     if not args.degree_eval_config:
         return None
-    from mmquant.data.builders import build_dataset
+    from evaluate_mxqvae import degree_test_split
 
-    ds = build_dataset(
-        "caption_mnist",
-        args.degree_eval_config,
-        cache_dir=args.dataset_cache_dir,
-        num_examples={"test": args.degree_eval_examples},
-    )["test"]
+    ds = degree_test_split(args.degree_eval_config, args.degree_eval_examples, args.dataset_cache_dir)
     max_length = args.model_config.get("max_text_length", 48)
     return CaptionPairs.from_dataset(ds, tokenizer, max_length, extra_columns=["degree"])
 
