@@ -57,6 +57,11 @@ class MXQVAEConfig(PretrainedConfig):
             tokens: `"sincos"` (2-D sine-cosine on the image grid, 1-D on the text positions) or `"zeros"`. CNN
             features carry no absolute position, so from zeros a text token cannot tell the quadrants apart until
             the positions are learned.
+        fusion_input_norm (`bool`, defaults to `False`): layer-normalise the image tokens and the text tokens (one
+            LayerNorm per modality) before adding the positions and fusing them. The CNN features are several
+            times the norm of the sine-cosine positions and of each other's scale, so without it the positions are
+            a small part of each token and a text token finds its image region slowly; with it the image route
+            (a caption's digit and colour words read from the image) learns about twice as fast on Quad4.
         split_hidden_size (`int`, defaults to 32): hidden width of the text split layer.
         split_text_residual (`bool`, defaults to `False`): add the text positions' own codes to the output of the
             text split layer (`text = z_hat[text positions] + MLP(z_hat)` over the token axis) so that the text
@@ -109,6 +114,7 @@ class MXQVAEConfig(PretrainedConfig):
         intermediate_size: int = 256,
         fusion: str = "cross",
         position_init: str = "sincos",
+        fusion_input_norm: bool = False,
         split_hidden_size: int = 32,
         split_text_residual: bool = False,
         quantizer_config: dict | None = None,
@@ -140,6 +146,7 @@ class MXQVAEConfig(PretrainedConfig):
         self.intermediate_size = intermediate_size
         self.fusion = fusion
         self.position_init = position_init
+        self.fusion_input_norm = fusion_input_norm
         self.split_hidden_size = split_hidden_size
         self.split_text_residual = split_text_residual
         self.quantizer_config = dict(quantizer_config or {"type": "vq", "codebook_size": 256, "beta": 0.25})

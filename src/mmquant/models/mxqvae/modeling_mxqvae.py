@@ -94,6 +94,8 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
             self.text_decoder = TextConvDecoder(*text_args, d, *text_shape)
         # learned positions and modality of each token (the reference feeds the BERT encoder without them)
         self.position_embedding = nn.Parameter(self._initial_positions())
+        if config.fusion_input_norm:  # one LayerNorm per modality, so that positions weigh as much as content
+            self.image_token_norm, self.text_token_norm = nn.LayerNorm(d), nn.LayerNorm(d)
         layer = nn.TransformerEncoderLayer(
             d, config.num_attention_heads, config.intermediate_size, dropout=0.0, batch_first=True, norm_first=True
         )
@@ -196,6 +198,8 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
         """The fused tokens `(B, h*w + T, d)` before quantization."""
         image_tokens = self.image_encoder(pixel_values).flatten(2).transpose(1, 2)  # (B, h*w, d)
         text_tokens = self.text_encoder(input_ids)  # (B, T, d)
+        if self.config.fusion_input_norm:
+            image_tokens, text_tokens = self.image_token_norm(image_tokens), self.text_token_norm(text_tokens)
         tokens = torch.cat([image_tokens, text_tokens], dim=1) + self.position_embedding  # (B, N, d)
         if self.config.fusion == "cross":
             return self.fusion_norm(self.fusion(tokens))
