@@ -291,3 +291,20 @@ def test_sincos_positions_and_position_init(tokenizer):
     torch.testing.assert_close(sincos.position_embedding[0, :n_img], sincos_positions_2d(8, 8, 16))
     with pytest.raises(ValueError, match="position_init='learned'"):
         tiny_config(tokenizer, position_init="learned")
+
+
+def test_fusion_input_norm_normalises_each_modality_and_round_trips(tmp_path, tokenizer):
+    model = MXQVAEModel(tiny_config(tokenizer, fusion_input_norm=True)).eval()
+    x, ids = batch(tokenizer)
+    seen = {}
+    model.fusion.register_forward_pre_hook(lambda module, args: seen.update(tokens=args[0]))
+    indices = model.encode_to_indices(x * 50, ids)  # content scale no longer drowns the positions
+    n_img = model.config.num_image_tokens
+    content = seen["tokens"] - model.position_embedding  # (B, N, d) the normalised tokens
+    for part in (content[:, :n_img], content[:, n_img:]):
+        torch.testing.assert_close(part.mean(-1), torch.zeros(part.shape[:2]), atol=1e-5, rtol=0)
+        torch.testing.assert_close(part.std(-1, unbiased=False), torch.ones(part.shape[:2]), atol=1e-3, rtol=0)
+    model.save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.fusion_input_norm and torch.equal(loaded.encode_to_indices(x * 50, ids), indices)
+    assert not hasattr(MXQVAEModel(tiny_config(tokenizer)), "image_token_norm")  # off by default (older checkpoints)

@@ -58,10 +58,10 @@ class MXQVAEConfig(PretrainedConfig):
             features carry no absolute position, so from zeros a text token cannot tell the quadrants apart until
             the positions are learned.
         fusion_input_norm (`bool`, defaults to `False`): layer-normalise the image tokens and the text tokens (one
-            LayerNorm per modality) before adding the positions and fusing them. The CNN features are several
-            times the norm of the sine-cosine positions and of each other's scale, so without it the positions are
-            a small part of each token and a text token finds its image region slowly; with it the image route
-            (a caption's digit and colour words read from the image) learns about twice as fast on Quad4.
+            LayerNorm per modality) before adding the positions and fusing them. The CNN features are a few times
+            the norm of the sine-cosine positions, so without it the positions are a small part of each token and a
+            text token finds the image region its caption names slowly. `False` is the reference's (and the older
+            checkpoints'); the shipped Quad4 model uses `True` (`examples/mxqvae/configs/quad4_image_route.yaml`).
         split_hidden_size (`int`, defaults to 32): hidden width of the text split layer.
         split_text_residual (`bool`, defaults to `False`): add the text positions' own codes to the output of the
             text split layer (`text = z_hat[text positions] + MLP(z_hat)` over the token axis) so that the text
