@@ -51,8 +51,10 @@ class MXQVAEConfig(PretrainedConfig):
         num_fusion_layers (`int`, defaults to 2), num_attention_heads (`int`, defaults to 4),
         intermediate_size (`int`, defaults to 256): the fusion transformer (the reference uses 4 BERT layers).
         fusion (`str`, defaults to `"cross"`): `"cross"` fuses image and text before quantizing (MXQ-VAE);
-            `"shared_codebook_only"` encodes, quantizes and decodes each modality on its own with the one shared
-            codebook (the "Only Sharing C" ablation of Table 1).
+            `"shared_codebook_only"` (the "Only Sharing C" ablation of Table 1) removes the cross-modal attention:
+            each modality's tokens attend only to their own in the fusion transformer and are quantized apart with
+            the one shared codebook; everything else is as in MXQ-VAE, including the split layers after the
+            codebook (as the reference's `Layer_img` / `Layer_txt`, linear maps over all code positions).
         position_init (`str`, defaults to `"sincos"`): initial value of the learned position embeddings of the fused
             tokens: `"sincos"` (2-D sine-cosine on the image grid, 1-D on the text positions) or `"zeros"`. CNN
             features carry no absolute position, so from zeros a text token cannot tell the quadrants apart until

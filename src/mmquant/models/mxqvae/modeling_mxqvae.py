@@ -103,14 +103,13 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
         self.fusion_norm = nn.LayerNorm(d)
         q = dict(config.quantizer_config)
         self.quantizer = build_quantizer(q.pop("type"), dim=d, **q)
-        if config.fusion == "cross":
-            # split the joint codes back to the two modalities' positions (linear maps over the token axis)
-            self.split_image = nn.Linear(n_img + n_txt, n_img)
-            self.split_text = nn.Sequential(
-                nn.Linear(n_img + n_txt, config.split_hidden_size),
-                nn.ReLU(),
-                nn.Linear(config.split_hidden_size, n_txt),
-            )
+        # split the joint codes back to the two modalities' positions (linear maps over the token axis)
+        self.split_image = nn.Linear(n_img + n_txt, n_img)
+        self.split_text = nn.Sequential(
+            nn.Linear(n_img + n_txt, config.split_hidden_size),
+            nn.ReLU(),
+            nn.Linear(config.split_hidden_size, n_txt),
+        )
         self.post_init()
 
     def _initial_positions(self) -> Tensor:
@@ -212,13 +211,10 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
     def _split(self, codes: Tensor) -> tuple[Tensor, Tensor]:
         """Codes `(B, N, d)` -> image tokens `(B, d, h, w)` and text tokens `(B, T, d)`."""
         c = self.config
-        if c.fusion == "cross":
-            image = self.split_image(codes.transpose(1, 2))  # (B, d, h*w)
-            text = self.split_text(codes.transpose(1, 2)).transpose(1, 2)  # (B, T, d)
-            if c.split_text_residual:
-                text = text + codes[:, c.num_image_tokens :]
-        else:
-            image, text = codes[:, : c.num_image_tokens].transpose(1, 2), codes[:, c.num_image_tokens :]
+        image = self.split_image(codes.transpose(1, 2))  # (B, d, h*w)
+        text = self.split_text(codes.transpose(1, 2)).transpose(1, 2)  # (B, T, d)
+        if c.split_text_residual:
+            text = text + codes[:, c.num_image_tokens :]
         return image.reshape(len(codes), c.hidden_size, c.image_latent_size, c.image_latent_size), text
 
     def _decode_codes(self, codes: Tensor) -> tuple[Tensor, Tensor]:
