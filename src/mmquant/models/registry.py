@@ -80,7 +80,7 @@ MODEL_SIZES: dict[str, ModelSize] = {
         norm_num_groups=4,
         quantizer_config=_TINY_OPTVQ,
     ),
-    # MXQ-VAE stage 1 as shipped (examples/mxqvae/configs/quad4_slot_tc.yaml); vocab_size and special ids come from
+    # MXQ-VAE stage 1 as shipped (examples/mxqvae/configs/quad4_image_route.yaml); vocab_size and special ids come from
     # the tokenizer, and so does text corruption (the script sets text_corruption_groups, text_mask_ratio and
     # text_replace_ratio from --text_corruption_words): without groups, 30% of all tokens, the reference's
     "mxqvae-caption-mnist": ModelSize(
@@ -91,6 +91,7 @@ MODEL_SIZES: dict[str, ModelSize] = {
             text_latent_length=24,
             text_num_layers=2,
             split_text_residual=True,
+            fusion_input_norm=True,
             image_loss_weight=10.0,
             text_loss_weight=10.0,
             text_loss_on_padding=True,
