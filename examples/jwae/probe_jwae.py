@@ -1,0 +1,204 @@
+"""Probes of trained jWAE / VSE++ models on Caption MNIST: what their latents capture, and what their caption decoder
+says about an image.
+
+    python examples/jwae/probe_jwae.py --models jwae-mh=checkpoints/jwae-caption-mnist \\
+        --dataset_config quad2 --output_dir outputs/jwae-probe
+
+For each model, on the ``--dataset_config`` test split:
+
+* **Linear read-out**: a multinomial logistic regression, fitted on the latents of ``--fit_examples`` training pairs,
+  predicts each quadrant's digit (or "empty") and colour (or "empty") from the image latents and, apart, from the
+  caption latents; test accuracy per attribute. A modality whose read-out is far below 1 does not carry that
+  attribute, which bounds retrieval.
+* **Content ceiling**: Recall@1 of a perfect content read-out (the true (position, digit, colour) set of every test
+  pair), ties broken at random: test images that share their content with another image cannot be told apart from
+  their captions, so no model retrieves above it.
+* **Decoded captions** (models with a text decoder): captions decoded greedily from the *image* latents, scored by the
+  Caption MNIST judge against the image (object accuracy, consistency, parse rate), and how many distinct captions come
+  out (a collapsed decoder gives a few).
+
+Writes ``probe.json`` and ``decoded_captions.txt`` under ``--output_dir``; ``--results_file`` merges the figures as
+``probe/<model>@<config>`` entries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from transformers import AutoModel, AutoTokenizer
+
+import mmquant  # noqa: F401  (registers the Auto classes)
+from mmquant.data.pairs import CaptionPairs
+from mmquant.data.retrieval_pairs import RetrievalPairs
+from mmquant.metrics.consistency import semantic_consistency
+from mmquant.training import command_line, git_commit, merge_result
+
+try:
+    from jwae_data import caption_mnist
+    from train_jwae import embed
+except ImportError:  # pragma: no cover
+    from .jwae_data import caption_mnist
+    from .train_jwae import embed
+
+HERE = Path(__file__).resolve().parent
+_EMPTY = "empty"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
+    p.add_argument("--models", nargs="+", required=True, help="name=folder of a trained jWAE/VSE++ model")
+    p.add_argument("--dataset_config", default="quad2", help="Caption MNIST configuration probed (default: quad2)")
+    p.add_argument("--fit_examples", type=int, default=4000, help="training pairs the linear read-out is fitted on")
+    p.add_argument("--test_examples", type=int, default=1000, help="test pairs probed (default: 1000)")
+    p.add_argument("--dataset_cache_dir", default=None, help="datasets cache for the generated Caption MNIST")
+    p.add_argument("--judge", default=None, help="Caption MNIST judge folder (default: the shipped one)")
+    p.add_argument("--output_dir", default="outputs/jwae-probe", help="where probe.json is written")
+    p.add_argument("--results_file", default=None, help="results file to merge the figures into (off by default)")
+    p.add_argument("--num_threads", type=int, default=None, help="torch intra-op threads")
+    args = p.parse_args(argv)
+    for spec in args.models:
+        if "=" not in spec:
+            p.error(f"--models {spec!r}: expected name=folder")
+    if args.fit_examples < 10 or args.test_examples < 2:
+        p.error("--fit_examples must be >= 10 and --test_examples >= 2")
+    return args
+
+
+def content_labels(objects_per_pair: list[list[dict]], positions: list[str], colors: list[str]) -> dict[str, torch.Tensor]:
+    """Per position, the digit (0-9, 10 = empty) and colour (index in ``colors``, len(colors) = empty) of each pair."""
+    labels = {}
+    for position in positions:
+        digit, color = [], []
+        for objects in objects_per_pair:
+            here = [o for o in objects if o["position"] == position]
+            digit.append(int(here[0]["digit"]) if here else 10)
+            color.append(colors.index(here[0]["color"]) if here else len(colors))
+        labels[f"{position}/digit"] = torch.tensor(digit)
+        labels[f"{position}/color"] = torch.tensor(color)
+    return labels
+
+
+def content_ceiling(objects_per_pair: list[list[dict]]) -> float:
+    """Recall@1 (percent) of a perfect content read-out with random tie-breaking: the mean of 1 / (number of test
+    pairs with the same content)."""
+    keys = [frozenset((o["position"], int(o["digit"]), o["color"]) for o in objs) for objs in objects_per_pair]
+    count = collections.Counter(keys)
+    return 100.0 * sum(1.0 / count[k] for k in keys) / len(keys)
+
+
+def linear_readout(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor) -> float:
+    """Test accuracy of a multinomial logistic regression (L-BFGS, small L2) on standardised features."""
+    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+    a, b = (train_x - mean) / std, (test_x - mean) / std
+    classes = int(max(train_y.max(), test_y.max())) + 1
+    generator = torch.Generator().manual_seed(0)
+    weight = (torch.randn(a.shape[1], classes, generator=generator) * 0.01).requires_grad_()
+    bias = torch.zeros(classes, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], lr=1, max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = F.cross_entropy(a @ weight + bias, train_y) + 1e-3 * weight.square().sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        return float(((b @ weight + bias).argmax(1) == test_y).float().mean())
+
+
+def decoded_captions(model, pairs: RetrievalPairs, tokenizer, batch_size: int = 250) -> list[str]:
+    """Greedy captions decoded from each test image's latent."""
+    out = []
+    with torch.no_grad():
+        for start in range(0, pairs.num_images, batch_size):
+            index = torch.arange(start, min(start + batch_size, pairs.num_images))
+            latents = model.get_image_features(**pairs.image_inputs(index))
+            ids = model.generate_captions(latents)
+            out += tokenizer.batch_decode(ids, skip_special_tokens=True)
+    return [" ".join(c.split()) for c in out]
+
+
+def probe_model(model, tokenizer, train_ds, test_ds, judge) -> tuple[dict, list[str]]:
+    max_length = model.config.max_text_length
+    fit = RetrievalPairs.from_caption_pairs(CaptionPairs.from_dataset(train_ds, tokenizer, max_length))
+    test = RetrievalPairs.from_caption_pairs(CaptionPairs.from_dataset(test_ds, tokenizer, max_length))
+    fit_images, fit_texts = embed(model, fit)
+    test_images, test_texts = embed(model, test)
+    colors = sorted({o["color"] for objs in train_ds["objects"] for o in objs})
+    positions = sorted({o["position"] for objs in train_ds["objects"] for o in objs})
+    fit_labels = content_labels(train_ds["objects"], positions, colors)
+    test_labels = content_labels(test_ds["objects"], positions, colors)
+    result = {}
+    for modality, train_x, test_x in (("image", fit_images, test_images), ("text", fit_texts, test_texts)):
+        scores = {key: linear_readout(train_x, fit_labels[key], test_x, test_labels[key]) for key in fit_labels}
+        for attribute in ("digit", "color"):
+            values = [v for k, v in scores.items() if k.endswith(attribute)]
+            result[f"{modality}_readout_{attribute}"] = round(sum(values) / len(values), 4)
+    captions = []
+    if hasattr(model, "text_decoder"):
+        captions = decoded_captions(model, test, tokenizer)
+        scores = semantic_consistency(test.images.float() / 127.5 - 1.0, captions, judge)
+        result["decoded_object_accuracy"] = round(scores["object_accuracy"], 4)
+        result["decoded_consistency"] = round(scores["consistency"], 4)
+        result["decoded_parse_rate"] = round(scores["parse_rate"], 4)
+        result["decoded_distinct_captions"] = len(set(captions))
+    return result, captions
+
+
+def main(args) -> dict:
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    command, commit = command_line(), git_commit(HERE)
+    data_args = argparse.Namespace(
+        dataset_config=args.dataset_config,
+        train_examples=args.fit_examples,
+        test_examples=args.test_examples,
+        dataset_cache_dir=args.dataset_cache_dir,
+    )
+    splits = caption_mnist(data_args)
+    train_ds, test_ds = splits["train"], splits["test"]
+    ceiling = round(content_ceiling(test_ds["objects"]), 2)
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    from mmquant.metrics.consistency import load_judge
+
+    judge = load_judge(args.judge)
+    report = {}
+    for spec in args.models:
+        name, folder = spec.split("=", 1)
+        model = AutoModel.from_pretrained(folder).eval()
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        result, captions = probe_model(model, tokenizer, train_ds, test_ds, judge)
+        result["content_ceiling_recall@1"] = ceiling
+        report[name] = result
+        print(json.dumps({"model": name, **result}))
+        if captions:
+            (output_dir / f"decoded_captions-{name}.txt").write_text("\n".join(captions) + "\n")
+        if args.results_file:
+            merge_result(
+                args.results_file,
+                f"probe/{name}@{args.dataset_config}",
+                {
+                    "model": name,
+                    "dataset": f"caption_mnist/{args.dataset_config}",
+                    "test_images": len(test_ds),
+                    "fit_examples": len(train_ds),
+                    "command": command,
+                    "commit": commit,
+                    "metrics": [{"metric": k, "split": "test", "value": v} for k, v in result.items()],
+                },
+            )
+    (output_dir / "probe.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main(parse_args())
