@@ -71,7 +71,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def content_labels(objects_per_pair: list[list[dict]], positions: list[str], colors: list[str]) -> dict[str, torch.Tensor]:
+def content_labels(objects_per_pair: list[list[dict]], positions: list[str], colors: list[str]) -> dict:
     """Per position, the digit (0-9, 10 = empty) and colour (index in ``colors``, len(colors) = empty) of each pair."""
     labels = {}
     for position in positions:

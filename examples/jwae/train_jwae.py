@@ -188,6 +188,7 @@ def main(args) -> dict:
         "image_prior_loss",
         "text_prior_loss",
         "ranking_loss",
+        "image_caption_loss",
     )
     shard = args.batch_size // world
     started = time.time()

@@ -59,7 +59,8 @@ def test_every_loss_term_is_finite_and_trains_what_it_should(tokenizer):
     for name in (*terms, "ranking_loss", "loss"):
         assert torch.isfinite(out[name]), name
     assert out.image_embeds.shape == out.text_embeds.shape == (4, 8)
-    assert out.image_reconstruction.shape == x.shape and out.text_logits.shape == (4, 23, len(tokenizer))
+    longest = int(mask.sum(1).max())  # the decoder runs up to the batch's longest caption, not over padding
+    assert out.image_reconstruction.shape == x.shape and out.text_logits.shape == (4, longest - 1, len(tokenizer))
     # each term reaches exactly the parameters it should
     expected = {
         "image_reconstruction_loss": {"image_encoder", "image_flat", "image_decoder"},
@@ -84,6 +85,46 @@ def test_every_loss_term_is_finite_and_trains_what_it_should(tokenizer):
     critic_loss(critic, torch.cat([out.image_embeds, out.text_embeds]), torch.randn(8, 8)).backward()
     assert all(g is not None for g in _grads(critic))
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_decoder_loss_ignores_trailing_padding(tokenizer):
+    """Dropping the all-padding columns changes nothing: the loss equals the decoder's run over the full length."""
+    model = JWAEModel(tiny(tokenizer, word_dropout=0.0)).eval()
+    x, ids, mask = batch(tokenizer)
+    out = model(x, ids, mask)
+    full = model.text_decoder(ids[:, :-1], out.text_embeds)  # (B, L - 1, V)
+    assert full.shape[1] > out.text_logits.shape[1]
+    expected = torch.nn.functional.cross_entropy(
+        full.flatten(0, 1), ids[:, 1:].flatten(), ignore_index=model.config.pad_token_id
+    )
+    assert torch.allclose(out.text_reconstruction_loss, expected, atol=1e-6)
+
+
+def test_image_caption_head_trains_only_the_decoder(tokenizer):
+    """lambda_image_caption > 0: g_t also decodes the caption from the detached image latent; the term reaches the
+    text decoder and nothing else, so the embeddings train exactly as without it."""
+    model = JWAEModel(tiny(tokenizer, lambda_image_caption=0.5))
+    x, ids, mask = batch(tokenizer)
+    out = model(x, ids, mask)
+    assert out.image_caption_logits.shape == out.text_logits.shape
+    assert torch.isfinite(out.image_caption_loss)
+    c = model.config
+    expected = (
+        c.lambda_image_reconstruction * out.image_reconstruction_loss
+        + c.lambda_text_reconstruction * out.text_reconstruction_loss
+        + c.lambda_ranking * out.ranking_loss
+        + c.lambda_image_caption * out.image_caption_loss
+    )
+    assert torch.allclose(out.loss, expected)
+    model.zero_grad()
+    out.image_caption_loss.backward()
+    reached = {n.split(".")[0] for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert reached == {"text_decoder"}
+    # a decoder exists for the head alone, and the paper's setting has no head
+    only_head = JWAEModel(tiny(tokenizer, lambda_text_reconstruction=0, lambda_image_caption=1.0))
+    out = only_head(x, ids, mask)
+    assert out.text_logits is None and out.image_caption_loss is not None
+    assert JWAEModel(tiny(tokenizer))(x, ids, mask).image_caption_loss is None
 
 
 def test_without_a_critic_the_prior_terms_are_left_out(tokenizer):

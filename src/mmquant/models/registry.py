@@ -122,7 +122,10 @@ MODEL_SIZES: dict[str, ModelSize] = {
     ),
     # jWAE (examples/jwae/configs/; vocab_size and special ids come from the tokenizer)
     "jwae-caption-mnist": ModelSize(
-        JWAEConfig, JWAEModel, {}, "jWAE-MH for Caption MNIST: 64x64 CNN and GRU autoencoders, 128-d latent"
+        JWAEConfig,
+        JWAEModel,
+        dict(lambda_image_caption=0.1),
+        "jWAE-MH for Caption MNIST: 64x64 CNN and GRU autoencoders, 128-d latent, a captioning head on image latents",
     ),
     "vsepp-caption-mnist": ModelSize(
         JWAEConfig,

@@ -46,6 +46,11 @@ class JWAEConfig(PretrainedConfig):
         lambda_image_prior (`float`, defaults to 0.1): λ3, weight of the adversarial estimate of D_JS(F_v || P_L).
         lambda_text_prior (`float`, defaults to 0.1): λ4, weight of D_JS(F_t || P_L).
         lambda_ranking (`float`, defaults to 1.0): weight of the ranking term (1 in L_jWAE-MH = L_jWAE + L_MH).
+        lambda_image_caption (`float`, defaults to 0.0): weight of a captioning head that is not in the paper: the
+            caption negative log-likelihood of g_t decoding from the *detached* image latent sg(f_v(x)). It trains
+            only the text decoder (the embeddings are unchanged), so that `generate_captions(image latents)` describes
+            images; with 0 (the paper) g_t only ever sees caption latents, and decoding an image latent, which the
+            ranking loss aligns with its caption's in direction but not in norm, collapses to a few captions.
         critic_hidden_size (`int`, defaults to 256), critic_num_layers (`int`, defaults to 1): the latent critic
             (trained by the training script, not part of the saved model).
 
@@ -87,6 +92,7 @@ class JWAEConfig(PretrainedConfig):
         lambda_image_prior: float = 0.1,
         lambda_text_prior: float = 0.1,
         lambda_ranking: float = 1.0,
+        lambda_image_caption: float = 0.0,
         critic_hidden_size: int = 256,
         critic_num_layers: int = 1,
         **kwargs,
@@ -120,6 +126,7 @@ class JWAEConfig(PretrainedConfig):
             lambda_image_prior=lambda_image_prior,
             lambda_text_prior=lambda_text_prior,
             lambda_ranking=lambda_ranking,
+            lambda_image_caption=lambda_image_caption,
         )
         for name, value in weights.items():
             if not value >= 0:
@@ -149,6 +156,7 @@ class JWAEConfig(PretrainedConfig):
         self.lambda_image_prior = lambda_image_prior
         self.lambda_text_prior = lambda_text_prior
         self.lambda_ranking = lambda_ranking
+        self.lambda_image_caption = lambda_image_caption
         self.critic_hidden_size = critic_hidden_size
         self.critic_num_layers = critic_num_layers
         super().__init__(pad_token_id=pad_token_id, bos_token_id=bos_token_id, eos_token_id=eos_token_id, **kwargs)
@@ -157,6 +165,11 @@ class JWAEConfig(PretrainedConfig):
     def uses_prior(self) -> bool:
         """Whether training needs the latent critic (some prior weight is positive)."""
         return self.lambda_image_prior > 0 or self.lambda_text_prior > 0
+
+    @property
+    def has_text_decoder(self) -> bool:
+        """Whether the model builds the caption decoder g_t (some caption term is weighted)."""
+        return self.lambda_text_reconstruction > 0 or self.lambda_image_caption > 0
 
     @property
     def image_latent_size(self) -> int:

@@ -5,6 +5,7 @@ image x -> f_v -> z_v (B, latent_dim) -> g_v -> x_hat          lambda_1 ||x - g_
 caption y -> f_t -> z_t (B, latent_dim) -> g_t -> log p(y | z_t) lambda_2 (- sum_m log p(w_m | w_<m, f_t(y)))
 z_v, z_t vs N(0, I): latent critic                               lambda_3 D_JS(F_v || P_L) + lambda_4 D_JS(F_t || P_L)
 cos(z_v, z_t) hinge ranking, hardest negatives                   L_MH (jWAE-MH)  or  ||z_v - z_t||^2 (jWAE-MSE)
+sg(z_v) -> g_t -> log p(y | sg(z_v))  (optional, not in the paper)  lambda_image_caption (- sum_m log p(w_m | ...))
 
 The critic is a separate module owned by the training loop (as a GAN discriminator is in diffusers' training
 scripts); `forward(..., critic=critic)` adds the encoders' side of the two divergences.
@@ -42,8 +43,10 @@ class JWAEOutput(ModelOutput):
         logits_per_image: `(B, B)` cosine similarities of every image with every caption of the batch.
         image_reconstruction: `(B, C, H, W)` or `(B, image_feature_dim)`, g_v(z_v), when an image decoder exists.
         text_logits: `(B, L - 1, vocab_size)` next-token logits of g_t(z_t), when a text decoder exists.
-        image_reconstruction_loss / text_reconstruction_loss / image_prior_loss / text_prior_loss / ranking_loss:
-            the unweighted terms (prior losses only when a critic is given).
+        image_caption_logits: `(B, L' - 1, vocab_size)` next-token logits of g_t(sg(z_v)), when
+            `lambda_image_caption > 0` (L' = the batch's longest caption).
+        image_reconstruction_loss / text_reconstruction_loss / image_prior_loss / text_prior_loss / ranking_loss /
+            image_caption_loss: the unweighted terms (prior losses only when a critic is given).
     """
 
     loss: Tensor | None = None
@@ -52,11 +55,13 @@ class JWAEOutput(ModelOutput):
     logits_per_image: Tensor | None = None
     image_reconstruction: Tensor | None = None
     text_logits: Tensor | None = None
+    image_caption_logits: Tensor | None = None
     image_reconstruction_loss: Tensor | None = None
     text_reconstruction_loss: Tensor | None = None
     image_prior_loss: Tensor | None = None
     text_prior_loss: Tensor | None = None
     ranking_loss: Tensor | None = None
+    image_caption_loss: Tensor | None = None
 
 
 class JWAEPreTrainedModel(PushToHubWithCardMixin, PreTrainedModel):
@@ -102,7 +107,7 @@ class JWAEModel(JWAEPreTrainedModel):
                 )
         text_args = (c.vocab_size, c.word_embed_dim, c.text_hidden_size)
         self.text_encoder = GRUTextEncoder(*text_args, d, c.text_num_layers, c.pad_token_id)
-        if c.lambda_text_reconstruction > 0:
+        if c.has_text_decoder:
             self.text_decoder = GRUTextDecoder(*text_args, d, c.text_num_layers, c.pad_token_id)
         self.post_init()
 
@@ -163,7 +168,10 @@ class JWAEModel(JWAEPreTrainedModel):
         captions of the image)."""
         c = self.config
         if not hasattr(self, "text_decoder"):
-            raise ValueError("generate_captions: this model has no text decoder (lambda_text_reconstruction is 0).")
+            raise ValueError(
+                "generate_captions: this model has no text decoder (lambda_text_reconstruction and "
+                "lambda_image_caption are 0)."
+            )
         check_features(latents, c.latent_dim, "latents")
         if max_length is not None and (not isinstance(max_length, int) or max_length < 2):
             raise ValueError(f"max_length={max_length!r}: expected None or an integer >= 2 ([BOS] and a word).")
@@ -173,6 +181,10 @@ class JWAEModel(JWAEPreTrainedModel):
         )
 
     # ------------------------------------------------------------------ training loss
+    def _caption_nll(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """Mean next-token negative log-likelihood over the real (non-padding) tokens."""
+        return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=self.config.pad_token_id)
+
     def _drop_words(self, input_ids: Tensor) -> Tensor:
         """Replace `word_dropout` of the decoder's input words (not [BOS] or padding) by [UNK]."""
         c = self.config
@@ -208,8 +220,13 @@ class JWAEModel(JWAEPreTrainedModel):
         if hasattr(self, "image_decoder"):
             out.image_reconstruction = self._decode_images(image_embeds)
         if hasattr(self, "text_decoder"):
-            inputs = self._drop_words(input_ids[:, :-1]) if self.training and c.word_dropout else input_ids[:, :-1]
-            out.text_logits = self.text_decoder(inputs, text_embeds)  # (B, L - 1, V), predicts input_ids[:, 1:]
+            targets = input_ids[:, 1 : int(lengths.max())]  # (B, L' - 1): trailing all-padding columns dropped
+            inputs = input_ids[:, : targets.shape[1]]
+            inputs = self._drop_words(inputs) if self.training and c.word_dropout else inputs
+            if c.lambda_text_reconstruction > 0:
+                out.text_logits = self.text_decoder(inputs, text_embeds)  # (B, L' - 1, V), predicts targets
+            if c.lambda_image_caption > 0:  # the captioning head reads the image latent, detached
+                out.image_caption_logits = self.text_decoder(inputs, image_embeds.detach())  # (B, L' - 1, V)
         if not return_loss:
             return out
 
@@ -219,10 +236,11 @@ class JWAEModel(JWAEPreTrainedModel):
             out.image_reconstruction_loss = F.l1_loss(out.image_reconstruction.float(), images.float())
             terms.append(c.lambda_image_reconstruction * out.image_reconstruction_loss)
         if out.text_logits is not None:  # λ2 (-log p_gt(w_m | w_<m, f_t(y))), mean over real tokens
-            out.text_reconstruction_loss = F.cross_entropy(
-                out.text_logits.float().flatten(0, 1), input_ids[:, 1:].flatten(), ignore_index=c.pad_token_id
-            )
+            out.text_reconstruction_loss = self._caption_nll(out.text_logits, targets)
             terms.append(c.lambda_text_reconstruction * out.text_reconstruction_loss)
+        if out.image_caption_logits is not None:  # -log p_gt(w_m | w_<m, sg(f_v(x))), the captioning head
+            out.image_caption_loss = self._caption_nll(out.image_caption_logits, targets)
+            terms.append(c.lambda_image_caption * out.image_caption_loss)
         if critic is not None and c.uses_prior:  # λ3 D_JS(F_v || P_L) + λ4 D_JS(F_t || P_L), adversarial estimates
             out.image_prior_loss = prior_matching_loss(critic, image_embeds)
             out.text_prior_loss = prior_matching_loss(critic, text_embeds)
