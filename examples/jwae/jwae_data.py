@@ -55,8 +55,8 @@ def load_split(args, split: str, tokenizer, max_length: int, image_size: int | N
     """One split of ``args.dataset`` as a retrieval gallery."""
     if args.dataset == "caption_mnist":
         splits = (split,) if split == "test" and not args.train_examples else ("train", "test")
-        ds = caption_mnist(args, splits)[split]
-        return RetrievalPairs.from_caption_pairs(CaptionPairs.from_dataset(ds, tokenizer, max_length))
+        pairs = CaptionPairs.from_dataset(caption_mnist(args, splits)[split], tokenizer, max_length)
+        return RetrievalPairs.from_caption_pairs(pairs.resized(image_size) if image_size else pairs)
     if args.data_dir is None:
         raise ValueError(f"--dataset {args.dataset} reads a local folder: pass --data_dir (see its dataset card).")
     ds = build_dataset(

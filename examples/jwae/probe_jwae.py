@@ -127,9 +127,10 @@ def decoded_captions(model, pairs: RetrievalPairs, tokenizer, batch_size: int = 
 
 
 def probe_model(model, tokenizer, train_ds, test_ds, judge) -> tuple[dict, list[str]]:
-    max_length = model.config.max_text_length
-    fit = RetrievalPairs.from_caption_pairs(CaptionPairs.from_dataset(train_ds, tokenizer, max_length))
-    test = RetrievalPairs.from_caption_pairs(CaptionPairs.from_dataset(test_ds, tokenizer, max_length))
+    max_length, size = model.config.max_text_length, model.config.image_size
+    fit = RetrievalPairs.from_caption_pairs(CaptionPairs.from_dataset(train_ds, tokenizer, max_length).resized(size))
+    test = RetrievalPairs.from_caption_pairs(CaptionPairs.from_dataset(test_ds, tokenizer, max_length).resized(size))
+    full_size_test = CaptionPairs.from_dataset(test_ds, tokenizer, max_length)  # the judge reads 64x64 canvases
     fit_images, fit_texts = embed(model, fit)
     test_images, test_texts = embed(model, test)
     colors = sorted({o["color"] for objs in train_ds["objects"] for o in objs})
@@ -145,7 +146,7 @@ def probe_model(model, tokenizer, train_ds, test_ds, judge) -> tuple[dict, list[
     captions = []
     if hasattr(model, "text_decoder"):
         captions = decoded_captions(model, test, tokenizer)
-        scores = semantic_consistency(test.images.float() / 127.5 - 1.0, captions, judge)
+        scores = semantic_consistency(full_size_test.pixel_values(slice(None)), captions, judge)
         result["decoded_object_accuracy"] = round(scores["object_accuracy"], 4)
         result["decoded_consistency"] = round(scores["consistency"], 4)
         result["decoded_parse_rate"] = round(scores["parse_rate"], 4)

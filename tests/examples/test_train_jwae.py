@@ -87,6 +87,10 @@ def test_jwae_smoke_resume_evaluate_and_retrieve(tmp_path, capsys):
     )
     assert not (vsepp / "checkpoint-4" / "critic").exists()
     assert all(r["loss"] == pytest.approx(r["ranking_loss"]) for r in _records(vsepp) if "loss" in r)
+    vsepp_seed1 = tmp_path / "vsepp-seed1"
+    vsepp_args = ["--model_size", "vsepp-caption-mnist", "--model_config"]
+    vsepp_args += ['{"image_channels": [4, 8, 8], "latent_dim": 8, "text_hidden_size": 16}', "--seed", "1"]
+    train_jwae.main(train_jwae.parse_args([*common, "--output_dir", str(vsepp_seed1), *vsepp_args]))
 
     # one table of both models on their training configuration and another one
     results = tmp_path / "results.json"
@@ -112,6 +116,36 @@ def test_jwae_smoke_resume_evaluate_and_retrieve(tmp_path, capsys):
     stored = json.loads(results.read_text())
     assert {m["metric"] for m in stored["jwae@quad3"]["metrics"]} >= {"rsum", "rsum_drop_from_training_config"}
     assert stored["jwae@quad2"]["trained_on"] == "caption_mnist/quad2"
+    ceiling = {m["metric"]: m["value"] for m in stored["jwae@quad2"]["metrics"]}["content_ceiling_recall@1"]
+    assert 0 < ceiling <= 100
+
+    # a seeded comparison: one folder per seed, per-seed entries and their mean and standard deviation
+    seeded = evaluate_jwae.main(
+        evaluate_jwae.parse_args(
+            [
+                "--models",
+                f"vsepp={vsepp},{vsepp_seed1}",
+                "--dataset_configs",
+                "quad2",
+                "quad3",
+                "--test_examples",
+                "16",
+                "--dataset_cache_dir",
+                str(cache),
+            ]
+        )
+    )
+    assert set(seeded) == {f"vsepp/seed{s}@{c}" for s in (0, 1) for c in ("quad2", "quad3")} | {
+        "vsepp@quad2",
+        "vsepp@quad3",
+    }
+    per_seed = [{m["metric"]: m["value"] for m in seeded[f"vsepp/seed{s}@quad3"]["metrics"]} for s in (0, 1)]
+    summary = {m["metric"]: m["value"] for m in seeded["vsepp@quad3"]["metrics"]}
+    assert summary["rsum"] == pytest.approx((per_seed[0]["rsum"] + per_seed[1]["rsum"]) / 2, abs=0.01)
+    assert summary["rsum_std"] == pytest.approx(abs(per_seed[0]["rsum"] - per_seed[1]["rsum"]) / 2**0.5, abs=0.01)
+    assert seeded["vsepp@quad3"]["seeds"] == [0, 1] and "rsum_drop_from_training_config" in summary
+    with pytest.raises(ValueError, match="seeds"):
+        evaluate_jwae.main(evaluate_jwae.parse_args(["--models", f"vsepp={vsepp},{vsepp}", "--test_examples", "16"]))
 
     # the README's retrieval command on the trained folder
     capsys.readouterr()

@@ -42,7 +42,11 @@ _TINY_OPTVQ = {**DEFAULT_QUANTIZER_CONFIG, "codebook_size": 32, "num_heads": 2}
 
 # VSE++ (Faghri et al. 2018) as a JWAEConfig: no decoders, no prior, only the max-hinge ranking loss
 _VSEPP = dict(
-    lambda_image_reconstruction=0.0, lambda_text_reconstruction=0.0, lambda_image_prior=0.0, lambda_text_prior=0.0
+    image_size=32,
+    lambda_image_reconstruction=0.0,
+    lambda_text_reconstruction=0.0,
+    lambda_image_prior=0.0,
+    lambda_text_prior=0.0,
 )
 
 MODEL_SIZES: dict[str, ModelSize] = {
@@ -124,8 +128,8 @@ MODEL_SIZES: dict[str, ModelSize] = {
     "jwae-caption-mnist": ModelSize(
         JWAEConfig,
         JWAEModel,
-        dict(lambda_image_caption=0.1),
-        "jWAE-MH for Caption MNIST: 64x64 CNN and GRU autoencoders, 128-d latent, a captioning head on image latents",
+        dict(image_size=32, lambda_image_caption=0.1),
+        "jWAE-MH for Caption MNIST: 32x32 CNN and GRU autoencoders, 128-d latent, a captioning head on image latents",
     ),
     "vsepp-caption-mnist": ModelSize(
         JWAEConfig,
