@@ -60,3 +60,16 @@ def test_check_fails_when_card_and_results_disagree(tmp_path):
     problems = check_card(card_path)
     assert problems and any("34.567" in p for p in problems)
     assert main(["check", str(card_path)]) == 1
+
+
+def test_results_metrics_limits_the_rows_shown(tmp_path):
+    """``results_metrics`` in the card data keeps only those metrics (a seeded table would otherwise list every
+    figure of every run); the check still holds."""
+    card_path = _project(tmp_path)
+    data = yaml.safe_load(card_path.read_text())
+    data["results_metrics"] = ["psnr"]
+    card_path.write_text(yaml.safe_dump(data))
+    card = render_model_card(card_path)
+    assert "| vq | psnr | test | 30.125 |" in card.text and "code_usage" not in card.text
+    assert {r.metric_type for r in card.data.eval_results} == {"psnr"}
+    assert main(["render", str(card_path)]) == 0 and check_card(card_path) == []

@@ -159,6 +159,7 @@ def _rows(data: dict) -> tuple[list[dict], list[dict]]:
     if "metrics" in results:  # a training output's eval_results.json: one run
         results = {data["results_runs"][0]: results}
     rows, runs = [], []
+    shown = set(data["results_metrics"]) if data.get("results_metrics") else None  # optional: the metrics to show
     for run in data["results_runs"]:
         if run not in results:
             raise ValueError(f"results file {results_path}: no run {run!r} (it has {sorted(results)}).")
@@ -167,6 +168,8 @@ def _rows(data: dict) -> tuple[list[dict], list[dict]]:
         runs.append({"name": run, **{k: entry.get(k) for k in keys}})
         for m in entry["metrics"]:
             metric = m["metric"] if "degree" not in m else f"{m['metric']}_degree_{m['degree']}"
+            if shown is not None and metric not in shown:
+                continue
             rows.append({"run": run, "metric": metric, "split": m["split"], "value": m["value"]})
     return rows, runs
 
