@@ -1603,8 +1603,8 @@ LOADING_CASES = [
         "from_pretrained",
         "another-models-checkpoint",
         lambda z: _load(_saved(z), __import__("mmquant").MXQVAEModel),
-        RuntimeError,
-        "ignore_mismatched_sizes",
+        ValueError,
+        "model_type='optvq', but MXQVAEModel loads 'mxqvae'.*strict=False",
     ),
 ]
 

@@ -19,6 +19,7 @@ from diffusers.utils import BaseOutput
 
 from ..data.collate import image_to_tensor
 from ..data.pairs import tokenize_captions
+from ..limits import MAX_NUM_SAMPLES, check_int, check_seed, check_temperature
 
 __all__ = ["MXQVAEPipeline", "MXQVAEPipelineOutput"]
 
@@ -94,10 +95,11 @@ class MXQVAEPipeline(DiffusionPipeline):
         `image` (image -> text; a PIL image or array of the model's image size)."""
         if caption is not None and image is not None:
             raise ValueError("caption and image: give at most one of them (the other is generated).")
-        if not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"num_samples={num_samples!r}: expected a positive integer.")
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-            raise ValueError(f"seed={seed!r}: expected None or an integer.")
+        # every user-given number is checked before the prior allocates its (num_samples, tokens) buffers and cache
+        check_int(num_samples, "num_samples", 1, MAX_NUM_SAMPLES, "call the pipeline again for more samples")
+        if seed is not None:
+            check_seed(seed)
+        check_temperature(temperature)
         self.stage1.eval()
         self.prior.eval()
         prefix, text_first = None, False

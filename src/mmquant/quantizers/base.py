@@ -20,6 +20,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..limits import MAX_CONFIG_SIZE
 from .functional import (
     check_features,
     check_index_range,
@@ -101,6 +102,9 @@ class BaseQuantizer(nn.Module):
             raise ValueError(f"dim={dim!r}: expected a positive integer (the feature size).")
         if not _is_int(codebook_size) or codebook_size < 1:
             raise ValueError(f"codebook_size={codebook_size!r}: expected a positive integer.")
+        for name, value in (("dim", dim), ("codebook_size", codebook_size)):
+            if value > MAX_CONFIG_SIZE:  # refused before the (codebook_size, dim) table is allocated
+                raise ValueError(f"{name}={value!r}: larger than MAX_CONFIG_SIZE={MAX_CONFIG_SIZE} (mmquant.limits).")
         if not _is_int(num_heads) or num_heads < 1 or dim % num_heads:
             raise ValueError(f"num_heads={num_heads!r}: expected a positive divisor of dim={dim}.")
         if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
