@@ -23,6 +23,7 @@ import mmquant  # noqa: F401  (registers the Auto classes)
 from mmquant.data.caption_mnist import DEFAULT_COLORS  # noqa: F401  (documents the palette the captions use)
 from mmquant.metrics.retrieval import cross_modal_retrieval
 from mmquant.training import command_line, git_commit, merge_result
+from mmquant.user_errors import check_input_paths
 
 try:
     from jwae_data import load_split
@@ -48,6 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     for spec in args.models:
         if "=" not in spec:
             p.error(f"--models {spec!r}: expected name=folder")
+    check_input_paths(p, args, models="dir")
     return args
 
 
@@ -117,4 +119,6 @@ def main(args) -> dict:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    from mmquant.user_errors import run_command
+
+    raise SystemExit(run_command(lambda argv: main(parse_args(argv)), prog="evaluate_jwae.py"))

@@ -9,11 +9,14 @@ A programming error (``AttributeError``, ``RuntimeError``, ...) still shows its 
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
-__all__ = ["DEBUG_FLAG", "run_command", "user_error_line"]
+__all__ = ["DEBUG_FLAG", "check_input_paths", "run_command", "user_error_line"]
 
 DEBUG_FLAG = "--debug"
 _USER_ERRORS = (OSError, ValueError, TypeError, KeyError, ImportError)
@@ -79,3 +82,26 @@ def run_command(main: Callable[[list[str]], object], argv: list[str] | None = No
             raise
         raise SystemExit(f"{prog}: error: {line} [{DEBUG_FLAG} shows the traceback]") from None
     return result if isinstance(result, int) and not isinstance(result, bool) else 0
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def check_input_paths(parser: argparse.ArgumentParser, args: argparse.Namespace, **kinds: str) -> None:
+    """Before any model is loaded, every input path option exists: ``kinds`` maps an option's dest to ``"file"``,
+    ``"dir"`` or ``"model"`` (a folder, or a Hub id ``namespace/name`` that is not a local path). ``None`` values are
+    skipped, lists are checked item by item, and ``NAME=PATH`` items by their path. A typo fails in milliseconds
+    with ``parser.error`` (one line, exit status 2) instead of after the model has loaded."""
+    for dest, kind in kinds.items():
+        value = getattr(args, dest, None)
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if item is None:
+                continue
+            path = Path(str(item).split("=", 1)[1] if "=" in str(item) and kind != "file" else str(item))
+            if kind == "model" and not path.exists() and _HUB_ID.fullmatch(str(path)):
+                continue  # a Hub repo id: resolved (and checked) by from_pretrained
+            ok = path.is_file() if kind == "file" else path.is_dir()
+            if not ok:
+                what = "file" if kind == "file" else "folder"
+                found = "is a folder" if path.is_dir() else "is a file" if path.is_file() else "does not exist"
+                parser.error(f"--{dest} {item}: {path} {found}; expected an existing {what}.")

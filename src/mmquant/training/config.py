@@ -95,9 +95,23 @@ def _rules() -> dict:
     }
 
 
+# Input paths of the training scripts, by option name: checked before any data or model is loaded.
+_INPUT_PATHS = {
+    "data_dir": "dir",
+    "mnist_root": "dir",
+    "stage1": "model",
+    "init_from": "dir",
+    "image_features": "file",
+}
+
+
 def _check_training_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """The training scripts' numeric arguments (where the parser has them) must make sense, whether they come from
-    the command line or the YAML file; optional ones may stay unset (None)."""
+    the command line or the YAML file; optional ones may stay unset (None). Input paths must exist."""
+    from ..user_errors import check_input_paths
+
+    dests = {action.dest for action in parser._actions}
+    check_input_paths(parser, args, **{k: v for k, v in _INPUT_PATHS.items() if k in dests})
     rules = _rules()
     for action in parser._actions:
         name = action.dest
