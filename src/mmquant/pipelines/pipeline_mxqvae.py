@@ -10,7 +10,9 @@ and the stage-1 model decodes it into an image and a caption. Saved and loaded a
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -54,6 +56,24 @@ class MXQVAEPipeline(DiffusionPipeline):
     def __init__(self, stage1, prior, tokenizer):
         super().__init__()
         self.register_modules(stage1=stage1, prior=prior, tokenizer=tokenizer)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """diffusers' loading, after checking that every JSON file of a local pipeline folder (``model_index.json``,
+        the components' configs, ``tokenizer/tokenizer.json``, ...) is readable JSON: an empty or corrupt file is an
+        ``OSError`` naming it, not a bare ``JSONDecodeError`` from inside the tokenizer library."""
+        folder = Path(str(pretrained_model_name_or_path))
+        if folder.is_dir():
+            for path in sorted(folder.rglob("*.json")):
+                try:
+                    json.loads(path.read_text(encoding="utf-8"))
+                except (OSError, UnicodeDecodeError, ValueError) as err:
+                    state = "is empty" if path.stat().st_size == 0 else f"is not valid JSON ({err})"
+                    raise OSError(
+                        f"pretrained_model_name_or_path={str(folder)!r}: {path} {state}; save the pipeline again "
+                        "or re-download it."
+                    ) from err
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     def _prefix_from_caption(self, caption: str) -> torch.Tensor:
         """The text-position codes of `caption` paired with a blank (fully masked) image: `(1, T)`."""
