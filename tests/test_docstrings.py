@@ -28,9 +28,7 @@ MODULES = [name for name in ALL_MODULES if _has_examples(name)]
 def test_docstring_examples(name):
     module = importlib.import_module(name)
     finder = doctest.DocTestFinder()
-    assert any(t.examples for t in finder.find(module)), (
-        f"{name}: no doctest found"
-    )
+    assert any(t.examples for t in finder.find(module)), f"{name}: no doctest found"
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0, f"{result.failed} docstring example(s) failed in {name}"
 

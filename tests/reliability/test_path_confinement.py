@@ -111,9 +111,8 @@ def test_model_card_data_not_a_mapping(tmp_path):
 def test_dataset_card_builder_confined(tmp_path, builder):
     import yaml
 
-    from mmquant.hub.dataset_cards import load_dataset_card_data
-
     from conftest import ROOT
+    from mmquant.hub.dataset_cards import load_dataset_card_data
 
     data = yaml.safe_load((ROOT / "hub_cards" / "datasets" / "caption_mnist.yaml").read_text()) | {"builder": builder}
     path = tmp_path / "hub_cards" / "datasets" / "evil.yaml"
