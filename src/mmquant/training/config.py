@@ -40,7 +40,9 @@ def _check_yaml_value(parser: argparse.ArgumentParser, action: argparse.Action, 
     """A YAML value passes the checks argparse applies to the same value on the command line: the option's
     ``choices``, its ``type`` (int, float or a converter), a flag's bool, and its number of values."""
     where = f"--{action.dest} {value!r} (from --config {config_path})"
-    if value is None:  # "not set", as the option's default None
+    if value is None:  # "not set": only for an option whose default is unset too
+        if action.default is not None:
+            parser.error(f"{where}: expected a value (the option has no 'unset'); remove the key for its default.")
         return
     if action.nargs == 0:  # store_true / store_false
         if not isinstance(value, bool):
