@@ -1983,13 +1983,6 @@ def _load_cls(family):
     }[family]
 
 
-def _loads_same(z, family, **kw):
-    """Load with ``kw`` and compare one tensor with the saved model."""
-    folder = _saved_family(z, family, _mutate_weights(_drop_first))
-    model = _load_cls(family).from_pretrained(str(folder), **kw)
-    return model
-
-
 ROUND2_LOADING_CASES = []
 for _family in ("optvq", "mxqvae", "laviter", "jwae", "judge"):
     _e = f"{_load_cls(_family).__name__}.from_pretrained"

@@ -109,7 +109,6 @@ _CHUNK = 1024 * 1024
 # Every name that becomes part of a path or a key is checked against one of these before it is used.
 _NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_-])?")  # a user, organisation or repo name
 _SHA256 = re.compile(r"[0-9a-f]{64}")  # an LFS oid, i.e. a blob's file name
-_PATH_SEGMENT = re.compile(r"[^/\\\x00-\x1f\x7f]{1,255}")  # one segment of a file path in a repository
 _MAX_PATH = 1024
 
 
@@ -156,15 +155,20 @@ def _check_oid(value: Any) -> str:
 
 
 def _check_file_path(value: Any) -> str:
-    """A relative file path inside a repository: segments without ``/``, ``\\`` or control characters, none of
-    them empty, ``.`` or ``..``; 400 otherwise."""
-    segments = value.split("/") if isinstance(value, str) else []
-    if (
-        not segments
-        or len(value) > _MAX_PATH
-        or any(not _PATH_SEGMENT.fullmatch(seg) or seg in (".", "..") for seg in segments)
-    ):
-        raise HubError(400, f"Invalid file path: {value!r} (a relative path; no '..', '.', empty or '\\' parts).")
+    """A relative file path inside a repository: every ``/``-separated part a single name
+    (:func:`mmquant.safe_paths.check_path_component`: no ``\\``, control characters, ``.`` or ``..``, none empty);
+    400 otherwise."""
+    from mmquant.safe_paths import check_path_component
+
+    try:
+        if not isinstance(value, str) or len(value) > _MAX_PATH:
+            raise ValueError(value)
+        for segment in value.split("/"):
+            check_path_component(segment, "path")
+    except (TypeError, ValueError):
+        raise HubError(
+            400, f"Invalid file path: {value!r} (a relative path; no '..', '.', empty or '\\' parts)."
+        ) from None
     return value
 
 
