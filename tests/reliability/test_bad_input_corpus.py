@@ -2030,7 +2030,49 @@ for _family in ("optvq", "mxqvae", "laviter", "jwae", "judge"):
             lambda info: not info["missing_keys"] and not info["unexpected_keys"],
         ),
     ]
+
+
+def _diffusers_folder(z, change=None):
+    folder = z.tmp()
+    z.diffusers_optvq.save_pretrained(folder)
+    if change is not None:
+        from safetensors.torch import load_file, save_file
+
+        path = folder / "diffusion_pytorch_model.safetensors"
+        weights = load_file(path)
+        change(weights)
+        save_file(weights, path)
+    return str(folder)
+
+
 ROUND2_LOADING_CASES += [
+    bad(
+        "OptVQDiffusersModel.from_pretrained",
+        "missing-tensor",
+        lambda z: __import__("mmquant").OptVQDiffusersModel.from_pretrained(_diffusers_folder(z, _drop_first)),
+        match="weights do not match OptVQDiffusersModel: 1 tensors missing",
+    ),
+    bad(
+        "OptVQDiffusersModel.from_pretrained",
+        "strict-not-a-bool",
+        lambda z: __import__("mmquant").OptVQDiffusersModel.from_pretrained(_diffusers_folder(z), strict=1),
+        TypeError,
+        "strict=1",
+    ),
+    ok(
+        "OptVQDiffusersModel.from_pretrained",
+        "missing-tensor-strict-false",
+        lambda z: __import__("mmquant").OptVQDiffusersModel.from_pretrained(
+            _diffusers_folder(z, _drop_first), strict=False
+        ),
+        lambda r: r is not None,
+    ),
+    ok(
+        "OptVQDiffusersModel.from_pretrained",
+        "round-trip",
+        lambda z: __import__("mmquant").OptVQDiffusersModel.from_pretrained(_diffusers_folder(z)),
+        lambda r: r is not None,
+    ),
     bad(
         "OptVQModel.from_pretrained",
         "model-type-of-another-mmquant-model",
@@ -2159,6 +2201,12 @@ _BIG_FIELDS = [
     ("prior", {"n_embd": 2**21}, "n_embd=2097152"),
     ("prior", {"n_layer": 10**9}, "n_layer=1000000000"),
 ]
+
+
+def _data_cli(z, *argv):
+    return _cli("mmquant.data.cli.main", ["build", "caption_mnist", "--config", "quad1", *argv])
+
+
 ROUND2_SIZE_CASES = [
     bad(
         f"{family} model config",
@@ -2217,6 +2265,25 @@ ROUND2_SIZE_CASES = [
         "num-proc-huge",
         lambda z: _build(z, "caption_mnist", "quad1", num_proc=10**6),
         match="num_proc=1000000",
+    ),
+    bad(
+        "build_dataset",
+        "seed-negative",
+        lambda z: _build(z, "caption_mnist", "quad1", seed=-1, num_examples={"test": 1}),
+        match="seed=-1: expected an integer >= 0",
+    ),
+    bad(
+        "build_dataset",
+        "seed-2**64",
+        lambda z: _build(z, "caption_mnist", "quad1", seed=2**64, num_examples={"test": 1}),
+        match="seed=18446744073709551616",
+    ),
+    bad(
+        "mmquant-data build",
+        "set-seed-negative",
+        lambda z: _data_cli(z, "--set", "seed=-7", "--num_examples", "test=1", "--cache_dir", str(z.tmp())),
+        SystemExit,
+        "mmquant-data: error: .*seed=-7",
     ),
     bad(
         "build_dataset",
@@ -2341,10 +2408,6 @@ ROUND2_PATH_CASES = [
     ok("LocalHubServer", "own-token-on-all-addresses", lambda z: _hub(z, host="0.0.0.0", tokens={"s3": "me"}), bool),
     ok("LocalHubServer", "test-token-on-loopback", lambda z: _hub(z, host="127.0.0.1"), bool),
 ]
-
-
-def _data_cli(z, *argv):
-    return _cli("mmquant.data.cli.main", ["build", "caption_mnist", "--config", "quad1", *argv])
 
 
 ROUND2_CLI_CASES = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-__all__ = ["PushToHubWithCardMixin"]
+__all__ = ["PushToHubWithCardMixin", "check_loading_info"]
 
 
 class PushToHubWithCardMixin:
@@ -49,7 +49,7 @@ class PushToHubWithCardMixin:
                 f"truncated or corrupt ({err}); save the model again or re-download it."
             ) from err
         if strict:
-            _check_loading_info(cls, name, info)
+            check_loading_info(cls, name, info)
         return (model, info) if want_info else model
 
     def push_to_hub(
@@ -111,7 +111,7 @@ def _names(keys, most: int = 10) -> str:
     return f"{keys[:most]}{more}"
 
 
-def _check_loading_info(cls, name: str, info: dict) -> None:
+def check_loading_info(cls, name: str, info: dict) -> None:
     """``ValueError`` naming the missing and unexpected tensors of a load (none may be left randomly initialised)."""
     missing, unexpected = set(info.get("missing_keys") or ()), set(info.get("unexpected_keys") or ())
     if not (missing or unexpected):
