@@ -23,6 +23,7 @@ from mmquant.data.caption_mnist import (
     generate_caption_mnist,
     generate_caption_mnist_degree,
 )
+from mmquant.limits import check_seed
 
 _CITATION = """\
 @inproceedings{lee2022unconditional,
@@ -135,6 +136,7 @@ class CaptionMnist(datasets.GeneratorBasedBuilder):
         c = self.config
         if not isinstance(c.seed, int) or isinstance(c.seed, bool):
             raise ValueError(f"seed={c.seed!r}: expected an integer.")
+        check_seed(c.seed)  # numpy seeds are 32-bit unsigned: a negative or huge one is named here
         check_options(c.num_objects, c.single and not c.degree, c.image_size, c.colors)  # fail before generating
         return [
             datasets.SplitGenerator(name=split, gen_kwargs={"split": split, "num_examples": n})

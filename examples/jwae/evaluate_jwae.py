@@ -30,6 +30,7 @@ from mmquant.data.pairs import CaptionPairs
 from mmquant.data.retrieval_pairs import RetrievalPairs
 from mmquant.metrics.retrieval import cross_modal_retrieval
 from mmquant.training import command_line, git_commit, merge_result
+from mmquant.user_errors import check_input_paths
 
 try:
     from jwae_data import caption_mnist
@@ -66,6 +67,8 @@ def parse_args(argv=None) -> argparse.Namespace:
             p.error(f"--models {spec!r}: expected name=folder or name=folder,folder,...")
     if args.test_examples < 2:
         p.error(f"--test_examples {args.test_examples}: expected at least 2 test pairs")
+    folders = [folder for spec in args.models for folder in spec.split("=", 1)[1].split(",")]
+    check_input_paths(p, argparse.Namespace(models=folders), models="dir")
     return args
 
 
@@ -198,4 +201,6 @@ def main(args) -> dict:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    from mmquant.user_errors import run_command
+
+    raise SystemExit(run_command(lambda argv: main(parse_args(argv)), prog="evaluate_jwae.py"))

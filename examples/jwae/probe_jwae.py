@@ -37,6 +37,7 @@ from mmquant.data.pairs import CaptionPairs
 from mmquant.data.retrieval_pairs import RetrievalPairs
 from mmquant.metrics.consistency import semantic_consistency
 from mmquant.training import command_line, git_commit, merge_result
+from mmquant.user_errors import check_input_paths
 
 try:
     from jwae_data import caption_mnist
@@ -68,6 +69,7 @@ def parse_args(argv=None) -> argparse.Namespace:
             p.error(f"--models {spec!r}: expected name=folder")
     if args.fit_examples < 10 or args.test_examples < 2:
         p.error("--fit_examples must be >= 10 and --test_examples >= 2")
+    check_input_paths(p, args, models="dir", judge="dir")
     return args
 
 
@@ -202,4 +204,6 @@ def main(args) -> dict:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    from mmquant.user_errors import run_command
+
+    raise SystemExit(run_command(lambda argv: main(parse_args(argv)), prog="probe_jwae.py"))

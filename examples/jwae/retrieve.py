@@ -22,6 +22,7 @@ import mmquant  # noqa: F401  (registers the Auto classes)
 from mmquant.data.collate import image_to_tensor
 from mmquant.data.pairs import tokenize_captions
 from mmquant.metrics.retrieval import rank_gallery
+from mmquant.user_errors import check_input_paths
 
 try:
     from jwae_data import load_split
@@ -40,7 +41,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--gallery_size", type=int, default=1000)
     p.add_argument("--dataset_cache_dir", default=None)
     p.add_argument("--top_k", type=int, default=5)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    check_input_paths(p, args, model="model", image="file", captions="file")
+    return args
 
 
 def load_image(path: str, size: int) -> torch.Tensor:
@@ -100,4 +103,6 @@ def main(args) -> list[tuple[float, str]]:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    from mmquant.user_errors import run_command
+
+    raise SystemExit(run_command(lambda argv: main(parse_args(argv)), prog="retrieve.py"))

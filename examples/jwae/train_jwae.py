@@ -28,6 +28,7 @@ from mmquant.metrics.retrieval import cross_modal_retrieval
 from mmquant.models.jwae import JWAEConfig, JWAEModel
 from mmquant.models.registry import get_config
 from mmquant.training import (
+    GracefulStop,
     LossLog,
     add_training_arguments,
     batch_indices,
@@ -193,6 +194,7 @@ def main(args) -> dict:
     shard = args.batch_size // world
     started = time.time()
     model.train()
+    stop = GracefulStop(accelerator)  # Ctrl-C / SIGTERM: save a checkpoint at the end of the step and exit
     while run.step < args.max_steps:
         index = batch_indices(run.step, len(train), args.batch_size, args.seed)[rank * shard : (rank + 1) * shard]
         images = train.image_inputs(train.text_to_image[index])
@@ -236,7 +238,8 @@ def main(args) -> dict:
                     unwrapped, test, output_dir / "latents" / f"step-{run.step}.png", f"test latents, step {run.step}"
                 )
             accelerator.wait_for_everyone()
-        if run.step % args.checkpointing_steps == 0 or run.step == args.max_steps:
+        stopping = stop.requested()
+        if stopping or run.step % args.checkpointing_steps == 0 or run.step == args.max_steps:
             save_run_checkpoint(
                 run,
                 args,
@@ -248,6 +251,9 @@ def main(args) -> dict:
                 accelerator=accelerator,
                 extras=extras,
             )
+        if stopping:
+            stop.exit(run.step, output_dir)
+    stop.close()
     bar.close()
 
     result = {}
@@ -277,4 +283,6 @@ def main(args) -> dict:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    from mmquant.user_errors import run_command
+
+    raise SystemExit(run_command(lambda argv: main(parse_args(argv)), prog="train_jwae.py"))

@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from mmquant.user_errors import check_input_paths
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
@@ -31,7 +33,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dataset_cache_dir", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", default="outputs/laviter-demo.png")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    check_input_paths(p, args, model="model", image="file", dataset_cache_dir="dir")
+    return args
 
 
 def main(args) -> dict:
@@ -78,4 +82,6 @@ def main(args) -> dict:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    from mmquant.user_errors import run_command
+
+    raise SystemExit(run_command(lambda argv: main(parse_args(argv)), prog="demo.py"))

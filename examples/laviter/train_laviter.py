@@ -39,6 +39,7 @@ from mmquant.metrics.alignment import aimcos, r_precision
 from mmquant.models.laviter import PHASES, LaviterConfig, LaviterModel, LaviterTextConfig, LaviterVisionConfig
 from mmquant.models.registry import MODEL_SIZES, get_config
 from mmquant.training import (
+    GracefulStop,
     LossLog,
     add_training_arguments,
     batch_indices,
@@ -303,6 +304,7 @@ def main(args) -> dict:
     shard = args.batch_size // world
     started = time.time()
     model.train()
+    stop = GracefulStop(accelerator)  # Ctrl-C / SIGTERM: save a checkpoint at the end of the step and exit
     while run.step < args.max_steps:
         index = batch_indices(run.step, len(train), args.batch_size, args.seed)[rank * shard : (rank + 1) * shard]
         pixels, ids = train.pixel_values(index), train.input_ids[index]
@@ -340,11 +342,15 @@ def main(args) -> dict:
                 log.append({"step": run.step, **{f"eval_{k}": v for k, v in metrics.items()}})
                 save_samples(unwrapped, tokenizer, test, output_dir, run.step)
             accelerator.wait_for_everyone()
-        if run.step % args.checkpointing_steps == 0 or run.step == args.max_steps:
+        stopping = stop.requested()
+        if stopping or run.step % args.checkpointing_steps == 0 or run.step == args.max_steps:
             save_run_checkpoint(
                 run, args, output_dir, model, optimizer, scheduler, run_keys=_RUN_KEYS, accelerator=accelerator,
                 extras=extras,
             )  # fmt: skip
+        if stopping:
+            stop.exit(run.step, output_dir)
+    stop.close()
     bar.close()
 
     result = {}
@@ -381,4 +387,6 @@ def main(args) -> dict:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    from mmquant.user_errors import run_command
+
+    raise SystemExit(run_command(lambda argv: main(parse_args(argv)), prog="train_laviter.py"))

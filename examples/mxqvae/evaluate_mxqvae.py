@@ -29,6 +29,7 @@ from mmquant.data.caption_mnist import DEFAULT_COLORS
 from mmquant.data.pairs import CaptionPairs
 from mmquant.metrics.consistency import degree_accuracy, degree_token_accuracy, load_judge, semantic_consistency
 from mmquant.training import command_line, git_commit, merge_result
+from mmquant.user_errors import check_input_paths
 
 HERE = Path(__file__).resolve().parent
 
@@ -153,6 +154,7 @@ def main(argv=None) -> None:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    check_input_paths(p, args, models="dir", pipeline="model", judge="model")
     command = command_line()
     provenance = {"command": command, "commit": git_commit(HERE)}
     if args.table == "degree":
@@ -166,4 +168,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from mmquant.user_errors import run_command
+
+    raise SystemExit(run_command(main, prog="evaluate_mxqvae.py"))

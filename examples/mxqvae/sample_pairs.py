@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mmquant.user_errors import check_input_paths
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
@@ -30,7 +32,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--judge", default=None, help="judge checkpoint (default: checkpoints/caption-mnist-judge)")
     p.add_argument("--output", default="outputs/mxqvae-pairs.png")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    check_input_paths(p, args, pipeline="model", image="file", judge="model")
+    return args
 
 
 def main(args) -> dict:
@@ -68,4 +72,6 @@ def main(args) -> dict:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    from mmquant.user_errors import run_command
+
+    raise SystemExit(run_command(lambda argv: main(parse_args(argv)), prog="sample_pairs.py"))

@@ -26,6 +26,7 @@ from mmquant.data.pairs import CaptionPairs, load_caption_mnist_pairs
 from mmquant.metrics.functional import psnr
 from mmquant.models.mxqvae import MXQVAEConfig, MXQVAEModel
 from mmquant.training import (
+    GracefulStop,
     LossLog,
     add_training_arguments,
     batch_indices,
@@ -217,6 +218,7 @@ def main(args) -> dict:
     keys = ("loss", "image_loss", "text_loss", "quantizer_loss", "text_accuracy", "usage", "perplexity")
     started = time.time()
     model.train()
+    stop = GracefulStop(accelerator)  # Ctrl-C / SIGTERM: save a checkpoint at the end of the step and exit
     while step < args.max_steps:
         index = batch_indices(step, len(train), args.batch_size, args.seed)
         with accelerator.autocast():
@@ -238,9 +240,13 @@ def main(args) -> dict:
                 metrics |= evaluate_degree(model, tokenizer, degree_pairs)
             log.append({"step": step, **{f"eval_{k}": v for k, v in metrics.items()}})
             save_samples(model, tokenizer, test, output_dir / "samples" / f"step-{step}.png")
-        if step % args.checkpointing_steps == 0 or step == args.max_steps:
+        stopping = stop.requested()
+        if stopping or step % args.checkpointing_steps == 0 or step == args.max_steps:
             run.step = step
             save_run_checkpoint(run, args, output_dir, model, optimizer, scheduler, run_keys=_RUN_KEYS)
+        if stopping:
+            stop.exit(step, output_dir)
+    stop.close()
     bar.close()
 
     model.save_pretrained(output_dir)
@@ -267,4 +273,6 @@ def main(args) -> dict:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    from mmquant.user_errors import run_command
+
+    raise SystemExit(run_command(lambda argv: main(parse_args(argv)), prog="train_mxqvae.py"))

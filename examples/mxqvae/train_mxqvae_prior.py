@@ -26,6 +26,7 @@ from mmquant.data.pairs import CaptionPairs
 from mmquant.models.mxqvae import MXQVAEPriorConfig, MXQVAEPriorForCausalLM
 from mmquant.pipelines import MXQVAEPipeline
 from mmquant.training import (
+    GracefulStop,
     LossLog,
     add_training_arguments,
     batch_indices,
@@ -143,6 +144,7 @@ def main(args) -> dict:
     started = time.time()
     prior.train()
     pipe = MXQVAEPipeline(stage1=stage1, prior=prior, tokenizer=tokenizer)
+    stop = GracefulStop(accelerator)  # Ctrl-C / SIGTERM: save a checkpoint at the end of the step and exit
     while step < args.max_steps:
         index = batch_indices(step, len(train_codes), args.batch_size, args.seed)
         text_first = torch.rand(len(index)) < args.text_first_ratio
@@ -162,9 +164,13 @@ def main(args) -> dict:
             out = pipe(num_samples=8, seed=0, top_k=args.top_k)
             MXQVAEPipeline.save_grid(out, output_dir / "samples" / f"step-{step}.png")
             prior.train()
-        if step % args.checkpointing_steps == 0 or step == args.max_steps:
+        stopping = stop.requested()
+        if stopping or step % args.checkpointing_steps == 0 or step == args.max_steps:
             run.step = step
             save_run_checkpoint(run, args, output_dir, prior, optimizer, scheduler, run_keys=_RUN_KEYS)
+        if stopping:
+            stop.exit(step, output_dir)
+    stop.close()
     bar.close()
 
     prior.save_pretrained(output_dir / "prior")
@@ -187,4 +193,6 @@ def main(args) -> dict:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    from mmquant.user_errors import run_command
+
+    raise SystemExit(run_command(lambda argv: main(parse_args(argv)), prog="train_mxqvae_prior.py"))

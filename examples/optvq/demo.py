@@ -20,6 +20,7 @@ import mmquant  # noqa: F401  (registers the model classes)
 from mmquant.data.mnist import MNIST_SOURCES, mnist_images
 from mmquant.metrics.reconstruction import evaluate_reconstruction
 from mmquant.training.plots import save_image_grid
+from mmquant.user_errors import check_input_paths
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,7 +32,9 @@ def parse_args(argv=None):
     parser.add_argument("--mnist_source", default="auto", choices=MNIST_SOURCES)
     parser.add_argument("--mnist_root", default=None)
     parser.add_argument("--output", default="outputs/demo/mnist_reconstructions.png")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    check_input_paths(parser, args, checkpoint="model", mnist_root="dir")
+    return args
 
 
 def main(args) -> dict:
@@ -56,4 +59,6 @@ def main(args) -> dict:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    from mmquant.user_errors import run_command
+
+    raise SystemExit(run_command(lambda argv: main(parse_args(argv)), prog="demo.py"))

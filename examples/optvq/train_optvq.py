@@ -27,6 +27,7 @@ from mmquant.data.mnist import MNIST_SOURCES, mnist_images
 from mmquant.metrics.reconstruction import evaluate_reconstruction
 from mmquant.models.registry import PAPER_QUANTIZERS
 from mmquant.training import (
+    GracefulStop,
     LossLog,
     add_training_arguments,
     batch_indices,
@@ -130,6 +131,7 @@ def main(args) -> dict:
     shard = args.batch_size // world
     started = time.time()
     model.train()
+    stop = GracefulStop(accelerator)  # Ctrl-C / SIGTERM: save a checkpoint at the end of the step and exit
     while step < args.max_steps:
         totals = {"loss": 0.0, "reconstruction_loss": 0.0, "quantizer_loss": 0.0, "usage": 0.0, "perplexity": 0.0}
         for micro in range(args.gradient_accumulation_steps):
@@ -169,11 +171,15 @@ def main(args) -> dict:
                 unwrapped.train()
                 save_image_grid([sample, recon], output_dir / "samples" / f"step-{step}.png", value_range=(-1, 1))
             accelerator.wait_for_everyone()
-        if step % args.checkpointing_steps == 0 or step == args.max_steps:
+        stopping = stop.requested()
+        if stopping or step % args.checkpointing_steps == 0 or step == args.max_steps:
             run.step = step
             save_run_checkpoint(
                 run, args, output_dir, model, optimizer, scheduler, run_keys=run_keys, accelerator=accelerator
             )
+        if stopping:
+            stop.exit(step, output_dir)
+    stop.close()
     bar.close()
 
     result = {}
@@ -215,4 +221,6 @@ def main(args) -> dict:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    from mmquant.user_errors import run_command
+
+    raise SystemExit(run_command(lambda argv: main(parse_args(argv)), prog="train_optvq.py"))

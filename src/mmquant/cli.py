@@ -5,6 +5,8 @@ mmquant zoo info optvq-mnist
 mmquant publish OUTPUT_DIR --repo_id you/name      # upload a trained model with its generated card
 mmquant publish-metric psnr --repo_id you/psnr     # upload an evaluate module folder (a Space repo)
 mmquant data build caption_mnist --config quad4 --output out/caption-mnist   # = mmquant-data build ...
+
+Add --debug to any command for the traceback of an error (by default one line says what went wrong and the fix).
 """
 
 from __future__ import annotations
@@ -55,7 +57,13 @@ def _publish_metric(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """The ``mmquant`` command; an expected user error is one line on stderr (``--debug`` for the traceback)."""
+    from .user_errors import run_command
+
+    return run_command(_main, argv, prog="mmquant")
+
+
+def _main(argv: list[str]) -> int:
     commands = {"zoo", "publish", "publish-metric", "data"}
     if not argv or argv[0] not in commands:
         print(__doc__.strip(), file=sys.stderr)

@@ -1,12 +1,12 @@
 """The OptVQ assignment: transport-plan marginals, full code usage where nearest neighbour collapses, global
 marginals across processes, chunked mode, and Sinkhorn inside a residual quantizer."""
 
+import multiprocessing as mp
 import socket
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from mmquant.quantizers import SinkhornQuantizer, VectorQuantizer, build_quantizer, sinkhorn_assign, sinkhorn_plan
 
@@ -106,7 +106,9 @@ def _worker(rank, world, port, x, c, sizes, queue):
         with torch.no_grad():
             q.embedding.weight.copy_(c)
         qidx = q(local).indices
-        queue.put((rank, idx, qidx))
+        # plain lists, not tensors: a tensor in a torch.multiprocessing queue is shared through a file descriptor
+        # that the parent fetches from this process, which may already have exited (flaky under load)
+        queue.put((rank, idx.tolist(), qidx.tolist()))
     finally:
         dist.destroy_process_group()
 
@@ -121,7 +123,7 @@ def test_two_processes_give_the_one_process_assignment():
     procs = [ctx.Process(target=_worker, args=(r, 2, port, x, c, sizes, queue)) for r in range(2)]
     for p in procs:
         p.start()
-    results = dict((r, (i, qi)) for r, i, qi in (queue.get(timeout=120) for _ in procs))
+    results = {r: (torch.tensor(i), torch.tensor(qi)) for r, i, qi in (queue.get(timeout=120) for _ in procs)}
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
@@ -171,7 +173,8 @@ def _codebook_worker(rank, world, port, queue):
             if rank == 1 and step < 2:
                 mask[:] = False  # this process holds only padding for two steps
             q(x, mask=mask)
-        queue.put((rank, q.embedding.weight.detach().clone(), q.ema_cluster_size.clone()))
+        # plain lists (exact for float32): see _worker
+        queue.put((rank, q.embedding.weight.detach().tolist(), q.ema_cluster_size.tolist()))
     finally:
         dist.destroy_process_group()
 
@@ -185,7 +188,7 @@ def test_codebook_updates_stay_identical_across_processes():
     procs = [ctx.Process(target=_codebook_worker, args=(r, 2, port, queue)) for r in range(2)]
     for p in procs:
         p.start()
-    results = dict((r, (w, n)) for r, w, n in (queue.get(timeout=120) for _ in procs))
+    results = {r: (torch.tensor(w), torch.tensor(n)) for r, w, n in (queue.get(timeout=120) for _ in procs)}
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0

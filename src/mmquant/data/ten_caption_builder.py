@@ -12,6 +12,7 @@ import dataclasses
 
 import datasets
 
+from ..limits import check_seed
 from .caption_folders import TEN_CAPTION_LAYOUTS, read_ten_caption_folder
 from .color_words import degree_rows
 
@@ -80,6 +81,7 @@ class TenCaptionBuilder(datasets.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager) -> list[datasets.SplitGenerator]:
+        check_seed(self.config.seed)
         if not self.config.data_dir:
             raise ValueError(
                 f"data_dir is required: build_dataset({self.name!r}, data_dir='/path/to/data') with the folder "

@@ -13,6 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
+from mmquant.safe_paths import confined_path
+
 __all__ = [
     "MODEL_TYPE_DEFAULTS",
     "check_card",
@@ -123,13 +125,17 @@ def load_card_data(path: str | Path) -> dict:
 
     path = Path(path)
     data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"card data {path}: expected a YAML mapping, got {type(data).__name__}.")
     for key in ("checkpoint_dir", "repo_id", "title", "results_file", "results_runs", "description"):
         if key not in data:
             raise ValueError(f"card data {path}: missing key {key!r}.")
     root = path.resolve().parent.parent  # the repository root (hub_cards/ sits in it)
-    data["_checkpoint"] = root / data["checkpoint_dir"]
-    data["_results"] = root / data["results_file"]
-    data["_template"] = path.resolve().parent / data.get("template", TEMPLATE)
+    # render writes <checkpoint_dir>/README.md: every path of the card data stays inside the repository
+    data["_checkpoint"] = confined_path(root, data["checkpoint_dir"], f"card data {path}: checkpoint_dir")
+    data["_results"] = confined_path(root, data["results_file"], f"card data {path}: results_file")
+    template = data.get("template", TEMPLATE)
+    data["_template"] = confined_path(path.resolve().parent, template, f"card data {path}: template")
     return data
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mmquant.safe_paths import check_path_component
+
 __all__ = ["check_dataset_card", "load_dataset_card_data", "render_dataset_card"]
 
 TEMPLATE = "dataset_card_template.md"
@@ -22,9 +24,13 @@ def load_dataset_card_data(path: str | Path) -> dict:
 
     path = Path(path)
     data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"dataset card data {path}: expected a YAML mapping, got {type(data).__name__}.")
     missing = [key for key in _REQUIRED if key not in data]
     if missing:
         raise ValueError(f"dataset card data {path}: missing keys {missing}.")
+    # render writes dataset_scripts/<builder>/README.md: the builder is one folder name
+    check_path_component(data["builder"], f"dataset card data {path}: builder")
     data["_root"] = path.resolve().parents[2]  # hub_cards/datasets/<name>.yaml -> repository root
     data["_template"] = path.resolve().parents[1] / TEMPLATE
     return data

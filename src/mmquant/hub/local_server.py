@@ -50,6 +50,7 @@ import argparse
 import base64
 import codecs
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -72,6 +73,7 @@ __all__ = [
     "LocalHubServer",
     "git_blob_oid",
     "lfs_pointer",
+    "is_loopback",
     "main",
 ]
 
@@ -104,6 +106,10 @@ _RESOLVE = re.compile(
 )
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")
 _CHUNK = 1024 * 1024
+# Every name that becomes part of a path or a key is checked against one of these before it is used.
+_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_-])?")  # a user, organisation or repo name
+_SHA256 = re.compile(r"[0-9a-f]{64}")  # an LFS oid, i.e. a blob's file name
+_MAX_PATH = 1024
 
 
 class HubError(Exception):
@@ -122,6 +128,58 @@ def git_blob_oid(data: bytes) -> str:
 def lfs_pointer(sha256: str, size: int) -> bytes:
     """The git-lfs pointer file committed in place of an LFS file."""
     return f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
+
+
+def _check_name(value: Any, what: str) -> str:
+    """``value`` as a user, organisation or repository name (letters, digits, ``._-``, no ``..``); 400 otherwise."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value) or ".." in value:
+        raise HubError(400, f"Invalid {what}: {value!r} (letters, digits and ._- only, at most 96 characters).")
+    return value
+
+
+def _check_repo_id(repo_id: str) -> str:
+    """``<namespace>/<name>``, both checked by :func:`_check_name`; 400 otherwise."""
+    ns, sep, name = repo_id.partition("/")
+    if not sep:
+        raise HubError(400, f"Invalid repo id: {repo_id!r} (expected namespace/name).")
+    _check_name(ns, f"namespace in repo id {repo_id!r}")
+    _check_name(name, f"name in repo id {repo_id!r}")
+    return repo_id
+
+
+def _check_oid(value: Any) -> str:
+    """A sha256 LFS oid: exactly 64 lowercase hex characters; 400 otherwise (it becomes a blob's file name)."""
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+        raise HubError(400, f"Invalid sha256 oid: {value!r} (expected 64 lowercase hex characters).")
+    return value
+
+
+def _check_file_path(value: Any) -> str:
+    """A relative file path inside a repository: every ``/``-separated part a single name
+    (:func:`mmquant.safe_paths.check_path_component`: no ``\\``, control characters, ``.`` or ``..``, none empty);
+    400 otherwise."""
+    from mmquant.safe_paths import check_path_component
+
+    try:
+        if not isinstance(value, str) or len(value) > _MAX_PATH:
+            raise ValueError(value)
+        for segment in value.split("/"):
+            check_path_component(segment, "path")
+    except (TypeError, ValueError):
+        raise HubError(
+            400, f"Invalid file path: {value!r} (a relative path; no '..', '.', empty or '\\' parts)."
+        ) from None
+    return value
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (``127.0.0.0/8``, ``::1`` or ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _looks_binary(sample: bytes) -> bool:
@@ -197,7 +255,11 @@ class _Store:
 
     # ------------------------------------------------------------------ blobs
     def blob_path(self, sha256: str) -> Path:
-        return self.blobs / sha256
+        """``<root>/blobs/<sha256>``; the name is checked (64 hex) and the result confined to the blob folder."""
+        path = self.blobs / _check_oid(sha256)
+        if path.resolve().parent != self.blobs.resolve():
+            raise HubError(400, f"Invalid sha256 oid: {sha256!r} (resolves outside the blob store).")
+        return path
 
     def has_blob(self, sha256: str) -> bool:
         return self.blob_path(sha256).is_file()
@@ -437,6 +499,10 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if (method, path) in fixed:
             return fixed[(method, path)]()
+        for pattern in (_RESOLVE, _LFS_BATCH, _API_REPO):  # every repo id in a URL is checked before use
+            if m := pattern.match(path):
+                _check_repo_id(f"{unquote(m['ns'])}/{unquote(m['name'])}")
+                break
         if m := _RESOLVE.match(path):
             if method in ("GET", "HEAD"):
                 repo_type = _PREFIX_TYPES[m["prefix"] or ""]
@@ -532,10 +598,8 @@ class _Handler(BaseHTTPRequestHandler):
         repo_type = body.get("type") or "model"
         if repo_type not in _URL_PREFIXES:
             raise HubError(400, f"Invalid repo type: {repo_type!r}.")
-        name = body.get("name") or ""
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}", name) or ".." in name:
-            raise HubError(400, f"Invalid repo name: {name!r}.")
-        repo_id = f"{body.get('organization') or user}/{name}"
+        name = _check_name(body.get("name") or "", "repo name")
+        repo_id = f"{_check_name(body.get('organization') or user, 'organization')}/{name}"
         url = f"{self.hub.endpoint}/{_URL_PREFIXES[repo_type]}{repo_id}"
         private = bool(body.get("private")) or body.get("visibility") in ("private", "protected")
         with self.store.lock:
@@ -549,7 +613,8 @@ class _Handler(BaseHTTPRequestHandler):
         user = self._require_user()
         body = self._json_body()
         repo_type = body.get("type") or "model"
-        repo_id = f"{body.get('organization') or user}/{body.get('name')}"
+        namespace = _check_name(body.get("organization") or user, "organization")
+        repo_id = f"{namespace}/{_check_name(body.get('name'), 'repo name')}"
         with self.store.lock:
             self.store.get(repo_type, repo_id, user)
             del self.store.repos[self.store.key(repo_type, repo_id)]
@@ -708,18 +773,23 @@ class _Handler(BaseHTTPRequestHandler):
                             412, f"A commit has happened since: parentCommit {parent} is not {branch}'s head."
                         )
                 elif key == "file":
+                    path = _check_file_path(value.get("path"))
                     data = base64.b64decode(value["content"])
                     sha = self.store.put_bytes(data)
-                    files[value["path"]] = self._file_entry(sha, len(data), lfs=False, data=data)
+                    files[path] = self._file_entry(sha, len(data), lfs=False, data=data)
                 elif key == "lfsFile":
-                    oid = value["oid"]
+                    _check_file_path(value.get("path"))
+                    oid = _check_oid(value.get("oid"))
                     if not self.store.has_blob(oid):
                         raise HubError(422, f"LFS object {oid} for {value['path']} was never uploaded.")
                     files[value["path"]] = self._file_entry(oid, self.store.blob_path(oid).stat().st_size, lfs=True)
                 elif key == "deletedFile":
+                    _check_file_path(value.get("path"))
                     if files.pop(value["path"], None) is None:
                         raise HubError(404, f"A file with this name doesn't exist: {value['path']}", "EntryNotFound")
                 elif key == "deletedFolder":
+                    folder = value.get("path")
+                    _check_file_path(folder.rstrip("/") if isinstance(folder, str) else folder)
                     prefix = value["path"].strip("/") + "/"
                     doomed = [p for p in files if p.startswith(prefix)]
                     if not doomed:
@@ -895,6 +965,7 @@ class _Handler(BaseHTTPRequestHandler):
             f = files.get(path)
         if f is None:
             raise HubError(404, f"Entry not found: {path!r} at {revision}.", "EntryNotFound")
+        blob_path = self.store.blob_path(f["sha256"])  # checked before any header is sent
         size = f["size"]
         headers = {"X-Repo-Commit": sha, "ETag": f'"{f["oid"]}"', "Accept-Ranges": "bytes"}
         if f["lfs"]:
@@ -916,7 +987,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, headers=headers, content_type="application/octet-stream", length=length)
         if self.command == "HEAD" or length == 0:
             return
-        with open(self.store.blob_path(f["sha256"]), "rb") as blob:
+        with open(blob_path, "rb") as blob:
             blob.seek(start)
             self._copy(blob, length)
 
@@ -962,8 +1033,14 @@ class LocalHubServer:
         tokens: Mapping[str, str] | None = None,
         verbose: bool = False,
     ):
-        self.store = _Store(Path(root))
         self.tokens = dict(DEFAULT_TOKENS if tokens is None else tokens)
+        well_known = sorted(t for t in self.tokens if t in DEFAULT_TOKENS)
+        if well_known and not is_loopback(host):
+            raise ValueError(
+                f"host={host!r}: the well-known test token {well_known[0]!r} would let anyone on the network write; "
+                "bind to 127.0.0.1 or pass tokens={'<a secret token>': '<user>'} (--token SECRET=USER)."
+            )
+        self.store = _Store(Path(root))
         self.verbose = verbose
         self.errors: list[str] = []
         self.unhandled: list[str] = []
@@ -1037,7 +1114,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
     args = parser.parse_args(argv)
     tokens = dict(args.token) if args.token else None
-    server = LocalHubServer(args.root, host=args.host, port=args.port, tokens=tokens, verbose=not args.quiet)
+    try:
+        server = LocalHubServer(args.root, host=args.host, port=args.port, tokens=tokens, verbose=not args.quiet)
+    except ValueError as e:
+        parser.error(str(e).replace("host=", "--host ", 1))
     print(f"local hub at {server.endpoint} (root {server.root}); tokens: {server.tokens}", flush=True)
     print(f"  export HF_ENDPOINT={server.endpoint} HF_HUB_DISABLE_XET=1 HF_TOKEN=<token>", flush=True)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-__all__ = ["PushToHubWithCardMixin"]
+__all__ = ["PushToHubWithCardMixin", "check_loading_info"]
 
 
 class PushToHubWithCardMixin:
@@ -15,20 +15,42 @@ class PushToHubWithCardMixin:
 
     ``from_pretrained`` loads safetensors weights only (``use_safetensors=True`` unless given): a folder holding only
     pickle weights (``pytorch_model.bin``) is refused without reading them, and a truncated or corrupt
-    ``model.safetensors`` is an ``OSError`` naming the checkpoint."""
+    ``model.safetensors`` is an ``OSError`` naming the checkpoint. It is strict by default: a ``config.json`` whose
+    ``model_type`` is not this class's, or weights with missing or unexpected tensors, are a ``ValueError`` naming
+    them (transformers would only log them and leave the missing ones randomly initialised); ``strict=False``
+    accepts that explicitly. Building the model first checks every integer config field against
+    :data:`mmquant.limits.MAX_CONFIG_SIZE`."""
+
+    def __init__(self, config, *args, **kwargs):
+        from mmquant.limits import check_config_sizes
+
+        # before any weight is allocated: a size of 1e9 is refused naming its field, not deep inside torch
+        check_config_sizes(config.to_dict(), type(config).__name__)
+        super().__init__(config, *args, **kwargs)
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, strict: bool = True, **kwargs):
         from safetensors import SafetensorError
 
+        if not isinstance(strict, bool):
+            raise TypeError(f"strict={strict!r}: expected True (refuse weights that do not match) or False.")
+        name = str(pretrained_model_name_or_path)
         kwargs.setdefault("use_safetensors", True)
+        if strict and kwargs.get("config") is None and not args:  # AutoModel passes the config it dispatched on
+            _check_model_type(cls, pretrained_model_name_or_path, kwargs)
+        want_info = kwargs.pop("output_loading_info", False)
         try:
-            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+            model, info = super().from_pretrained(
+                pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
+            )
         except SafetensorError as err:
             raise OSError(
-                f"pretrained_model_name_or_path={str(pretrained_model_name_or_path)!r}: the safetensors weights are "
+                f"pretrained_model_name_or_path={name!r}: the safetensors weights are "
                 f"truncated or corrupt ({err}); save the model again or re-download it."
             ) from err
+        if strict:
+            check_loading_info(cls, name, info)
+        return (model, info) if want_info else model
 
     def push_to_hub(
         self,
@@ -58,3 +80,49 @@ class PushToHubWithCardMixin:
                 commit_message=commit_message,
                 token=token,
             )
+
+
+_HUB_KWARGS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision", "subfolder")
+
+
+def _check_model_type(cls, pretrained_model_name_or_path, kwargs: dict) -> None:
+    """``ValueError`` when the checkpoint's ``config.json`` names another ``model_type`` than ``cls`` loads."""
+    from transformers import PretrainedConfig
+
+    expected = getattr(cls.config_class, "model_type", None)
+    try:
+        config, _ = PretrainedConfig.get_config_dict(
+            pretrained_model_name_or_path, **{k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
+        )
+    except (OSError, ValueError):  # no or unreadable config: transformers' own loading says so, in its words
+        return
+    found = config.get("model_type") if isinstance(config, dict) else None
+    if expected and found and found != expected:
+        raise ValueError(
+            f"pretrained_model_name_or_path={str(pretrained_model_name_or_path)!r}: its config.json has "
+            f"model_type={found!r}, but {cls.__name__} loads {expected!r} checkpoints; load it with "
+            f"AutoModel.from_pretrained (which picks the class of {found!r}), or pass strict=False to force it."
+        )
+
+
+def _names(keys, most: int = 10) -> str:
+    keys = sorted(keys)
+    more = f" and {len(keys) - most} more" if len(keys) > most else ""
+    return f"{keys[:most]}{more}"
+
+
+def check_loading_info(cls, name: str, info: dict) -> None:
+    """``ValueError`` naming the missing and unexpected tensors of a load (none may be left randomly initialised)."""
+    missing, unexpected = set(info.get("missing_keys") or ()), set(info.get("unexpected_keys") or ())
+    if not (missing or unexpected):
+        return
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} tensors missing from the checkpoint (they would stay random): {_names(missing)}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected tensors in the checkpoint: {_names(unexpected)}")
+    raise ValueError(
+        f"pretrained_model_name_or_path={name!r}: the weights do not match {cls.__name__}: {'; '.join(parts)}. "
+        "Load it with the class it was saved from (AutoModel.from_pretrained), re-save the checkpoint, or pass "
+        "strict=False to accept randomly initialised tensors."
+    )

@@ -12,6 +12,7 @@ import math
 import torch
 from torch import Tensor
 
+from ..limits import MAX_CODEBOOK_SIZE, check_int
 from ..quantizers.functional import check_index_range, usage_statistics
 
 __all__ = ["codebook_usage", "psnr", "ssim"]
@@ -196,6 +197,7 @@ def codebook_usage(indices: Tensor, codebook_size: int) -> dict:
         )
     if isinstance(codebook_size, bool) or not isinstance(codebook_size, int) or codebook_size < 1:
         raise ValueError(f"codebook_size={codebook_size!r}: expected a positive integer.")
+    check_int(codebook_size, "codebook_size", 1, MAX_CODEBOOK_SIZE, "one count per code is allocated")
     flat = indices.reshape(-1).long()
     if flat.numel() == 0:
         raise ValueError(f"indices: expected at least one index, got an empty tensor of shape {tuple(indices.shape)}.")

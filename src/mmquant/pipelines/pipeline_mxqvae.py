@@ -10,7 +10,9 @@ and the stage-1 model decodes it into an image and a caption. Saved and loaded a
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,6 +21,7 @@ from diffusers.utils import BaseOutput
 
 from ..data.collate import image_to_tensor
 from ..data.pairs import tokenize_captions
+from ..limits import MAX_NUM_SAMPLES, check_int, check_seed, check_temperature
 
 __all__ = ["MXQVAEPipeline", "MXQVAEPipelineOutput"]
 
@@ -53,6 +56,24 @@ class MXQVAEPipeline(DiffusionPipeline):
     def __init__(self, stage1, prior, tokenizer):
         super().__init__()
         self.register_modules(stage1=stage1, prior=prior, tokenizer=tokenizer)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """diffusers' loading, after checking that every JSON file of a local pipeline folder (``model_index.json``,
+        the components' configs, ``tokenizer/tokenizer.json``, ...) is readable JSON: an empty or corrupt file is an
+        ``OSError`` naming it, not a bare ``JSONDecodeError`` from inside the tokenizer library."""
+        folder = Path(str(pretrained_model_name_or_path))
+        if folder.is_dir():
+            for path in sorted(folder.rglob("*.json")):
+                try:
+                    json.loads(path.read_text(encoding="utf-8"))
+                except (OSError, UnicodeDecodeError, ValueError) as err:
+                    state = "is empty" if path.stat().st_size == 0 else f"is not valid JSON ({err})"
+                    raise OSError(
+                        f"pretrained_model_name_or_path={str(folder)!r}: {path} {state}; save the pipeline again "
+                        "or re-download it."
+                    ) from err
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     def _prefix_from_caption(self, caption: str) -> torch.Tensor:
         """The text-position codes of `caption` paired with a blank (fully masked) image: `(1, T)`."""
@@ -94,10 +115,11 @@ class MXQVAEPipeline(DiffusionPipeline):
         `image` (image -> text; a PIL image or array of the model's image size)."""
         if caption is not None and image is not None:
             raise ValueError("caption and image: give at most one of them (the other is generated).")
-        if not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"num_samples={num_samples!r}: expected a positive integer.")
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-            raise ValueError(f"seed={seed!r}: expected None or an integer.")
+        # every user-given number is checked before the prior allocates its (num_samples, tokens) buffers and cache
+        check_int(num_samples, "num_samples", 1, MAX_NUM_SAMPLES, "call the pipeline again for more samples")
+        if seed is not None:
+            check_seed(seed)
+        check_temperature(temperature)
         self.stage1.eval()
         self.prior.eval()
         prefix, text_first = None, False

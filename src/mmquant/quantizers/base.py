@@ -20,7 +20,15 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .functional import check_index_range, code_usage_and_perplexity, is_distributed, nearest_code, rotation_trick
+from ..limits import MAX_CONFIG_SIZE
+from .functional import (
+    check_features,
+    check_index_range,
+    code_usage_and_perplexity,
+    is_distributed,
+    nearest_code,
+    rotation_trick,
+)
 from .multi_head import merge_heads, split_heads
 
 __all__ = ["BaseQuantizer", "QuantizerOutput"]
@@ -94,6 +102,9 @@ class BaseQuantizer(nn.Module):
             raise ValueError(f"dim={dim!r}: expected a positive integer (the feature size).")
         if not _is_int(codebook_size) or codebook_size < 1:
             raise ValueError(f"codebook_size={codebook_size!r}: expected a positive integer.")
+        for name, value in (("dim", dim), ("codebook_size", codebook_size)):
+            if value > MAX_CONFIG_SIZE:  # refused before the (codebook_size, dim) table is allocated
+                raise ValueError(f"{name}={value!r}: larger than MAX_CONFIG_SIZE={MAX_CONFIG_SIZE} (mmquant.limits).")
         if not _is_int(num_heads) or num_heads < 1 or dim % num_heads:
             raise ValueError(f"num_heads={num_heads!r}: expected a positive divisor of dim={dim}.")
         if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
@@ -127,7 +138,10 @@ class BaseQuantizer(nn.Module):
             nn.init.normal_(self.affine.weight, std=self.codebook_dim**-0.5)  # as the reference's `proj`
         if ema_decay is not None:
             self.embedding.weight.requires_grad_(False)
-            self.register_buffer("ema_cluster_size", torch.zeros(codebook_size))
+            # Every code starts as the average of one pseudo-member (its initial vector): the codebook is exactly
+            # embed_sum / cluster_size from the start, so a code that the first batches do not use keeps its vector
+            # instead of being divided by a near-zero smoothed size (k-means initialisation overwrites both).
+            self.register_buffer("ema_cluster_size", torch.ones(codebook_size))
             self.register_buffer("ema_embed_sum", self.embedding.weight.detach().clone())
         if dead_code_threshold > 0:
             self.register_buffer("code_count_avg", torch.full((codebook_size,), float(dead_code_threshold)))
@@ -151,7 +165,9 @@ class BaseQuantizer(nn.Module):
         # through .data: a restart inside forward must not invalidate this step's autograd graph
         self.embedding.weight.data[index] = vectors.to(self.embedding.weight.dtype)
         if self.ema_decay is not None:
-            self.ema_embed_sum[index] = vectors * self.ema_cluster_size[index, None].clamp(min=1e-5)
+            # a (re)set code counts as holding at least one member, so the next EMA update does not blow it up
+            self.ema_cluster_size[index] = self.ema_cluster_size[index].clamp(min=1.0)
+            self.ema_embed_sum[index] = vectors * self.ema_cluster_size[index, None]
 
     # ------------------------------------------------------------------ assignment
     def assign(self, z: Tensor, codebook: Tensor) -> Tensor:
@@ -167,8 +183,7 @@ class BaseQuantizer(nn.Module):
             )
         if x.ndim < 2 or x.shape[-1] != self.dim:
             raise ValueError(f"x: expected shape (..., {self.dim}) with the features last, got {tuple(x.shape)}.")
-        if not torch.isfinite(x).all():
-            raise ValueError("x: contains NaN or Inf; check the encoder output (learning rate, mixed precision).")
+        check_features(x, "x", "check the encoder output (learning rate, mixed precision).")
         if mask is not None:
             if mask.dtype != torch.bool or mask.shape != x.shape[:-1]:
                 raise ValueError(
@@ -300,12 +315,16 @@ class BaseQuantizer(nn.Module):
             sums = torch.zeros(self.codebook_size, self.codebook_dim, device=z.device).index_add_(0, indices, z)
             if is_distributed():
                 dist.all_reduce(sums)
-            self.ema_cluster_size.lerp_(counts, 1 - self.ema_decay)
-            self.ema_embed_sum.lerp_(sums, 1 - self.ema_decay)
-            n = self.ema_cluster_size.sum()
-            # Laplace smoothing of the cluster sizes (VQ-VAE appendix)
-            size = (self.ema_cluster_size + 1e-5) / (n + self.codebook_size * 1e-5) * n
-            self.embedding.weight.data.copy_(self.ema_embed_sum / size[:, None])
+            # a batch without real tokens (empty, or all padding) carries no statistics: the averages stay as they
+            # are rather than decaying towards zero (the counts are global, so every process skips alike)
+            if bool(counts.sum() > 0):
+                self.ema_cluster_size.lerp_(counts, 1 - self.ema_decay)
+                self.ema_embed_sum.lerp_(sums, 1 - self.ema_decay)
+                n = self.ema_cluster_size.sum()
+                # Laplace smoothing of the cluster sizes (VQ-VAE appendix), floored so a code whose members all
+                # left long ago is divided by a small number, never by ~0
+                size = (self.ema_cluster_size + 1e-5) / (n + self.codebook_size * 1e-5) * n
+                self.embedding.weight.data.copy_(self.ema_embed_sum / size.clamp(min=1e-5)[:, None])
         if self.dead_code_threshold > 0:
             self.code_count_avg.lerp_(counts, 1 - self.usage_decay)
             dead = self.code_count_avg < self.dead_code_threshold

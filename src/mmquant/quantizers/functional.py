@@ -47,7 +47,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
+    "MAX_FEATURE_MAGNITUDE",
     "SINKHORN_NORMALIZE_MODES",
+    "check_features",
     "check_index_range",
     "code_usage_and_perplexity",
     "euclidean_distances",
@@ -60,6 +62,11 @@ __all__ = [
 ]
 
 SINKHORN_NORMALIZE_MODES = ("all", "dim", "none")
+# The largest feature or code magnitude the quantizers accept. Distances and losses are computed in float32 (max
+# ~3.4e38) from squared values: at 1e12 a squared difference is at most 4e24 per channel, so a row of a million
+# channels and a mean over 1e8 rows stay finite. Finite but larger inputs (say 1e30) would overflow to inf distances
+# (every token taking code 0) and an inf loss; they are refused instead.
+MAX_FEATURE_MAGNITUDE = 1e12
 # Row blocks of 8 MiB of float32: a block stays in cache (L2/L3) between the few operations applied to it, and there
 # are few blocks, so few operations: each costs a few microseconds of overhead and is one OpenMP parallel region that
 # waits for all its threads (slow when other processes compete for the cores). 2-16 MiB were within ~5% of each
@@ -259,6 +266,21 @@ def check_index_range(indices: Tensor, codebook_size: int, name: str = "indices"
             raise ValueError(f"{name}: expected values in [0, {codebook_size}), got min {lo} and max {hi}.")
 
 
+def check_features(t: Tensor, name: str = "x", hint: str = "") -> None:
+    """``ValueError`` naming ``name`` unless ``t`` is finite with magnitudes up to :data:`MAX_FEATURE_MAGNITUDE`
+    (larger values overflow the float32 distances and losses); ``hint`` is appended as the suggested fix."""
+    if not t.numel():
+        return
+    peak = t.detach().abs().amax()
+    if not torch.isfinite(peak):
+        raise ValueError(f"{name}: contains NaN or Inf{'; ' + hint if hint else '.'}")
+    if float(peak) > MAX_FEATURE_MAGNITUDE:
+        raise ValueError(
+            f"{name}: largest magnitude {float(peak):.3g} exceeds {MAX_FEATURE_MAGNITUDE:.0e}, where float32 squared "
+            f"distances overflow; normalise or rescale the features{'; ' + hint if hint else '.'}"
+        )
+
+
 def _all_reduce(t: Tensor, op=None) -> Tensor:
     dist.all_reduce(t, op=op or dist.ReduceOp.SUM)
     return t
@@ -277,8 +299,7 @@ def _check_sinkhorn_args(x: Tensor, codebook: Tensor, epsilon: float, n_iters: i
     if n_iters < 1:
         raise ValueError(f"sinkhorn: n_iters={n_iters!r}, expected an integer >= 1.")
     for name, t in (("x", x), ("codebook", codebook)):
-        if not torch.isfinite(t).all():
-            raise ValueError(f"sinkhorn: {name} contains NaN or Inf; the assignment needs finite features and codes.")
+        check_features(t, f"sinkhorn: {name}", "the assignment needs finite features and codes")
 
 
 class _Block:

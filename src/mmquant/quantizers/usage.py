@@ -6,6 +6,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from ..limits import MAX_CODEBOOK_SIZE, check_int
 from .functional import check_index_range, is_distributed, usage_statistics
 
 __all__ = ["CodebookUsage"]
@@ -26,6 +27,7 @@ class CodebookUsage:
     def __init__(self, codebook_size: int):
         if not isinstance(codebook_size, int) or isinstance(codebook_size, bool) or codebook_size < 1:
             raise ValueError(f"codebook_size={codebook_size!r}: expected a positive integer.")
+        check_int(codebook_size, "codebook_size", 1, MAX_CODEBOOK_SIZE, "one count per code is kept")
         self.codebook_size = codebook_size
         self.counts = torch.zeros(codebook_size, dtype=torch.long)
 

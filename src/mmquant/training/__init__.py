@@ -13,6 +13,7 @@ from .checkpointing import (
     save_checkpoint,
 )
 from .config import add_training_arguments, load_yaml_defaults, save_resolved_args
+from .interrupt import GracefulStop
 from .logging import LossLog, progress_bar
 from .plots import plot_losses, save_captioned_grid, save_image_grid
 from .provenance import (
@@ -29,6 +30,7 @@ from .schedule import LR_SCHEDULES, batch_indices, make_scheduler
 __all__ = [
     "LR_SCHEDULES",
     "CheckpointError",
+    "GracefulStop",
     "TrainingRun",
     "LossLog",
     "add_training_arguments",

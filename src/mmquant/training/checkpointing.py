@@ -203,6 +203,7 @@ def load_checkpoint(path: str | Path, model, optimizer, scheduler=None, accelera
         state = json.loads((path / _STATE).read_text())
     except (OSError, ValueError) as err:  # missing, not UTF-8 text, or not JSON
         raise CheckpointError(f"checkpoint {path}: cannot read {_STATE} ({err}).") from err
+    _check_state_fields(path, state)
     processes = 1 if accelerator is None else accelerator.num_processes
     if state.get("num_processes", 1) != processes:
         raise CheckpointError(
@@ -233,6 +234,39 @@ def load_checkpoint(path: str | Path, model, optimizer, scheduler=None, accelera
             f"checkpoint {path}: cannot restore the training state ({type(err).__name__}: {err})."
         ) from err
     return state
+
+
+def _is_count(value, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+# The fields a resume reads, with what each must be; a wrong type is named with the file instead of failing later.
+_STATE_FIELDS = {
+    "step": (lambda v: _is_count(v, 0), "an integer >= 0"),
+    "num_processes": (lambda v: _is_count(v, 1), "an integer >= 1"),
+    "python_random": (
+        lambda v: isinstance(v, list) and len(v) == 3 and isinstance(v[1], list) and _is_count(v[0], 0),
+        "[version, [state...], gauss] as written by random.getstate()",
+    ),
+    "session_commits": (lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v), "a list of strings"),
+}
+_REQUIRED_STATE_FIELDS = ("step", "python_random")
+
+
+def _check_state_fields(path: Path, state) -> None:
+    """``CheckpointError`` naming ``trainer_state.json`` and the field whose type or value is wrong."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path}: {_STATE} holds a {type(state).__name__}, expected a JSON object.")
+    for name, (ok, expected) in _STATE_FIELDS.items():
+        if name not in state:
+            if name in _REQUIRED_STATE_FIELDS:
+                raise CheckpointError(f"checkpoint {path / _STATE}: field {name!r} is missing; expected {expected}.")
+            continue
+        if not ok(state[name]):
+            raise CheckpointError(
+                f"checkpoint {path / _STATE}: field {name!r}={state[name]!r} is not {expected}; the file was edited "
+                "or damaged: resume from another checkpoint-<step> folder or start fresh."
+            )
 
 
 def _encode_random(state):

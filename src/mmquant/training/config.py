@@ -27,30 +27,103 @@ def load_yaml_defaults(parser: argparse.ArgumentParser, argv: list[str] | None) 
         unknown = sorted(set(data) - valid)
         if unknown:
             raise ValueError(f"--config {config_path}: unknown keys {unknown}; valid keys are {sorted(valid)}.")
+        actions = {action.dest: action for action in parser._actions}
+        for key, value in data.items():
+            _check_yaml_value(parser, actions[key], value, config_path)
         parser.set_defaults(**data)
     args = parser.parse_args(argv)
     _check_training_arguments(parser, args)
     return args
 
 
-def _check_training_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """The shared arguments of :func:`add_training_arguments` (where the parser has them) must make sense; a YAML
-    value is not checked by argparse's ``type=``, so the types are checked here too."""
-    rules = {
+def _check_yaml_value(parser: argparse.ArgumentParser, action: argparse.Action, value, config_path: str) -> None:
+    """A YAML value passes the checks argparse applies to the same value on the command line: the option's
+    ``choices``, its ``type`` (int, float or a converter), a flag's bool, and its number of values."""
+    where = f"--{action.dest} {value!r} (from --config {config_path})"
+    if value is None:  # "not set": only for an option whose default is unset too
+        if action.default is not None:
+            parser.error(f"{where}: expected a value (the option has no 'unset'); remove the key for its default.")
+        return
+    if action.nargs == 0:  # store_true / store_false
+        if not isinstance(value, bool):
+            parser.error(f"{where}: expected true or false.")
+        return
+    many = action.nargs in ("*", "+") or isinstance(action.nargs, int)
+    if many:
+        if not isinstance(value, list):
+            parser.error(f"{where}: expected a list of values.")
+        if (action.nargs == "+" and not value) or (isinstance(action.nargs, int) and len(value) != action.nargs):
+            parser.error(f"{where}: expected {action.nargs} values.")
+    for item in value if many else [value]:
+        if action.type is int and (not isinstance(item, int) or isinstance(item, bool)):
+            parser.error(f"{where}: expected an integer.")
+        elif action.type is float and (not isinstance(item, (int, float)) or isinstance(item, bool)):
+            parser.error(f"{where}: expected a number.")
+        elif action.type not in (None, int, float, str) and isinstance(item, str):
+            try:  # a converter (json.loads, a parser of NAME=VALUE, ...) sees the string the command line would give
+                action.type(item)
+            except (TypeError, ValueError) as err:
+                parser.error(f"{where}: {err}")
+        elif action.type in (None, str) and isinstance(action.default, str) and not isinstance(item, str):
+            parser.error(f"{where}: expected a string (quote it in the YAML file).")
+        if action.choices is not None and item not in action.choices:
+            parser.error(f"{where}: invalid choice; expected one of {sorted(map(str, action.choices))}.")
+
+
+# Range rules of the training scripts' options, by name; a YAML value is checked like a command-line one.
+# Counts of things to use (samples, images, examples) must be >= 1 when given: a negative count used to slice
+# "all but N" silently. Each bound is one of mmquant.limits'.
+_COUNT_SUFFIXES = ("_samples", "_images", "_examples", "_candidates", "_size")
+
+
+def _rules() -> dict:
+    from ..limits import MAX_SEED
+
+    return {
         "max_steps": (int, lambda v: v >= 1, ">= 1"),
         "batch_size": (int, lambda v: v >= 1, ">= 1"),
         "learning_rate": (float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
         "warmup_ratio": (float, lambda v: 0 <= v <= 1, "in [0, 1]"),
         "weight_decay": (float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
+        "max_grad_norm": (float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
+        "dropout": (float, lambda v: 0 <= v < 1, "in [0, 1)"),
         "eval_steps": (int, lambda v: v >= 1, ">= 1"),
+        "log_steps": (int, lambda v: v >= 1, ">= 1 (log every N steps)"),
+        "gradient_accumulation_steps": (int, lambda v: v >= 1, ">= 1"),
         "checkpointing_steps": (int, lambda v: v >= 1, ">= 1"),
         "checkpoints_total_limit": (int, lambda v: v >= 1, ">= 1"),
-        "seed": (int, lambda v: True, "an integer"),
+        "num_threads": (int, lambda v: v >= 1, ">= 1 (or leave it unset)"),
+        "seed": (int, lambda v: 0 <= v <= MAX_SEED, f"an integer in [0, {MAX_SEED}]"),
     }
-    for name, (kind, ok, expected) in rules.items():
-        if not hasattr(args, name) or not any(a.dest == name for a in parser._actions):
+
+
+# Input paths of the training scripts, by option name: checked before any data or model is loaded.
+_INPUT_PATHS = {
+    "data_dir": "dir",
+    "mnist_root": "dir",
+    "stage1": "model",
+    "init_from": "dir",
+    "image_features": "file",
+}
+
+
+def _check_training_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The training scripts' numeric arguments (where the parser has them) must make sense, whether they come from
+    the command line or the YAML file; optional ones may stay unset (None). Input paths must exist."""
+    from ..user_errors import check_input_paths
+
+    dests = {action.dest for action in parser._actions}
+    check_input_paths(parser, args, **{k: v for k, v in _INPUT_PATHS.items() if k in dests})
+    rules = _rules()
+    for action in parser._actions:
+        name = action.dest
+        rule = rules.get(name)
+        if rule is None and action.type is int and name.endswith(_COUNT_SUFFIXES):
+            rule = (int, lambda v: v >= 1, ">= 1 (leave it unset for all)")
+        value = getattr(args, name, None)
+        if rule is None or (value is None and action.default is None):  # an optional argument left unset
             continue
-        value = getattr(args, name)
+        kind, ok, expected = rule
         numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not numeric or (kind is int and not isinstance(value, int)) or not ok(value):
             parser.error(f"--{name} {value!r}: expected {expected}.")

@@ -4,6 +4,7 @@ checkpoints that carry that bookkeeping."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +65,18 @@ def start_or_resume(
     """
     commit = git_commit(code_dir)
     resume = resolve_resume_path(args.resume_from_checkpoint, output_dir)
+    if (
+        resume is None
+        and args.resume_from_checkpoint == "latest"
+        and (accelerator is None or accelerator.is_main_process)
+    ):
+        # asked to resume but there is nothing to resume from: a fresh start, said where it cannot be missed
+        print(
+            f"--resume_from_checkpoint latest: no complete checkpoint-<step> folder in {output_dir}; starting a "
+            "fresh run from step 0.",
+            file=sys.stderr,
+            flush=True,
+        )
     if resume is None:
         rank = 0 if accelerator is None else accelerator.process_index
         torch.manual_seed(args.seed * 7919 + rank)

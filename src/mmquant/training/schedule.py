@@ -13,13 +13,21 @@ LR_SCHEDULES = ("onecycle", "cosine", "constant")
 
 def make_scheduler(optimizer, schedule: str, max_steps: int, learning_rate: float, warmup_ratio: float = 0.05):
     """``"onecycle"`` (Smith & Topin, the OptVQ reference's), or linear warm-up then ``"cosine"`` decay or
-    ``"constant"``; stepped once per optimizer step."""
+    ``"constant"``; stepped once per optimizer step. Any ``max_steps >= 1`` works: a one-cycle warm-up is at least
+    two steps, and runs of fewer than four steps keep the peak rate."""
+    if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
+        raise ValueError(f"max_steps={max_steps!r}: expected an integer >= 1.")
     if schedule not in LR_SCHEDULES:
         raise ValueError(f"schedule={schedule!r}: expected one of {LR_SCHEDULES}.")
-    if schedule == "onecycle":
+    if schedule == "onecycle" and max_steps >= 4:
+        # OneCycleLR divides by the length of its warm-up phase, pct_start * total_steps - 1 steps: a warm-up that
+        # rounds to one step or less (say --max_steps 20 at 5%) divided by zero, so it is at least two steps
+        pct_start = min(max(warmup_ratio, 2 / max_steps), 1 - 1 / max_steps)
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=learning_rate, total_steps=max_steps, pct_start=warmup_ratio
+            optimizer, max_lr=learning_rate, total_steps=max_steps, pct_start=pct_start
         )
+    if schedule == "onecycle":  # 1-3 steps (a smoke run) leave no room for two phases: the peak rate throughout
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     warmup = max(1, int(warmup_ratio * max_steps))
 
     def factor(step):

@@ -14,6 +14,7 @@ from torch import Tensor
 from transformers import GPT2LMHeadModel
 
 from ...hub.mixin import PushToHubWithCardMixin
+from ...limits import MAX_NUM_SAMPLES, check_int, check_seed, check_temperature
 from ..input_checks import check_batch_sizes, check_code_ids
 from .configuration_mxqvae import MXQVAEPriorConfig
 
@@ -85,8 +86,10 @@ class MXQVAEPriorForCausalLM(PushToHubWithCardMixin, GPT2LMHeadModel):
         codes with `text_first=True`); each row is completed `num_samples` times."""
         s1 = self.config.stage1_config
         start = self.config.text_first_token_id if text_first else self.config.image_first_token_id
-        if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
-            raise ValueError(f"num_samples={num_samples!r}: expected a positive integer.")
+        check_int(num_samples, "num_samples", 1, MAX_NUM_SAMPLES, "sample in several calls")
+        check_temperature(temperature)
+        if generator_seed is not None:
+            check_seed(generator_seed, "generator_seed")
         if top_p is not None and not 0 < top_p <= 1:
             raise ValueError(f"top_p={top_p!r}: expected None or a float in (0, 1].")
         if prefix is None:
@@ -94,10 +97,13 @@ class MXQVAEPriorForCausalLM(PushToHubWithCardMixin, GPT2LMHeadModel):
         else:
             self._check_codes(prefix, "prefix", max_length=s1.num_tokens - 1)  # at least one code left to sample
             input_ids = torch.cat([torch.full_like(prefix[:, :1], start), prefix.long()], 1).to(self.device)
+            if num_samples * len(prefix) > MAX_NUM_SAMPLES:
+                raise ValueError(
+                    f"num_samples={num_samples} times {len(prefix)} prefix rows: more than MAX_NUM_SAMPLES="
+                    f"{MAX_NUM_SAMPLES} sequences (mmquant.limits); sample in several calls."
+                )
         if generator_seed is not None:
             torch.manual_seed(generator_seed)
-        if not temperature > 0:
-            raise ValueError(f"temperature={temperature}: expected > 0.")
         sequence = self.generate(
             input_ids=input_ids,
             attention_mask=torch.ones_like(input_ids),

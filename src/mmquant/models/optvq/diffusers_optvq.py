@@ -42,6 +42,20 @@ class OptVQDiffusersModel(ModelMixin, ConfigMixin):
         self.tokenizer = OptVQModel(OptVQConfig(**config))
 
     @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, strict: bool = True, **kwargs):
+        """diffusers' loading, strict as the transformers models (:class:`~mmquant.hub.mixin.PushToHubWithCardMixin`):
+        missing or unexpected tensors are a ``ValueError`` naming them unless ``strict=False``."""
+        from ...hub.mixin import check_loading_info
+
+        if not isinstance(strict, bool):
+            raise TypeError(f"strict={strict!r}: expected True (refuse weights that do not match) or False.")
+        want_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
+        if strict:
+            check_loading_info(cls, str(pretrained_model_name_or_path), info)
+        return (model, info) if want_info else model
+
+    @classmethod
     def from_optvq(cls, model: OptVQModel, scaling_factor: float = 1.0) -> OptVQDiffusersModel:
         """Wrap a (trained) :class:`OptVQModel`, weights included."""
         wrapper = cls(optvq_config=model.config.to_dict(), scaling_factor=scaling_factor)
