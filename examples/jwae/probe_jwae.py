@@ -184,7 +184,7 @@ def main(args) -> dict:
         report[name] = result
         print(json.dumps({"model": name, **result}))
         if captions:
-            (output_dir / f"decoded_captions-{name}.txt").write_text("\n".join(captions) + "\n")
+            (output_dir / f"decoded_captions-{name.replace('/', '_')}.txt").write_text("\n".join(captions) + "\n")
         if args.results_file:
             merge_result(
                 args.results_file,
