@@ -34,10 +34,10 @@ def _key_values(pairs: list[str], option: str) -> dict:
 
 
 def _card_data(builder: str) -> Path | None:
-    """``hub_cards/datasets/<builder>.yaml`` of the checkout the builders come from, when there is one."""
+    """``<builder>/card_data.yaml`` beside the builder script (package data), when there is one."""
     from .builders import dataset_scripts_dir
 
-    card_data = dataset_scripts_dir().parent / "hub_cards" / "datasets" / f"{builder}.yaml"
+    card_data = dataset_scripts_dir() / builder / "card_data.yaml"
     return card_data if card_data.exists() else None
 
 

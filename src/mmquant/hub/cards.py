@@ -5,6 +5,9 @@ checkpoint and its results file are) + the checkpoint's config + the results fil
 
     python -m mmquant.hub.cards render hub_cards/optvq-mnist.yaml   # writes <checkpoint_dir>/README.md
     python -m mmquant.hub.cards check hub_cards/optvq-mnist.yaml
+
+The template is package data (``mmquant/hub/templates/``), so :func:`output_card_data` + :func:`render_model_card`
+work from an installed wheel; a card data file may name its own ``template:`` (relative to the file).
 """
 
 from __future__ import annotations
@@ -113,8 +116,10 @@ MODEL_TYPE_DEFAULTS["caption_mnist_judge"] = {
 }
 
 
-def _checkout_root() -> Path:
-    return Path(__file__).resolve().parents[3]
+def _template_path() -> Path:
+    from ..resources import templates_dir
+
+    return templates_dir() / TEMPLATE
 
 
 def load_card_data(path: str | Path) -> dict:
@@ -129,7 +134,7 @@ def load_card_data(path: str | Path) -> dict:
     root = path.resolve().parent.parent  # the repository root (hub_cards/ sits in it)
     data["_checkpoint"] = root / data["checkpoint_dir"]
     data["_results"] = root / data["results_file"]
-    data["_template"] = path.resolve().parent / data.get("template", TEMPLATE)
+    data["_template"] = path.resolve().parent / data["template"] if "template" in data else _template_path()
     return data
 
 
@@ -147,7 +152,7 @@ def output_card_data(output_dir: str | Path, repo_id: str, title: str | None = N
         "datasets": [json.loads(results.read_text()).get("dataset", "unknown")] if results.is_file() else [],
         "_checkpoint": output_dir,
         "_results": results,
-        "_template": _checkout_root() / "hub_cards" / TEMPLATE,
+        "_template": _template_path(),
     }
 
 
@@ -205,6 +210,7 @@ def render_model_card(card_data: str | Path | dict, sample_image: str | None = N
     ]
     card_data = ModelCardData(
         library_name="mmquant",
+        pipeline_tag=data.get("pipeline_tag", task_type),
         license=data.get("license", "mit"),
         tags=data.get("tags", defaults.get("tags")),
         datasets=data.get("datasets") or None,

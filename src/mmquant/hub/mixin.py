@@ -15,12 +15,18 @@ class PushToHubWithCardMixin:
 
     ``from_pretrained`` loads safetensors weights only (``use_safetensors=True`` unless given): a folder holding only
     pickle weights (``pytorch_model.bin``) is refused without reading them, and a truncated or corrupt
-    ``model.safetensors`` is an ``OSError`` naming the checkpoint."""
+    ``model.safetensors`` is an ``OSError`` naming the checkpoint. A zoo short name (``"optvq-mnist"``, no ``/``,
+    not a local folder) loads the checkpoint shipped inside the package, offline (:func:`mmquant.zoo.resolve`)."""
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         from safetensors import SafetensorError
 
+        name = pretrained_model_name_or_path
+        if isinstance(name, str) and "/" not in name and not Path(name).exists():
+            from ..zoo import resolve
+
+            pretrained_model_name_or_path = resolve(name)
         kwargs.setdefault("use_safetensors", True)
         try:
             return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)

@@ -152,7 +152,9 @@ def publish_metric(
     ``evaluate.load("<repo_id>")`` or, from a downloaded copy, ``evaluate.load("<folder>")``."""
     from huggingface_hub import CommitOperationAdd, HfApi, RepoCard
 
-    folder = Path(__file__).resolve().parents[1] / "metrics" / name
+    from ..resources import package_path
+
+    folder = package_path("metrics", name)
     module = folder / f"{name}.py"
     if not module.is_file():
         known = sorted(p.parent.name for p in folder.parent.glob("*/README.md"))
