@@ -36,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from bench_output import add_output_arguments, resolve_output  # noqa: E402  (benchmarks/)
 from mmquant.quantizers import SinkhornQuantizer, VectorQuantizer, nearest_code
 from mmquant.training import command_line, git_commit
 
@@ -52,8 +53,8 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--reference-repo", default=None, help="checkout or bare git mirror of github.com/zbr17/OptVQ")
     p.add_argument("--quick", action="store_true", help="N=4096 only and 2 repeats")
-    p.add_argument("--output", default=str(HERE / "results" / "bench_quantizer_grid.json"))
-    args = p.parse_args(argv)
+    add_output_arguments(p, "bench_quantizer_grid")
+    args = resolve_output(p.parse_args(argv), "bench_quantizer_grid")
     if args.quick:
         args.n, args.repeats = "4096", 2
     return args

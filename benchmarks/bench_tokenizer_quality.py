@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from bench_output import add_output_arguments, resolve_output  # noqa: E402  (benchmarks/)
 from mmquant.data.mnist import mnist_images
 from mmquant.metrics.functional import ssim
 from mmquant.metrics.reconstruction import evaluate_reconstruction
@@ -80,13 +81,13 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--only", nargs="+", default=None, help="run only these quantizers")
     p.add_argument("--quick", action="store_true", help="100 steps and 2,000 test digits")
-    p.add_argument("--output", default=str(HERE / "results" / "bench_tokenizer_quality.json"))
+    add_output_arguments(p, "bench_tokenizer_quality")
     p.add_argument(
         "--append",
         action="store_true",
         help="add these rows to --output (same settings required), each with its own command, commit and load",
     )
-    args = p.parse_args(argv)
+    args = resolve_output(p.parse_args(argv), "bench_tokenizer_quality")
     if args.quick:
         args.steps, args.test_images = 100, 2000
     return args

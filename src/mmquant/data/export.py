@@ -1,9 +1,10 @@
 """Publish a prepared dataset: Parquet files in the Hub's layout plus the generated dataset card, on disk or in a
 Hub dataset repo.
 
-    export_parquet(dataset_dict, "out/caption-mnist", "quad4", card_data="src/mmquant/dataset_scripts/caption_mnist/card_data.yaml")
+    CARD = dataset_scripts_dir() / "caption_mnist" / "card_data.yaml"   # mmquant.data.builders
+    export_parquet(dataset_dict, "out/caption-mnist", "quad4", card_data=CARD)
     datasets.load_dataset("out/caption-mnist", "quad4")          # reads it back (the card's YAML lists the files)
-    push_dataset(dataset_dict, "me/caption-mnist", "quad4", card_data="src/mmquant/dataset_scripts/caption_mnist/card_data.yaml")
+    push_dataset(dataset_dict, "me/caption-mnist", "quad4", card_data=CARD)
 
 Files go to ``<config>/<split>-00000-of-00001.parquet``, the layout ``DatasetDict.push_to_hub`` uses, so a local
 export and a Hub repo read the same way. Several configs can be exported into one folder; the card is re-rendered
@@ -47,7 +48,8 @@ def export_parquet(
     dataset_dict, output_dir: str | Path, config_name: str = "default", card_data: str | Path | None = None
 ) -> list[Path]:
     """Write each split of ``dataset_dict`` as Parquet under ``output_dir/<config_name>/`` (images embedded as
-    bytes) and, with ``card_data`` (a ``dataset_scripts/<builder>/card_data.yaml``), the card as ``output_dir/README.md``."""
+    bytes) and, with ``card_data`` (a ``dataset_scripts/<builder>/card_data.yaml``), the card as
+    ``output_dir/README.md``."""
     target = Path(output_dir) / config_name
     target.mkdir(parents=True, exist_ok=True)
     for stale in target.glob("*-of-*.parquet"):  # a re-export replaces the config's files, never mixes them

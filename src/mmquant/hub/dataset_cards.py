@@ -1,5 +1,5 @@
 """Dataset cards generated from data: ``dataset_scripts/<builder>/card_data.yaml`` (prose, tags, column notes) + the
-builder itself (configs, features, split sizes, description, citation, license) -> ``dataset_scripts/<builder>/README.md``
+builder itself (configs, features, split sizes, description, citation, license) -> the ``README.md`` beside them,
 through ``huggingface_hub.DatasetCard``, with the ``configs`` metadata that lets ``datasets.load_dataset`` read an
 export made by ``mmquant-data build ... --format parquet``.
 

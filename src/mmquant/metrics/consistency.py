@@ -41,7 +41,8 @@ def load_judge(judge=None):
         if not (DEFAULT_JUDGE_PATH / "config.json").is_file():
             raise ValueError(
                 f"judge=None: the default judge {DEFAULT_JUDGE_PATH} is missing (it ships inside the mmquant "
-                "package: reinstall mmquant); pass judge=<folder of a caption_mnist_judge checkpoint> or a CaptionMnistJudgeModel."
+                "package: reinstall mmquant); pass judge=<folder of a caption_mnist_judge checkpoint> or a "
+                "CaptionMnistJudgeModel."
             )
         judge = DEFAULT_JUDGE_PATH
     if not isinstance(judge, (str, Path)):
