@@ -20,6 +20,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 import mmquant  # noqa: F401  (registers the Auto classes)
+from mmquant.arguments import make_parser
 from mmquant.data.caption_mnist import DEFAULT_COLORS  # noqa: F401  (documents the palette the captions use)
 from mmquant.metrics.retrieval import cross_modal_retrieval
 from mmquant.training import command_line, git_commit, merge_result
@@ -35,15 +36,24 @@ HERE = Path(__file__).resolve().parent
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__doc__)
     p.add_argument("--models", nargs="+", required=True, help="name=folder of a trained model (save_pretrained)")
     p.add_argument(
         "--dataset_configs", nargs="+", default=["quad2", "quad3", "quad4"], help="Caption MNIST configurations"
     )
-    p.add_argument("--test_examples", type=int, default=1000)
-    p.add_argument("--dataset_cache_dir", default=None)
-    p.add_argument("--results_file", default=None)
-    p.add_argument("--num_threads", type=int, default=None)
+    p.add_argument("--test_examples", type=int, default=1000, help="Caption MNIST test pairs per layout (the gallery)")
+    p.add_argument(
+        "--dataset_cache_dir",
+        default=None,
+        help="datasets cache of the generated pairs (default: ~/.cache/huggingface/datasets)",
+    )
+    p.add_argument(
+        "--results_file",
+        default=None,
+        help="also merge the figures into this results file (the card's: "
+        "examples/jwae/results/caption_mnist.json); none by default",
+    )
+    p.add_argument("--num_threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = p.parse_args(argv)
     for spec in args.models:
         if "=" not in spec:

@@ -17,7 +17,6 @@ under ``table1/<name>`` and ``table2/<name>``, and into ``--results_file`` only 
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 import mmquant  # noqa: F401  (registers the Auto classes)
+from mmquant.arguments import make_parser
 from mmquant.data.builders import build_dataset
 from mmquant.data.caption_mnist import DEFAULT_COLORS
 from mmquant.data.pairs import CaptionPairs
@@ -147,8 +147,12 @@ def _record(args, key: str, entry: dict) -> None:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("table", choices=["degree", "consistency"])
+    p = make_parser(__doc__)
+    p.add_argument(
+        "table",
+        choices=["degree", "consistency"],
+        help="degree: Table 1 (stage-1 models); consistency: Table 2 (a pipeline's samples)",
+    )
     p.add_argument(
         "--output_dir", default="outputs/mxqvae-eval", help="eval_results.json (and the samples grid) go here"
     )
@@ -158,18 +162,22 @@ def main(argv=None) -> None:
         help="also merge the figures into this results file (the card's: "
         "examples/mxqvae/results/caption_mnist.json); none by default",
     )
-    p.add_argument("--dataset_cache_dir", default=None)
-    p.add_argument("--dataset_config", default="quad4_degree")
+    p.add_argument(
+        "--dataset_cache_dir",
+        default=None,
+        help="datasets cache of the generated pairs (default: ~/.cache/huggingface/datasets)",
+    )
+    p.add_argument("--dataset_config", default="quad4_degree", help="Caption MNIST Degree config (degree)")
     p.add_argument("--num_examples", type=int, default=1000, help="Degree base pairs (each gives K+1 rows)")
     p.add_argument("--models", nargs="*", default=[], metavar="NAME=FOLDER", help="stage-1 models (degree)")
     p.add_argument("--pipeline", default=None, help="pipeline folder (consistency)")
     p.add_argument("--judge", default=None, help="judge checkpoint (default: the shipped one)")
-    p.add_argument("--name", default="quad4")
-    p.add_argument("--num_samples", type=int, default=500)
-    p.add_argument("--batch_size", type=int, default=100)
-    p.add_argument("--top_k", type=int, default=10)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", default="quad4", help="key of this pipeline's row (consistency)")
+    p.add_argument("--num_samples", type=int, default=500, help="pairs sampled (consistency)")
+    p.add_argument("--batch_size", type=int, default=100, help="pairs sampled per call (consistency)")
+    p.add_argument("--top_k", type=int, default=10, help="top-k sampling (consistency)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (consistency)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (consistency)")
     args = p.parse_args(argv)
     command = command_line()
     provenance = {"command": command, "commit": git_commit(HERE)}

