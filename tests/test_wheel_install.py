@@ -4,9 +4,10 @@ zoo name offline and render a card.
 
 How the fresh environment is made, and why it tests the wheel and nothing else:
 
-* The wheel is built with ``pip wheel --no-deps --no-build-isolation`` from a copy of the project's files in a
-  temporary folder, so no ``build/`` folder left in the checkout can leak stale files into it, and no network is
-  needed (setuptools comes from the interpreter running the tests).
+* The wheel is built with ``pip wheel --no-deps`` from a copy of the project's files in a temporary folder, so no
+  ``build/`` folder left in the checkout can leak stale files into it. When the test interpreter has a setuptools
+  that meets ``[build-system]`` (>= 77) the build uses it (``--no-build-isolation``, no network); otherwise pip
+  makes its usual isolated build environment, which needs the package registry (as CI's installs do).
 * ``python -m venv --without-pip`` makes an empty environment; pip (of the test interpreter, ``--python``) installs
   the wheel into it with ``--no-deps``.
 * Installing torch, transformers, datasets... again would take minutes and the network, so the fresh environment
@@ -40,6 +41,15 @@ def _run(cmd: list[str], cwd: Path, env: dict, timeout: int = 300) -> str:
     return done.stdout
 
 
+def _setuptools_major() -> int:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return int(version("setuptools").split(".")[0])
+    except PackageNotFoundError:
+        return 0
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("wheel")
@@ -51,8 +61,12 @@ def installed(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INDEX="1")
     wheels = tmp / "wheels"
-    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), "."],
+    isolation = ["--no-build-isolation"] if _setuptools_major() >= 77 else []
+    if not isolation:
+        env.pop("PIP_NO_INDEX")  # the isolated build environment installs setuptools from the registry
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *isolation, "-w", str(wheels), "."],
          cwd=source, env=env)  # fmt: skip
+    env["PIP_NO_INDEX"] = "1"
     (wheel,) = wheels.glob("mmquant-*.whl")
     venv = tmp / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=tmp, env=env)
