@@ -91,10 +91,21 @@ def test_prior_after_unfinished_stage1_names_the_missing_step(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+def test_laviter_phase_before_the_previous_one_names_it(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_laviter", ROOT / "examples" / "laviter" / "train_laviter.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    args = module.parse_args(["--phase", "joint", "--init_from", str(tmp_path / "laviter-quad2-generators")])
+    with pytest.raises(FileNotFoundError, match="no finished model of the previous phase.*phases run in order"):
+        module.load_model_and_data(args)
+
+
 def test_publish_of_a_missing_folder_names_the_command_that_writes_it(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "mmquant.cli", "publish", str(tmp_path / "optvq"), "--repo_id", "you/optvq"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.returncode != 0 and "not a directory. A training run writes it" in done.stderr
     assert "train_optvq.py --config examples/optvq/configs/mnist_optvq.yaml" in done.stderr

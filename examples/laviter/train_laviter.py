@@ -128,13 +128,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--batch_size must be >= 2 (the matching losses need negatives) and --max_steps >= 1")
     if args.phase != "vta" and not args.init_from:
         p.error(f"--phase {args.phase} continues a previous phase: pass its output folder as --init_from")
-    if args.init_from and not (Path(args.init_from) / "config.json").is_file():
-        from mmquant.hub.publish import unfinished_run_hint
-
-        p.error(
-            f"--init_from {args.init_from}: no finished model of the previous phase there; "
-            f"{unfinished_run_hint(args.init_from)} The phases run in order (README, LAViTeR)."
-        )
     if not isinstance(get_config(args.model_size), LaviterConfig):
         p.error(f"--model_size {args.model_size!r} is not a LAViTeR size (laviter-caption-mnist, laviter-test)")
     return args
@@ -186,6 +179,13 @@ def load_model_and_data(args):
         if changed:
             raise ValueError(
                 f"--model_config {sorted(changed)}: with --init_from only lambda_* and gamma* may change."
+            )
+        if not (Path(args.init_from) / "config.json").is_file():
+            from mmquant.hub.publish import unfinished_run_hint
+
+            raise FileNotFoundError(
+                f"--init_from {args.init_from}: no finished model of the previous phase there; "
+                f"{unfinished_run_hint(args.init_from)} The phases run in order (README, LAViTeR)."
             )
         tokenizer = AutoTokenizer.from_pretrained(args.init_from)
         model = LaviterModel.from_pretrained(args.init_from, **args.model_config)

@@ -28,19 +28,15 @@ def _publish(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     from .hub.publish import publish_folder
 
-    try:
-        info = publish_folder(
-            args.folder,
-            args.repo_id,
-            card_data=args.card_data,
-            title=args.title,
-            private=args.private or None,
-            revision=args.revision,
-            commit_message=args.commit_message,
-        )
-    except (FileNotFoundError, ValueError) as err:  # a folder that cannot be published: say why, no traceback
-        print(f"mmquant publish: {err}", file=sys.stderr)
-        return 2
+    info = publish_folder(
+        args.folder,
+        args.repo_id,
+        card_data=args.card_data,
+        title=args.title,
+        private=args.private or None,
+        revision=args.revision,
+        commit_message=args.commit_message,
+    )
     print(f"published {args.folder} to {args.repo_id} (commit {info.oid})")
     print(f'load it with: import mmquant; AutoModel.from_pretrained("{args.repo_id}")')
     return 0

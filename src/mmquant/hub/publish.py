@@ -56,7 +56,7 @@ def check_model_folder(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(
-            f"folder={str(folder)!r}: no such folder. A training run writes it at the end (its --output_dir; e.g. "
+            f"folder={str(folder)!r}: not a directory. A training run writes it at the end (its --output_dir; e.g. "
             "`python examples/optvq/train_optvq.py --config examples/optvq/configs/mnist_optvq.yaml` writes "
             "outputs/optvq-mnist): run that step first, or pass a save_pretrained output folder."
         )
