@@ -90,3 +90,15 @@ def _strings(value):
 def test_shipped_results_record_no_absolute_paths(path):
     found = [m for s in _strings(json.loads(path.read_text())) for m in _ABSOLUTE.findall(s)]
     assert not found, f"{path.relative_to(ROOT)} records absolute machine paths: {sorted(set(found))[:5]}"
+
+
+def test_recorded_paths_are_repo_relative_or_placeholders(tmp_path, monkeypatch):
+    from mmquant.training import command_line, portable_args, repo_relative
+
+    inside = ROOT / "examples" / "optvq"
+    assert repo_relative(inside) == "examples/optvq"
+    assert repo_relative(tmp_path / "run") == "<external>/run"
+    args = ["--output_dir", str(tmp_path / "a"), "--models", f"x={ROOT / 'outputs' / 'q'}", "--lr", "0.1"]
+    assert portable_args(args) == ["--output_dir", "<external>/a", "--models", "x=outputs/q", "--lr", "0.1"]
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "examples" / "optvq" / "train_optvq.py"), f"--p={tmp_path / 'z'}"])
+    assert command_line() == "python examples/optvq/train_optvq.py --p=<external>/z"

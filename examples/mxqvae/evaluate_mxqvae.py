@@ -99,7 +99,7 @@ def run_degree(args, provenance: dict) -> None:
             ]
         )
         entry = provenance | {
-            "model": folder,
+            "model": repo_relative(folder),
             "dataset": f"caption_mnist/{args.dataset_config}",
             "base_pairs": args.num_examples,
             "seconds": round(time.time() - started, 1),
@@ -128,7 +128,7 @@ def run_consistency(args, provenance: dict) -> None:
     grid.parent.mkdir(parents=True, exist_ok=True)
     MXQVAEPipeline.save_grid(type(out)(images=images[:16], captions=captions[:16], codes=out.codes[:0]), grid)
     entry = provenance | {
-        "pipeline": args.pipeline,
+        "pipeline": repo_relative(args.pipeline),
         "num_samples": args.num_samples,
         "sampling": {"top_k": args.top_k, "temperature": args.temperature, "seed": args.seed},
         "seconds": round(time.time() - started, 1),

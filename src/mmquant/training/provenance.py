@@ -29,10 +29,11 @@ def git_commit(where: str | Path) -> str:
 
 
 def _repo_root(where: str | Path | None = None) -> Path | None:
-    """The root of the git repository holding ``where`` (default: the running script's folder, else the current
-    directory), or None outside a checkout."""
+    """The root of the git repository holding ``where`` (default: the current directory, else the running script's
+    folder), or None outside a checkout."""
     if where is None:
-        where = Path(sys.argv[0]).resolve().parent if sys.argv and sys.argv[0] else Path.cwd()
+        script = Path(sys.argv[0]).resolve().parent if sys.argv and sys.argv[0] else None
+        return _repo_root(Path.cwd()) or (_repo_root(script) if script is not None and script.is_dir() else None)
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--show-toplevel"], cwd=where, capture_output=True, text=True, check=True
