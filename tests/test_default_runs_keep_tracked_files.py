@@ -55,6 +55,14 @@ def test_training_script_and_benchmark_defaults_leave_tracked_files_unchanged(tm
     assert _tracked_status() == before
 
 
+@pytest.mark.parametrize("config", sorted(ROOT.glob("examples/*/configs/*.yaml")), ids=lambda p: p.name)
+def test_no_config_names_a_results_file(config):
+    import yaml
+
+    data = yaml.safe_load(config.read_text()) or {}
+    assert "results_file" not in data, f"{config.relative_to(ROOT)}: pass --results_file on the command line instead"
+
+
 def test_results_file_only_when_named(tmp_path):
     target = tmp_path / "results" / "mine.json"
     _run(
