@@ -12,33 +12,33 @@ machine and load average. Target (issue 5): at least 5x more tokens/s with the c
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
+from bench_output import add_output_arguments, resolve_output  # noqa: E402  (benchmarks/)
+from mmquant.arguments import make_parser
 from mmquant.models.mxqvae import MXQVAEConfig, MXQVAEPriorConfig, MXQVAEPriorForCausalLM
-from mmquant.training import git_commit
+from mmquant.training import command_line, git_commit
 
 HERE = Path(__file__).resolve().parent
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__doc__)
     p.add_argument("--image_size", type=int, default=128, help="stage-1 image size (tokens = (size/8)^2 + 8)")
-    p.add_argument("--n_layer", type=int, default=4)
-    p.add_argument("--n_embd", type=int, default=128)
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--output", default=str(HERE / "results" / "bench_prior_sampling.json"))
-    args = p.parse_args(argv)
+    p.add_argument("--n_layer", type=int, default=4, help="prior transformer layers")
+    p.add_argument("--n_embd", type=int, default=128, help="prior width")
+    p.add_argument("--batch", type=int, default=4, help="sequences sampled at once")
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats (the median is reported)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    add_output_arguments(p, "bench_prior_sampling")
+    args = resolve_output(p.parse_args(argv), "bench_prior_sampling")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -59,7 +59,7 @@ def main(argv=None) -> dict:
     same = bool(torch.equal(outputs[True], outputs[False]))
     rate = {k: tokens / statistics.median(v) for k, v in times.items()}
     result = {
-        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "command": command_line(),
         "commit": git_commit(HERE),
         "torch": torch.__version__,
         "machine": {"platform": platform.platform(), "threads": torch.get_num_threads()},
@@ -81,6 +81,7 @@ def main(argv=None) -> dict:
         f"{stage1.num_tokens} tokens x {args.batch}: cached {rate[True]:.0f} tok/s, uncached {rate[False]:.0f} "
         f"tok/s, speedup {rate[True] / rate[False]:.1f}x, identical tokens: {same}"
     )
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     return result
 

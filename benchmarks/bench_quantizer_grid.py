@@ -22,7 +22,6 @@ resident set (VmHWM, reset through ``/proc/self/clear_refs``) during one call ov
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gc
 import itertools
@@ -36,6 +35,8 @@ from pathlib import Path
 
 import torch
 
+from bench_output import add_output_arguments, resolve_output  # noqa: E402  (benchmarks/)
+from mmquant.arguments import make_parser
 from mmquant.quantizers import SinkhornQuantizer, VectorQuantizer, nearest_code
 from mmquant.training import command_line, git_commit
 
@@ -44,16 +45,16 @@ sys.path.insert(0, str(HERE))
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--n", default="4096,16384,65536")
-    p.add_argument("--k", default="1024,8192")
-    p.add_argument("--d", default="16,64")
-    p.add_argument("--dtypes", default="float32,bf16")
-    p.add_argument("--repeats", type=int, default=3)
+    p = make_parser(__doc__)
+    p.add_argument("--n", default="4096,16384,65536", help="comma-separated numbers of vectors N")
+    p.add_argument("--k", default="1024,8192", help="comma-separated codebook sizes K")
+    p.add_argument("--d", default="16,64", help="comma-separated code dimensions D")
+    p.add_argument("--dtypes", default="float32,bf16", help="comma-separated precisions (float32, bf16 autocast)")
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats per cell (the median is reported)")
     p.add_argument("--reference-repo", default=None, help="checkout or bare git mirror of github.com/zbr17/OptVQ")
     p.add_argument("--quick", action="store_true", help="N=4096 only and 2 repeats")
-    p.add_argument("--output", default=str(HERE / "results" / "bench_quantizer_grid.json"))
-    args = p.parse_args(argv)
+    add_output_arguments(p, "bench_quantizer_grid")
+    args = resolve_output(p.parse_args(argv), "bench_quantizer_grid")
     if args.quick:
         args.n, args.repeats = "4096", 2
     return args

@@ -27,21 +27,24 @@ from pathlib import Path
 
 import torch
 
+from bench_output import add_output_arguments, resolve_output  # noqa: E402  (benchmarks/)
+from mmquant.arguments import make_parser
 from mmquant.quantizers import nearest_code, sinkhorn_assign
+from mmquant.training import command_line
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SIZES = "4096x1024x64,16384x1024x64,16384x8192x16,65536x1024x16"
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__doc__)
     p.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated NxKxD")
-    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--repeats", type=int, default=7, help="timed repeats per method (the median is reported)")
     p.add_argument("--reference-repo", default=None, help="checkout or bare git mirror of github.com/zbr17/OptVQ")
-    p.add_argument("--output", default=str(HERE / "results" / "bench_quantizers.json"))
+    add_output_arguments(p, "bench_quantizers")
     p.add_argument("--no-memory", action="store_true", help="skip the per-method memory subprocesses")
     p.add_argument("--memory-probe", nargs=2, metavar=("METHOD", "SIZE"), help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    return resolve_output(p.parse_args(argv), "bench_quantizers")
 
 
 def _inputs(n, k, d):
@@ -180,7 +183,7 @@ def main(args):
             line += " | " + " / ".join(f"{mem[m]:.0f}" for m in methods)
         print(line, flush=True)
     result = {
-        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "command": command_line(),
         "commit": _commit(),
         "reference_commit": ref_commit,
         "machine": {"cpu": _cpu_model(), "platform": platform.platform(), "threads": torch.get_num_threads()},

@@ -18,7 +18,6 @@ each: test PSNR (images in [0, 1]), SSIM, whole-test-set code usage and perplexi
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -29,6 +28,8 @@ from pathlib import Path
 
 import torch
 
+from bench_output import add_output_arguments, resolve_output  # noqa: E402  (benchmarks/)
+from mmquant.arguments import make_parser
 from mmquant.data.mnist import mnist_images
 from mmquant.metrics.functional import ssim
 from mmquant.metrics.reconstruction import evaluate_reconstruction
@@ -70,23 +71,23 @@ OURS = {
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=500)
-    p.add_argument("--batch_size", type=int, default=128)
+    p = make_parser(__doc__)
+    p.add_argument("--steps", type=int, default=500, help="training steps per quantizer")
+    p.add_argument("--batch_size", type=int, default=128, help="training batch size")
     p.add_argument("--learning_rate", type=float, default=2e-3, help="as examples/optvq/configs/mnist_optvq.yaml")
-    p.add_argument("--lr_schedule", default="onecycle")
+    p.add_argument("--lr_schedule", default="onecycle", help="learning-rate schedule")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed; rows give mean and std")
-    p.add_argument("--test_images", type=int, default=10000)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--test_images", type=int, default=10000, help="MNIST test images scored")
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     p.add_argument("--only", nargs="+", default=None, help="run only these quantizers")
     p.add_argument("--quick", action="store_true", help="100 steps and 2,000 test digits")
-    p.add_argument("--output", default=str(HERE / "results" / "bench_tokenizer_quality.json"))
+    add_output_arguments(p, "bench_tokenizer_quality")
     p.add_argument(
         "--append",
         action="store_true",
         help="add these rows to --output (same settings required), each with its own command, commit and load",
     )
-    args = p.parse_args(argv)
+    args = resolve_output(p.parse_args(argv), "bench_tokenizer_quality")
     if args.quick:
         args.steps, args.test_images = 100, 2000
     return args

@@ -26,6 +26,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 import mmquant  # noqa: F401  (registers the Auto classes)
+from mmquant.arguments import make_parser
 from mmquant.data.pairs import CaptionPairs
 from mmquant.data.retrieval_pairs import RetrievalPairs
 from mmquant.metrics.retrieval import cross_modal_retrieval
@@ -45,9 +46,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
-    )
+    p = make_parser(__doc__)
     p.add_argument(
         "--models",
         nargs="+",
@@ -57,10 +56,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--dataset_configs", nargs="+", default=["quad2", "quad3", "quad4"], help="Caption MNIST configurations"
     )
-    p.add_argument("--test_examples", type=int, default=1000, help="test pairs per configuration (default: 1000)")
-    p.add_argument("--dataset_cache_dir", default=None, help="datasets cache for the generated Caption MNIST")
-    p.add_argument("--results_file", default=None, help="results file to merge the entries into (off by default)")
-    p.add_argument("--num_threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument("--test_examples", type=int, default=1000, help="Caption MNIST test pairs per layout (the gallery)")
+    p.add_argument(
+        "--dataset_cache_dir",
+        default=None,
+        help="datasets cache of the generated pairs (default: ~/.cache/huggingface/datasets)",
+    )
+    p.add_argument(
+        "--results_file",
+        default=None,
+        help="also merge the figures into this results file (the card's: "
+        "examples/jwae/results/caption_mnist.json); none by default",
+    )
+    p.add_argument("--num_threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = p.parse_args(argv)
     for spec in args.models:
         if "=" not in spec or not all(spec.split("=", 1)[1].split(",")):

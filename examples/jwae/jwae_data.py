@@ -18,7 +18,9 @@ TEST_SPLIT = {"caption_mnist": "test", "coco_captions": "test", "flickr30k_capti
 
 
 def add_data_arguments(p) -> None:
-    p.add_argument("--dataset", default="caption_mnist", choices=sorted(TEST_SPLIT))
+    p.add_argument(
+        "--dataset", default="caption_mnist", choices=sorted(TEST_SPLIT), help="builder (COCO/Flickr30k: --data_dir)"
+    )
     p.add_argument(
         "--dataset_config", default=None, help="Caption MNIST: single, quad1 ... quad4 (default quad2); COCO: karpathy"
     )
@@ -26,7 +28,7 @@ def add_data_arguments(p) -> None:
     p.add_argument("--image_features", default=None, help="safetensors file of per-split (rows, F) image features")
     p.add_argument("--train_examples", type=int, default=20000, help="Caption MNIST training pairs to generate")
     p.add_argument("--test_examples", type=int, default=1000, help="test images (Caption MNIST: pairs generated)")
-    p.add_argument("--dataset_cache_dir", default=None)
+    p.add_argument("--dataset_cache_dir", default=None, help="datasets cache (default: ~/.cache/huggingface/datasets)")
 
 
 def _features(path: str | None, split: str):

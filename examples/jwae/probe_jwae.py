@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from transformers import AutoModel, AutoTokenizer
 
 import mmquant  # noqa: F401  (registers the Auto classes)
+from mmquant.arguments import make_parser
 from mmquant.data.pairs import CaptionPairs
 from mmquant.data.retrieval_pairs import RetrievalPairs
 from mmquant.metrics.consistency import semantic_consistency
@@ -51,9 +52,7 @@ _EMPTY = "empty"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
-    )
+    p = make_parser(__doc__)
     p.add_argument("--models", nargs="+", required=True, help="name=folder of a trained jWAE/VSE++ model")
     p.add_argument("--dataset_config", default="quad2", help="Caption MNIST configuration probed (default: quad2)")
     p.add_argument("--fit_examples", type=int, default=4000, help="training pairs the linear read-out is fitted on")

@@ -19,6 +19,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 import mmquant  # noqa: F401  (registers the Auto classes)
+from mmquant.arguments import make_parser
 from mmquant.data.collate import image_to_tensor
 from mmquant.data.pairs import tokenize_captions
 from mmquant.metrics.retrieval import rank_gallery
@@ -31,16 +32,20 @@ except ImportError:  # pragma: no cover
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__doc__)
     p.add_argument("--model", required=True, help="a folder saved by train_jwae.py (or a Hub id when online)")
     query = p.add_mutually_exclusive_group(required=True)
     query.add_argument("--image", help="an image file, resized to the model's image size")
     query.add_argument("--index", type=int, help="a Caption MNIST test pair of the gallery as the query")
     p.add_argument("--captions", help="a text file of gallery captions, one per line")
-    p.add_argument("--dataset_config", default="quad2")
-    p.add_argument("--gallery_size", type=int, default=1000)
-    p.add_argument("--dataset_cache_dir", default=None)
-    p.add_argument("--top_k", type=int, default=5)
+    p.add_argument("--dataset_config", default="quad2", help="Caption MNIST layout of the gallery pairs")
+    p.add_argument("--gallery_size", type=int, default=1000, help="test pairs in the gallery")
+    p.add_argument(
+        "--dataset_cache_dir",
+        default=None,
+        help="datasets cache of the generated pairs (default: ~/.cache/huggingface/datasets)",
+    )
+    p.add_argument("--top_k", type=int, default=5, help="captions printed per query")
     args = p.parse_args(argv)
     check_input_paths(p, args, model="model", image="file", captions="file")
     return args

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from mmquant.arguments import make_parser
 from mmquant.losses.divergences import critic_loss, gaussian_frechet_distance
 from mmquant.metrics.retrieval import cross_modal_retrieval
 from mmquant.models.jwae import JWAEConfig, JWAEModel
@@ -54,9 +55,13 @@ _RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__doc__)
     p.add_argument("--config", help="YAML file of defaults for any argument below")
-    p.add_argument("--output_dir", default="outputs/jwae")
+    p.add_argument(
+        "--output_dir",
+        default="outputs/jwae",
+        help="where checkpoints, logs, plots, the final model and eval_results.json go",
+    )
     add_data_arguments(p)
     p.add_argument("--model_size", default="jwae-caption-mnist", help="a jwae/vsepp size of mmquant.list_models()")
     p.add_argument("--model_config", type=json.loads, default={}, help="JWAEConfig fields as JSON (override)")

@@ -18,21 +18,30 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+import mmquant
+from mmquant.arguments import make_parser
 from mmquant.user_errors import check_input_paths
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=str(ROOT / "checkpoints" / "laviter-caption-mnist"))
+    p = make_parser(__doc__)
+    p.add_argument(
+        "--model",
+        default="laviter-caption-mnist",
+        help="a zoo name or a LaviterModel folder",
+    )
     p.add_argument("--image", default=None, help="an image file to caption (resized to the model's size)")
     p.add_argument("--caption", default=None, help="a caption to draw")
     p.add_argument("--index", type=int, default=0, help="the Caption MNIST Quad2 test pair to use otherwise")
-    p.add_argument("--dataset_cache_dir", default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--output", default="outputs/laviter-demo.png")
+    p.add_argument(
+        "--dataset_cache_dir",
+        default=None,
+        help="datasets cache of the generated pairs (default: ~/.cache/huggingface/datasets)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--output", default="outputs/laviter-demo.png", help="the PNG written")
     args = p.parse_args(argv)
     check_input_paths(p, args, model="model", image="file", dataset_cache_dir="dir")
     return args
@@ -42,13 +51,13 @@ def main(args) -> dict:
     from PIL import Image
     from transformers import AutoModel, AutoTokenizer
 
-    import mmquant  # noqa: F401  (registers the Auto classes)
     from mmquant.data.collate import image_to_tensor
     from mmquant.data.pairs import load_caption_mnist_pairs, tokenize_captions
     from mmquant.training import save_captioned_grid
 
-    model = AutoModel.from_pretrained(args.model).eval()
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    folder = mmquant.zoo.resolve(args.model)  # a zoo name: the checkpoint shipped inside the package
+    model = AutoModel.from_pretrained(folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
     size, length = model.config.vision_config.image_size, model.config.text_config.max_length
     truth = None
     if args.image is None or args.caption is None:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from mmquant.arguments import make_parser
 from mmquant.data.caption_grammar import CaptionParseError, parse_caption
 from mmquant.data.caption_mnist import DEFAULT_COLORS
 from mmquant.data.color_words import find_color_words
@@ -50,6 +51,7 @@ from mmquant.training import (
     mean_over_processes,
     plot_losses,
     progress_bar,
+    repo_relative,
     save_captioned_grid,
     save_run_checkpoint,
     save_run_result,
@@ -73,19 +75,37 @@ _LOSSES = (
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__doc__)
     p.add_argument("--config", help="YAML file of defaults for any argument below")
-    p.add_argument("--output_dir", default="outputs/laviter")
-    p.add_argument("--phase", default="vta", choices=PHASES)
+    p.add_argument(
+        "--output_dir",
+        default="outputs/laviter",
+        help="where checkpoints, logs, samples, the final model and eval_results.json go",
+    )
+    p.add_argument(
+        "--phase",
+        default="vta",
+        choices=PHASES,
+        help="training phase: vta (1), generators (2) or joint (3); 2 and 3 need --init_from",
+    )
     p.add_argument("--init_from", default=None, help="the previous phase's output folder (model and tokenizer)")
-    p.add_argument("--dataset", default="caption_mnist", choices=("caption_mnist", *FOLDER_DATASETS))
+    p.add_argument(
+        "--dataset",
+        default="caption_mnist",
+        choices=("caption_mnist", *FOLDER_DATASETS),
+        help="caption_mnist (generated offline) or a local-folder builder with --data_dir",
+    )
     p.add_argument(
         "--dataset_config", default=None, help="Caption MNIST: single, quad1 ... quad4 (default quad2); COCO: karpathy"
     )
     p.add_argument("--data_dir", default=None, help="the local CUB / Flowers / COCO folder (see its dataset card)")
-    p.add_argument("--train_examples", type=int, default=20000)
-    p.add_argument("--test_examples", type=int, default=1000)
-    p.add_argument("--dataset_cache_dir", default=None)
+    p.add_argument("--train_examples", type=int, default=20000, help="Caption MNIST training pairs to generate")
+    p.add_argument("--test_examples", type=int, default=1000, help="test pairs to generate and score")
+    p.add_argument(
+        "--dataset_cache_dir",
+        default=None,
+        help="datasets cache of the prepared data (default: ~/.cache/huggingface/datasets)",
+    )
     p.add_argument("--model_size", default="laviter-caption-mnist", help="a laviter size of mmquant.list_models()")
     p.add_argument(
         "--model_config",
@@ -93,9 +113,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         default={},
         help="LaviterConfig fields as JSON; with --init_from only the loss weights (lambda_*, gamma*) may change",
     )
-    p.add_argument("--train_image_backbone", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument(
+        "--train_image_backbone",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="train the VTA image backbone (off: frozen, as with a pretrained InceptionV3)",
+    )
     p.add_argument("--discriminator_learning_rate", type=float, default=2e-4, help="AttnGAN's Adam rate for D")
-    p.add_argument("--max_grad_norm", type=float, default=1.0)
+    p.add_argument("--max_grad_norm", type=float, default=1.0, help="gradient clipping norm")
     p.add_argument("--eval_images", type=int, default=1000, help="test pairs scored at each evaluation")
     p.add_argument("--r_precision_candidates", type=int, default=100, help="captions ranked per image (AttnGAN)")
     add_training_arguments(p, batch_size=32, lr_schedule="constant", max_steps=1000)
@@ -156,6 +181,13 @@ def load_model_and_data(args):
         if changed:
             raise ValueError(
                 f"--model_config {sorted(changed)}: with --init_from only lambda_* and gamma* may change."
+            )
+        if not (Path(args.init_from) / "config.json").is_file():
+            from mmquant.hub.publish import unfinished_run_hint
+
+            raise FileNotFoundError(
+                f"--init_from {args.init_from}: no finished model of the previous phase there; "
+                f"{unfinished_run_hint(args.init_from)} The phases run in order (README, LAViTeR)."
             )
         tokenizer = AutoTokenizer.from_pretrained(args.init_from)
         model = LaviterModel.from_pretrained(args.init_from, **args.model_config)
@@ -372,7 +404,7 @@ def main(args) -> dict:
             "steps": run.step,
             "processes": world,
             "train_seconds_this_session": round(time.time() - started, 1),
-            "init_from": args.init_from,
+            "init_from": repo_relative(args.init_from) if args.init_from else None,
             "lambdas": {w: getattr(unwrapped.config, w) for w in weights},
             "train_image_backbone": args.train_image_backbone,
             "command": command_line(),

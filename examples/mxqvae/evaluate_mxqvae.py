@@ -10,13 +10,13 @@
 Degree accuracy is reported twice: ``degree_accuracy`` compares the digit and colour tokens of the reconstruction
 with the input caption's position by position (the text decoder predicts one token per input position), and
 ``degree_accuracy_parsed`` asks the whole reconstruction to parse first (a caption with any wrong template word
-scores 0 there). Both merge their figures into ``--results_file`` (default
-``examples/mxqvae/results/caption_mnist.json``) under ``table1/<name>`` and ``table2/<name>``.
+scores 0 there). Both merge their figures into ``<output_dir>/eval_results.json`` (default ``outputs/mxqvae-eval``)
+under ``table1/<name>`` and ``table2/<name>``, and into ``--results_file`` only when it is given (the card's tables:
+``--results_file examples/mxqvae/results/caption_mnist.json``).
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -24,11 +24,12 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 import mmquant  # noqa: F401  (registers the Auto classes)
+from mmquant.arguments import make_parser
 from mmquant.data.builders import build_dataset
 from mmquant.data.caption_mnist import DEFAULT_COLORS
 from mmquant.data.pairs import CaptionPairs
 from mmquant.metrics.consistency import degree_accuracy, degree_token_accuracy, load_judge, semantic_consistency
-from mmquant.training import command_line, git_commit, merge_result
+from mmquant.training import command_line, git_commit, merge_result, repo_relative
 from mmquant.user_errors import check_input_paths
 
 HERE = Path(__file__).resolve().parent
@@ -99,13 +100,13 @@ def run_degree(args, provenance: dict) -> None:
             ]
         )
         entry = provenance | {
-            "model": folder,
+            "model": repo_relative(folder),
             "dataset": f"caption_mnist/{args.dataset_config}",
             "base_pairs": args.num_examples,
             "seconds": round(time.time() - started, 1),
             "metrics": metrics,
         }
-        merge_result(args.results_file, f"table1/{name}", entry)
+        _record(args, f"table1/{name}", entry)
         print(name, "by token", {d: round(v, 3) for d, v in by_token.items()}, "parsed", parsed,
               "masked slots", round(image_route, 3))  # fmt: skip
 
@@ -123,36 +124,61 @@ def run_consistency(args, provenance: dict) -> None:
         images += out.images
         captions += out.captions
     scores = semantic_consistency(images, captions, judge)
-    grid = HERE / "results" / f"samples_{args.name}.png"
+    grid_dir = Path(args.results_file).parent if args.results_file else Path(args.output_dir)
+    grid = grid_dir / f"samples_{args.name}.png"
+    grid.parent.mkdir(parents=True, exist_ok=True)
     MXQVAEPipeline.save_grid(type(out)(images=images[:16], captions=captions[:16], codes=out.codes[:0]), grid)
     entry = provenance | {
-        "pipeline": args.pipeline,
+        "pipeline": repo_relative(args.pipeline),
         "num_samples": args.num_samples,
         "sampling": {"top_k": args.top_k, "temperature": args.temperature, "seed": args.seed},
         "seconds": round(time.time() - started, 1),
-        "samples_grid": grid.relative_to(HERE.parents[1]).as_posix(),
+        "samples_grid": repo_relative(grid),
         "metrics": [{"metric": k, "split": "generated", "value": round(v, 4)} for k, v in scores.items()],
     }
-    merge_result(args.results_file, f"table2/{args.name}", entry)
+    _record(args, f"table2/{args.name}", entry)
     print(args.name, scores)
 
 
+def _record(args, key: str, entry: dict) -> None:
+    """Merge ``entry`` into ``<output_dir>/eval_results.json`` and, when named, into ``--results_file``."""
+    merge_result(Path(args.output_dir) / "eval_results.json", key, entry)
+    if args.results_file:
+        merge_result(args.results_file, key, entry)
+
+
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("table", choices=["degree", "consistency"])
-    p.add_argument("--results_file", default=str(HERE / "results" / "caption_mnist.json"))
-    p.add_argument("--dataset_cache_dir", default=None)
-    p.add_argument("--dataset_config", default="quad4_degree")
+    p = make_parser(__doc__)
+    p.add_argument(
+        "table",
+        choices=["degree", "consistency"],
+        help="degree: Table 1 (stage-1 models); consistency: Table 2 (a pipeline's samples)",
+    )
+    p.add_argument(
+        "--output_dir", default="outputs/mxqvae-eval", help="eval_results.json (and the samples grid) go here"
+    )
+    p.add_argument(
+        "--results_file",
+        default=None,
+        help="also merge the figures into this results file (the card's: "
+        "examples/mxqvae/results/caption_mnist.json); none by default",
+    )
+    p.add_argument(
+        "--dataset_cache_dir",
+        default=None,
+        help="datasets cache of the generated pairs (default: ~/.cache/huggingface/datasets)",
+    )
+    p.add_argument("--dataset_config", default="quad4_degree", help="Caption MNIST Degree config (degree)")
     p.add_argument("--num_examples", type=int, default=1000, help="Degree base pairs (each gives K+1 rows)")
     p.add_argument("--models", nargs="*", default=[], metavar="NAME=FOLDER", help="stage-1 models (degree)")
     p.add_argument("--pipeline", default=None, help="pipeline folder (consistency)")
     p.add_argument("--judge", default=None, help="judge checkpoint (default: the shipped one)")
-    p.add_argument("--name", default="quad4")
-    p.add_argument("--num_samples", type=int, default=500)
-    p.add_argument("--batch_size", type=int, default=100)
-    p.add_argument("--top_k", type=int, default=10)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", default="quad4", help="key of this pipeline's row (consistency)")
+    p.add_argument("--num_samples", type=int, default=500, help="pairs sampled (consistency)")
+    p.add_argument("--batch_size", type=int, default=100, help="pairs sampled per call (consistency)")
+    p.add_argument("--top_k", type=int, default=10, help="top-k sampling (consistency)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (consistency)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (consistency)")
     args = p.parse_args(argv)
     check_input_paths(p, args, models="dir", pipeline="model", judge="model")
     command = command_line()

@@ -15,23 +15,28 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import mmquant
+from mmquant.arguments import make_parser
 from mmquant.user_errors import check_input_paths
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--pipeline", default=str(ROOT / "checkpoints" / "mxqvae-caption-mnist-quad4"))
-    p.add_argument("--num_samples", type=int, default=8)
+    p = make_parser(__doc__)
+    p.add_argument(
+        "--pipeline",
+        default="mxqvae-caption-mnist-quad4",
+        help="a zoo name or an MXQ-VAE pipeline folder (stage 1 + prior + tokenizer)",
+    )
+    p.add_argument("--num_samples", type=int, default=8, help="pairs to sample")
     p.add_argument("--caption", default=None, help="complete this caption into images (text -> image)")
     p.add_argument("--image", default=None, help="complete this image file into captions (image -> text)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--top_k", type=int, default=10, help="the reference samples with top-k 10")
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
     p.add_argument("--judge", default=None, help="judge checkpoint (default: checkpoints/caption-mnist-judge)")
-    p.add_argument("--output", default="outputs/mxqvae-pairs.png")
+    p.add_argument("--output", default="outputs/mxqvae-pairs.png", help="the PNG grid written")
     args = p.parse_args(argv)
     check_input_paths(p, args, pipeline="model", image="file", judge="model")
     return args
@@ -40,11 +45,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(args) -> dict:
     from PIL import Image
 
-    import mmquant  # noqa: F401  (registers the model classes)
     from mmquant.metrics.consistency import load_judge, semantic_consistency
     from mmquant.pipelines import MXQVAEPipeline
 
-    pipe = MXQVAEPipeline.from_pretrained(args.pipeline)
+    pipe = MXQVAEPipeline.from_pretrained(mmquant.zoo.resolve(args.pipeline))  # a zoo name: the shipped copy
     image = None
     if args.image:
         size = pipe.stage1.config.image_size

@@ -1,7 +1,9 @@
 """Train the Caption MNIST judge: the CNN that reads the coloured digits of a canvas to score the semantic consistency
 of generated image-text pairs (MXQ-VAE, Table 2).
 
-    python examples/mxqvae/train_judge.py                  # ~13 min on one CPU thread; writes the shipped judge
+    python examples/mxqvae/train_judge.py                  # ~13 min on one thread, into outputs/caption-mnist-judge
+    python examples/mxqvae/train_judge.py --output_dir checkpoints/caption-mnist-judge \
+        --results_file examples/mxqvae/results/judge.json  # how the shipped judge and its results were written
     python examples/mxqvae/train_judge.py --smoke          # a few steps on a few pairs, into a temporary folder
 
 Training crops come from generated Caption MNIST train pairs of every layout (single, quad1 ... quad4, so empty
@@ -11,7 +13,8 @@ to 2 pixels, rotated by up to 10 degrees, rescaled by up to 10% and get a little
 is read every ``--eval_steps``; at the end the test split (MNIST test digits, the dataset's default palette) gives
 per-object accuracy (digit and colour right), empty-quadrant accuracy, full-image accuracy (every position right)
 and the semantic consistency of the true captions. Writes the final model (``save_pretrained``) to ``--output_dir``
-and command, commit, arguments and metrics to ``--results_file``.
+and command, commit, arguments and metrics to ``<output_dir>/eval_results.json`` (and to ``--results_file`` when given:
+the tracked results file changes only when named).
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ import torch
 import torch.nn.functional as F
 
 import mmquant  # noqa: F401  (registers the Auto classes)
+from mmquant.arguments import make_parser
 from mmquant.data.caption_mnist import COLORS, DEFAULT_COLORS, generate_caption_mnist
 from mmquant.data.collate import image_to_tensor
-from mmquant.data.mnist import MNIST_SOURCES
+from mmquant.data.mnist import add_mnist_arguments
 from mmquant.metrics.consistency import semantic_consistency
 from mmquant.models.caption_mnist_judge import (
     POSITIONS,
@@ -39,7 +43,7 @@ from mmquant.models.caption_mnist_judge import (
     CaptionMnistJudgeModel,
     crop_positions,
 )
-from mmquant.training import LR_SCHEDULES, git_commit, load_yaml_defaults, make_scheduler
+from mmquant.training import LR_SCHEDULES, git_commit, load_yaml_defaults, make_scheduler, portable_args
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -48,45 +52,47 @@ IGNORE = -100  # label of a colour that does not exist (empty crop)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__doc__)
     p.add_argument("--config", help="YAML file of defaults for any argument below")
-    p.add_argument("--output_dir", default=None, help="default checkpoints/caption-mnist-judge (smoke: a temp dir)")
-    p.add_argument("--results_file", default=None, help="default examples/mxqvae/results/judge.json (smoke: temp)")
+    p.add_argument(
+        "--output_dir",
+        default=None,
+        help="where the model and eval_results.json go (outputs/caption-mnist-judge; smoke: a temporary folder)",
+    )
+    p.add_argument("--results_file", default=None, help="also write the results here (e.g. the tracked "
+                   "examples/mxqvae/results/judge.json); none by default")  # fmt: skip
     p.add_argument("--smoke", action="store_true", help="tiny network, few pairs, a few steps (for tests)")
     p.add_argument("--train_pairs", type=int, default=12000, help="train pairs per layout")
     p.add_argument("--val_pairs", type=int, default=200, help="validation pairs per layout")
     p.add_argument("--test_pairs", type=int, default=2000, help="test pairs per layout")
     p.add_argument("--empty_keep", type=float, default=0.2, help="fraction of empty quadrant crops trained on")
-    p.add_argument("--hidden_channels", type=int, nargs=3, default=[24, 48, 96])
-    p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--max_steps", type=int, default=6000)
-    p.add_argument("--batch_size", type=int, default=128)
-    p.add_argument("--learning_rate", type=float, default=3e-3)
-    p.add_argument("--weight_decay", type=float, default=5e-4)
-    p.add_argument("--lr_schedule", default="onecycle", choices=LR_SCHEDULES)
-    p.add_argument("--warmup_ratio", type=float, default=0.1)
+    p.add_argument(
+        "--hidden_channels", type=int, nargs=3, default=[24, 48, 96], help="channels of the three conv stages"
+    )
+    p.add_argument("--dropout", type=float, default=0.1, help="dropout before the heads")
+    p.add_argument("--max_steps", type=int, default=6000, help="optimizer steps")
+    p.add_argument("--batch_size", type=int, default=128, help="crops per step")
+    p.add_argument("--learning_rate", type=float, default=3e-3, help="peak learning rate")
+    p.add_argument("--weight_decay", type=float, default=5e-4, help="optimizer weight decay")
+    p.add_argument("--lr_schedule", default="onecycle", choices=LR_SCHEDULES, help="learning-rate schedule")
+    p.add_argument("--warmup_ratio", type=float, default=0.1, help="fraction of --max_steps spent warming up")
     p.add_argument("--max_shift", type=float, default=2.0, help="augmentation: largest shift in pixels")
     p.add_argument("--max_rotation", type=float, default=10.0, help="augmentation: largest rotation in degrees")
     p.add_argument("--max_scale", type=float, default=0.1, help="augmentation: largest relative scale change")
     p.add_argument("--noise", type=float, default=0.1, help="largest std of the added Gaussian noise (in [-1, 1])")
     p.add_argument("--seed", type=int, default=0, help="model/batches and the generated pairs")
-    p.add_argument("--eval_steps", type=int, default=500)
-    p.add_argument("--log_steps", type=int, default=100)
+    p.add_argument("--eval_steps", type=int, default=500, help="validate every N steps")
+    p.add_argument("--log_steps", type=int, default=100, help="print the loss every N steps")
     p.add_argument("--num_threads", type=int, default=1, help="torch intra-op threads")
-    p.add_argument("--mnist_source", default="auto", choices=MNIST_SOURCES)
-    p.add_argument("--mnist_root", default=None)
+    add_mnist_arguments(p)
     args = load_yaml_defaults(p, argv)
     if args.smoke:
         args.train_pairs, args.val_pairs, args.test_pairs = 4, 2, 2
         args.hidden_channels, args.max_steps, args.batch_size = [4, 4, 8], 3, 16
         args.eval_steps, args.log_steps = 3, 1
-        tmp = None
-        if args.output_dir is None or args.results_file is None:
-            tmp = Path(tempfile.mkdtemp(prefix="judge-smoke-"))
-        args.output_dir = args.output_dir or str(tmp / "model")
-        args.results_file = args.results_file or str(tmp / "judge.json")
-    args.output_dir = args.output_dir or str(ROOT / "checkpoints" / "caption-mnist-judge")
-    args.results_file = args.results_file or str(HERE / "results" / "judge.json")
+        if args.output_dir is None:
+            args.output_dir = str(Path(tempfile.mkdtemp(prefix="judge-smoke-")) / "model")
+    args.output_dir = args.output_dir or "outputs/caption-mnist-judge"
     if min(args.train_pairs, args.val_pairs, args.test_pairs, args.max_steps, args.batch_size) < 1:
         p.error("--train_pairs, --val_pairs, --test_pairs, --max_steps and --batch_size must be >= 1")
     if not 0 < args.empty_keep <= 1:
@@ -298,7 +304,7 @@ def main(args) -> dict:
     test_all_colors = evaluate_judge(args, model, "test", max(1, args.test_pairs // 4), tuple(COLORS))
     argv = [a for a in sys.argv[1:]] if Path(sys.argv[0]).name == "train_judge.py" else []
     results = {
-        "command": shlex.join(["python", "examples/mxqvae/train_judge.py", *argv]),
+        "command": shlex.join(["python", "examples/mxqvae/train_judge.py", *portable_args(argv)]),
         "commit": git_commit(ROOT),
         "train_seconds": round(train_seconds, 1),
         "num_threads": args.num_threads,
@@ -311,9 +317,12 @@ def main(args) -> dict:
         "test_all_colors": _rounded(test_all_colors),
     }
     results["metrics"] = card_metrics(results)
-    results_file = Path(args.results_file)
-    results_file.parent.mkdir(parents=True, exist_ok=True)
+    results_file = output_dir / "eval_results.json"
     results_file.write_text(json.dumps(results, indent=2) + "\n")
+    if args.results_file:
+        results_file = Path(args.results_file)
+        results_file.parent.mkdir(parents=True, exist_ok=True)
+        results_file.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps({k: results[k] for k in ("train_seconds", "parameters", "model_bytes")}), flush=True)
     print("test:", json.dumps({k: v for k, v in results["test"].items() if k != "per_layout"}), flush=True)
     print(f"saved the judge to {output_dir} and the results to {results_file}", flush=True)

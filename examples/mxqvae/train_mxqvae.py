@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from mmquant.arguments import make_parser
 from mmquant.data.caption_mnist import DEFAULT_COLORS
 from mmquant.data.pairs import CaptionPairs, load_caption_mnist_pairs
 from mmquant.metrics.functional import psnr
@@ -53,16 +54,30 @@ def _word_groups(value: str):
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__doc__)
     p.add_argument("--config", help="YAML file of defaults for any argument below")
-    p.add_argument("--output_dir", default="outputs/mxqvae")
+    p.add_argument(
+        "--output_dir",
+        default="outputs/mxqvae",
+        help="where checkpoints, logs, samples, the final model and eval_results.json go",
+    )
     p.add_argument("--dataset_config", default="quad4", help="Caption MNIST config: single, quad1 ... quad4")
     p.add_argument("--train_examples", type=int, default=50000, help="Caption MNIST training pairs to generate")
-    p.add_argument("--test_examples", type=int, default=2000)
-    p.add_argument("--dataset_cache_dir", default=None)
+    p.add_argument("--test_examples", type=int, default=2000, help="test pairs to generate and score")
+    p.add_argument(
+        "--dataset_cache_dir",
+        default=None,
+        help="datasets cache of the generated pairs (default: ~/.cache/huggingface/datasets)",
+    )
     p.add_argument("--model_config", type=json.loads, default={}, help="MXQVAEConfig fields as JSON")
     p.add_argument("--quantizer", choices=["vq", "optvq"], default=None, help="shared codebook: NN VQ or OptVQ")
-    p.add_argument("--fusion", choices=["cross", "shared_codebook_only"], default=None)
+    p.add_argument(
+        "--fusion",
+        choices=["cross", "shared_codebook_only"],
+        default=None,
+        help="cross: the cross-modal transformer; shared_codebook_only: the only-sharing-C ablation "
+        "(default: the model config's)",
+    )
     p.add_argument("--image_mask_ratio", type=float, default=None, help="IM rate (0 = the w/o IM ablation)")
     p.add_argument("--text_mask_ratio", type=float, default=None, help="TC rate (0 = the w/o TC ablation)")
     p.add_argument(

@@ -21,6 +21,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 import mmquant  # noqa: F401  (registers the Auto classes)
+from mmquant.arguments import make_parser
 from mmquant.data.builders import build_dataset
 from mmquant.data.pairs import CaptionPairs
 from mmquant.models.mxqvae import MXQVAEPriorConfig, MXQVAEPriorForCausalLM
@@ -46,18 +47,26 @@ _RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__doc__)
     p.add_argument("--config", help="YAML file of defaults for any argument below")
     p.add_argument("--stage1", required=False, default=None, help="folder of the trained stage-1 model + tokenizer")
-    p.add_argument("--output_dir", default="outputs/mxqvae-prior")
-    p.add_argument("--dataset_config", default="quad4")
-    p.add_argument("--train_examples", type=int, default=50000)
-    p.add_argument("--test_examples", type=int, default=2000)
-    p.add_argument("--dataset_cache_dir", default=None)
-    p.add_argument("--n_layer", type=int, default=4)
-    p.add_argument("--n_head", type=int, default=4)
-    p.add_argument("--n_embd", type=int, default=128)
-    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument(
+        "--output_dir",
+        default="outputs/mxqvae-prior",
+        help="where checkpoints, logs, the prior, the pipeline and eval_results.json go",
+    )
+    p.add_argument("--dataset_config", default="quad4", help="Caption MNIST layout of the training pairs (as stage 1)")
+    p.add_argument("--train_examples", type=int, default=50000, help="Caption MNIST training pairs encoded to codes")
+    p.add_argument("--test_examples", type=int, default=2000, help="test pairs for the NLL")
+    p.add_argument(
+        "--dataset_cache_dir",
+        default=None,
+        help="datasets cache of the generated pairs (default: ~/.cache/huggingface/datasets)",
+    )
+    p.add_argument("--n_layer", type=int, default=4, help="prior transformer layers")
+    p.add_argument("--n_head", type=int, default=4, help="prior attention heads")
+    p.add_argument("--n_embd", type=int, default=128, help="prior width")
+    p.add_argument("--dropout", type=float, default=0.1, help="prior dropout")
     p.add_argument("--text_first_ratio", type=float, default=0.5, help="share of sequences written text-first")
     p.add_argument("--top_k", type=int, default=10, help="sampling for the sample grids")
     add_training_arguments(p, batch_size=64)
@@ -99,6 +108,27 @@ def test_nll(prior, codes: torch.Tensor, batch_size: int = 250) -> float:
     return total / count
 
 
+STAGE1_COMMAND = (
+    "python examples/mxqvae/train_mxqvae.py --config examples/mxqvae/configs/quad4_image_route.yaml "
+    "--output_dir outputs/mxqvae-quad4"
+)
+
+
+def _check_stage1(folder: str) -> None:
+    """The prior needs a finished stage-1 run (model + tokenizer): say which step is missing, not a loader error."""
+    from mmquant.hub.publish import check_model_folder
+
+    try:
+        check_model_folder(folder)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(
+            f"--stage1 {folder}: no finished stage-1 model there ({err})\nStage 2 (this script) runs after stage 1: "
+            f"`{STAGE1_COMMAND}` (the README's MXQ-VAE commands, in order)."
+        ) from None
+    if not (Path(folder) / "tokenizer.json").is_file():
+        raise SystemExit(f"--stage1 {folder}: no tokenizer.json; stage 1 saves it at the end: `{STAGE1_COMMAND}`.")
+
+
 def main(args) -> dict:
     from accelerate import Accelerator
 
@@ -108,6 +138,7 @@ def main(args) -> dict:
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
     save_resolved_args(args, output_dir)
     torch.manual_seed(args.seed)
+    _check_stage1(args.stage1)
     stage1 = AutoModel.from_pretrained(args.stage1).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.stage1)
     ds = build_dataset(

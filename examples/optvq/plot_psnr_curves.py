@@ -9,16 +9,21 @@ during training) and stores them as ``psnr_curve`` ([step, dB] pairs) in the run
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
+from mmquant.arguments import make_parser
+
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__doc__)
     p.add_argument("--run", action="append", required=True, help="name=output_dir (repeatable)")
-    p.add_argument("--results_file", required=True)
-    p.add_argument("--output", required=True)
+    p.add_argument(
+        "--results_file",
+        required=True,
+        help="the results file whose runs' output folders are read (and into which the curves are merged)",
+    )
+    p.add_argument("--output", required=True, help="the PNG written")
     return p.parse_args(argv)
 
 

@@ -6,24 +6,26 @@ reload it with `AutoModel.from_pretrained` (after `import mmquant`, no trust_rem
 
 from __future__ import annotations
 
-import argparse
 import math
 
 import torch
 from transformers import AutoModel
 
 import mmquant
+from mmquant.arguments import make_parser
 from mmquant.data import synthetic_images
 from mmquant.quantizers import CodebookUsage
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="test", choices=mmquant.list_models(), help="named size")
+    parser = make_parser(__doc__)
+    parser.add_argument("--model", default="test", choices=mmquant.list_models("optvq"), help="named size")
     parser.add_argument("--steps", type=int, default=60, help="training steps on synthetic images (0 = none)")
-    parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--output_dir", default="outputs/optvq-demo")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch_size", type=int, default=32, help="training batch size")
+    parser.add_argument(
+        "--output_dir", default="outputs/optvq-demo", help="where the model is saved and reloaded from"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed")
     return parser.parse_args(argv)
 
 

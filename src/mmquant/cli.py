@@ -11,21 +11,22 @@ Add --debug to any command for the traceback of an error (by default one line sa
 
 from __future__ import annotations
 
-import argparse
 import sys
+
+from .arguments import make_parser
 
 __all__ = ["main"]
 
 
 def _publish(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="mmquant publish", description="Upload a model folder with its card.")
+    parser = make_parser("Upload a model folder with its card.", prog="mmquant publish")
     parser.add_argument("folder", help="a save_pretrained / training output folder")
     parser.add_argument("--repo_id", required=True, help="namespace/name of the Hub model repo")
     parser.add_argument("--card_data", default=None, help="hub_cards/<name>.yaml (default: card from the folder)")
-    parser.add_argument("--title", default=None)
+    parser.add_argument("--title", default=None, help="card title (default: from the repo id and model type)")
     parser.add_argument("--revision", default=None, help="branch to commit to (created when missing)")
-    parser.add_argument("--private", action="store_true")
-    parser.add_argument("--commit_message", default=None)
+    parser.add_argument("--private", action="store_true", help="create the repo as private")
+    parser.add_argument("--commit_message", default=None, help="commit message (default: one naming the folder)")
     args = parser.parse_args(argv)
     from .hub.publish import publish_folder
 
@@ -44,10 +45,10 @@ def _publish(argv: list[str]) -> int:
 
 
 def _publish_metric(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="mmquant publish-metric", description="Upload an evaluate metric module.")
+    parser = make_parser("Upload an evaluate metric module.", prog="mmquant publish-metric")
     parser.add_argument("name", help="psnr, ssim, codebook_usage, ...")
     parser.add_argument("--repo_id", required=True, help="namespace/name of the Space repo")
-    parser.add_argument("--private", action="store_true")
+    parser.add_argument("--private", action="store_true", help="create the Space as private")
     args = parser.parse_args(argv)
     from .hub.publish import publish_metric
 

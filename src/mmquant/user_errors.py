@@ -87,6 +87,16 @@ def run_command(main: Callable[[list[str]], object], argv: list[str] | None = No
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
+def _is_zoo_name(name: str) -> bool:
+    from .zoo import get_checkpoint
+
+    try:
+        get_checkpoint(name)
+    except KeyError:
+        return False
+    return True
+
+
 def check_input_paths(parser: argparse.ArgumentParser, args: argparse.Namespace, **kinds: str) -> None:
     """Before any model is loaded, every input path option exists: ``kinds`` maps an option's dest to ``"file"``,
     ``"dir"`` or ``"model"`` (a folder, or a Hub id ``namespace/name`` that is not a local path). ``None`` values are
@@ -98,8 +108,8 @@ def check_input_paths(parser: argparse.ArgumentParser, args: argparse.Namespace,
             if item is None:
                 continue
             path = Path(str(item).split("=", 1)[1] if "=" in str(item) and kind != "file" else str(item))
-            if kind == "model" and not path.exists() and _HUB_ID.fullmatch(str(path)):
-                continue  # a Hub repo id: resolved (and checked) by from_pretrained
+            if kind == "model" and not path.exists() and (_HUB_ID.fullmatch(str(path)) or _is_zoo_name(str(path))):
+                continue  # a Hub repo id or a zoo name: resolved (and checked) by from_pretrained
             ok = path.is_file() if kind == "file" else path.is_dir()
             if not ok:
                 what = "file" if kind == "file" else "folder"

@@ -2,19 +2,20 @@
 
     import mmquant.zoo as zoo
     zoo.list_checkpoints()                 # [ZooEntry(name="optvq-mnist", repo_id="mmquant/optvq-mnist", ...)]
-    model = zoo.load("optvq-mnist")        # offline from the shipped folder when there is one, else from the Hub
+    model = zoo.load("optvq-mnist")        # offline from the checkpoint shipped inside the package
 
     mmquant zoo list                       # the same from the command line
     mmquant zoo info optvq-mnist
 
-The index ``zoo_index.json`` (inside the package, so it works from any install) is generated from the card data
-files ``hub_cards/*.yaml`` and their results files by ``python -m mmquant.zoo build-index``: headline results are
-read from the results files, never typed; a test checks that the index is up to date.
+The index ``zoo_index.json`` and the shipped checkpoints (``mmquant/checkpoints/<name>/``) are package data, so
+``zoo.load`` works offline from any install, a wheel included. The index is generated from the card data files
+``hub_cards/*.yaml`` of the source repository and their results files by ``python -m mmquant.zoo build-index`` (run
+from the repository root): headline results are read from the results files, never typed; a test checks that the
+index is up to date. A name whose checkpoint is not in the package is loaded from its Hub repository.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,7 +23,6 @@ from pathlib import Path
 __all__ = ["ZooEntry", "build_index", "get_checkpoint", "list_checkpoints", "load", "resolve"]
 
 _INDEX = Path(__file__).with_name("zoo_index.json")
-_CHECKOUT = Path(__file__).resolve().parents[2]  # the source checkout, for an editable install
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,10 @@ class ZooEntry:
 
     @property
     def local_path(self) -> Path | None:
-        """The shipped folder, when this install is a source checkout that has it."""
-        path = _CHECKOUT / self.checkpoint_dir
+        """The checkpoint folder shipped inside the package (``mmquant/checkpoints/<name>``), when it is there."""
+        from .resources import checkpoints_dir
+
+        path = checkpoints_dir() / Path(self.checkpoint_dir).name
         marker = "model_index.json" if self.kind == "pipeline" else "config.json"
         return path if (path / marker).is_file() else None
 
@@ -62,10 +64,13 @@ def _headline(data: dict, root: Path) -> str:
 
 
 def build_index(cards_dir: str | Path | None = None) -> list[dict]:
-    """The zoo index built from ``hub_cards/*.yaml`` (model cards with a ``zoo:`` section)."""
+    """The zoo index built from ``hub_cards/*.yaml`` (model cards with a ``zoo:`` section) of the source repository;
+    ``cards_dir`` defaults to ``hub_cards/`` of the current directory (the repository root)."""
     import yaml
 
-    cards_dir = Path(cards_dir) if cards_dir is not None else _CHECKOUT / "hub_cards"
+    cards_dir = Path(cards_dir) if cards_dir is not None else Path("hub_cards")
+    if not cards_dir.is_dir():
+        raise FileNotFoundError(f"cards_dir={str(cards_dir)!r}: no such folder; run from the repository root.")
     root = cards_dir.resolve().parent
     entries = []
     for path in sorted(cards_dir.glob("*.yaml")):
@@ -153,14 +158,17 @@ def _print_table(entries: list[ZooEntry]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="mmquant zoo", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
+    from .arguments import HelpFormatter, make_parser
+
+    parser = make_parser(__doc__, prog="mmquant zoo")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="list the named checkpoints")
-    info = commands.add_parser("info", help="one checkpoint, as JSON")
-    info.add_argument("name")
-    commands.add_parser("build-index", help="regenerate zoo_index.json from hub_cards/*.yaml (maintainers)")
+    sub = {"formatter_class": HelpFormatter, "allow_abbrev": False}
+    commands.add_parser("list", help="list the named checkpoints", **sub)
+    info = commands.add_parser("info", help="one checkpoint, as JSON", **sub)
+    info.add_argument("name", help="short name (optvq-mnist) or Hub repo id of a zoo checkpoint")
+    commands.add_parser(
+        "build-index", help="regenerate zoo_index.json from hub_cards/*.yaml (maintainers, repository root)", **sub
+    )
     args = parser.parse_args(argv)
     if args.command == "list":
         _print_table(list_checkpoints())

@@ -17,7 +17,7 @@ from mmquant.data.export import parquet_export_sizes
 from mmquant.hub.dataset_cards import check_dataset_card, render_dataset_card
 
 ROOT = Path(__file__).resolve().parents[2]
-CARD_DATA = sorted((ROOT / "hub_cards" / "datasets").glob("*.yaml"))
+CARD_DATA = sorted((ROOT / "src" / "mmquant" / "dataset_scripts").glob("*/card_data.yaml"))
 
 
 def test_list_names_every_builder():
@@ -59,17 +59,18 @@ def test_bad_override_is_rejected(tmp_path):
         main(["build", "caption_mnist", "--set", "seed", "--cache_dir", str(tmp_path)])
 
 
-@pytest.mark.parametrize("card_data", CARD_DATA, ids=lambda p: p.stem)
+@pytest.mark.parametrize("card_data", CARD_DATA, ids=lambda p: p.parent.name)
 def test_committed_dataset_cards_are_up_to_date(card_data):
     assert check_dataset_card(card_data) == []
     card = render_dataset_card(card_data)
     assert card.data.pretty_name and card.data.configs and "## Citation" in card.text
-    assert (dataset_scripts_dir() / card_data.stem / f"{card_data.stem}.py").is_file()
+    builder = card_data.parent.name
+    assert (dataset_scripts_dir() / builder / f"{builder}.py").is_file()
 
 
 def test_every_builder_has_a_card():
-    builders = {p.parent.name for p in (ROOT / "dataset_scripts").glob("*/*.py") if p.stem == p.parent.name}
-    assert builders == {p.stem for p in CARD_DATA}
+    builders = {p.parent.name for p in dataset_scripts_dir().glob("*/*.py") if p.stem == p.parent.name}
+    assert builders == {p.parent.name for p in CARD_DATA}
 
 
 def test_local_folder_builder_exports_embedded_images(tmp_path):

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_zoo_index_is_up_to_date():
-    assert json.loads((ROOT / "src" / "mmquant" / "zoo_index.json").read_text()) == zoo.build_index()
+    assert json.loads((ROOT / "src" / "mmquant" / "zoo_index.json").read_text()) == zoo.build_index(ROOT / "hub_cards")
 
 
 def test_every_model_card_data_file_is_in_the_zoo_with_a_generated_card():
@@ -42,7 +42,9 @@ def test_load_by_name_offline_matches_the_shipped_folder():
     x = torch.rand(2, 1, 32, 32) * 2 - 1
     with torch.no_grad():
         assert torch.equal(model.encode_to_indices(x), reference.encode_to_indices(x))
-    assert zoo.resolve("mmquant/optvq-mnist") == str(ROOT / "checkpoints" / "optvq-mnist")
+    # the copy inside the package (checkpoints/ at the repository root links to src/mmquant/checkpoints)
+    assert Path(zoo.resolve("mmquant/optvq-mnist")) == ROOT / "src" / "mmquant" / "checkpoints" / "optvq-mnist"
+    assert Path(zoo.resolve("mmquant/optvq-mnist")).resolve() == (ROOT / "checkpoints" / "optvq-mnist").resolve()
     assert zoo.resolve("someone/else") == "someone/else"  # not in the zoo: passed through to from_pretrained
 
 

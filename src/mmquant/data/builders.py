@@ -7,7 +7,7 @@ runs loading scripts, so the builders are ``datasets.GeneratorBasedBuilder`` sub
 
 The cache key of a prepared dataset includes a hash of the builder file and of the mmquant data modules, so
 editing the generator never serves a stale cache. The scripts are looked up in ``$MMQUANT_DATASET_SCRIPTS``, then
-in the ``dataset_scripts/`` folder of the source checkout mmquant is installed from (``pip install -e``).
+in the ``dataset_scripts/`` folder that ships inside the package (``mmquant/dataset_scripts``, package data).
 """
 
 from __future__ import annotations
@@ -25,14 +25,16 @@ _ENV = "MMQUANT_DATASET_SCRIPTS"
 
 def dataset_scripts_dir(scripts_dir: str | Path | None = None) -> Path:
     """The folder holding ``<name>/<name>.py`` builders: ``scripts_dir``, else ``$MMQUANT_DATASET_SCRIPTS``, else the
-    checkout's ``dataset_scripts/``."""
-    candidates = [scripts_dir, os.environ.get(_ENV), Path(__file__).resolve().parents[3] / "dataset_scripts"]
+    package's own ``dataset_scripts/``."""
+    from ..resources import dataset_scripts_root
+
+    candidates = [scripts_dir, os.environ.get(_ENV), dataset_scripts_root()]
     for candidate in candidates:
         if candidate is not None and Path(candidate).is_dir():
             return Path(candidate)
     raise FileNotFoundError(
-        "No dataset_scripts/ folder found: the builders ship with the mmquant source repository. Clone it and "
-        f"`pip install -e .`, or pass scripts_dir=<path to dataset_scripts> (or set ${_ENV})."
+        f"No dataset_scripts/ folder found (tried {[str(c) for c in candidates if c is not None]}): the builders ship "
+        f"inside the mmquant package; reinstall it, or pass scripts_dir=<path to dataset_scripts> (or set ${_ENV})."
     )
 
 

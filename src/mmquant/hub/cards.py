@@ -5,11 +5,13 @@ checkpoint and its results file are) + the checkpoint's config + the results fil
 
     python -m mmquant.hub.cards render hub_cards/optvq-mnist.yaml   # writes <checkpoint_dir>/README.md
     python -m mmquant.hub.cards check hub_cards/optvq-mnist.yaml
+
+The template is package data (``mmquant/hub/templates/``), so :func:`output_card_data` + :func:`render_model_card`
+work from an installed wheel; a card data file may name its own ``template:`` (relative to the file).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -115,8 +117,10 @@ MODEL_TYPE_DEFAULTS["caption_mnist_judge"] = {
 }
 
 
-def _checkout_root() -> Path:
-    return Path(__file__).resolve().parents[3]
+def _template_path() -> Path:
+    from ..resources import templates_dir
+
+    return templates_dir() / TEMPLATE
 
 
 def load_card_data(path: str | Path) -> dict:
@@ -134,8 +138,10 @@ def load_card_data(path: str | Path) -> dict:
     # render writes <checkpoint_dir>/README.md: every path of the card data stays inside the repository
     data["_checkpoint"] = confined_path(root, data["checkpoint_dir"], f"card data {path}: checkpoint_dir")
     data["_results"] = confined_path(root, data["results_file"], f"card data {path}: results_file")
-    template = data.get("template", TEMPLATE)
-    data["_template"] = confined_path(path.resolve().parent, template, f"card data {path}: template")
+    if "template" in data:
+        data["_template"] = confined_path(path.resolve().parent, data["template"], f"card data {path}: template")
+    else:
+        data["_template"] = _template_path()
     return data
 
 
@@ -153,7 +159,7 @@ def output_card_data(output_dir: str | Path, repo_id: str, title: str | None = N
         "datasets": [json.loads(results.read_text()).get("dataset", "unknown")] if results.is_file() else [],
         "_checkpoint": output_dir,
         "_results": results,
-        "_template": _checkout_root() / "hub_cards" / TEMPLATE,
+        "_template": _template_path(),
     }
 
 
@@ -214,6 +220,7 @@ def render_model_card(card_data: str | Path | dict, sample_image: str | None = N
     ]
     card_data = ModelCardData(
         library_name="mmquant",
+        pipeline_tag=data.get("pipeline_tag", task_type),
         license=data.get("license", "mit"),
         tags=data.get("tags", defaults.get("tags")),
         datasets=data.get("datasets") or None,
@@ -432,9 +439,11 @@ def check_card(card_data_path: str | Path) -> list[str]:
 
 def run_card_commands(argv, description: str, render, check, readme_path) -> int:
     """The ``render|check <card data>...`` command line shared by the model, dataset and metric card modules."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["render", "check"])
-    parser.add_argument("card_data", nargs="+")
+    from ..arguments import make_parser
+
+    parser = make_parser(description)
+    parser.add_argument("command", choices=["render", "check"], help="write the card(s), or check them against it")
+    parser.add_argument("card_data", nargs="+", help="card data file(s) (YAML)")
     args = parser.parse_args(argv)
     status = 0
     for path in args.card_data:

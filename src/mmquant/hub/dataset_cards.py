@@ -1,10 +1,12 @@
-"""Dataset cards generated from data: ``hub_cards/datasets/<builder>.yaml`` (prose, tags, column notes) + the builder
-itself (configs, features, split sizes, description, citation, license) -> ``dataset_scripts/<builder>/README.md``
+"""Dataset cards generated from data: ``dataset_scripts/<builder>/card_data.yaml`` (prose, tags, column notes) + the
+builder itself (configs, features, split sizes, description, citation, license) -> the ``README.md`` beside them,
 through ``huggingface_hub.DatasetCard``, with the ``configs`` metadata that lets ``datasets.load_dataset`` read an
 export made by ``mmquant-data build ... --format parquet``.
 
-    python -m mmquant.hub.dataset_cards render hub_cards/datasets/caption_mnist.yaml
-    python -m mmquant.hub.dataset_cards check hub_cards/datasets/*.yaml
+    python -m mmquant.hub.dataset_cards render src/mmquant/dataset_scripts/caption_mnist/card_data.yaml
+    python -m mmquant.hub.dataset_cards check src/mmquant/dataset_scripts/*/card_data.yaml
+
+The builders, their card data and the template are package data (``mmquant.resources``), so cards render from a wheel.
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ def load_dataset_card_data(path: str | Path) -> dict:
     missing = [key for key in _REQUIRED if key not in data]
     if missing:
         raise ValueError(f"dataset card data {path}: missing keys {missing}.")
-    # render writes dataset_scripts/<builder>/README.md: the builder is one folder name
+    from ..resources import templates_dir
+
+    # render writes README.md beside the builder: the builder is one folder name
     check_path_component(data["builder"], f"dataset card data {path}: builder")
-    data["_root"] = path.resolve().parents[2]  # hub_cards/datasets/<name>.yaml -> repository root
-    data["_template"] = path.resolve().parents[1] / TEMPLATE
+    data["_readme"] = path.resolve().parent / "README.md"  # the card data sits beside its builder
+    data["_template"] = templates_dir() / TEMPLATE
     return data
 
 
@@ -152,7 +156,7 @@ def render_dataset_card(card_data_path: str | Path, sizes: dict[str, dict[str, i
 
 
 def _readme_path(data: dict) -> Path:
-    return data["_root"] / "dataset_scripts" / data["builder"] / "README.md"
+    return data["_readme"]
 
 
 def check_dataset_card(card_data_path: str | Path) -> list[str]:

@@ -19,7 +19,8 @@ class PushToHubWithCardMixin:
     ``model_type`` is not this class's, or weights with missing or unexpected tensors, are a ``ValueError`` naming
     them (transformers would only log them and leave the missing ones randomly initialised); ``strict=False``
     accepts that explicitly. Building the model first checks every integer config field against
-    :data:`mmquant.limits.MAX_CONFIG_SIZE`."""
+    :data:`mmquant.limits.MAX_CONFIG_SIZE`. A zoo short name (``"optvq-mnist"``, no ``/``, not a local
+    folder) loads the checkpoint shipped inside the package, offline (:func:`mmquant.zoo.resolve`)."""
 
     def __init__(self, config, *args, **kwargs):
         from mmquant.limits import check_config_sizes
@@ -35,6 +36,10 @@ class PushToHubWithCardMixin:
         if not isinstance(strict, bool):
             raise TypeError(f"strict={strict!r}: expected True (refuse weights that do not match) or False.")
         name = str(pretrained_model_name_or_path)
+        if isinstance(pretrained_model_name_or_path, str) and "/" not in name and not Path(name).exists():
+            from ..zoo import resolve
+
+            pretrained_model_name_or_path = resolve(name)
         kwargs.setdefault("use_safetensors", True)
         if strict and kwargs.get("config") is None and not args:  # AutoModel passes the config it dispatched on
             _check_model_type(cls, pretrained_model_name_or_path, kwargs)

@@ -1,6 +1,6 @@
 """Publish a trained model to a Hub repo in one call (or one command), with its generated card.
 
-    mmquant publish outputs/optvq-mnist --repo_id you/optvq-mnist                     # a training output folder
+    mmquant publish outputs/optvq-mnist --repo_id you/optvq-mnist   # written by train_optvq.py + mnist_optvq.yaml
     mmquant publish checkpoints/optvq-mnist --repo_id you/optvq-mnist --card_data hub_cards/optvq-mnist.yaml
 
     from mmquant.hub.publish import publish_folder
@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["check_model_folder", "publish_folder", "publish_metric"]
+__all__ = ["check_model_folder", "publish_folder", "publish_metric", "unfinished_run_hint"]
 
 _WEIGHTS = ("model.safetensors", "diffusion_pytorch_model.safetensors")
 _EXTRA_FILES = (
@@ -34,6 +34,20 @@ _EXTRA_FILES = (
 )
 
 
+def unfinished_run_hint(folder: str | Path) -> str:
+    """Why ``folder`` has no final model, for an error message: a training run that has not finished (it holds
+    ``checkpoint-<step>/`` folders or ``args.json`` but no ``config.json``) or not a ``save_pretrained`` folder."""
+    folder = Path(folder)
+    steps = sorted(int(p.name.split("-")[1]) for p in folder.glob("checkpoint-*") if p.name.split("-")[1].isdigit())
+    if steps or (folder / "args.json").is_file():
+        where = f" (its last checkpoint is checkpoint-{steps[-1]})" if steps else ""
+        return (
+            f"the training run in {folder} has not finished{where}: the final model is saved when it ends. Let it "
+            "finish, or continue it with the same command and `--resume_from_checkpoint latest`, then run this step."
+        )
+    return "the folder needs the config.json and weights written by save_pretrained (a finished training run)."
+
+
 def check_model_folder(folder: str | Path) -> list[Path]:
     """The weights files of a ``save_pretrained`` folder, after checking the folder can be loaded; raises
     ``FileNotFoundError`` / ``ValueError`` naming the bad file otherwise."""
@@ -41,10 +55,14 @@ def check_model_folder(folder: str | Path) -> list[Path]:
 
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"folder={str(folder)!r}: not a directory; pass a save_pretrained output folder.")
+        raise FileNotFoundError(
+            f"folder={str(folder)!r}: not a directory. A training run writes it at the end (its --output_dir; e.g. "
+            "`python examples/optvq/train_optvq.py --config examples/optvq/configs/mnist_optvq.yaml` writes "
+            "outputs/optvq-mnist): run that step first, or pass a save_pretrained output folder."
+        )
     config = folder / "config.json"
     if not config.is_file():
-        raise FileNotFoundError(f"{config}: missing; the folder needs the config written by save_pretrained.")
+        raise FileNotFoundError(f"{config}: missing; {unfinished_run_hint(folder)}")
     try:
         model_type = json.loads(config.read_text()).get("model_type")
     except json.JSONDecodeError as error:
@@ -152,7 +170,9 @@ def publish_metric(
     ``evaluate.load("<repo_id>")`` or, from a downloaded copy, ``evaluate.load("<folder>")``."""
     from huggingface_hub import CommitOperationAdd, HfApi, RepoCard
 
-    folder = Path(__file__).resolve().parents[1] / "metrics" / name
+    from ..resources import package_path
+
+    folder = package_path("metrics", name)
     module = folder / f"{name}.py"
     if not module.is_file():
         known = sorted(p.parent.name for p in folder.parent.glob("*/README.md"))

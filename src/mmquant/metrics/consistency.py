@@ -21,17 +21,18 @@ from torch import Tensor
 
 from ..data.caption_grammar import CENTER, CaptionObject, CaptionParseError, parse_caption
 from ..data.caption_mnist import DEFAULT_COLORS
+from ..resources import checkpoints_dir
 
 __all__ = ["DEFAULT_JUDGE_PATH", "degree_accuracy", "degree_token_accuracy", "load_judge", "semantic_consistency"]
 
-# the judge shipped with the repository (a source checkout: <repo>/src/mmquant/metrics/consistency.py)
-DEFAULT_JUDGE_PATH = Path(__file__).resolve().parents[3] / "checkpoints" / "caption-mnist-judge"
+# the judge shipped inside the package (package data: mmquant/checkpoints/caption-mnist-judge)
+DEFAULT_JUDGE_PATH = checkpoints_dir() / "caption-mnist-judge"
 
 
 def load_judge(judge=None):
     """A :class:`~mmquant.models.caption_mnist_judge.CaptionMnistJudgeModel` in eval mode from ``judge``: a model
     (returned as is), a local folder or Hub id (``from_pretrained``), or None for the judge shipped in the repository
-    (``DEFAULT_JUDGE_PATH``, ``checkpoints/caption-mnist-judge`` of a source checkout)."""
+    (``DEFAULT_JUDGE_PATH``, ``mmquant/checkpoints/caption-mnist-judge`` inside the package)."""
     from ..models.caption_mnist_judge import CaptionMnistJudgeModel
 
     if isinstance(judge, CaptionMnistJudgeModel):
@@ -39,8 +40,9 @@ def load_judge(judge=None):
     if judge is None:
         if not (DEFAULT_JUDGE_PATH / "config.json").is_file():
             raise ValueError(
-                f"judge=None: the default judge {DEFAULT_JUDGE_PATH} is missing (it ships with a source checkout of "
-                "mmquant); pass judge=<folder of a caption_mnist_judge checkpoint> or a CaptionMnistJudgeModel."
+                f"judge=None: the default judge {DEFAULT_JUDGE_PATH} is missing (it ships inside the mmquant "
+                "package: reinstall mmquant); pass judge=<folder of a caption_mnist_judge checkpoint> or a "
+                "CaptionMnistJudgeModel."
             )
         judge = DEFAULT_JUDGE_PATH
     if not isinstance(judge, (str, Path)):

@@ -202,20 +202,82 @@ MODEL_SIZES: dict[str, ModelSize] = {
 }
 
 
-def list_models() -> list[str]:
-    """Names of the registered sizes."""
-    return sorted(MODEL_SIZES)
+def list_models(model_type: str | None = None) -> list[str]:
+    """Names of the registered sizes; with ``model_type`` (``"optvq"``, ``"mxqvae"``, ``"jwae"``, ``"laviter"``...)
+    only that family's."""
+    return sorted(n for n, s in MODEL_SIZES.items() if model_type in (None, s.config_class.model_type))
+
+
+def _merge(base, override, key: str):
+    """``override`` merged into ``base`` key by key when both are dicts (a sub-config such as ``quantizer_config`` or
+    ``vision_config``), else ``override``. A quantizer config whose ``type`` changes keeps only the old keys that the
+    new quantizer takes (``epsilon`` of Sinkhorn is dropped for ``"vq"``, ``codebook_size`` is kept)."""
+    if not (isinstance(base, dict) and isinstance(override, dict)):
+        return copy.deepcopy(override)
+    merged = {k: copy.deepcopy(v) for k, v in base.items()}
+    if key.endswith("quantizer_config") and override.get("type", base.get("type")) != base.get("type"):
+        import inspect
+
+        from ..quantizers.factory import quantizer_class
+
+        accepted = {"type"}  # the keyword arguments of the new class and of its bases (a subclass passes **kwargs on)
+        for cls in quantizer_class(override["type"]).__mro__:
+            if "__init__" in vars(cls) and cls.__module__.startswith("mmquant."):
+                accepted |= set(inspect.signature(cls.__init__).parameters)
+        merged = {k: v for k, v in merged.items() if k in accepted}
+    for sub_key, value in override.items():
+        merged[sub_key] = _merge(merged.get(sub_key), value, sub_key)
+    return merged
 
 
 def get_config(name: str, **overrides) -> PretrainedConfig:
-    """The config of size ``name``; keyword ``overrides`` replace its fields (e.g. ``in_channels=3``)."""
+    """The config of size ``name``; keyword ``overrides`` replace its fields (e.g. ``in_channels=3``). A dict given for
+    a sub-config field (``quantizer_config``, ``vision_config``, ``text_config``...) is merged into the size's own, so
+    ``get_config("optvq-mnist", quantizer_config={"num_heads": 1})`` changes one key and
+    ``get_config("optvq-mnist", quantizer_config={"type": "vq"})`` swaps the quantizer and keeps its codebook size
+    (keys the new quantizer type does not take are dropped). Pass a complete dict through the config class to
+    replace a sub-config outright."""
     if name not in MODEL_SIZES:
         raise ValueError(f"model name {name!r} is unknown; expected one of {list_models()}.")
     size = MODEL_SIZES[name]
-    return size.config_class(**{**copy.deepcopy(size.kwargs), **overrides})
+    kwargs = copy.deepcopy(size.kwargs)
+    for key, value in overrides.items():
+        kwargs[key] = _merge(kwargs.get(key, _config_default(size.config_class, key)), value, key)
+    return size.config_class(**kwargs)
 
 
-def create_model(name: str, **overrides) -> PreTrainedModel:
-    """A freshly initialised model of size ``name`` (see :func:`get_config`)."""
-    config = get_config(name, **overrides)
-    return MODEL_SIZES[name].model_class(config)
+def _config_default(config_class: type[PretrainedConfig], key: str):
+    """The value of ``key`` in a default ``config_class()`` (a sub-config dict a size leaves to the config)."""
+    value = getattr(config_class(), key, None)
+    return copy.deepcopy(value.to_dict() if isinstance(value, PretrainedConfig) else value)
+
+
+def create_model(name: str, pretrained: bool = False, **overrides) -> PreTrainedModel:
+    """A model of size ``name`` (see :func:`get_config`), timm-style: randomly initialised by default;
+    ``pretrained=True`` loads the trained weights of the zoo checkpoint of that size (shipped inside the package,
+    offline; see ``mmquant.zoo``), and raises ``ValueError`` for a size that has no trained checkpoint or with
+    ``overrides`` (a trained checkpoint has one architecture)."""
+    if not pretrained:
+        config = get_config(name, **overrides)
+        return MODEL_SIZES[name].model_class(config)
+    from .. import zoo
+
+    if name not in MODEL_SIZES:
+        raise ValueError(f"model name {name!r} is unknown; expected one of {list_models()}.")
+    entries = [e for e in zoo.list_checkpoints() if e.size == name]  # the zoo checkpoint(s) of this size
+    if not entries:
+        trained = sorted({e.size for e in zoo.list_checkpoints()})
+        raise ValueError(
+            f"create_model({name!r}, pretrained=True): no trained weights for this size; sizes with weights: "
+            f"{trained} (see `mmquant zoo list`); pretrained=False gives a randomly initialised model."
+        )
+    if overrides:
+        raise ValueError(
+            f"create_model({name!r}, pretrained=True, {', '.join(f'{k}=...' for k in overrides)}): the trained "
+            "checkpoint has a fixed architecture; drop the overrides, or use pretrained=False."
+        )
+    entry = entries[0]
+    folder = zoo.resolve(entry.name)
+    if entry.kind == "pipeline":  # a pipeline folder (MXQ-VAE): the size is its stage-1 model
+        return MODEL_SIZES[name].model_class.from_pretrained(folder, subfolder="stage1")
+    return MODEL_SIZES[name].model_class.from_pretrained(folder)

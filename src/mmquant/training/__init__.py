@@ -22,6 +22,8 @@ from .provenance import (
     git_commit,
     mean_over_processes,
     merge_result,
+    portable_args,
+    repo_relative,
     save_run_result,
 )
 from .run_state import TrainingRun, make_accelerator, save_run_checkpoint, start_or_resume
@@ -46,8 +48,10 @@ __all__ = [
     "make_scheduler",
     "mean_over_processes",
     "merge_result",
+    "portable_args",
     "plot_losses",
     "progress_bar",
+    "repo_relative",
     "resolve_resume_path",
     "save_captioned_grid",
     "save_checkpoint",

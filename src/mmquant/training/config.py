@@ -147,16 +147,26 @@ def add_training_arguments(
     add = parser.add_argument
     add("--max_steps", type=int, default=max_steps, help="optimizer steps")
     add("--batch_size", type=int, default=batch_size, help="global batch per optimizer (micro-)step")
-    add("--learning_rate", type=float, default=1e-3)
-    add("--lr_schedule", default=lr_schedule, choices=LR_SCHEDULES)
-    add("--warmup_ratio", type=float, default=0.05)
-    add("--weight_decay", type=float, default=0.0)
-    add("--mixed_precision", default="no", choices=["no", "bf16", "fp16"])
-    add("--seed", type=int, default=0)
+    add("--learning_rate", type=float, default=1e-3, help="peak learning rate")
+    add("--lr_schedule", default=lr_schedule, choices=LR_SCHEDULES, help="learning-rate schedule over --max_steps")
+    add("--warmup_ratio", type=float, default=0.05, help="fraction of --max_steps spent warming up")
+    add("--weight_decay", type=float, default=0.0, help="optimizer weight decay")
+    add(
+        "--mixed_precision",
+        default="no",
+        choices=["no", "bf16", "fp16"],
+        help="accelerate autocast (bf16 runs on CPU)",
+    )
+    add("--seed", type=int, default=0, help="seed of the model initialisation and the batches")
     add("--eval_steps", type=int, default=500, help="evaluate (and save samples) every N steps")
-    add("--checkpointing_steps", type=int, default=500)
-    add("--checkpoints_total_limit", type=int, default=2)
+    add("--checkpointing_steps", type=int, default=500, help="save checkpoint-<step>/ every N steps")
+    add("--checkpoints_total_limit", type=int, default=2, help="keep the newest N checkpoints")
     add("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint-<step> folder")
-    add("--results_file", default=None, help="JSON file to merge the final test figures into")
+    add(
+        "--results_file",
+        default=None,
+        help="also merge the final test figures into this JSON file (none by default: only "
+        "<output_dir>/eval_results.json is written; name a tracked results file to update it)",
+    )
     add("--run_name", default=None, help="key of this run in --results_file")
     add("--num_threads", type=int, default=None, help="torch intra-op threads per process")

@@ -1,4 +1,6 @@
-"""Which code produced a result: the git commit of the checkout a script runs from."""
+"""Which code produced a result: the git commit of the checkout a script runs from, and the command, written with
+repository-relative paths (a path outside the repository becomes the placeholder ``<external>/<name>``), so that a
+shipped results file records no machine's absolute paths."""
 
 from __future__ import annotations
 
@@ -7,7 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["check_resumed_args", "command_line", "git_commit", "merge_result"]
+__all__ = ["check_resumed_args", "command_line", "git_commit", "merge_result", "portable_args", "repo_relative"]
+
+EXTERNAL = "<external>"
 
 
 def git_commit(where: str | Path) -> str:
@@ -24,9 +28,53 @@ def git_commit(where: str | Path) -> str:
         return "unknown"
 
 
+def _repo_root(where: str | Path | None = None) -> Path | None:
+    """The root of the git repository holding ``where`` (default: the current directory, else the running script's
+    folder), or None outside a checkout."""
+    if where is None:
+        script = Path(sys.argv[0]).resolve().parent if sys.argv and sys.argv[0] else None
+        return _repo_root(Path.cwd()) or (_repo_root(script) if script is not None and script.is_dir() else None)
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], cwd=where, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (subprocess.CalledProcessError, FileNotFoundError, NotADirectoryError):
+        return None
+    return Path(out).resolve() if out else None
+
+
+def repo_relative(path: str | Path, root: Path | None = None) -> str:
+    """``path`` as recorded in a results file: relative to the repository root when inside it (a relative ``path`` is
+    taken from the current directory), else ``<external>/<last part>``."""
+    root = root if root is not None else _repo_root()
+    absolute = Path(path).expanduser().resolve()
+    if root is not None and absolute.is_relative_to(root):
+        return absolute.relative_to(root).as_posix() or "."
+    return f"{EXTERNAL}/{absolute.name}"
+
+
+def portable_args(argv: list[str], root: Path | None = None) -> list[str]:
+    """``argv`` with every absolute path (``/abs``, ``--opt=/abs``, ``name=/abs``) written by :func:`repo_relative`;
+    relative paths and other values are kept."""
+    root = root if root is not None else _repo_root()
+    out = []
+    for arg in argv:
+        head, sep, value = arg.rpartition("=") if "=" in arg else ("", "", arg)
+        if value.startswith(("/", "~")):
+            value = repo_relative(value, root)
+        out.append(f"{head}{sep}{value}")
+    return out
+
+
 def command_line() -> str:
-    """The command that started this process, as ``python <script> <args>`` (empty in an interactive session)."""
-    return "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]) if sys.argv[0] else ""
+    """The command that started this process, as ``python <script> <args>`` with absolute paths made
+    repository-relative or ``<external>/...`` (:func:`portable_args`); empty in an interactive session."""
+    if not sys.argv or not sys.argv[0]:
+        return ""
+    root = _repo_root()
+    script = sys.argv[0]
+    script = repo_relative(script, root) if Path(script).is_absolute() else Path(script).as_posix()
+    return "python " + " ".join([script, *portable_args(sys.argv[1:], root)])
 
 
 def merge_result(path: str | Path, key: str, entry: dict) -> Path:

@@ -15,15 +15,15 @@ from mmquant.metrics.functional import _nested_to_tensor
 _DESCRIPTION = """Semantic consistency of image-text pairs on Caption MNIST (MXQ-VAE, Table 2): a pair is consistent
 when its caption, parsed with the Caption MNIST grammar, describes exactly the objects (position, digit, colour) that
 a judge network reads in its image. An unparseable caption is inconsistent. The judge is a small CNN trained on
-Caption MNIST (checkpoints/caption-mnist-judge, ~99.5% of objects read right on the test split)."""
+Caption MNIST (mmquant/checkpoints/caption-mnist-judge, ~99.5% of objects read right on the test split)."""
 
 _KWARGS_DESCRIPTION = """
 Args:
     images (`list`): the images as nested lists of floats (3, 64, 64) in [-1, 1] (`image_to_tensor(x).tolist()`).
     captions (`list[str]`): one caption per image.
     judge (`str`, `Path` or `CaptionMnistJudgeModel`, optional): the judge; defaults to the one given to
-        `evaluate.load(..., judge=...)`, else the checkpoint shipped in the repository
-        (checkpoints/caption-mnist-judge).
+        `evaluate.load(..., judge=...)`, else the judge shipped inside the package
+        (mmquant/checkpoints/caption-mnist-judge).
     colors (`list[str]`, defaults to `["white", "red", "green", "blue"]`): the captions' palette.
     single (`bool` or `list[bool]`, optional): the layout (True: one digit filling the canvas); None takes it from
         each caption.

@@ -67,6 +67,12 @@ def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class CaptionMnistJudgePreTrainedModel(PushToHubWithCardMixin, PreTrainedModel):
+    """Base class of the Caption MNIST judge (:class:`CaptionMnistJudgeModel`): ties them to
+    :class:`CaptionMnistJudgeConfig` (``model_type="caption_mnist_judge"``), initialises their weights
+    (``_init_weights``) and gives them transformers' ``save_pretrained`` / ``from_pretrained`` (safetensors only; a
+    zoo name loads the checkpoint shipped with mmquant) and ``push_to_hub`` with a generated model card. Use a
+    subclass; ``import mmquant`` registers them with the Auto classes."""
+
     config_class = CaptionMnistJudgeConfig
     base_model_prefix = "judge"
     main_input_name = "pixel_values"

@@ -65,6 +65,12 @@ class JWAEOutput(ModelOutput):
 
 
 class JWAEPreTrainedModel(PushToHubWithCardMixin, PreTrainedModel):
+    """Base class of jWAE models (:class:`JWAEModel`): ties them to :class:`JWAEConfig` (``model_type="jwae"``),
+    initialises their weights (``_init_weights``) and gives them transformers' ``save_pretrained`` /
+    ``from_pretrained`` (safetensors only; a zoo name loads the checkpoint shipped with mmquant) and
+    ``push_to_hub`` with a generated model card. Use a subclass; ``import mmquant`` registers them with the Auto
+    classes."""
+
     config_class = JWAEConfig
     base_model_prefix = "jwae"
     main_input_name = "pixel_values"

@@ -68,6 +68,12 @@ class LaviterOutput(ModelOutput):
 
 
 class LaviterPreTrainedModel(PushToHubWithCardMixin, PreTrainedModel):
+    """Base class of LAViTeR models (:class:`LaviterModel`): ties them to :class:`LaviterConfig`
+    (``model_type="laviter"``), initialises their weights (``_init_weights``) and gives them transformers'
+    ``save_pretrained`` / ``from_pretrained`` (safetensors only; a zoo name loads the checkpoint shipped with
+    mmquant) and ``push_to_hub`` with a generated model card. Use a subclass; ``import mmquant`` registers them
+    with the Auto classes."""
+
     config_class = LaviterConfig
     base_model_prefix = "laviter"
     main_input_name = "pixel_values"

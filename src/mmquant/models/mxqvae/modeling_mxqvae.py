@@ -62,6 +62,12 @@ class MXQVAEOutput(ModelOutput):
 
 
 class MXQVAEPreTrainedModel(PushToHubWithCardMixin, PreTrainedModel):
+    """Base class of MXQ-VAE stage-1 models (:class:`MXQVAEModel`): ties them to :class:`MXQVAEConfig`
+    (``model_type="mxqvae"``), initialises their weights (``_init_weights``) and gives them transformers'
+    ``save_pretrained`` / ``from_pretrained`` (safetensors only; a zoo name loads the checkpoint shipped with
+    mmquant) and ``push_to_hub`` with a generated model card. Use a subclass; ``import mmquant`` registers them
+    with the Auto classes."""
+
     config_class = MXQVAEConfig
     base_model_prefix = "mxqvae"
     main_input_name = "pixel_values"

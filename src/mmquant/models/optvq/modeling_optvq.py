@@ -35,6 +35,12 @@ def _check_latents(latents: Tensor, embed_dim: int, name: str) -> None:
 
 
 class OptVQPreTrainedModel(PushToHubWithCardMixin, PreTrainedModel):
+    """Base class of OptVQ / VQ image tokenizers (:class:`OptVQModel`): ties them to :class:`OptVQConfig`
+    (``model_type="optvq"``), initialises their weights (``_init_weights``) and gives them transformers'
+    ``save_pretrained`` / ``from_pretrained`` (safetensors only; a zoo name loads the checkpoint shipped with
+    mmquant) and ``push_to_hub`` with a generated model card. Use a subclass; ``import mmquant`` registers them
+    with the Auto classes."""
+
     config_class = OptVQConfig
     base_model_prefix = "optvq"
     main_input_name = "pixel_values"
