@@ -91,13 +91,19 @@ def test_prior_after_unfinished_stage1_names_the_missing_step(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def test_laviter_phase_before_the_previous_one_names_it(tmp_path):
+def test_laviter_phase_before_the_previous_one_names_it(tmp_path, capsys):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("_laviter", ROOT / "examples" / "laviter" / "train_laviter.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    args = module.parse_args(["--phase", "joint", "--init_from", str(tmp_path / "laviter-quad2-generators")])
+    # a folder that does not exist: refused while parsing, naming the order of the phases
+    with pytest.raises(SystemExit):
+        module.parse_args(["--phase", "joint", "--init_from", str(tmp_path / "laviter-quad2-generators")])
+    assert "phases run in order" in capsys.readouterr().err
+    # a folder without a finished model (an interrupted run): refused when loading, with the same hint
+    (tmp_path / "unfinished").mkdir()
+    args = module.parse_args(["--phase", "joint", "--init_from", str(tmp_path / "unfinished")])
     with pytest.raises(FileNotFoundError, match="no finished model of the previous phase.*phases run in order"):
         module.load_model_and_data(args)
 

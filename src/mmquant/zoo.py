@@ -89,7 +89,7 @@ def build_index(cards_dir: str | Path | None = None) -> list[dict]:
             dataset=", ".join(data.get("datasets", [])),
             headline=_headline(data, root),
             checkpoint_dir=data["checkpoint_dir"],
-            card_data=path.relative_to(root).as_posix(),
+            card_data=path.resolve().relative_to(root).as_posix(),
         )
         entries.append(asdict(entry))
     return entries

@@ -4,8 +4,6 @@ which ``render`` writes to. Real files in a temporary folder; a sibling file sta
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from mmquant.safe_paths import check_path_component, confined_path
@@ -68,9 +66,7 @@ def _card_repo(tmp_path, **changes):
     from conftest import ROOT
 
     repo = tmp_path / "repo"
-    (repo / "hub_cards").mkdir(parents=True)
-    for name in ("model_card_template.md",):
-        shutil.copy(ROOT / "hub_cards" / name, repo / "hub_cards" / name)
+    (repo / "hub_cards").mkdir(parents=True)  # the template comes from the package unless the card names one
     data = yaml.safe_load((ROOT / "hub_cards" / "optvq-mnist.yaml").read_text()) | changes
     path = repo / "hub_cards" / "evil.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -114,8 +110,9 @@ def test_dataset_card_builder_confined(tmp_path, builder):
     from conftest import ROOT
     from mmquant.hub.dataset_cards import load_dataset_card_data
 
-    data = yaml.safe_load((ROOT / "hub_cards" / "datasets" / "caption_mnist.yaml").read_text()) | {"builder": builder}
-    path = tmp_path / "hub_cards" / "datasets" / "evil.yaml"
+    card_data = ROOT / "src" / "mmquant" / "dataset_scripts" / "caption_mnist" / "card_data.yaml"
+    data = yaml.safe_load(card_data.read_text()) | {"builder": builder}
+    path = tmp_path / "dataset_scripts" / "evil" / "card_data.yaml"
     path.parent.mkdir(parents=True)
     path.write_text(yaml.safe_dump(data))
     with pytest.raises((ValueError, TypeError), match="builder="):

@@ -113,6 +113,12 @@ def _check_training_arguments(parser: argparse.ArgumentParser, args: argparse.Na
     from ..user_errors import check_input_paths
 
     dests = {action.dest for action in parser._actions}
+    init_from = getattr(args, "init_from", None)
+    if "init_from" in dests and init_from and not Path(init_from).is_dir():  # names the missing step
+        parser.error(
+            f"--init_from {init_from}: no such folder; it is the previous phase's --output_dir, and the phases run in "
+            "order: train the previous phase first (see the README)."
+        )
     check_input_paths(parser, args, **{k: v for k, v in _INPUT_PATHS.items() if k in dests})
     rules = _rules()
     for action in parser._actions:
