@@ -94,24 +94,9 @@ def test_jwae_smoke_resume_evaluate_and_retrieve(tmp_path, capsys):
 
     # one table of both models on their training configuration and another one
     results = tmp_path / "results.json"
-    entries = evaluate_jwae.main(
-        evaluate_jwae.parse_args(
-            [
-                "--models",
-                f"jwae={full}",
-                f"vsepp={vsepp}",
-                "--dataset_configs",
-                "quad2",
-                "quad3",
-                "--test_examples",
-                "16",
-                "--dataset_cache_dir",
-                str(cache),
-                "--results_file",
-                str(results),
-            ]
-        )
-    )
+    gallery = ["--dataset_configs", "quad2", "quad3", "--test_examples", "16", "--dataset_cache_dir", str(cache)]
+    models = ["--models", f"jwae={full}", f"vsepp={vsepp}"]
+    entries = evaluate_jwae.main(evaluate_jwae.parse_args([*models, *gallery, "--results_file", str(results)]))
     assert set(entries) == {"jwae@quad2", "jwae@quad3", "vsepp@quad2", "vsepp@quad3"}
     stored = json.loads(results.read_text())
     assert {m["metric"] for m in stored["jwae@quad3"]["metrics"]} >= {"rsum", "rsum_drop_from_training_config"}
@@ -120,21 +105,7 @@ def test_jwae_smoke_resume_evaluate_and_retrieve(tmp_path, capsys):
     assert 0 < ceiling <= 100
 
     # a seeded comparison: one folder per seed, per-seed entries and their mean and standard deviation
-    seeded = evaluate_jwae.main(
-        evaluate_jwae.parse_args(
-            [
-                "--models",
-                f"vsepp={vsepp},{vsepp_seed1}",
-                "--dataset_configs",
-                "quad2",
-                "quad3",
-                "--test_examples",
-                "16",
-                "--dataset_cache_dir",
-                str(cache),
-            ]
-        )
-    )
+    seeded = evaluate_jwae.main(evaluate_jwae.parse_args(["--models", f"vsepp={vsepp},{vsepp_seed1}", *gallery]))
     assert set(seeded) == {f"vsepp/seed{s}@{c}" for s in (0, 1) for c in ("quad2", "quad3")} | {
         "vsepp@quad2",
         "vsepp@quad3",
