@@ -31,7 +31,6 @@ from mmquant.data.pairs import CaptionPairs
 from mmquant.data.retrieval_pairs import RetrievalPairs
 from mmquant.metrics.retrieval import cross_modal_retrieval
 from mmquant.training import command_line, git_commit, merge_result
-from mmquant.user_errors import check_input_paths
 
 try:
     from jwae_data import caption_mnist
@@ -75,8 +74,11 @@ def parse_args(argv=None) -> argparse.Namespace:
             p.error(f"--models {spec!r}: expected name=folder or name=folder,folder,...")
     if args.test_examples < 2:
         p.error(f"--test_examples {args.test_examples}: expected at least 2 test pairs")
-    folders = [folder for spec in args.models for folder in spec.split("=", 1)[1].split(",")]
-    check_input_paths(p, argparse.Namespace(models=folders), models="dir")
+    for spec in args.models:  # one folder per seed: each must exist, before any model loads
+        for folder in spec.split("=", 1)[1].split(","):
+            if not Path(folder).is_dir():
+                found = "is a file" if Path(folder).is_file() else "does not exist"
+                p.error(f"--models {spec}: {folder} {found}; expected an existing folder.")
     return args
 
 
