@@ -109,41 +109,39 @@ def main(args) -> dict:
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     command, commit = command_line(), git_commit(HERE)
+    runs = []  # (model name, seed, folder)
     for spec in args.models:
-        folders = spec.split("=", 1)[1].split(",")
-        seeds = [_seed(folder, position) for position, folder in enumerate(folders)]
+        name, folders = spec.split("=", 1)
+        seeds = [_seed(folder, position) for position, folder in enumerate(folders.split(","))]
         if len(set(seeds)) < len(seeds):
             raise ValueError(f"--models {spec}: the folders' seeds {seeds} repeat; give one folder per seed.")
+        runs += [(name, seed, folder) for seed, folder in zip(seeds, folders.split(","))]
     tests = {name: _test_split(name, args) for name in args.dataset_configs}
     ceilings = {name: round(content_ceiling(ds["objects"]), 2) for name, ds in tests.items()}
     rows = []
-    for spec in args.models:
-        name, folders = spec.split("=", 1)
-        for position, folder in enumerate(folders.split(",")):
-            model = AutoModel.from_pretrained(folder).eval()
-            tokenizer = AutoTokenizer.from_pretrained(folder)
-            trained_file = Path(folder) / "eval_results.json"
-            trained = json.loads(trained_file.read_text()) if trained_file.exists() else {}
-            for config_name, ds in tests.items():
-                pairs = RetrievalPairs.from_caption_pairs(
-                    CaptionPairs.from_dataset(ds, tokenizer, model.config.max_text_length).resized(
-                        model.config.image_size
-                    )
-                )
-                image_embeds, text_embeds = embed(model, pairs)
-                scores = cross_modal_retrieval(image_embeds, text_embeds, pairs.text_to_image)
-                rows.append(
-                    {
-                        "model": name,
-                        "seed": _seed(folder, position),
-                        "trained_on": trained.get("dataset", "unknown"),
-                        "train_steps": trained.get("steps"),
-                        "test_on": f"caption_mnist/{config_name}",
-                        "test_images": pairs.num_images,
-                        **{k: round(float(v), 2) for k, v in scores.items()},
-                    }
-                )
-                print(json.dumps(rows[-1]))
+    for name, seed, folder in runs:
+        model = AutoModel.from_pretrained(folder).eval()
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        trained_file = Path(folder) / "eval_results.json"
+        trained = json.loads(trained_file.read_text()) if trained_file.exists() else {}
+        for config_name, ds in tests.items():
+            pairs = RetrievalPairs.from_caption_pairs(
+                CaptionPairs.from_dataset(ds, tokenizer, model.config.max_text_length).resized(model.config.image_size)
+            )
+            image_embeds, text_embeds = embed(model, pairs)
+            scores = cross_modal_retrieval(image_embeds, text_embeds, pairs.text_to_image)
+            rows.append(
+                {
+                    "model": name,
+                    "seed": seed,
+                    "trained_on": trained.get("dataset", "unknown"),
+                    "train_steps": trained.get("steps"),
+                    "test_on": f"caption_mnist/{config_name}",
+                    "test_images": pairs.num_images,
+                    **{k: round(float(v), 2) for k, v in scores.items()},
+                }
+            )
+            print(json.dumps(rows[-1]))
     seeded = {
         r["model"] for r in rows if sum(o["model"] == r["model"] and o["test_on"] == r["test_on"] for o in rows) > 1
     }

@@ -115,23 +115,20 @@ def linear_readout(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.T
         return float(((b @ weight + bias).argmax(1) == test_y).float().mean())
 
 
-def decoded_captions(model, pairs: RetrievalPairs, tokenizer, batch_size: int = 250) -> list[str]:
-    """Greedy captions decoded from each test image's latent."""
+def decoded_captions(model, latents: torch.Tensor, tokenizer, batch_size: int = 250) -> list[str]:
+    """Greedy captions decoded from ``latents`` ``(N, latent_dim)`` (the test images' latents)."""
     out = []
-    with torch.no_grad():
-        for start in range(0, pairs.num_images, batch_size):
-            index = torch.arange(start, min(start + batch_size, pairs.num_images))
-            latents = model.get_image_features(**pairs.image_inputs(index))
-            ids = model.generate_captions(latents)
-            out += tokenizer.batch_decode(ids, skip_special_tokens=True)
+    for start in range(0, len(latents), batch_size):
+        ids = model.generate_captions(latents[start : start + batch_size])
+        out += tokenizer.batch_decode(ids, skip_special_tokens=True)
     return [" ".join(c.split()) for c in out]
 
 
 def probe_model(model, tokenizer, train_ds, test_ds, judge) -> tuple[dict, list[str]]:
     max_length, size = model.config.max_text_length, model.config.image_size
     fit = RetrievalPairs.from_caption_pairs(CaptionPairs.from_dataset(train_ds, tokenizer, max_length).resized(size))
-    test = RetrievalPairs.from_caption_pairs(CaptionPairs.from_dataset(test_ds, tokenizer, max_length).resized(size))
     full_size_test = CaptionPairs.from_dataset(test_ds, tokenizer, max_length)  # the judge reads 64x64 canvases
+    test = RetrievalPairs.from_caption_pairs(full_size_test.resized(size))
     fit_images, fit_texts = embed(model, fit)
     test_images, test_texts = embed(model, test)
     colors = sorted({o["color"] for objs in train_ds["objects"] for o in objs})
@@ -146,7 +143,7 @@ def probe_model(model, tokenizer, train_ds, test_ds, judge) -> tuple[dict, list[
             result[f"{modality}_readout_{attribute}"] = round(sum(values) / len(values), 4)
     captions = []
     if hasattr(model, "text_decoder"):
-        captions = decoded_captions(model, test, tokenizer)
+        captions = decoded_captions(model, test_images, tokenizer)
         scores = semantic_consistency(full_size_test.pixel_values(slice(None)), captions, judge)
         result["decoded_object_accuracy"] = round(scores["object_accuracy"], 4)
         result["decoded_consistency"] = round(scores["consistency"], 4)
