@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = ROOT / "examples" / "jwae"
 sys.path.insert(0, str(HERE))
 import evaluate_jwae  # noqa: E402
+import probe_jwae  # noqa: E402
 import retrieve  # noqa: E402
 import train_jwae  # noqa: E402
 
@@ -117,6 +118,17 @@ def test_jwae_smoke_resume_evaluate_and_retrieve(tmp_path, capsys):
     assert seeded["vsepp@quad3"]["seeds"] == [0, 1] and "rsum_drop_from_training_config" in summary
     with pytest.raises(ValueError, match="seeds"):
         evaluate_jwae.main(evaluate_jwae.parse_args(["--models", f"vsepp={vsepp},{vsepp}", "--test_examples", "16"]))
+
+    # the probes: linear read-outs from both modalities, captions decoded from image latents scored by the judge
+    probe_args = ["--models", f"jwae={full}", f"vsepp={vsepp}", "--fit_examples", "32", "--test_examples", "16"]
+    probe_args += ["--dataset_cache_dir", str(cache), "--output_dir", str(tmp_path / "probe")]
+    report = probe_jwae.main(probe_jwae.parse_args(probe_args))
+    for name in ("jwae", "vsepp"):
+        for key in ("image_readout_digit", "text_readout_color"):
+            assert 0 <= report[name][key] <= 1
+    assert 0 <= report["jwae"]["decoded_object_accuracy"] <= 1 and report["jwae"]["decoded_distinct_captions"] >= 1
+    assert "decoded_object_accuracy" not in report["vsepp"]  # no decoder
+    assert len((tmp_path / "probe" / "decoded_captions-jwae.txt").read_text().splitlines()) == 16
 
     # the README's retrieval command on the trained folder
     capsys.readouterr()
