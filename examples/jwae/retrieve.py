@@ -63,7 +63,7 @@ def main(args) -> list[tuple[float, str]]:
     model = AutoModel.from_pretrained(args.model).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     c = model.config
-    if c.image_input != "pixels":
+    if c.image_input == "features":
         raise ValueError(f"--model {args.model}: takes precomputed image features; this script embeds image files.")
     truth = None
     if args.captions:

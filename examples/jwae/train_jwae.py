@@ -47,8 +47,10 @@ from mmquant.training import (
 
 try:  # run as a script (examples/jwae on sys.path) or imported by the tests
     from jwae_data import add_data_arguments, load_split, make_tokenizer
+    from pretrain_grid_features import load_grid_features
 except ImportError:  # pragma: no cover
     from .jwae_data import add_data_arguments, load_split, make_tokenizer
+    from .pretrain_grid_features import load_grid_features
 
 HERE = Path(__file__).resolve().parent
 _RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule")
@@ -65,6 +67,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_data_arguments(p)
     p.add_argument("--model_size", default="jwae-caption-mnist", help="a jwae/vsepp size of mmquant.list_models()")
     p.add_argument("--model_config", type=json.loads, default={}, help="JWAEConfig fields as JSON (override)")
+    p.add_argument(
+        "--grid_features",
+        default=None,
+        help="folder written by pretrain_grid_features.py: the frozen CNN of image_input='grid_features' sizes",
+    )
     p.add_argument("--critic_learning_rate", type=float, default=5e-5, help="the reference's critic Adam rate")
     p.add_argument("--max_grad_norm", type=float, default=2.0, help="the reference's gradient clipping")
     p.add_argument(
@@ -95,6 +102,30 @@ def model_config(args, tokenizer) -> JWAEConfig:
         unk_token_id=tokenizer.unk_token_id,
     )
     return get_config(args.model_size, **args.model_config, **ids)
+
+
+def load_frozen_cnn(model: JWAEModel, folder: str | None, model_size: str = "") -> None:
+    """Load the pretrained CNN of a ``"grid_features"`` model from ``--grid_features`` (it stays frozen)."""
+    c = model.config
+    if c.image_input != "grid_features":
+        if folder is not None:
+            raise ValueError(f"--grid_features {folder}: this model's image_input is {c.image_input!r}, not grid.")
+        return
+    if folder is None:
+        raise ValueError(
+            f"--model_size {model_size} reads grid features: pass --grid_features <folder>, made by "
+            "`python examples/jwae/pretrain_grid_features.py --output_dir <folder>`."
+        )
+    state, info = load_grid_features(folder)
+    expected = dict(
+        grid_feature_channels=c.grid_feature_channels, grid_feature_dim=c.grid_feature_dim, crop_size=c.image_size // 2
+    )
+    found = {k: info.get(k) for k in expected}
+    if found != expected:
+        raise ValueError(
+            f"--grid_features {folder}: the CNN was pretrained with {found}; this model needs {expected}."
+        )
+    model.grid_features.cnn.load_state_dict(state)
 
 
 @torch.no_grad()
@@ -155,7 +186,8 @@ def main(args) -> dict:
     max_length = args.model_config.get("max_text_length", get_config(args.model_size).max_text_length)
     tokenizer = make_tokenizer(args, max_length)
     model = JWAEModel(model_config(args, tokenizer))
-    image_size = model.config.image_size if model.config.image_input == "pixels" else None
+    load_frozen_cnn(model, args.grid_features, args.model_size)
+    image_size = model.config.image_size if model.config.image_input != "features" else None
     train = load_split(args, "train", tokenizer, max_length, image_size)
     test = load_split(args, "test", tokenizer, max_length, image_size)
     if len(train) < args.batch_size:

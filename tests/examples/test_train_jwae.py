@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
+from transformers import AutoModel
 
 from mmquant.training import list_checkpoints
 
@@ -18,9 +20,12 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = ROOT / "examples" / "jwae"
 sys.path.insert(0, str(HERE))
 import evaluate_jwae  # noqa: E402
+import pretrain_grid_features  # noqa: E402
 import probe_jwae  # noqa: E402
 import retrieve  # noqa: E402
 import train_jwae  # noqa: E402
+
+TINY_GRID = '{"grid_feature_channels": [4], "grid_feature_dim": 4, "latent_dim": 8, "text_hidden_size": 16}'
 
 
 @pytest.fixture(autouse=True)
@@ -71,7 +76,15 @@ def test_jwae_smoke_resume_evaluate_and_retrieve(tmp_path, capsys):
             b["critic_loss"], rel=1e-5
         )
 
-    # the VSE++ baseline: no critic, no decoders, ranking loss only
+    # the VSE++ baseline (grid features of a briefly pretrained digit CNN): no critic, no decoders, ranking loss only
+    grid = tmp_path / "grid"
+    info = pretrain_grid_features.main(
+        pretrain_grid_features.parse_args(
+            ["--output_dir", str(grid), "--channels", "4", "--feature_dim", "4", "--max_steps", "3"]
+            + ["--train_examples", "256"]
+        )
+    )
+    assert 0 <= info["mnist_test_accuracy"] <= 1 and (grid / "grid_features.safetensors").exists()
     vsepp = tmp_path / "vsepp"
     train_jwae.main(
         train_jwae.parse_args(
@@ -82,15 +95,20 @@ def test_jwae_smoke_resume_evaluate_and_retrieve(tmp_path, capsys):
                 "--model_size",
                 "vsepp-caption-mnist",
                 "--model_config",
-                '{"image_channels": [4, 8, 8], "latent_dim": 8, "text_hidden_size": 16}',
+                TINY_GRID,
+                "--grid_features",
+                str(grid),
             ]
         )
     )
+    trained = AutoModel.from_pretrained(vsepp)
+    pretrained = load_file(str(grid / "grid_features.safetensors"))
+    assert all(torch.equal(v, trained.grid_features.cnn.state_dict()[k]) for k, v in pretrained.items())
     assert not (vsepp / "checkpoint-4" / "critic").exists()
     assert all(r["loss"] == pytest.approx(r["ranking_loss"]) for r in _records(vsepp) if "loss" in r)
     vsepp_seed1 = tmp_path / "vsepp-seed1"
     vsepp_args = ["--model_size", "vsepp-caption-mnist", "--model_config"]
-    vsepp_args += ['{"image_channels": [4, 8, 8], "latent_dim": 8, "text_hidden_size": 16}', "--seed", "1"]
+    vsepp_args += [TINY_GRID, "--grid_features", str(grid), "--seed", "1"]
     train_jwae.main(train_jwae.parse_args([*common, "--output_dir", str(vsepp_seed1), *vsepp_args]))
 
     # one table of both models on their training configuration and another one
@@ -166,6 +184,22 @@ def test_jwae_smoke_resume_evaluate_and_retrieve(tmp_path, capsys):
                 ["--model", str(full), "--index", "99", "--gallery_size", "16", "--dataset_cache_dir", str(cache)]
             )
         )
+
+
+def test_grid_features_folder_is_required_and_must_match(tmp_path):
+    config = str(HERE / "configs" / "vsepp_quad2.yaml")
+    common = ["--config", config, "--output_dir", str(tmp_path / "out"), "--dataset_cache_dir", str(tmp_path / "d")]
+    common += ["--train_examples", "16", "--test_examples", "8", "--max_steps", "1", "--batch_size", "4"]
+    with pytest.raises(ValueError, match="pass --grid_features"):
+        train_jwae.main(train_jwae.parse_args(common))
+    grid = tmp_path / "grid"
+    pretrain_grid_features.main(
+        pretrain_grid_features.parse_args(["--output_dir", str(grid), "--channels", "4", "--max_steps", "1"])
+    )
+    with pytest.raises(ValueError, match="pretrained with"):  # the registry size wants channels [16, 32]
+        train_jwae.main(train_jwae.parse_args([*common, "--grid_features", str(grid)]))
+    with pytest.raises(FileNotFoundError, match="pretrain_grid_features.py"):
+        train_jwae.main(train_jwae.parse_args([*common, "--grid_features", str(tmp_path / "nothing")]))
 
 
 def test_bad_arguments_are_named(tmp_path):

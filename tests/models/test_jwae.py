@@ -127,6 +127,39 @@ def test_image_caption_head_trains_only_the_decoder(tokenizer):
     assert JWAEModel(tiny(tokenizer))(x, ids, mask).image_caption_loss is None
 
 
+def test_grid_features_are_frozen_carry_colour_by_channel_and_are_saved(tmp_path, tokenizer):
+    """image_input="grid_features": a frozen CNN reads each quadrant and the pooled canvas per colour channel; the
+    linear encoder and the feature decoder train, the CNN never does, and save/load keeps its weights."""
+    config = tiny(tokenizer, image_input="grid_features", grid_feature_channels=[4], grid_feature_dim=3)
+    model = JWAEModel(config)
+    assert config.encoded_feature_dim == 5 * 3 * 3
+    x, ids, mask = batch(tokenizer)
+    out = model(x, ids, mask, critic=model.make_critic())
+    assert out.image_reconstruction.shape == (4, 45) and torch.isfinite(out.loss)
+    out.loss.backward()
+    assert all(p.grad is None and not p.requires_grad for p in model.grid_features.parameters())
+    assert model.image_encoder.weight.grad is not None and model.image_decoder[0].weight.grad is not None
+    features = model.grid_features(x)  # (B, 5 * 3 * 3), ordered (crop, channel, feature)
+    assert torch.allclose(model.get_image_features(x), model.image_encoder(features))
+
+    # a digit drawn in the red channel of the upper-left quadrant: only the red slots of that crop and of the
+    # pooled canvas change
+    blank = -torch.ones(1, 3, 16, 16)
+    red = blank.clone()
+    red[0, 0, 2:6, 2:6] = 1.0
+    changed = (model.grid_features(red) - model.grid_features(blank)).view(5, 3, 3).abs().sum(-1) > 0
+    assert not changed[1:4].any() and not changed[:, 1:].any()  # other quadrants, green and blue: unchanged
+
+    model.grid_features.cnn.proj.weight.data.add_(1.0)  # as if loaded from a pretrained classifier
+    model.save_pretrained(tmp_path)
+    loaded = JWAEModel.from_pretrained(tmp_path)
+    assert torch.equal(loaded.grid_features.cnn.proj.weight, model.grid_features.cnn.proj.weight)
+    loaded(x, ids, mask).loss.backward()  # frozen in a loaded model too: no gradient reaches the CNN
+    assert all(p.grad is None for p in loaded.grid_features.parameters())
+    with pytest.raises(ValueError, match="grid_feature_channels"):
+        tiny(tokenizer, image_input="grid_features", image_size=20, grid_feature_channels=[4, 4])
+
+
 def test_without_a_critic_the_prior_terms_are_left_out(tokenizer):
     model = JWAEModel(tiny(tokenizer))
     out = model(*batch(tokenizer))

@@ -41,8 +41,11 @@ PAPER_QUANTIZERS = {"optvq": DEFAULT_QUANTIZER_CONFIG, "vq": _VQ_BASELINE}
 _TINY_OPTVQ = {**DEFAULT_QUANTIZER_CONFIG, "codebook_size": 32, "num_heads": 2}
 
 # VSE++ (Faghri et al. 2018) as a JWAEConfig: no decoders, no prior, only the max-hinge ranking loss
+# Caption MNIST jWAE/VSE++ read 32x32 canvases through frozen grid features (a pretrained digit CNN per quadrant and
+# colour channel: examples/jwae/pretrain_grid_features.py), as the paper's models read frozen ResNet features.
+_JWAE_MNIST = dict(image_input="grid_features", image_size=32)
 _VSEPP = dict(
-    image_size=32,
+    **_JWAE_MNIST,
     lambda_image_reconstruction=0.0,
     lambda_text_reconstruction=0.0,
     lambda_image_prior=0.0,
@@ -128,8 +131,9 @@ MODEL_SIZES: dict[str, ModelSize] = {
     "jwae-caption-mnist": ModelSize(
         JWAEConfig,
         JWAEModel,
-        dict(image_size=32, lambda_image_caption=0.1),
-        "jWAE-MH for Caption MNIST: 32x32 CNN and GRU autoencoders, 128-d latent, a captioning head on image latents",
+        dict(**_JWAE_MNIST, lambda_image_caption=1.0),
+        "jWAE-MH for Caption MNIST: frozen grid features of 32x32 canvases and GRU captions, autoencoded into a "
+        "128-d latent, a captioning head on image latents",
     ),
     "vsepp-caption-mnist": ModelSize(
         JWAEConfig,

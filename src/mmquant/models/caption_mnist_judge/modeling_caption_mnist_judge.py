@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from ...data.caption_grammar import CENTER, QUADRANTS, CaptionObject
 from ...hub.mixin import PushToHubWithCardMixin
+from ...modules.grid_features import canvas_crops
 from .configuration_caption_mnist_judge import CaptionMnistJudgeConfig
 
 __all__ = [
@@ -47,15 +47,7 @@ class CaptionMnistJudgeOutput(ModelOutput):
     color_logits: Tensor | None = None
 
 
-def crop_positions(pixel_values: Tensor) -> Tensor:
-    """Canvases ``(B, C, S, S)`` -> crops ``(B, 5, C, S/2, S/2)``: the quadrants in ``QUADRANTS`` order, then the
-    whole canvas average-pooled by 2 (a single-layout digit, 56 px at 64, becomes a quadrant-sized 28 px digit)."""
-    half = pixel_values.shape[-1] // 2
-    quadrants = [
-        pixel_values[..., r * half : (r + 1) * half, c * half : (c + 1) * half] for r in (0, 1) for c in (0, 1)
-    ]
-    whole = F.avg_pool2d(pixel_values, 2)  # (B, C, S/2, S/2)
-    return torch.stack([*quadrants, whole], dim=1)
+crop_positions = canvas_crops  # the judge reads the same five crops as the grid features of jWAE
 
 
 def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:

@@ -7,7 +7,7 @@ from transformers import PretrainedConfig
 
 __all__ = ["JWAEConfig"]
 
-_IMAGE_INPUTS = ("pixels", "features")
+_IMAGE_INPUTS = ("pixels", "features", "grid_features")
 _RANKING_LOSSES = ("max_hinge", "mse", "none")
 
 
@@ -21,12 +21,20 @@ class JWAEConfig(PretrainedConfig):
     Args:
         image_input (`str`, defaults to `"pixels"`): `"pixels"` (a CNN encoder/decoder on images in [-1, 1]) or
             `"features"` (precomputed image features, e.g. 2048-d CNN features on COCO/Flickr30k, encoded by a linear
-            layer and reconstructed by an MLP as in the reference code).
-        image_size (`int`, defaults to 64), in_channels (`int`, defaults to 3): the images (`"pixels"`).
+            layer and reconstructed by an MLP as in the reference code) or `"grid_features"` (images in [-1, 1] read
+            by a frozen pretrained CNN per crop of a 2x2 grid plus the pooled canvas and per colour channel, see
+            `mmquant.modules.grid_features`; its features are then encoded and reconstructed as `"features"` are: the
+            Caption MNIST analogue of the paper's precomputed ResNet features).
+        image_size (`int`, defaults to 64), in_channels (`int`, defaults to 3): the images (`"pixels"`,
+            `"grid_features"`).
         image_channels (`list[int]`, defaults to `[32, 64, 64]`): CNN channels per stride-2 level (`"pixels"`).
         image_res_layers (`int`, defaults to 1): residual blocks of the CNN encoder and decoder.
         image_feature_dim (`int`, defaults to 2048): size of the precomputed features (`"features"`).
-        image_decoder_hidden_size (`int`, defaults to 1024): MLP width of the feature decoder (`"features"`).
+        image_decoder_hidden_size (`int`, defaults to 1024): MLP width of the feature decoder (`"features"`,
+            `"grid_features"`).
+        grid_feature_channels (`list[int]`, defaults to `[16, 32]`), grid_feature_dim (`int`, defaults to 32):
+            the frozen CNN of `"grid_features"` (conv widths per level, features per crop and channel); the model
+            encodes `5 * in_channels * grid_feature_dim` features per image.
         vocab_size (`int`, defaults to 64): the caption tokenizer's vocabulary.
         max_text_length (`int`, defaults to 48): caption length in tokens ([BOS] ... [EOS] + padding).
         pad_token_id / bos_token_id / eos_token_id / unk_token_id (`int`): the tokenizer's special ids.
@@ -73,6 +81,8 @@ class JWAEConfig(PretrainedConfig):
         image_res_layers: int = 1,
         image_feature_dim: int = 2048,
         image_decoder_hidden_size: int = 1024,
+        grid_feature_channels: list[int] | tuple[int, ...] = (16, 32),
+        grid_feature_dim: int = 32,
         vocab_size: int = 64,
         max_text_length: int = 48,
         pad_token_id: int = 0,
@@ -107,7 +117,17 @@ class JWAEConfig(PretrainedConfig):
                 f"image_size={image_size}, image_channels={image_channels}: image_size must be divisible by "
                 f"2**len(image_channels) = {2 ** len(image_channels)} (one halving per level)."
             )
+        grid_feature_channels = list(grid_feature_channels)
+        if image_input == "grid_features" and (
+            not grid_feature_channels or image_size % 2 ** (len(grid_feature_channels) + 1)
+        ):
+            raise ValueError(
+                f"image_size={image_size}, grid_feature_channels={grid_feature_channels}: grid features need at least "
+                "one CNN level and quadrant crops (side image_size / 2) divisible by 2**len(grid_feature_channels) "
+                "(one halving per level)."
+            )
         for name, value in dict(
+            grid_feature_dim=grid_feature_dim,
             vocab_size=vocab_size,
             max_text_length=max_text_length,
             latent_dim=latent_dim,
@@ -140,6 +160,8 @@ class JWAEConfig(PretrainedConfig):
         self.image_res_layers = image_res_layers
         self.image_feature_dim = image_feature_dim
         self.image_decoder_hidden_size = image_decoder_hidden_size
+        self.grid_feature_channels = grid_feature_channels
+        self.grid_feature_dim = grid_feature_dim
         self.vocab_size = vocab_size
         self.max_text_length = max_text_length
         self.unk_token_id = unk_token_id
@@ -170,6 +192,13 @@ class JWAEConfig(PretrainedConfig):
     def has_text_decoder(self) -> bool:
         """Whether the model builds the caption decoder g_t (some caption term is weighted)."""
         return self.lambda_text_reconstruction > 0 or self.lambda_image_caption > 0
+
+    @property
+    def encoded_feature_dim(self) -> int:
+        """Size of the feature vector the linear image encoder reads (`"features"`, `"grid_features"`)."""
+        if self.image_input == "grid_features":
+            return 5 * self.in_channels * self.grid_feature_dim  # 4 quadrants + the pooled canvas, per channel
+        return self.image_feature_dim
 
     @property
     def image_latent_size(self) -> int:

@@ -2,6 +2,7 @@
 ICCV Workshops 2019, arXiv:1909.06635; reference code github.com/visinf/jwae).
 
 image x -> f_v -> z_v (B, latent_dim) -> g_v -> x_hat          lambda_1 ||x - g_v(f_v(x))||_1
+  (x: pixels, precomputed features, or frozen grid features of the pixels, image_input="grid_features")
 caption y -> f_t -> z_t (B, latent_dim) -> g_t -> log p(y | z_t) lambda_2 (- sum_m log p(w_m | w_<m, f_t(y)))
 z_v, z_t vs N(0, I): latent critic                               lambda_3 D_JS(F_v || P_L) + lambda_4 D_JS(F_t || P_L)
 cos(z_v, z_t) hinge ranking, hardest negatives                   L_MH (jWAE-MH)  or  ||z_v - z_t||^2 (jWAE-MSE)
@@ -24,6 +25,7 @@ from transformers.utils import ModelOutput
 from ...hub.mixin import PushToHubWithCardMixin
 from ...losses.contrastive import max_hinge_loss, paired_mse_loss
 from ...losses.divergences import LatentCritic, prior_matching_loss
+from ...modules.grid_features import GridFeatures
 from ...modules.gru_text import GRUTextDecoder, GRUTextEncoder
 from ...modules.residual_cnn import ResidualCNNDecoder, ResidualCNNEncoder
 from ..input_checks import check_attention_mask, check_batch_sizes, check_features, check_pixel_values, check_token_ids
@@ -105,11 +107,16 @@ class JWAEModel(JWAEPreTrainedModel):
             if c.lambda_image_reconstruction > 0:
                 self.image_decoder = ResidualCNNDecoder(width, c.in_channels, c.image_channels, c.image_res_layers)
         else:
-            self.image_encoder = nn.Linear(c.image_feature_dim, d)  # the reference's EncoderImagePrecomp
+            if c.image_input == "grid_features":  # frozen, loaded from a pretrained digit classifier
+                self.grid_features = GridFeatures(
+                    c.in_channels, c.image_size // 2, c.grid_feature_channels, c.grid_feature_dim
+                )
+            f = c.encoded_feature_dim
+            self.image_encoder = nn.Linear(f, d)  # the reference's EncoderImagePrecomp
             if c.lambda_image_reconstruction > 0:
                 h = c.image_decoder_hidden_size
                 self.image_decoder = nn.Sequential(  # the reference's ImageDecoder MLP
-                    nn.Linear(d, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, c.image_feature_dim)
+                    nn.Linear(d, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, f)
                 )
         text_args = (c.vocab_size, c.word_embed_dim, c.text_hidden_size)
         self.text_encoder = GRUTextEncoder(*text_args, d, c.text_num_layers, c.pad_token_id)
@@ -125,12 +132,13 @@ class JWAEModel(JWAEPreTrainedModel):
     # ------------------------------------------------------------------ checks
     def _check_images(self, pixel_values: Tensor | None, image_features: Tensor | None) -> Tensor:
         c = self.config
-        given = "pixel_values" if c.image_input == "pixels" else "image_features"
-        images = pixel_values if c.image_input == "pixels" else image_features
-        other = image_features if c.image_input == "pixels" else pixel_values
+        takes_pixels = c.image_input in ("pixels", "grid_features")
+        given = "pixel_values" if takes_pixels else "image_features"
+        images = pixel_values if takes_pixels else image_features
+        other = image_features if takes_pixels else pixel_values
         if images is None or other is not None:
             raise ValueError(f"this model's image_input is {c.image_input!r}: pass {given}= (and only it).")
-        if c.image_input == "pixels":
+        if takes_pixels:
             check_pixel_values(images, c.in_channels, c.image_size)
         else:
             check_features(images, c.image_feature_dim, "image_features")
@@ -144,14 +152,20 @@ class JWAEModel(JWAEPreTrainedModel):
         return check_attention_mask(attention_mask, input_ids)
 
     # ------------------------------------------------------------------ embeddings
+    def _image_targets(self, images: Tensor) -> Tensor:
+        """What the image encoder reads and the image decoder reconstructs: the pixels or precomputed features
+        themselves, or the frozen grid features of the pixels `(B, 5 * C * F)`."""
+        return self.grid_features(images) if self.config.image_input == "grid_features" else images
+
     def _encode_images(self, images: Tensor) -> Tensor:
-        if self.config.image_input == "features":
+        """`images` as `_image_targets` returns them -> latents `(B, D)`."""
+        if self.config.image_input != "pixels":
             return self.image_encoder(images)  # (B, D)
         feature_map = self.image_encoder(images)  # (B, C, h, w)
         return self.image_flat.to_latent(feature_map.flatten(1))  # (B, D)
 
     def _decode_images(self, latents: Tensor) -> Tensor:
-        if self.config.image_input == "features":
+        if self.config.image_input != "pixels":
             return self.image_decoder(latents)  # (B, F)
         feature_map = self.image_flat.from_latent(latents).view(len(latents), *self.image_flat.shape)
         return self.image_decoder(F.relu(feature_map))  # (B, C, H, W)
@@ -160,7 +174,7 @@ class JWAEModel(JWAEPreTrainedModel):
         """The image latents z_v = f_v(x) `(B, latent_dim)`."""
         images = self._check_images(pixel_values, image_features)
         check_batch_sizes(images=images)
-        return self._encode_images(images)
+        return self._encode_images(self._image_targets(images))
 
     def get_text_features(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         """The caption latents z_t = f_t(y) `(B, latent_dim)`."""
@@ -219,6 +233,7 @@ class JWAEModel(JWAEPreTrainedModel):
         lengths = self._check_text(input_ids, attention_mask)
         check_batch_sizes(images=images, input_ids=input_ids)
 
+        images = self._image_targets(images)  # pixels (B, C, H, W) or features (B, F)
         image_embeds = self._encode_images(images)  # (B, D)
         text_embeds = self.text_encoder(input_ids, lengths)  # (B, D)
         logits_per_image = F.normalize(image_embeds, dim=-1) @ F.normalize(text_embeds, dim=-1).T  # (B, B)
