@@ -3,15 +3,24 @@
     python examples/jwae/train_jwae.py --config examples/jwae/configs/jwae_quad2.yaml       # jWAE-MH, Caption MNIST
     python examples/jwae/train_jwae.py --config examples/jwae/configs/vsepp_quad2.yaml      # the VSE++ baseline
     python examples/jwae/train_jwae.py --config ... --resume_from_checkpoint latest
+    python examples/jwae/train_jwae.py --config examples/jwae/configs/jwae_quad2_caption_head.yaml \\
+        --init_from outputs/jwae-quad2 --output_dir outputs/jwae-quad2-head     # phase 2: the captioning head only
     python examples/jwae/train_jwae.py --config examples/jwae/configs/jwae_coco_precomp.yaml \\
         --data_dir /data/coco --image_features /data/coco/features.safetensors       # the paper's COCO protocol
 
-Each step alternates the two players of the adversarial prior matching: first the encoders and decoders take a
-step on L_jWAE(-MH) with the latent critic frozen (its parameters are detached inside the loss), then the critic
-takes a step telling N(0, I) samples from this batch's (detached) image and caption latents. Writes into
-``--output_dir``: ``args.json``, ``checkpoint-<step>/`` (model, critic, both optimizers), ``losses.jsonl``,
-``losses.png``, ``latents/step-<k>.png`` (2-D PCA of test latents against prior samples), the final model and
-tokenizer (``save_pretrained``) and ``eval_results.json`` (Recall@1/5/10 both ways on the test split).
+``--phase joint`` (the paper's training) alternates, at each step, the two players of the adversarial prior
+matching: first the encoders and decoders take a step on L_jWAE(-MH) with the latent critic frozen (its parameters
+are detached inside the loss), then the critic takes a step telling N(0, I) samples from this batch's (detached) image
+and caption latents. Writes into ``--output_dir``: ``args.json``, ``checkpoint-<step>/`` (model, critic, both
+optimizers), ``losses.jsonl``, ``losses.png``, ``latents/step-<k>.png`` (2-D PCA of test latents against prior
+samples), the final model and tokenizer (``save_pretrained``) and ``eval_results.json`` (Recall@1/5/10 both ways on
+the test split).
+
+``--phase caption_head`` (not in the paper) continues a finished joint run (``--init_from``) and trains the caption
+decoder alone on its captioning-head loss, the caption read back from the detached image latent: every encoder is
+frozen, so the embeddings and retrieval figures stay those of the joint run. Within the 1,500 joint steps the decoder
+is still learning when the run ends (it names the first digit and repeats it as the second); the phase gives it the
+steps it needs without changing what the comparison with VSE++ measures.
 """
 
 from __future__ import annotations
@@ -53,7 +62,7 @@ except ImportError:  # pragma: no cover
     from .pretrain_grid_features import load_grid_features
 
 HERE = Path(__file__).resolve().parent
-_RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule")
+_RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule", "phase")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -65,6 +74,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="where checkpoints, logs, plots, the final model and eval_results.json go",
     )
     add_data_arguments(p)
+    p.add_argument(
+        "--phase",
+        default="joint",
+        choices=["joint", "caption_head"],
+        help="joint: L_jWAE(-MH) from scratch; caption_head: the decoder alone on a finished run (--init_from)",
+    )
+    p.add_argument("--init_from", default=None, help="the joint run's output folder (--phase caption_head)")
     p.add_argument("--model_size", default="jwae-caption-mnist", help="a jwae/vsepp size of mmquant.list_models()")
     p.add_argument("--model_config", type=json.loads, default={}, help="JWAEConfig fields as JSON (override)")
     p.add_argument(
@@ -87,6 +103,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = load_yaml_defaults(p, argv)
     if args.batch_size < 2 or args.max_steps < 1:
         p.error("--batch_size must be >= 2 (the ranking loss needs negatives) and --max_steps >= 1")
+    if args.phase == "caption_head" and not args.init_from:
+        p.error("--phase caption_head continues a joint run: pass its output folder as --init_from")
+    if args.phase == "joint" and args.init_from:
+        p.error("--init_from: only --phase caption_head continues a finished run (a joint run starts from scratch)")
     if not isinstance(get_config(args.model_size), JWAEConfig):
         p.error(f"--model_size {args.model_size!r} is not a jWAE size (jwae-caption-mnist, vsepp-caption-mnist, ...)")
     return args
@@ -102,6 +122,32 @@ def model_config(args, tokenizer) -> JWAEConfig:
         unk_token_id=tokenizer.unk_token_id,
     )
     return get_config(args.model_size, **args.model_config, **ids)
+
+
+def build_model(args) -> tuple[JWAEModel, object]:
+    """A fresh model of ``--model_size`` (``--phase joint``) or the finished joint run of ``--init_from``
+    (``--phase caption_head``), with its tokenizer."""
+    if args.phase == "caption_head":
+        from transformers import AutoTokenizer
+
+        if not (Path(args.init_from) / "config.json").is_file():
+            from mmquant.hub.publish import unfinished_run_hint
+
+            raise FileNotFoundError(
+                f"--init_from {args.init_from}: no finished joint run there; {unfinished_run_hint(args.init_from)} "
+                "The phases run in order (README, jWAE)."
+            )
+        model = JWAEModel.from_pretrained(args.init_from)
+        if model.config.lambda_image_caption <= 0:
+            raise ValueError(
+                f"--init_from {args.init_from}: this model has no captioning head (lambda_image_caption is 0)."
+            )
+        return model, AutoTokenizer.from_pretrained(args.init_from)
+    max_length = args.model_config.get("max_text_length", get_config(args.model_size).max_text_length)
+    tokenizer = make_tokenizer(args, max_length)
+    model = JWAEModel(model_config(args, tokenizer))
+    load_frozen_cnn(model, args.grid_features, args.model_size)
+    return model, tokenizer
 
 
 def load_frozen_cnn(model: JWAEModel, folder: str | None, model_size: str = "") -> None:
@@ -183,18 +229,20 @@ def main(args) -> dict:
     output_dir = Path(args.output_dir)
     accelerator = make_accelerator(args)
     world, rank = accelerator.num_processes, accelerator.process_index
-    max_length = args.model_config.get("max_text_length", get_config(args.model_size).max_text_length)
-    tokenizer = make_tokenizer(args, max_length)
-    model = JWAEModel(model_config(args, tokenizer))
-    load_frozen_cnn(model, args.grid_features, args.model_size)
+    model, tokenizer = build_model(args)
+    max_length = model.config.max_text_length
     image_size = model.config.image_size if model.config.image_input != "features" else None
     train = load_split(args, "train", tokenizer, max_length, image_size)
     test = load_split(args, "test", tokenizer, max_length, image_size)
     if len(train) < args.batch_size:
         raise ValueError(f"--batch_size {args.batch_size} exceeds the {len(train)} training pairs.")
-    critic = model.make_critic() if model.config.uses_prior else None
-
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    head_only = args.phase == "caption_head"
+    critic = model.make_critic() if model.config.uses_prior and not head_only else None
+    if head_only:  # every encoder (and the image decoder) frozen: the embeddings stay the joint run's
+        model.requires_grad_(False)
+        model.text_decoder.requires_grad_(True)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trained, lr=args.learning_rate, weight_decay=args.weight_decay)
     scheduler = make_scheduler(optimizer, args.lr_schedule, args.max_steps, args.learning_rate, args.warmup_ratio)
     extras = {}
     if critic is not None:
@@ -244,9 +292,11 @@ def main(args) -> dict:
                 critic=plain_critic,
                 hardest_negatives=False if warm else None,
             )
+        if head_only:  # the captioning head's term alone (the other terms are reported, not trained)
+            out.loss = out.image_caption_loss
         accelerator.backward(out.loss)
         if args.max_grad_norm:
-            accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+            accelerator.clip_grad_norm_(trained, args.max_grad_norm)
         optimizer.step()
         optimizer.zero_grad()
         scheduler.step()
@@ -301,6 +351,7 @@ def main(args) -> dict:
         plot_losses(log.read(), [k for k in (*keys, "critic_loss") if k in record], output_dir / "losses.png")
         result = {
             "model": "jwae" if unwrapped.config.uses_prior else "vsepp",
+            "phase": args.phase,
             "dataset": f"{args.dataset}/{args.dataset_config or 'quad2'}"
             if args.dataset == "caption_mnist"
             else args.dataset,

@@ -14,6 +14,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModel
 
+from mmquant.models.jwae import JWAEModel
+from mmquant.models.registry import get_config
 from mmquant.training import list_checkpoints
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,6 +77,16 @@ def test_jwae_smoke_resume_evaluate_and_retrieve(tmp_path, capsys):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5) and a["critic_loss"] == pytest.approx(
             b["critic_loss"], rel=1e-5
         )
+
+    # phase 2: the captioning head alone on the finished run; the embeddings stay the joint run's
+    head = tmp_path / "head"
+    head_args = [*common, "--phase", "caption_head", "--init_from", str(full), "--output_dir", str(head)]
+    train_jwae.main(train_jwae.parse_args(head_args))
+    joint, tuned = AutoModel.from_pretrained(full), AutoModel.from_pretrained(head)
+    for name, value in joint.state_dict().items():
+        assert torch.equal(value, tuned.state_dict()[name]) != name.startswith("text_decoder."), name
+    assert all(r["loss"] == pytest.approx(r["image_caption_loss"]) for r in _records(head) if "loss" in r)
+    assert not (head / "checkpoint-4" / "critic").exists()
 
     # the VSE++ baseline (grid features of a briefly pretrained digit CNN): no critic, no decoders, ranking loss only
     grid = tmp_path / "grid"
@@ -187,8 +199,8 @@ def test_jwae_smoke_resume_evaluate_and_retrieve(tmp_path, capsys):
 
 
 def test_grid_features_folder_is_required_and_must_match(tmp_path):
-    config = str(HERE / "configs" / "vsepp_quad2.yaml")
-    common = ["--config", config, "--output_dir", str(tmp_path / "out"), "--dataset_cache_dir", str(tmp_path / "d")]
+    common = ["--model_size", "vsepp-caption-mnist", "--output_dir", str(tmp_path / "out")]
+    common += ["--dataset_cache_dir", str(tmp_path / "d")]
     common += ["--train_examples", "16", "--test_examples", "8", "--max_steps", "1", "--batch_size", "4"]
     with pytest.raises(ValueError, match="pass --grid_features"):
         train_jwae.main(train_jwae.parse_args(common))
@@ -200,6 +212,24 @@ def test_grid_features_folder_is_required_and_must_match(tmp_path):
         train_jwae.main(train_jwae.parse_args([*common, "--grid_features", str(grid)]))
     with pytest.raises(FileNotFoundError, match="pretrain_grid_features.py"):
         train_jwae.main(train_jwae.parse_args([*common, "--grid_features", str(tmp_path / "nothing")]))
+
+
+def test_caption_head_phase_needs_a_finished_run_with_a_head(tmp_path):
+    with pytest.raises(SystemExit):
+        train_jwae.parse_args(["--phase", "caption_head"])
+    with pytest.raises(SystemExit):
+        train_jwae.parse_args(["--init_from", str(tmp_path)])
+    with pytest.raises(SystemExit):  # no such folder
+        train_jwae.parse_args(["--phase", "caption_head", "--init_from", str(tmp_path / "none")])
+    (tmp_path / "unfinished").mkdir()
+    args = train_jwae.parse_args(["--phase", "caption_head", "--init_from", str(tmp_path / "unfinished")])
+    with pytest.raises(FileNotFoundError, match="phases run in order"):
+        train_jwae.main(args)
+    no_head = JWAEModel(get_config("jwae-test"))
+    no_head.save_pretrained(tmp_path / "no-head")
+    args = train_jwae.parse_args(["--phase", "caption_head", "--init_from", str(tmp_path / "no-head")])
+    with pytest.raises(ValueError, match="no captioning head"):
+        train_jwae.main(args)
 
 
 def test_bad_arguments_are_named(tmp_path):
