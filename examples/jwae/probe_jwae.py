@@ -13,6 +13,9 @@ For each model, on the ``--dataset_config`` test split:
 * **Content ceiling**: Recall@1 of a perfect content read-out (the true (position, digit, colour) set of every test
   pair), ties broken at random: test images that share their content with another image cannot be told apart from
   their captions, so no model retrieves above it.
+* **Text->image errors by kind**: of the test captions whose top-1 image is wrong, the share (over all captions) where
+  that image has the same content (the ceiling's ties), or differs from the true one in a digit only, in a colour or
+  a quadrant: where a model's Recall@1 goes.
 * **Decoded captions** (models with a text decoder): captions decoded greedily from the *image* latents, scored by the
   Caption MNIST judge against the image (object accuracy, consistency, parse rate), and how many distinct captions come
   out (a collapsed decoder gives a few).
@@ -94,6 +97,35 @@ def content_ceiling(objects_per_pair: list[list[dict]]) -> float:
     return 100.0 * sum(1.0 / count[k] for k in keys) / len(keys)
 
 
+def _content(objects: list[dict]) -> dict:
+    return {o["position"]: (int(o["digit"]), o["color"]) for o in objects}
+
+
+def retrieval_errors(image_embeds, text_embeds, text_to_image, objects_per_image: list[list[dict]]) -> dict:
+    """Text->image top-1 errors by kind, as shares of all captions: ``same_content`` (the retrieved image shows the
+    same objects), ``digit_only`` (same quadrants and colours, some digit differs), ``color`` (same quadrants, some
+    colour differs) and ``position`` (the occupied quadrants differ)."""
+    scores = F.normalize(text_embeds, dim=-1) @ F.normalize(image_embeds, dim=-1).T  # (T, N)
+    top = scores.argmax(1).tolist()
+    kinds = collections.Counter()
+    for caption, image in enumerate(top):
+        true = int(text_to_image[caption])
+        if image == true:
+            continue
+        a, b = _content(objects_per_image[true]), _content(objects_per_image[image])
+        if a == b:
+            kinds["same_content"] += 1
+        elif set(a) != set(b):
+            kinds["position"] += 1
+        elif any(a[p][1] != b[p][1] for p in a):
+            kinds["color"] += 1
+        else:
+            kinds["digit_only"] += 1
+    return {
+        f"t2i_errors_{k}": round(kinds[k] / len(top), 4) for k in ("same_content", "digit_only", "color", "position")
+    }
+
+
 def linear_readout(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor) -> float:
     """Test accuracy of a multinomial logistic regression (L-BFGS, small L2) on standardised features."""
     mean, std = train_x.mean(0), train_x.std(0) + 1e-6
@@ -141,6 +173,7 @@ def probe_model(model, tokenizer, train_ds, test_ds, judge) -> tuple[dict, list[
         for attribute in ("digit", "color"):
             values = [v for k, v in scores.items() if k.endswith(attribute)]
             result[f"{modality}_readout_{attribute}"] = round(sum(values) / len(values), 4)
+    result.update(retrieval_errors(test_images, test_texts, test.text_to_image, test_ds["objects"]))
     captions = []
     if hasattr(model, "text_decoder"):
         captions = decoded_captions(model, test_images, tokenizer)

@@ -154,8 +154,10 @@ def test_jwae_smoke_resume_evaluate_and_retrieve(tmp_path, capsys):
     probe_args += ["--dataset_cache_dir", str(cache), "--output_dir", str(tmp_path / "probe")]
     report = probe_jwae.main(probe_jwae.parse_args(probe_args))
     for name in ("jwae", "vsepp"):
-        for key in ("image_readout_digit", "text_readout_color"):
+        for key in ("image_readout_digit", "text_readout_color", "t2i_errors_same_content", "t2i_errors_digit_only"):
             assert 0 <= report[name][key] <= 1
+        errors = sum(v for k, v in report[name].items() if k.startswith("t2i_errors_"))
+        assert errors <= 1
     assert 0 <= report["jwae"]["decoded_object_accuracy"] <= 1 and report["jwae"]["decoded_distinct_captions"] >= 1
     assert "decoded_object_accuracy" not in report["vsepp"]  # no decoder
     assert len((tmp_path / "probe" / "decoded_captions-jwae.txt").read_text().splitlines()) == 16

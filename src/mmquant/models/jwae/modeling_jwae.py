@@ -43,7 +43,8 @@ class JWAEOutput(ModelOutput):
         image_embeds / text_embeds: `(B, latent_dim)` latents z_v = f_v(x), z_t = f_t(y) (not normalised; retrieval
             compares their directions).
         logits_per_image: `(B, B)` cosine similarities of every image with every caption of the batch.
-        image_reconstruction: `(B, C, H, W)` or `(B, image_feature_dim)`, g_v(z_v), when an image decoder exists.
+        image_reconstruction: g_v(z_v) when an image decoder exists: `(B, C, H, W)` pixels, or `(B, F)` features
+            (`config.encoded_feature_dim`: the precomputed or the frozen grid features it reconstructs).
         text_logits: `(B, L - 1, vocab_size)` next-token logits of g_t(z_t), when a text decoder exists.
         image_caption_logits: `(B, L' - 1, vocab_size)` next-token logits of g_t(sg(z_v)), when
             `lambda_image_caption > 0` (L' = the batch's longest caption).
