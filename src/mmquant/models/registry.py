@@ -53,6 +53,12 @@ MODEL_SIZES: dict[str, ModelSize] = {
     "optvq-mnist": _optvq(
         "appendix-B CNN, MNIST 32x32, 1024 codes, 4 heads (paper Tab. 2)", in_channels=1, **_APPENDIX_B
     ),
+    "optvq-mnist-h1": _optvq(
+        "optvq-mnist with one head: 1024 codes of dim 8 (the Tab. 2 network and quantizer otherwise)",
+        in_channels=1,
+        quantizer_config={**DEFAULT_QUANTIZER_CONFIG, "num_heads": 1},
+        **_APPENDIX_B,
+    ),
     "vq-mnist": _optvq(
         "the VQ-VAE baseline of Tab. 2 (nearest neighbour, same network)",
         in_channels=1,
