@@ -40,6 +40,17 @@ _VQ_BASELINE = {"type": "vq", "codebook_size": 1024, "num_heads": 1, "beta": 0.2
 PAPER_QUANTIZERS = {"optvq": DEFAULT_QUANTIZER_CONFIG, "vq": _VQ_BASELINE}
 _TINY_OPTVQ = {**DEFAULT_QUANTIZER_CONFIG, "codebook_size": 32, "num_heads": 2}
 
+# The reference's ImageNet tokenizers (configs/imagenet/optvq_256_f16_h*.yaml): taming's VQGAN encoder/decoder with
+# ch 128, ch_mult [1, 1, 2, 2, 4], 2 ResNet blocks per level, attention at 16x16, z_channels 256, e_dim 256.
+_REFERENCE_F16 = dict(
+    image_size=256,
+    backbone="vqgan",
+    block_out_channels=[128, 128, 256, 256, 512],
+    latent_channels=256,
+    attention_resolutions=[16],
+    embed_dim=256,
+)
+
 # VSE++ (Faghri et al. 2018) as a JWAEConfig: no decoders, no prior, only the max-hinge ranking loss
 _VSEPP = dict(
     image_size=32,
@@ -67,13 +78,16 @@ MODEL_SIZES: dict[str, ModelSize] = {
     ),
     "optvq-cifar10": _optvq("appendix-B CNN, CIFAR-10 32x32, 1024 codes, 4 heads", in_channels=3, **_APPENDIX_B),
     "optvq-vqgan-f16": _optvq(
-        "VQGAN-style f16 tokenizer, 256x256, 16384 codes, 4 heads (reference imagenet/optvq_256_f16_h4)",
-        image_size=256,
-        backbone="vqgan",
-        block_out_channels=[128, 128, 256, 256, 512],
-        latent_channels=256,
-        embed_dim=256,
+        "VQGAN-style f16 tokenizer, 256x256, 16384 codes, 4 heads (reference imagenet/optvq_256_f16_h4, released as "
+        "BorelTHU/optvq-16x16x4)",
+        **_REFERENCE_F16,
         quantizer_config={**DEFAULT_QUANTIZER_CONFIG, "codebook_size": 16384},
+    ),
+    "optvq-vqgan-f16-h8": _optvq(
+        "VQGAN-style f16 tokenizer, 256x256, 16384 codes, 8 heads (reference imagenet/optvq_256_f16_h8, released as "
+        "BorelTHU/optvq-16x16x8)",
+        **_REFERENCE_F16,
+        quantizer_config={**DEFAULT_QUANTIZER_CONFIG, "codebook_size": 16384, "num_heads": 8},
     ),
     "test": _optvq(
         "tiny OptVQ for tests and smoke runs",
@@ -88,6 +102,7 @@ MODEL_SIZES: dict[str, ModelSize] = {
         latent_channels=16,
         layers_per_block=1,
         norm_num_groups=4,
+        attention_resolutions=[2],  # at the last level, as the reference f16 tokenizers
         quantizer_config=_TINY_OPTVQ,
     ),
     # MXQ-VAE stage 1 as shipped (examples/mxqvae/configs/quad4_image_route.yaml); vocab_size and special ids come from
