@@ -40,6 +40,17 @@ _VQ_BASELINE = {"type": "vq", "codebook_size": 1024, "num_heads": 1, "beta": 0.2
 PAPER_QUANTIZERS = {"optvq": DEFAULT_QUANTIZER_CONFIG, "vq": _VQ_BASELINE}
 _TINY_OPTVQ = {**DEFAULT_QUANTIZER_CONFIG, "codebook_size": 32, "num_heads": 2}
 
+# The reference's ImageNet tokenizers (configs/imagenet/optvq_256_f16_h*.yaml): taming's VQGAN encoder/decoder with
+# ch 128, ch_mult [1, 1, 2, 2, 4], 2 ResNet blocks per level, attention at 16x16, z_channels 256, e_dim 256.
+_REFERENCE_F16 = dict(
+    image_size=256,
+    backbone="vqgan",
+    block_out_channels=[128, 128, 256, 256, 512],
+    latent_channels=256,
+    attention_resolutions=[16],
+    embed_dim=256,
+)
+
 # VSE++ (Faghri et al. 2018) as a JWAEConfig: no decoders, no prior, only the max-hinge ranking loss
 # Caption MNIST jWAE/VSE++ read 32x32 canvases through frozen grid features (a pretrained digit CNN per quadrant and
 # colour channel: examples/jwae/pretrain_grid_features.py), as the paper's models read frozen ResNet features.
@@ -56,6 +67,12 @@ MODEL_SIZES: dict[str, ModelSize] = {
     "optvq-mnist": _optvq(
         "appendix-B CNN, MNIST 32x32, 1024 codes, 4 heads (paper Tab. 2)", in_channels=1, **_APPENDIX_B
     ),
+    "optvq-mnist-h1": _optvq(
+        "optvq-mnist with one head: 1024 codes of dim 8 (the Tab. 2 network and quantizer otherwise)",
+        in_channels=1,
+        quantizer_config={**DEFAULT_QUANTIZER_CONFIG, "num_heads": 1},
+        **_APPENDIX_B,
+    ),
     "vq-mnist": _optvq(
         "the VQ-VAE baseline of Tab. 2 (nearest neighbour, same network)",
         in_channels=1,
@@ -64,13 +81,16 @@ MODEL_SIZES: dict[str, ModelSize] = {
     ),
     "optvq-cifar10": _optvq("appendix-B CNN, CIFAR-10 32x32, 1024 codes, 4 heads", in_channels=3, **_APPENDIX_B),
     "optvq-vqgan-f16": _optvq(
-        "VQGAN-style f16 tokenizer, 256x256, 16384 codes, 4 heads (reference imagenet/optvq_256_f16_h4)",
-        image_size=256,
-        backbone="vqgan",
-        block_out_channels=[128, 128, 256, 256, 512],
-        latent_channels=256,
-        embed_dim=256,
+        "VQGAN-style f16 tokenizer, 256x256, 16384 codes, 4 heads (reference imagenet/optvq_256_f16_h4, released as "
+        "BorelTHU/optvq-16x16x4)",
+        **_REFERENCE_F16,
         quantizer_config={**DEFAULT_QUANTIZER_CONFIG, "codebook_size": 16384},
+    ),
+    "optvq-vqgan-f16-h8": _optvq(
+        "VQGAN-style f16 tokenizer, 256x256, 16384 codes, 8 heads (reference imagenet/optvq_256_f16_h8, released as "
+        "BorelTHU/optvq-16x16x8)",
+        **_REFERENCE_F16,
+        quantizer_config={**DEFAULT_QUANTIZER_CONFIG, "codebook_size": 16384, "num_heads": 8},
     ),
     "test": _optvq(
         "tiny OptVQ for tests and smoke runs",
@@ -85,6 +105,7 @@ MODEL_SIZES: dict[str, ModelSize] = {
         latent_channels=16,
         layers_per_block=1,
         norm_num_groups=4,
+        attention_resolutions=[2],  # at the last level, as the reference f16 tokenizers
         quantizer_config=_TINY_OPTVQ,
     ),
     # MXQ-VAE stage 1 as shipped (examples/mxqvae/configs/quad4_image_route.yaml); vocab_size and special ids come from

@@ -4,7 +4,8 @@
   via Optimal Transport", arXiv:2412.15195) used on MNIST and CIFAR-10: 3x3 convolutions with ReLU, 2x2 stride-2
   convolutions to downsample, 2x2 stride-2 transposed convolutions to upsample.
 * ``vqgan``: the VQGAN encoder/decoder (Esser et al., arXiv:2012.09841: ResNet blocks, group norm, SiLU, attention
-  in the middle block) as implemented by diffusers' ``Encoder``/``Decoder`` (the ones inside ``diffusers.VQModel``),
+  in the middle block and, optionally, after every ResNet block of chosen resolution levels, as taming's
+  ``attn_resolutions``) as implemented by diffusers' ``Encoder``/``Decoder`` (the ones inside ``diffusers.VQModel``),
   imported only when such a model is built so that ``import mmquant`` stays light.
 """
 
@@ -57,6 +58,16 @@ class PlainCNNDecoder(nn.Module):
         return self.layers(x)
 
 
+def _block_types(plain: str, channels: Sequence[int], attention_levels: Sequence[bool]) -> list[str]:
+    """diffusers block names per level (encoder order): ``Attn<plain>`` where the level has attention."""
+    levels = list(attention_levels) or [False] * len(channels)
+    if len(levels) != len(channels):
+        raise ValueError(
+            f"attention_levels={list(attention_levels)}: expected one flag per level of channels={list(channels)}."
+        )
+    return [f"Attn{plain}" if attend else plain for attend in levels]
+
+
 def build_image_encoder(
     backbone: str,
     in_channels: int,
@@ -64,8 +75,10 @@ def build_image_encoder(
     latent_channels: int,
     layers_per_block: int = 2,
     norm_num_groups: int = 32,
+    attention_levels: Sequence[bool] = (),
 ) -> nn.Module:
-    """Encoder by backbone name; its output channels are in ``.out_channels``."""
+    """Encoder by backbone name; its output channels are in ``.out_channels``. ``attention_levels[i]``: the ``vqgan``
+    level ``i`` (``channels[i]``, counted from the input resolution) adds self-attention after each ResNet block."""
     if backbone == "simple_cnn":
         return PlainCNNEncoder(in_channels, channels)
     if backbone == "vqgan":
@@ -74,7 +87,7 @@ def build_image_encoder(
         encoder = Encoder(
             in_channels=in_channels,
             out_channels=latent_channels,
-            down_block_types=("DownEncoderBlock2D",) * len(channels),
+            down_block_types=tuple(_block_types("DownEncoderBlock2D", channels, attention_levels)),
             block_out_channels=tuple(channels),
             layers_per_block=layers_per_block,
             norm_num_groups=norm_num_groups,
@@ -92,8 +105,10 @@ def build_image_decoder(
     latent_channels: int,
     layers_per_block: int = 2,
     norm_num_groups: int = 32,
+    attention_levels: Sequence[bool] = (),
 ) -> nn.Module:
-    """Decoder by backbone name; its input channels are in ``.in_channels``."""
+    """Decoder by backbone name; its input channels are in ``.in_channels``. ``attention_levels`` as for
+    :func:`build_image_encoder` (encoder-side order: the decoder adds attention at the same resolutions)."""
     if backbone == "simple_cnn":
         return PlainCNNDecoder(out_channels, channels)
     if backbone == "vqgan":
@@ -102,7 +117,7 @@ def build_image_decoder(
         decoder = Decoder(
             in_channels=latent_channels,
             out_channels=out_channels,
-            up_block_types=("UpDecoderBlock2D",) * len(channels),
+            up_block_types=tuple(reversed(_block_types("UpDecoderBlock2D", channels, attention_levels))),
             block_out_channels=tuple(channels),
             layers_per_block=layers_per_block,
             norm_num_groups=norm_num_groups,

@@ -44,6 +44,10 @@ class OptVQConfig(PretrainedConfig):
             ResNet blocks per level (`"vqgan"` only).
         norm_num_groups (`int`, *optional*, defaults to 32):
             Group-norm groups (`"vqgan"` only).
+        attention_resolutions (`list[int]`, *optional*, defaults to `[]`):
+            Feature-map sizes at which the `"vqgan"` encoder and decoder add self-attention after every ResNet block
+            of that resolution level (the reference's `attn_resolutions`; the released ImageNet tokenizers use
+            `[16]`); each must be one of `image_size / 2**i`. Empty: attention only in the middle blocks.
         embed_dim (`int`, *optional*, defaults to 8):
             Dimension of the quantized features (the 1x1 `quant_conv` maps the encoder output to it).
         quantizer_config (`dict`, *optional*):
@@ -79,6 +83,7 @@ class OptVQConfig(PretrainedConfig):
         latent_channels: int = 256,
         layers_per_block: int = 2,
         norm_num_groups: int = 32,
+        attention_resolutions: list[int] | tuple[int, ...] = (),
         embed_dim: int = 8,
         quantizer_config: dict | None = None,
         reconstruction_l1_weight: float = 1.0,
@@ -108,6 +113,19 @@ class OptVQConfig(PretrainedConfig):
                 f"image_size={image_size}: must be divisible by the downsampling factor {factor} given by "
                 f"block_out_channels={block_out_channels}."
             )
+        attention_resolutions = list(attention_resolutions)
+        level_sizes = [image_size // 2**i for i in range(len(block_out_channels))]
+        if attention_resolutions and backbone != "vqgan":
+            raise ValueError(
+                f"attention_resolutions={attention_resolutions}: only the 'vqgan' backbone has attention levels, "
+                f"got backbone={backbone!r}; leave it empty."
+            )
+        for size in attention_resolutions:
+            if size not in level_sizes:
+                raise ValueError(
+                    f"attention_resolutions={attention_resolutions}: {size!r} is not a feature-map size of this "
+                    f"network; expected values among {level_sizes} (image_size / 2**level)."
+                )
         num_heads = quantizer_config.get("num_heads", 1)
         if embed_dim % num_heads:
             raise ValueError(f"quantizer_config['num_heads']={num_heads}: must divide embed_dim={embed_dim}.")
@@ -118,6 +136,7 @@ class OptVQConfig(PretrainedConfig):
         self.latent_channels = latent_channels
         self.layers_per_block = layers_per_block
         self.norm_num_groups = norm_num_groups
+        self.attention_resolutions = attention_resolutions
         self.embed_dim = embed_dim
         self.quantizer_config = quantizer_config
         self.reconstruction_l1_weight = reconstruction_l1_weight
@@ -128,6 +147,11 @@ class OptVQConfig(PretrainedConfig):
     @property
     def downsample_factor(self) -> int:
         return 2 ** (len(self.block_out_channels) - 1)
+
+    @property
+    def attention_levels(self) -> list[bool]:
+        """Per resolution level (from the input side): whether the `"vqgan"` blocks of that level add attention."""
+        return [self.image_size // 2**i in self.attention_resolutions for i in range(len(self.block_out_channels))]
 
     @property
     def latent_size(self) -> int:

@@ -72,8 +72,9 @@ class OptVQModel(OptVQPreTrainedModel):
             config.layers_per_block,
             config.norm_num_groups,
         )
-        self.encoder = build_image_encoder(*backbone)  # (B, C, H, W) -> (B, encoder channels, h, w)
-        self.decoder = build_image_decoder(*backbone)  # (B, decoder channels, h, w) -> (B, C, H, W)
+        attention = {"attention_levels": config.attention_levels}
+        self.encoder = build_image_encoder(*backbone, **attention)  # (B, C, H, W) -> (B, encoder channels, h, w)
+        self.decoder = build_image_decoder(*backbone, **attention)  # (B, decoder channels, h, w) -> (B, C, H, W)
         self.quant_conv = nn.Conv2d(self.encoder.out_channels, config.embed_dim, 1)
         self.post_quant_conv = nn.Conv2d(config.embed_dim, self.decoder.in_channels, 1)
         q = dict(config.quantizer_config)
