@@ -8,15 +8,16 @@ and why text -> image does not follow its caption.
 On ``--test_examples`` test pairs of ``--dataset_config`` (scored by the Caption MNIST judge and grammar):
 
 * **prior_nll** (a): mean negative log-likelihood per code (nats) under the prior (and how often the real code is
-  its most likely one, ``_top1``), at image and at text positions, in
-  both orders (image-first, text-first), of the real test code sequences, of the same sequences with the other
-  modality's codes taken from another pair (how much the prior uses one modality to predict the other), and of the
-  sampled sequences of the reference setting.
+  its most likely one, ``_top1``), at image and at text positions, in both orders (image-first, text-first), of the
+  real test code sequences, of as many training sequences (the first training pairs: a gap to the test figures is
+  overfitting), of the test sequences with the image codes taken from another pair (how much the prior uses one
+  modality to predict the other), and of the sampled sequences of the reference setting.
 * **text_codes** (b): captions decoded from the stage-1 codes of (real image, caption), of (masked image = zeros, as
-  the pipeline's text prefix, caption), of (black canvas, caption), and of the real codes with the image positions
-  replaced by another pair's image codes or the text positions by the masked-image encoding's; each scored against
-  the true caption (object accuracy, all objects right, parse rate) and, where a donor pair gave the image codes,
-  against the donor's caption. Also how many text-position codes the image changes.
+  the pipeline's text prefix, caption), of (black canvas, caption), of (another pair's image, caption), and of the
+  real codes with the image positions replaced by another pair's image codes or the text positions by the
+  masked-image encoding's; each scored against the true caption (object accuracy, all objects right, parse rate)
+  and, where a donor pair gave the image or its codes, against the donor's caption. Also how many text-position
+  codes stay the same when the image is masked.
 * **image_codes** (c): the judge on images decoded from sampled codes vs on stage-1 reconstructions of real pairs (and
   on the real images): objects seen per image, judge confidence (digit, colour), share of occupied quadrants read with
   both confidences >= 0.9 ("readable"); for sampled pairs, per-object agreement of caption and image (digit, colour)
@@ -262,6 +263,7 @@ def probe_text_codes(stage1, tokenizer, pairs, real_codes: torch.Tensor) -> dict
     x = pairs.pixel_values(torch.arange(n))
     donor = torch.roll(torch.arange(n), 1)  # pair i takes pair i-1's image codes
     masked_codes = encode(stage1, torch.zeros_like(x), pairs.input_ids)
+    other_image_codes = encode(stage1, x[donor], pairs.input_ids)  # the caption with another pair's image
     black_codes = encode(stage1, torch.full_like(x, -1.0), pairs.input_ids)
     swapped = torch.cat([real_codes[donor, :n_img], real_codes[:, n_img:]], 1)
     masked_text_real_image = torch.cat([real_codes[:, :n_img], masked_codes[:, n_img:]], 1)
@@ -272,6 +274,7 @@ def probe_text_codes(stage1, tokenizer, pairs, real_codes: torch.Tensor) -> dict
         "real_image": real_codes,
         "masked_image": masked_codes,
         "black_image": black_codes,
+        "other_pairs_image": other_image_codes,
         "image_codes_from_other_pair": swapped,
         "masked_image_text_codes+real_image_codes": masked_text_real_image,
         "masked_image_text_codes+other_image_codes": masked_text_donor_image,
@@ -279,7 +282,7 @@ def probe_text_codes(stage1, tokenizer, pairs, real_codes: torch.Tensor) -> dict
     for name, codes in variants.items():
         _, captions = decode(stage1, tokenizer, codes)
         entry = rounded(caption_agreement(captions, pairs.captions))
-        if "other" in name:
+        if "other" in name:  # the donor gave the image (or its codes): does the caption follow it instead?
             entry["donor_object_accuracy"] = round(caption_agreement(captions, donor_captions)["object_accuracy"], 4)
         result[name] = entry
     result["text_codes_unchanged_by_masking_image"] = round(
@@ -369,8 +372,10 @@ def main(args) -> dict:
     c = stage1.config
     n_img = c.num_image_tokens
     single = args.dataset_config.startswith("single")
+    # the first training pairs are the first pairs the prior was trained on (Caption MNIST pairs are seeded by index)
+    sizes = {"train": args.test_examples, "test": args.test_examples}
     _, splits = load_caption_mnist_pairs(
-        args.dataset_config, {"test": args.test_examples}, c.max_text_length, args.dataset_cache_dir, tokenizer
+        args.dataset_config, sizes, c.max_text_length, args.dataset_cache_dir, tokenizer
     )
     pairs = splits["test"].resized(c.image_size)
     seconds = {}
@@ -389,6 +394,7 @@ def main(args) -> dict:
     mismatched = torch.cat([real_codes[donor, :n_img], real_codes[:, n_img:]], 1)
     prior_nll = {
         "real": nll_split(prior, real_codes, n_img),
+        "train": nll_split(prior, encode_pairs(stage1, splits["train"].resized(c.image_size)), n_img),
         "real_other_pairs_image_codes": nll_split(prior, mismatched, n_img),
         "sampled_top_k_10": nll_split(prior, sampled, n_img),
         "uniform": round(float(np.log(c.codebook_size)), 4),
@@ -466,6 +472,8 @@ def print_diagnosis(r: dict) -> None:
     rows = [
         ("(a) prior NLL/code, real text | matched image", a["real"]["image_first/text"]),
         ("(a) prior NLL/code, real text | other pair's image", a["real_other_pairs_image_codes"]["image_first/text"]),
+        ("(a) prior NLL/code, training pairs: image / text (image-first)",
+         f"{a['train']['image_first/image']} / {a['train']['image_first/text']}"),
         ("(a) prior top-1 on real text codes | matched image", a["real"]["image_first/text_top1"]),
         ("(a) prior NLL/code, real image (image-first)", a["real"]["image_first/image"]),
         ("(a) prior NLL/code, real image | matched text (text-first)", a["real"]["text_first/image"]),
@@ -473,6 +481,8 @@ def print_diagnosis(r: dict) -> None:
                                                      f"{a['sampled_top_k_10']['image_first/text']}"),
         ("(b) caption objects from codes of (real image, caption)", b["real_image"]["object_accuracy"]),
         ("(b) ... of (masked image, caption)", b["masked_image"]["object_accuracy"]),
+        ("(b) ... of (another pair's image, caption) (own / donor)",
+         f"{b['other_pairs_image']['object_accuracy']} / {b['other_pairs_image']['donor_object_accuracy']}"),
         ("(b) ... with another pair's image codes (own / donor)",
          f"{b['image_codes_from_other_pair']['object_accuracy']} / "
          f"{b['image_codes_from_other_pair']['donor_object_accuracy']}"),
