@@ -6,8 +6,10 @@
     python examples/mxqvae/sample_pairs.py --pipeline outputs/mxqvae-prior-quad4/pipeline --num_samples 16
 
 Prints each caption with the judge's verdict (does the image show exactly the objects the caption names?) and the
-semantic consistency of the batch (MXQ-VAE Table 2's measure), and writes ``--output`` (default
-``outputs/mxqvae-pairs.png``): the generated images with their captions.
+semantic consistency of the batch (MXQ-VAE Table 2's measure); with ``--caption``, also how many of the input
+caption's objects the judge finds in each image and the batch's text -> image pair accuracy (images showing exactly
+the input caption's objects). Writes ``--output`` (default ``outputs/mxqvae-pairs.png``): the generated images with
+their captions.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 
 import mmquant
 from mmquant.arguments import make_parser
+from mmquant.data.caption_grammar import parse_caption
+from mmquant.data.caption_mnist import DEFAULT_COLORS
 from mmquant.user_errors import check_input_paths
 
 HERE = Path(__file__).resolve().parent
@@ -65,14 +69,36 @@ def main(args) -> dict:
     verdicts = [
         semantic_consistency([im], [cap], judge)["consistency"] == 1.0 for im, cap in zip(out.images, out.captions)
     ]
-    for caption, ok in zip(out.captions, verdicts):
-        print(f"[{'match' if ok else 'MISMATCH'}] {caption}")
+    follows = caption_followed(out.images, args.caption, judge) if args.caption else None
+    for i, (caption, ok) in enumerate(zip(out.captions, verdicts)):
+        shown = f" | input caption's objects in image: {follows['found'][i]}" if follows else ""
+        print(f"[{'match' if ok else 'MISMATCH'}] {caption}{shown}")
     scores = semantic_consistency(out.images, out.captions, judge)
     print({k: round(v, 3) for k, v in scores.items()})
+    if follows:
+        print(f"text -> image pair accuracy (images showing exactly the input caption's objects): "
+              f"{follows['pair_accuracy']:.3f}, object accuracy {follows['object_accuracy']:.3f}")  # fmt: skip
+        scores = scores | {"caption_" + k: v for k, v in follows.items() if k != "found"}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     MXQVAEPipeline.save_grid(out, args.output)
     print(f"wrote {args.output}")
-    return {"captions": out.captions, "verdicts": verdicts, **scores}
+    return {"captions": out.captions, "verdicts": verdicts, **scores, "caption_found": follows and follows["found"]}
+
+
+def caption_followed(images, caption: str, judge) -> dict:
+    """Text -> image: per generated image, how many of the input caption's objects the judge reads in it (``"k/n"``,
+    or ``"unjudged"`` when the caption does not parse), and over the batch the share of images showing exactly the
+    caption's objects (``pair_accuracy``) and of the caption's objects shown (``object_accuracy``)."""
+    from mmquant.metrics.consistency import semantic_consistency
+
+    per_image = [semantic_consistency([im], [caption], judge) for im in images]
+    if not per_image[0]["parse_rate"]:
+        return {"found": ["unjudged (not a Caption MNIST caption)"] * len(images), "pair_accuracy": 0.0,
+                "object_accuracy": 0.0}  # fmt: skip
+    batch = semantic_consistency(images, [caption] * len(images), judge)
+    n = len(parse_caption(caption, DEFAULT_COLORS))
+    found = [f"{round(s['object_accuracy'] * n)}/{n}" for s in per_image]
+    return {"found": found, "pair_accuracy": batch["consistency"], "object_accuracy": batch["object_accuracy"]}
 
 
 if __name__ == "__main__":

