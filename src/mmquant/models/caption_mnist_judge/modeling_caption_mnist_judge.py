@@ -19,7 +19,8 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from ...data.caption_grammar import CENTER, QUADRANTS, CaptionObject
-from ...hub.mixin import PushToHubWithCardMixin
+from ..modeling_utils import PushToHubWithCardMixin
+from .card_caption_mnist_judge import CAPTION_MNIST_JUDGE_CARD
 from .configuration_caption_mnist_judge import CaptionMnistJudgeConfig
 
 __all__ = [
@@ -75,6 +76,7 @@ class CaptionMnistJudgePreTrainedModel(PushToHubWithCardMixin, PreTrainedModel):
 
     config_class = CaptionMnistJudgeConfig
     base_model_prefix = "judge"
+    card_info = CAPTION_MNIST_JUDGE_CARD  # what its model card says (card_caption_mnist_judge.py)
     main_input_name = "pixel_values"
     supports_gradient_checkpointing = False
 

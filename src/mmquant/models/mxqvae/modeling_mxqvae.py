@@ -18,7 +18,6 @@ from torch import Tensor, nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from ...hub.mixin import PushToHubWithCardMixin
 from ...modules.positions import sincos_positions_1d, sincos_positions_2d
 from ...modules.residual_cnn import ResidualCNNDecoder, ResidualCNNEncoder
 from ...modules.text_cnn import TextChunkDecoder, TextChunkEncoder, TextConvDecoder, TextConvEncoder
@@ -30,6 +29,8 @@ from ..input_checks import (
     check_required,
     check_token_ids,
 )
+from ..modeling_utils import PushToHubWithCardMixin
+from .card_mxqvae import MXQVAE_CARD
 from .configuration_mxqvae import MXQVAEConfig
 
 __all__ = ["MXQVAEModel", "MXQVAEOutput", "MXQVAEPreTrainedModel"]
@@ -70,6 +71,7 @@ class MXQVAEPreTrainedModel(PushToHubWithCardMixin, PreTrainedModel):
 
     config_class = MXQVAEConfig
     base_model_prefix = "mxqvae"
+    card_info = MXQVAE_CARD  # what its model card says (card_mxqvae.py)
     main_input_name = "pixel_values"
     _no_split_modules = []
 

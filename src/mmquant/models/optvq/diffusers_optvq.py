@@ -43,9 +43,10 @@ class OptVQDiffusersModel(ModelMixin, ConfigMixin):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, strict: bool = True, **kwargs):
-        """diffusers' loading, strict as the transformers models (:class:`~mmquant.hub.mixin.PushToHubWithCardMixin`):
-        missing or unexpected tensors are a ``ValueError`` naming them unless ``strict=False``."""
-        from ...hub.mixin import check_loading_info
+        """diffusers' loading, strict as the transformers models
+        (:class:`~mmquant.models.modeling_utils.PushToHubWithCardMixin`): missing or unexpected tensors are a
+        ``ValueError`` naming them unless ``strict=False``."""
+        from ..modeling_utils import check_loading_info
 
         if not isinstance(strict, bool):
             raise TypeError(f"strict={strict!r}: expected True (refuse weights that do not match) or False.")

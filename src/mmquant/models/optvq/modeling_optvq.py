@@ -15,11 +15,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import PreTrainedModel
 
-from ...hub.mixin import PushToHubWithCardMixin
 from ...modeling_outputs import VQAutoencoderOutput
 from ...modules.conv_autoencoder import build_image_decoder, build_image_encoder
 from ...quantizers import QuantizerOutput, build_quantizer
 from ..input_checks import check_batch_sizes
+from ..modeling_utils import PushToHubWithCardMixin
+from .card_optvq import OPTVQ_CARD
 from .configuration_optvq import OptVQConfig
 
 __all__ = ["OptVQModel", "OptVQPreTrainedModel"]
@@ -43,6 +44,7 @@ class OptVQPreTrainedModel(PushToHubWithCardMixin, PreTrainedModel):
 
     config_class = OptVQConfig
     base_model_prefix = "optvq"
+    card_info = OPTVQ_CARD  # what its model card says (card_optvq.py)
     main_input_name = "pixel_values"
     supports_gradient_checkpointing = False
 
