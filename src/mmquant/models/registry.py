@@ -209,6 +209,12 @@ MODEL_SIZES: dict[str, ModelSize] = {
         {},
         "the Caption MNIST reader behind the semantic-consistency metric (examples/mxqvae/train_judge.py)",
     ),
+    "caption-mnist-judge-test": ModelSize(
+        CaptionMnistJudgeConfig,
+        CaptionMnistJudgeModel,
+        dict(hidden_channels=[4, 4, 8]),
+        "tiny Caption MNIST judge for tests",
+    ),
 }
 
 
