@@ -22,6 +22,8 @@ import probe_jwae  # noqa: E402
 import retrieve  # noqa: E402
 import train_jwae  # noqa: E402
 
+pytestmark = pytest.mark.slow  # subprocess/integration runs: CI runs them (-m "not gpu"); the fast default skips them
+
 
 @pytest.fixture(autouse=True)
 def _reset_accelerate():

@@ -155,7 +155,7 @@ class LaviterModel(LaviterPreTrainedModel):
 
     # ------------------------------------------------------------------ TIM and ITM
     def _noise(self, batch: int, generator: torch.Generator | None, device) -> Tensor:
-        return torch.randn(batch, self.config.noise_dim, generator=generator, device=device)
+        return torch.randn(batch, self.config.noise_dim, generator=generator, device=device).to(self.dtype)
 
     @torch.no_grad()
     def generate_images(
