@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -37,6 +39,7 @@ def test_registration_lives_in_one_place():
     assert [p.relative_to(ROOT).as_posix() for p in hits] == ["src/mmquant/models/auto.py"]
 
 
+@pytest.mark.slow  # a subprocess run
 def test_readme_demo_runs_offline(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     out = subprocess.run(
@@ -58,6 +61,7 @@ def test_readme_demo_runs_offline(tmp_path):
     assert (tmp_path / "o" / "model.safetensors").exists()
 
 
+@pytest.mark.slow  # a subprocess run
 def test_readme_mnist_demo_runs_offline(tmp_path):
     """The README's first command ends with this demo: the shipped checkpoint on MNIST test digits."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

@@ -1,15 +1,18 @@
 """mmquant: discrete and joint image-text representation learning (OptVQ, MXQ-VAE, LAViTeR, jWAE), Hub-compatible.
 
 ``import mmquant`` registers every model with transformers' Auto classes, so ``AutoModel.from_pretrained(path)``
-works without ``trust_remote_code``. Training dependencies (accelerate, tqdm, matplotlib) and diffusers are imported
-only by the code that needs them.
+works without ``trust_remote_code``, and plugs the hub's card publisher into the models' ``push_to_hub`` (the
+package root is the one place that wires the layers together). Training dependencies (accelerate, tqdm,
+matplotlib) and diffusers are imported only by the code that needs them.
 """
 
+from .hub.publish import publish_folder as _publish_folder
 from .modeling_outputs import VQAutoencoderOutput
 from .models.auto import register_auto_classes
 from .models.caption_mnist_judge import CaptionMnistJudgeConfig, CaptionMnistJudgeModel
 from .models.jwae import JWAEConfig, JWAEModel, JWAEPreTrainedModel
 from .models.laviter import LaviterConfig, LaviterModel, LaviterPreTrainedModel
+from .models.modeling_utils import set_card_publisher as _set_card_publisher
 from .models.mxqvae import (
     MXQVAEConfig,
     MXQVAEModel,
@@ -32,6 +35,7 @@ from .quantizers import (
 __version__ = "0.1.0.dev0"
 
 register_auto_classes()
+_set_card_publisher(_publish_folder)  # model.push_to_hub uploads with the generated card (models sit below the hub)
 
 __all__ = [
     "BaseQuantizer",

@@ -88,7 +88,7 @@ _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
 def _is_zoo_name(name: str) -> bool:
-    from .zoo import get_checkpoint
+    from .zoo_catalog import get_checkpoint
 
     try:
         get_checkpoint(name)

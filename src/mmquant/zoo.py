@@ -11,43 +11,19 @@ The index ``zoo_index.json`` and the shipped checkpoints (``mmquant/checkpoints/
 ``zoo.load`` works offline from any install, a wheel included. The index is generated from the card data files
 ``hub_cards/*.yaml`` of the source repository and their results files by ``python -m mmquant.zoo build-index`` (run
 from the repository root): headline results are read from the results files, never typed; a test checks that the
-index is up to date. A name whose checkpoint is not in the package is loaded from its Hub repository.
+index is up to date. A name whose checkpoint is not in the package is loaded from its Hub repository. Reading the
+index (:mod:`mmquant.zoo_catalog`) needs no model or pipeline, so the models resolve zoo names through it.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
+from .zoo_catalog import _INDEX, ZooEntry, get_checkpoint, list_checkpoints, resolve
+
 __all__ = ["ZooEntry", "build_index", "get_checkpoint", "list_checkpoints", "load", "resolve"]
-
-_INDEX = Path(__file__).with_name("zoo_index.json")
-
-
-@dataclass(frozen=True)
-class ZooEntry:
-    """One named checkpoint: where it lives (``checkpoint_dir`` in the repository, ``repo_id`` on the Hub), what it
-    is, and its headline results (from its results file)."""
-
-    name: str
-    repo_id: str
-    model_type: str
-    kind: str  # "model" (AutoModel) or "pipeline" (a DiffusionPipeline folder)
-    size: str
-    dataset: str
-    headline: str
-    checkpoint_dir: str
-    card_data: str
-
-    @property
-    def local_path(self) -> Path | None:
-        """The checkpoint folder shipped inside the package (``mmquant/checkpoints/<name>``), when it is there."""
-        from .resources import checkpoints_dir
-
-        path = checkpoints_dir() / Path(self.checkpoint_dir).name
-        marker = "model_index.json" if self.kind == "pipeline" else "config.json"
-        return path if (path / marker).is_file() else None
 
 
 def _headline(data: dict, root: Path) -> str:
@@ -95,36 +71,11 @@ def build_index(cards_dir: str | Path | None = None) -> list[dict]:
     return entries
 
 
-def list_checkpoints() -> list[ZooEntry]:
-    """Every named checkpoint, from the packaged index."""
-    return [ZooEntry(**entry) for entry in json.loads(_INDEX.read_text())]
-
-
-def get_checkpoint(name: str) -> ZooEntry:
-    """The zoo entry called ``name`` (its short name or its Hub repo id)."""
-    for entry in list_checkpoints():
-        if name in (entry.name, entry.repo_id):
-            return entry
-    known = [e.name for e in list_checkpoints()]
-    raise KeyError(f"name={name!r}: no such checkpoint in the zoo; known: {known} (see `mmquant zoo list`).")
-
-
-def resolve(name: str) -> str:
-    """What to pass to ``from_pretrained`` for ``name``: the shipped folder when present (offline), else the repo id.
-    A name that is not in the zoo is returned unchanged (a Hub repo id or a local path)."""
-    try:
-        entry = get_checkpoint(name)
-    except KeyError:
-        return name
-    return str(entry.local_path) if entry.local_path is not None else entry.repo_id
-
-
 def load(name: str, **kwargs):
     """A zoo checkpoint (or any repo id / folder): ``AutoModel.from_pretrained`` for a model, the pipeline class's
-    ``from_pretrained`` for a pipeline, after registering mmquant."""
+    ``from_pretrained`` for a pipeline (the Auto classes are registered: importing ``mmquant.zoo`` ran
+    ``mmquant/__init__``)."""
     from transformers import AutoModel
-
-    import mmquant  # noqa: F401  (registers the Auto classes)
 
     try:
         kind = get_checkpoint(name).kind

@@ -17,6 +17,8 @@ import bench_quantizer_grid  # noqa: E402
 import bench_tokenizer_quality  # noqa: E402
 import render_results  # noqa: E402
 
+pytestmark = pytest.mark.slow  # subprocess/integration runs: CI runs them (-m "not gpu"); the fast default skips them
+
 pytest.importorskip("vector_quantize_pytorch", reason="pip install 'mmquant[bench]'")
 
 

@@ -27,6 +27,7 @@ import probe_jwae  # noqa: E402
 import retrieve  # noqa: E402
 import train_jwae  # noqa: E402
 
+pytestmark = pytest.mark.slow  # subprocess/integration runs: CI runs them (-m "not gpu"); the fast default skips them
 TINY_GRID = '{"grid_feature_channels": [4], "grid_feature_dim": 4, "latent_dim": 8, "text_hidden_size": 16}'
 
 

@@ -20,6 +20,8 @@ sys.path.insert(0, str(HERE))
 import demo  # noqa: E402
 import train_laviter  # noqa: E402
 
+pytestmark = pytest.mark.slow  # subprocess/integration runs: CI runs them (-m "not gpu"); the fast default skips them
+
 
 @pytest.fixture(autouse=True)
 def _reset_accelerate():

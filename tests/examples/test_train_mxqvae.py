@@ -18,6 +18,8 @@ sys.path.insert(0, str(HERE))
 import train_mxqvae  # noqa: E402
 import train_mxqvae_prior  # noqa: E402
 
+pytestmark = pytest.mark.slow  # subprocess/integration runs: CI runs them (-m "not gpu"); the fast default skips them
+
 
 @pytest.fixture(autouse=True)
 def _reset_accelerate():

@@ -19,6 +19,8 @@ SMOKE = ROOT / "examples" / "optvq" / "configs" / "smoke.yaml"
 sys.path.insert(0, str(SCRIPT.parent))
 import train_optvq  # noqa: E402
 
+pytestmark = pytest.mark.slow  # subprocess/integration runs: CI runs them (-m "not gpu"); the fast default skips them
+
 
 def _losses(output_dir):
     return [r for r in map(json.loads, (Path(output_dir) / "losses.jsonl").read_text().splitlines()) if "loss" in r]

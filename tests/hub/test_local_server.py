@@ -233,6 +233,7 @@ def test_model_card_validate_and_push(api, repo):
     assert api.list_repo_files(repo) == ["README.md"] and ModelCard.load(repo).data.license == "mit"
 
 
+@pytest.mark.slow  # a subprocess run
 # ---------------------------------------------------------------------------------------------- other libraries
 def test_datasets_load_dataset_from_parquet(api, run_client, tmp_path):
     import pyarrow as pa
@@ -255,6 +256,7 @@ def test_datasets_load_dataset_from_parquet(api, run_client, tmp_path):
     assert result == {"splits": ["train"], "rows": [{"text": t, "label": n} for t, n in zip("abc", [0, 1, 0])]}
 
 
+@pytest.mark.slow  # a subprocess run
 def test_transformers_push_to_hub_then_from_pretrained_in_a_fresh_process(run_client):
     pushed = run_client(
         f"""

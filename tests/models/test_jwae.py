@@ -300,7 +300,8 @@ def test_batch_of_one_works(tokenizer):
 @pytest.mark.parametrize(
     "change, match",
     [
-        (lambda x, ids, m: (x[:, :1], ids, m), "pixel_values: expected shape"),
+        (lambda x, ids, m: (x[:, :1], ids, m), "pixel_values: expected 3 channels"),
+        (lambda x, ids, m: (x[0], ids, m), "pixel_values: expected shape"),
         (lambda x, ids, m: (x[..., :8, :8], ids, m), "resized to 16x16"),
         (lambda x, ids, m: (x.masked_fill(x > 0.9, float("nan")), ids, m), "NaN"),
         (lambda x, ids, m: (x, ids[:, :10], m[:, :10]), "max_text_length=24"),
@@ -310,7 +311,7 @@ def test_batch_of_one_works(tokenizer):
         (lambda x, ids, m: (x[:0], ids[:0], m[:0]), "empty batch"),
         (lambda x, ids, m: (x, ids, torch.zeros_like(m)), "empty"),
         (lambda x, ids, m: (x, ids, 1 - m), "right padding"),
-        (lambda x, ids, m: ((x * 127).to(torch.uint8), ids, m), "float tensor"),
+        (lambda x, ids, m: ((x * 127).to(torch.uint8), ids, m), "floating-point tensor"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(tokenizer, change, match):

@@ -4,10 +4,10 @@ import json
 
 import pytest
 import torch
-from transformers import AutoConfig, AutoModel
+from transformers import AutoModel
 
 import mmquant
-from mmquant import OptVQConfig, OptVQModel
+from mmquant import OptVQConfig
 from mmquant.data import synthetic_images
 
 
@@ -19,18 +19,6 @@ def model():
 @pytest.fixture
 def images():
     return synthetic_images(4, 16, 3, seed=1)
-
-
-def test_auto_classes_dispatch(tmp_path):
-    config = AutoConfig.for_model("optvq", image_size=16, block_out_channels=[8, 8, 16])
-    assert isinstance(config, OptVQConfig)
-    model = AutoModel.from_config(config)
-    assert isinstance(model, OptVQModel)
-    model.save_pretrained(tmp_path)
-    assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "optvq"
-    assert (tmp_path / "model.safetensors").exists() and not list(tmp_path.glob("*.bin"))
-    assert isinstance(AutoConfig.from_pretrained(tmp_path), OptVQConfig)
-    assert isinstance(AutoModel.from_pretrained(tmp_path), OptVQModel)
 
 
 @pytest.mark.parametrize("name", ["test", "test-vqgan"])
@@ -49,26 +37,6 @@ def test_save_load_identical_outputs(tmp_path, name):
     torch.testing.assert_close(out.reconstruction, ref.reconstruction, rtol=1e-5, atol=1e-5)
     for key, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
-
-
-def test_batch_equivalence(model, images):
-    full = model(images)
-    for i in range(len(images)):
-        single = model(images[i : i + 1])
-        assert torch.equal(single.indices[0], full.indices[i])
-        torch.testing.assert_close(single.reconstruction[0], full.reconstruction[i])
-
-
-def test_tuple_and_dataclass_agree(model, images):
-    out = model(images)
-    tup = model(images, return_dict=False)
-    assert isinstance(tup, tuple)
-    assert torch.equal(tup[1], out.reconstruction) and torch.equal(tup[0], out.loss)
-
-
-def test_parameter_count_cap():
-    assert sum(p.numel() for p in mmquant.create_model("test").parameters()) < 20_000
-    assert sum(p.numel() for p in mmquant.create_model("test-vqgan").parameters()) < 200_000
 
 
 def test_encode_quantize_decode_and_indices_round_trip(model, images):
@@ -125,19 +93,20 @@ def test_bf16_autocast_training_step_is_finite(images):
 
 
 @pytest.mark.parametrize(
-    "bad,match",
+    "bad,match,error",
     [
-        (torch.full((2, 3, 16, 16), float("nan")), "NaN"),
-        (torch.full((2, 3, 16, 16), float("inf")), "NaN or Inf"),
-        (torch.rand(3, 16, 16), "rank 4"),
-        (torch.rand(2, 1, 16, 16), "3 channels"),
-        (torch.rand(2, 3, 32, 32), "16x16"),
-        (torch.randint(0, 255, (2, 3, 16, 16)), "floating-point"),
+        (torch.full((2, 3, 16, 16), float("nan")), "NaN", ValueError),
+        (torch.full((2, 3, 16, 16), float("inf")), "NaN or Inf", ValueError),
+        (torch.rand(3, 16, 16), r"expected shape \(batch, 3, 16, 16\)", ValueError),
+        (torch.rand(2, 1, 16, 16), "3 channels", ValueError),
+        (torch.rand(2, 3, 32, 32), "16x16", ValueError),
+        (torch.randint(0, 255, (2, 3, 16, 16)), "floating-point", TypeError),  # a wrong dtype is a TypeError
+        (torch.rand(2, 3, 16, 16).tolist(), "floating-point", TypeError),
     ],
 )
-def test_bad_pixel_values(model, bad, match):
+def test_bad_pixel_values(model, bad, match, error):
     for call in (model, model.encode, model.encode_to_indices):
-        with pytest.raises(ValueError, match=match):
+        with pytest.raises(error, match=f"pixel_values: .*{match}"):
             call(bad)
 
 

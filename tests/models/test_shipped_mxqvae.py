@@ -71,6 +71,7 @@ def test_stage1_reconstructs_fresh_quad4_pairs(pipe):
     assert float(psnr(out.image_reconstruction.clamp(-1, 1), x, data_range=2.0)) > recorded["psnr"] - 1.0
 
 
+@pytest.mark.slow  # a subprocess run
 def test_readme_sampling_command_runs_offline(tmp_path):
     output = tmp_path / "pairs.png"
     run = subprocess.run(

@@ -22,6 +22,8 @@ from safetensors.torch import load_file
 
 from mmquant.training import latest_checkpoint, list_checkpoints
 
+pytestmark = pytest.mark.slow  # subprocess/integration runs: CI runs them (-m "not gpu"); the fast default skips them
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "examples" / "optvq" / "train_optvq.py"
 SMOKE = ROOT / "examples" / "optvq" / "configs" / "smoke.yaml"

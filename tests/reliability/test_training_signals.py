@@ -20,6 +20,8 @@ from safetensors.torch import load_file
 
 from mmquant.training import CheckpointError, latest_checkpoint, load_checkpoint
 
+pytestmark = pytest.mark.slow  # subprocess/integration runs: CI runs them (-m "not gpu"); the fast default skips them
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "examples" / "optvq" / "train_optvq.py"
 SMOKE = ROOT / "examples" / "optvq" / "configs" / "smoke.yaml"

@@ -68,7 +68,7 @@ def export_parquet(
         tmp.replace(path)  # atomic: a reader never sees half a file
         paths.append(path)
     if card_data is not None:
-        from mmquant.hub.dataset_cards import render_dataset_card
+        from .dataset_card import render_dataset_card
 
         render_dataset_card(card_data, sizes=parquet_export_sizes(output_dir)).save(Path(output_dir) / "README.md")
     return paths
@@ -89,7 +89,7 @@ def push_dataset(
 
     dataset_dict.push_to_hub(repo_id, config_name=config_name, private=private, token=token)
     if card_data is not None:
-        from mmquant.hub.dataset_cards import render_dataset_card
+        from .dataset_card import render_dataset_card
 
         pushed = DatasetCard.load(repo_id, repo_type="dataset", token=token).data.to_dict()
         infos = pushed.get("dataset_info") or []

@@ -8,7 +8,7 @@ from .laviter import LaviterConfig, LaviterModel, LaviterTextConfig, LaviterVisi
 from .mxqvae import MXQVAEConfig, MXQVAEModel, MXQVAEPriorConfig, MXQVAEPriorForCausalLM
 from .optvq import OptVQConfig, OptVQModel
 
-__all__ = ["register_auto_classes"]
+__all__ = ["register_auto_classes", "registered_model_classes"]
 
 _REGISTRY = [
     (OptVQConfig, AutoModel, OptVQModel),
@@ -28,3 +28,8 @@ def register_auto_classes() -> None:
         auto_cls.register(config_cls, model_cls, exist_ok=True)
     for config_cls in _SUB_CONFIGS:
         AutoConfig.register(config_cls.model_type, config_cls, exist_ok=True)
+
+
+def registered_model_classes() -> list[type]:
+    """Every model class registered with an Auto class (the classes a checkpoint's ``architectures`` names)."""
+    return [model_cls for _, _, model_cls in _REGISTRY]

@@ -1,7 +1,22 @@
-"""Input validation shared by the models' public methods: each check raises a ``ValueError`` (``TypeError`` for a
-wrong dtype) that names the argument, what was expected and how to fix it."""
+"""Input validation shared by the models' public methods: one checker per kind of input, every model calls it.
+
+The rule, for every check here:
+
+* ``TypeError`` when an argument is not a tensor or has the wrong dtype (a float tensor where integer ids are
+  expected, integer images, a list) -- what Python raises for a value of the wrong type;
+* ``ValueError`` for a tensor of the right type whose shape, values or range are wrong (and for a missing input);
+* each message names the argument, what was expected, what it got, and how to fix it.
+
+Where the checks run: a model's public entry points (``forward``, ``encode_to_indices``, ``get_image_features``,
+``generate_*``...) check the user's inputs once, then call private steps (``_encode``...) that check nothing, so a
+public call that goes through another public method's work does not check twice, and outputs of the model's own
+layers are not re-checked. The value checks (NaN/Inf, id ranges) read one small tensor back from the device per
+input (:func:`value_bounds`), not one per condition.
+"""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
@@ -11,10 +26,14 @@ __all__ = [
     "check_batch_sizes",
     "check_code_ids",
     "check_features",
+    "check_finite",
     "check_pixel_values",
     "check_required",
     "check_token_ids",
+    "value_bounds",
 ]
+
+_IMAGE_RANGE_SLACK = 0.5  # check_range accepts [-1.5, 1.5]: resampling overshoot, but not bytes in [0, 255]
 
 
 def check_required(**arguments) -> None:
@@ -24,50 +43,85 @@ def check_required(**arguments) -> None:
             raise ValueError(f"{name}: required, got None.")
 
 
-def check_pixel_values(pixel_values: Tensor, channels: int, image_size: int, name: str = "pixel_values") -> None:
-    """``(B, channels, image_size, image_size)`` finite floats (images in [-1, 1])."""
-    if not isinstance(pixel_values, Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {type(pixel_values).__name__}.")
-    expected = (channels, image_size, image_size)
-    if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != expected:
+def value_bounds(values: Tensor) -> tuple[float, float]:
+    """``(min, max)`` of ``values`` in one host sync (NaN when any value is NaN); ``(0, 0)`` for an empty tensor."""
+    if values.numel() == 0:
+        return 0.0, 0.0
+    low, high = torch.aminmax(values.detach())
+    return tuple(torch.stack([low, high]).double().tolist())
+
+
+def check_finite(values: Tensor, name: str, hint: str = "") -> tuple[float, float]:
+    """``ValueError`` when ``values`` holds NaN or Inf; returns its ``(min, max)`` (one host sync)."""
+    low, high = value_bounds(values)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(f"{name}: contains NaN or Inf{'; ' + hint if hint else ''}.")
+    return low, high
+
+
+def _type_name(value) -> str:
+    return f"a {value.dtype} tensor" if isinstance(value, Tensor) else type(value).__name__
+
+
+def check_pixel_values(
+    pixel_values: Tensor,
+    channels: int,
+    image_size: int,
+    name: str = "pixel_values",
+    check_range: bool = False,
+) -> None:
+    """``(B, channels, image_size, image_size)`` finite floats, images in [-1, 1]; with ``check_range``, values
+    outside [-1.5, 1.5] (bytes not mapped to [-1, 1]) are refused too. Float images of any precision are accepted
+    (the models cast them to their dtype); an empty batch is accepted (:func:`check_batch_sizes` refuses it where a
+    loss needs examples)."""
+    expected = f"(batch, {channels}, {image_size}, {image_size})"
+    fix = f"give {channels}-channel images resized to {image_size}x{image_size}, values in [-1, 1]"
+    if not isinstance(pixel_values, Tensor) or not pixel_values.is_floating_point():
+        raise TypeError(f"{name}: expected a floating-point tensor {expected}, got {_type_name(pixel_values)}; {fix}.")
+    shape = tuple(pixel_values.shape)
+    if pixel_values.ndim != 4:
+        raise ValueError(f"{name}: expected shape {expected}, got {shape}; {fix}.")
+    if shape[1] != channels:
+        raise ValueError(f"{name}: expected {channels} channels, got {shape[1]} in shape {shape}; {fix}.")
+    if shape[2:] != (image_size, image_size):
+        raise ValueError(f"{name}: expected images of {image_size}x{image_size}, got {shape[2]}x{shape[3]}; {fix}.")
+    low, high = check_finite(pixel_values, name, fix)
+    if check_range and (low < -1 - _IMAGE_RANGE_SLACK or high > 1 + _IMAGE_RANGE_SLACK):
         raise ValueError(
-            f"{name}: expected shape (batch, {', '.join(map(str, expected))}), got {tuple(pixel_values.shape)}; "
-            f"give {channels}-channel images resized to {image_size}x{image_size}."
+            f"{name}: expected values in [-1, 1], got [{low:.3g}, {high:.3g}]; map bytes with "
+            "mmquant.data.collate.image_to_tensor (x / 127.5 - 1)."
         )
-    if not pixel_values.is_floating_point():
-        raise TypeError(f"{name}: expected a float tensor in [-1, 1], got {pixel_values.dtype}.")
-    if not torch.isfinite(pixel_values).all():
-        raise ValueError(f"{name}: contains NaN or Inf.")
 
 
-def check_features(features: Tensor, dim: int, name: str) -> None:
-    """``(B, dim)`` finite float vectors (e.g. precomputed image features)."""
-    if not isinstance(features, Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {type(features).__name__}.")
+def check_features(features: Tensor, dim: int, name: str, hint: str = "") -> None:
+    """``(B, dim)`` finite float vectors (e.g. precomputed image features, latents)."""
+    if not isinstance(features, Tensor) or not features.is_floating_point():
+        raise TypeError(f"{name}: expected a float tensor (batch, {dim}), got {_type_name(features)}.")
     if features.ndim != 2 or features.shape[1] != dim:
         raise ValueError(f"{name}: expected shape (batch, {dim}), got {tuple(features.shape)}.")
-    if not features.is_floating_point():
-        raise TypeError(f"{name}: expected a float tensor, got {features.dtype}.")
-    if not torch.isfinite(features).all():
-        raise ValueError(f"{name}: contains NaN or Inf.")
+    check_finite(features, name, hint)
+
+
+def _check_ids(ids: Tensor, vocab_size: int, name: str, what: str, hint: str) -> None:
+    """Integer ``ids`` in ``[0, vocab_size)`` (one host sync)."""
+    if ids.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"{name}: expected integer {what}, got {ids.dtype}.")
+    low, high = value_bounds(ids)
+    what_size = f"vocab_size={vocab_size}" if what == "token ids" else vocab_size
+    if low < 0 or high >= vocab_size:
+        raise ValueError(f"{name}: ids must lie in [0, {what_size}), got [{int(low)}, {int(high)}]{hint}.")
 
 
 def check_token_ids(input_ids: Tensor, max_length: int, vocab_size: int, name: str = "input_ids") -> None:
     """``(B, max_length)`` integer ids in ``[0, vocab_size)`` (captions padded to the model's length)."""
     if not isinstance(input_ids, Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {type(input_ids).__name__}.")
+        raise TypeError(f"{name}: expected a torch.Tensor of token ids, got {type(input_ids).__name__}.")
     if input_ids.ndim != 2 or input_ids.shape[1] != max_length:
         raise ValueError(
             f"{name}: expected shape (batch, max_text_length={max_length}), got {tuple(input_ids.shape)}; "
             f"tokenize with padding='max_length', max_length={max_length}."
         )
-    if input_ids.dtype not in (torch.int64, torch.int32):
-        raise TypeError(f"{name}: expected integer token ids, got {input_ids.dtype}.")
-    if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= vocab_size):
-        raise ValueError(
-            f"{name}: ids must lie in [0, vocab_size={vocab_size}), got [{int(input_ids.min())}, "
-            f"{int(input_ids.max())}]; is this the model's tokenizer?"
-        )
+    _check_ids(input_ids, vocab_size, name, "token ids", "; is this the model's tokenizer?")
 
 
 def check_attention_mask(attention_mask: Tensor, input_ids: Tensor) -> Tensor:
@@ -79,13 +133,24 @@ def check_attention_mask(attention_mask: Tensor, input_ids: Tensor) -> Tensor:
             f"{tuple(getattr(attention_mask, 'shape', ())) or type(attention_mask).__name__}."
         )
     mask = attention_mask.long()
-    if ((mask != 0) & (mask != 1)).any():
-        raise ValueError("attention_mask: expected only 0 and 1.")
     lengths = mask.sum(1)
-    if mask.numel() and (lengths < 1).any():
-        raise ValueError(f"attention_mask: caption {int((lengths < 1).nonzero()[0])} is empty (no token has mask 1).")
+    if mask.numel() == 0:
+        return lengths
     positions = torch.arange(mask.shape[1], device=mask.device)
-    if (mask != (positions[None] < lengths[:, None]).long()).any():
+    flags = torch.stack(
+        [
+            ((mask != 0) & (mask != 1)).any(),
+            (lengths < 1).any(),
+            (mask != (positions[None] < lengths[:, None]).long()).any(),
+            (lengths < 1).long().argmax(),
+        ]
+    )
+    not_binary, empty, not_right_padded, first_empty = flags.tolist()  # one host sync
+    if not_binary:
+        raise ValueError("attention_mask: expected only 0 and 1.")
+    if empty:
+        raise ValueError(f"attention_mask: caption {first_empty} is empty (no token has mask 1).")
+    if not_right_padded:
         raise ValueError("attention_mask: expected right padding (ones, then zeros, in every row).")
     return lengths
 
@@ -102,10 +167,7 @@ def check_batch_sizes(**tensors: Tensor | None) -> None:
 def check_code_ids(ids: Tensor, vocab_size: int, max_length: int, name: str) -> None:
     """``(B, n)`` integer ids in ``[0, vocab_size)`` with ``1 <= n <= max_length`` (a prefix of a code sequence)."""
     if not isinstance(ids, Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {type(ids).__name__}.")
+        raise TypeError(f"{name}: expected a torch.Tensor of code ids, got {type(ids).__name__}.")
     if ids.ndim != 2 or not 1 <= ids.shape[1] <= max_length:
         raise ValueError(f"{name}: expected shape (batch, 1 to {max_length}), got {tuple(ids.shape)}.")
-    if ids.dtype not in (torch.int64, torch.int32):
-        raise TypeError(f"{name}: expected integer ids, got {ids.dtype}.")
-    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
-        raise ValueError(f"{name}: ids must lie in [0, {vocab_size}), got [{int(ids.min())}, {int(ids.max())}].")
+    _check_ids(ids, vocab_size, name, "ids", "")

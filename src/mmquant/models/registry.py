@@ -6,18 +6,28 @@ Every family has a tiny ``test`` size that builds in well under a second for tes
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import NamedTuple
 
 from transformers import PretrainedConfig, PreTrainedModel
 
 from .caption_mnist_judge import CaptionMnistJudgeConfig, CaptionMnistJudgeModel
+from .card_info import ModelCardInfo
 from .jwae import JWAEConfig, JWAEModel
 from .laviter import LaviterConfig, LaviterModel
 from .mxqvae import MXQVAEConfig, MXQVAEModel
 from .optvq import OptVQConfig, OptVQModel
 from .optvq.configuration_optvq import DEFAULT_QUANTIZER_CONFIG
 
-__all__ = ["MODEL_SIZES", "PAPER_QUANTIZERS", "ModelSize", "create_model", "get_config", "list_models"]
+__all__ = [
+    "MODEL_SIZES",
+    "PAPER_QUANTIZERS",
+    "ModelSize",
+    "card_info",
+    "create_model",
+    "get_config",
+    "list_models",
+]
 
 
 class ModelSize(NamedTuple):
@@ -224,6 +234,12 @@ MODEL_SIZES: dict[str, ModelSize] = {
         {},
         "the Caption MNIST reader behind the semantic-consistency metric (examples/mxqvae/train_judge.py)",
     ),
+    "caption-mnist-judge-test": ModelSize(
+        CaptionMnistJudgeConfig,
+        CaptionMnistJudgeModel,
+        dict(hidden_channels=[4, 4, 8]),
+        "tiny Caption MNIST judge for tests",
+    ),
 }
 
 
@@ -231,6 +247,19 @@ def list_models(model_type: str | None = None) -> list[str]:
     """Names of the registered sizes; with ``model_type`` (``"optvq"``, ``"mxqvae"``, ``"jwae"``, ``"laviter"``...)
     only that family's."""
     return sorted(n for n, s in MODEL_SIZES.items() if model_type in (None, s.config_class.model_type))
+
+
+def card_info(model_type: str) -> ModelCardInfo:
+    """What the model card of a ``model_type`` checkpoint says: the ``card_info`` of its registered model class (set
+    in ``models/<name>/card_<name>.py``); an empty :class:`~mmquant.models.card_info.ModelCardInfo` for a type with
+    no registered size. A citation borrowed from another type (``citation_from``) is filled in."""
+    info = next(
+        (s.model_class.card_info for s in MODEL_SIZES.values() if s.config_class.model_type == model_type),
+        ModelCardInfo(),
+    )
+    if not info.citation and info.citation_from:
+        info = replace(info, citation=card_info(info.citation_from).citation)
+    return info
 
 
 def _merge(base, override, key: str):
@@ -285,7 +314,7 @@ def create_model(name: str, pretrained: bool = False, **overrides) -> PreTrained
     if not pretrained:
         config = get_config(name, **overrides)
         return MODEL_SIZES[name].model_class(config)
-    from .. import zoo
+    from .. import zoo_catalog as zoo
 
     if name not in MODEL_SIZES:
         raise ValueError(f"model name {name!r} is unknown; expected one of {list_models()}.")

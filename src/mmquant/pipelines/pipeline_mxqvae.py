@@ -148,7 +148,7 @@ class MXQVAEPipeline(DiffusionPipeline):
     @staticmethod
     def save_grid(output: MXQVAEPipelineOutput, path, columns: int = 4):
         """A PNG grid of the generated images with their captions."""
-        from ..training.plots import save_captioned_grid
+        from ..data.image_grids import save_captioned_grid
 
         images = torch.stack([torch.from_numpy(np.array(im)).permute(2, 0, 1) for im in output.images]).float()
         return save_captioned_grid(images / 127.5 - 1, output.captions, path, columns=columns)

@@ -18,8 +18,10 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from ...data.caption_grammar import CENTER, QUADRANTS, CaptionObject
-from ...hub.mixin import PushToHubWithCardMixin
 from ...modules.grid_features import canvas_crops
+from ..input_checks import check_batch_sizes, check_pixel_values
+from ..modeling_utils import PushToHubWithCardMixin
+from .card_caption_mnist_judge import CAPTION_MNIST_JUDGE_CARD
 from .configuration_caption_mnist_judge import CaptionMnistJudgeConfig
 
 __all__ = [
@@ -67,6 +69,7 @@ class CaptionMnistJudgePreTrainedModel(PushToHubWithCardMixin, PreTrainedModel):
 
     config_class = CaptionMnistJudgeConfig
     base_model_prefix = "judge"
+    card_info = CAPTION_MNIST_JUDGE_CARD  # what its model card says (card_caption_mnist_judge.py)
     main_input_name = "pixel_values"
     supports_gradient_checkpointing = False
 
@@ -110,45 +113,19 @@ class CaptionMnistJudgeModel(CaptionMnistJudgePreTrainedModel):
 
     # ------------------------------------------------------------------ checks
     def _check_pixel_values(self, pixel_values: Tensor) -> None:
-        s = self.config.image_size
-        expected = f"(batch, 3, {s}, {s}) in [-1, 1] (mmquant.data.collate.image_to_tensor)"
-        if not isinstance(pixel_values, Tensor) or not pixel_values.is_floating_point():
-            raise ValueError(
-                f"pixel_values: expected a floating-point tensor {expected}, got {type(pixel_values).__name__} "
-                f"{getattr(pixel_values, 'dtype', '')}."
-            )
-        if pixel_values.ndim != 4 or pixel_values.shape[1] != 3 or pixel_values.shape[0] == 0:
-            raise ValueError(f"pixel_values: expected {expected}, got shape {tuple(pixel_values.shape)}.")
-        if tuple(pixel_values.shape[2:]) != (s, s):
-            raise ValueError(
-                f"pixel_values: expected {s}x{s} canvases (config.image_size), got "
-                f"{pixel_values.shape[2]}x{pixel_values.shape[3]}; Caption MNIST canvases are not resized."
-            )
-        if not torch.isfinite(pixel_values).all():
-            raise ValueError("pixel_values: contains NaN or Inf.")
-        low, high = pixel_values.min(), pixel_values.max()
-        if low < -1.5 or high > 1.5:
-            raise ValueError(
-                f"pixel_values: expected values in [-1, 1], got [{float(low):.3g}, {float(high):.3g}]; map bytes "
-                "with image_to_tensor (x / 127.5 - 1)."
-            )
-
-    def _check_crops(self, crops: Tensor) -> None:
-        h = self.config.crop_size
-        if not isinstance(crops, Tensor) or not crops.is_floating_point() or crops.ndim != 4:
-            raise ValueError(
-                f"crops: expected a floating-point tensor (N, 3, {h}, {h}), got {type(crops).__name__} of shape "
-                f"{tuple(getattr(crops, 'shape', ()))}."
-            )
-        if tuple(crops.shape[1:]) != (3, h, h):
-            raise ValueError(f"crops: expected (N, 3, {h}, {h}) (see crop_positions), got {tuple(crops.shape)}.")
-        if not torch.isfinite(crops).all():
-            raise ValueError("crops: contains NaN or Inf.")
+        """Caption MNIST canvases ``(B, 3, S, S)`` in [-1, 1] (``mmquant.data.collate.image_to_tensor``); they are not
+        resized, and bytes not mapped to [-1, 1] are refused."""
+        check_pixel_values(pixel_values, 3, self.config.image_size, check_range=True)
+        check_batch_sizes(pixel_values=pixel_values)
 
     # ------------------------------------------------------------------ classification
     def classify_crops(self, crops: Tensor) -> tuple[Tensor, Tensor]:
-        """Crops ``(N, 3, S/2, S/2)`` in [-1, 1] -> ``(digit_logits (N, 11), color_logits (N, len(colors)))``."""
-        self._check_crops(crops)
+        """Crops ``(N, 3, S/2, S/2)`` in [-1, 1] (see ``crop_positions``) -> ``(digit_logits (N, 11), color_logits
+        (N, len(colors)))``."""
+        check_pixel_values(crops, 3, self.config.crop_size, name="crops")
+        return self._classify_crops(crops)
+
+    def _classify_crops(self, crops: Tensor) -> tuple[Tensor, Tensor]:
         features = self.dropout(self.features(crops.to(self.dtype)))  # (N, c3)
         return self.digit_head(features), self.color_head(features)
 
@@ -158,7 +135,7 @@ class CaptionMnistJudgeModel(CaptionMnistJudgePreTrainedModel):
         self._check_pixel_values(pixel_values)
         b = pixel_values.shape[0]
         crops = crop_positions(pixel_values)  # (B, 5, 3, S/2, S/2)
-        digit_logits, color_logits = self.classify_crops(crops.flatten(0, 1))  # (B*5, 11), (B*5, colors)
+        digit_logits, color_logits = self._classify_crops(crops.flatten(0, 1))  # (B*5, 11), (B*5, colors)
         digit_logits = digit_logits.view(b, len(POSITIONS), -1)  # (B, 5, 11)
         color_logits = color_logits.view(b, len(POSITIONS), -1)  # (B, 5, colors)
         if not return_dict:

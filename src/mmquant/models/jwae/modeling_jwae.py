@@ -22,13 +22,14 @@ from torch import Tensor, nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from ...hub.mixin import PushToHubWithCardMixin
 from ...losses.contrastive import max_hinge_loss, paired_mse_loss
 from ...losses.divergences import LatentCritic, prior_matching_loss
 from ...modules.grid_features import GridFeatures
 from ...modules.gru_text import GRUTextDecoder, GRUTextEncoder
 from ...modules.residual_cnn import ResidualCNNDecoder, ResidualCNNEncoder
 from ..input_checks import check_attention_mask, check_batch_sizes, check_features, check_pixel_values, check_token_ids
+from ..modeling_utils import PushToHubWithCardMixin
+from .card_jwae import JWAE_CARD
 from .configuration_jwae import JWAEConfig
 
 __all__ = ["JWAEModel", "JWAEOutput", "JWAEPreTrainedModel"]
@@ -76,6 +77,7 @@ class JWAEPreTrainedModel(PushToHubWithCardMixin, PreTrainedModel):
 
     config_class = JWAEConfig
     base_model_prefix = "jwae"
+    card_info = JWAE_CARD  # what its model card says (card_jwae.py)
     main_input_name = "pixel_values"
     _no_split_modules = []
 

@@ -24,7 +24,6 @@ from torch import Tensor, nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from ...hub.mixin import PushToHubWithCardMixin
 from ...losses.adversarial import discriminator_loss, generator_adversarial_loss, kl_to_standard_normal
 from ...losses.contrastive import damsm_loss
 from ...modules.attn_generator import AttnGANGenerator
@@ -33,6 +32,8 @@ from ...modules.discriminator import MultiScaleDiscriminator
 from ...modules.transformer_text import TransformerTextEncoder
 from ...modules.vision_encoder import CNNRegionEncoder, InceptionRegionEncoder
 from ..input_checks import check_attention_mask, check_batch_sizes, check_pixel_values, check_token_ids
+from ..modeling_utils import PushToHubWithCardMixin
+from .card_laviter import LAVITER_CARD
 from .configuration_laviter import PHASES, LaviterConfig
 
 __all__ = ["LaviterModel", "LaviterOutput", "LaviterPreTrainedModel"]
@@ -76,6 +77,7 @@ class LaviterPreTrainedModel(PushToHubWithCardMixin, PreTrainedModel):
 
     config_class = LaviterConfig
     base_model_prefix = "laviter"
+    card_info = LAVITER_CARD  # what its model card says (card_laviter.py)
     main_input_name = "pixel_values"
     _no_split_modules = []
 
@@ -153,7 +155,7 @@ class LaviterModel(LaviterPreTrainedModel):
 
     # ------------------------------------------------------------------ TIM and ITM
     def _noise(self, batch: int, generator: torch.Generator | None, device) -> Tensor:
-        return torch.randn(batch, self.config.noise_dim, generator=generator, device=device)
+        return torch.randn(batch, self.config.noise_dim, generator=generator, device=device).to(self.dtype)
 
     @torch.no_grad()
     def generate_images(

@@ -18,7 +18,6 @@ from torch import Tensor, nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from ...hub.mixin import PushToHubWithCardMixin
 from ...modules.positions import sincos_positions_1d, sincos_positions_2d
 from ...modules.residual_cnn import ResidualCNNDecoder, ResidualCNNEncoder
 from ...modules.text_cnn import TextChunkDecoder, TextChunkEncoder, TextConvDecoder, TextConvEncoder
@@ -29,7 +28,10 @@ from ..input_checks import (
     check_pixel_values,
     check_required,
     check_token_ids,
+    value_bounds,
 )
+from ..modeling_utils import PushToHubWithCardMixin
+from .card_mxqvae import MXQVAE_CARD
 from .configuration_mxqvae import MXQVAEConfig
 
 __all__ = ["MXQVAEModel", "MXQVAEOutput", "MXQVAEPreTrainedModel"]
@@ -70,6 +72,7 @@ class MXQVAEPreTrainedModel(PushToHubWithCardMixin, PreTrainedModel):
 
     config_class = MXQVAEConfig
     base_model_prefix = "mxqvae"
+    card_info = MXQVAE_CARD  # what its model card says (card_mxqvae.py)
     main_input_name = "pixel_values"
     _no_split_modules = []
 
@@ -248,10 +251,10 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
             )
         if indices.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"indices: expected integer code indices, got {indices.dtype}.")
-        if indices.numel() and (indices.min() < 0 or indices.max() >= c.codebook_size):
+        low, high = value_bounds(indices)  # one host sync
+        if low < 0 or high >= c.codebook_size:
             raise ValueError(
-                f"indices: codes must lie in [0, codebook_size={c.codebook_size}), got "
-                f"[{int(indices.min())}, {int(indices.max())}]."
+                f"indices: codes must lie in [0, codebook_size={c.codebook_size}), got [{int(low)}, {int(high)}]."
             )
         images, text_logits = self._decode_codes(self.quantizer.indices_to_codes(indices.long()))
         return images.clamp(-1, 1), text_logits.argmax(-1)

@@ -13,9 +13,9 @@ import torch
 from torch import Tensor
 from transformers import GPT2LMHeadModel
 
-from ...hub.mixin import PushToHubWithCardMixin
 from ...limits import MAX_NUM_SAMPLES, check_int, check_seed, check_temperature
 from ..input_checks import check_batch_sizes, check_code_ids
+from ..modeling_utils import PushToHubWithCardMixin
 from .configuration_mxqvae import MXQVAEPriorConfig
 
 __all__ = ["MXQVAEPriorForCausalLM"]

@@ -12,7 +12,7 @@ from diffusers.models.autoencoders.vae import DecoderOutput
 from diffusers.models.autoencoders.vq_model import VQEncoderOutput
 
 from .configuration_optvq import OptVQConfig
-from .modeling_optvq import OptVQModel
+from .modeling_optvq import OptVQModel, _check_latents
 
 __all__ = ["OptVQDiffusersModel"]
 
@@ -43,9 +43,10 @@ class OptVQDiffusersModel(ModelMixin, ConfigMixin):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, strict: bool = True, **kwargs):
-        """diffusers' loading, strict as the transformers models (:class:`~mmquant.hub.mixin.PushToHubWithCardMixin`):
-        missing or unexpected tensors are a ``ValueError`` naming them unless ``strict=False``."""
-        from ...hub.mixin import check_loading_info
+        """diffusers' loading, strict as the transformers models
+        (:class:`~mmquant.models.modeling_utils.PushToHubWithCardMixin`): missing or unexpected tensors are a
+        ``ValueError`` naming them unless ``strict=False``."""
+        from ..modeling_utils import check_loading_info
 
         if not isinstance(strict, bool):
             raise TypeError(f"strict={strict!r}: expected True (refuse weights that do not match) or False.")
@@ -75,14 +76,18 @@ class OptVQDiffusersModel(ModelMixin, ConfigMixin):
         self, h: torch.Tensor, force_not_quantize: bool = False, return_dict: bool = True, shape=None
     ) -> DecoderOutput | tuple:
         """Latents -> images, quantizing first unless ``force_not_quantize``, as ``VQModel.decode``."""
+        _check_latents(h, self.tokenizer.config.embed_dim, "latents")
+        return self._decode(h, force_not_quantize, return_dict)
+
+    def _decode(self, h: torch.Tensor, force_not_quantize: bool, return_dict: bool) -> DecoderOutput | tuple:
         if force_not_quantize:
             quant, commit_loss = h, torch.zeros(h.shape[0], device=h.device, dtype=h.dtype)
         else:
-            q = self.tokenizer.quantize(h)
+            q = self.tokenizer._quantize(h)
             quant, commit_loss = q.quantized, q.loss
-        dec = self.tokenizer.decode(quant)
+        dec = self.tokenizer._decode(quant)
         return DecoderOutput(sample=dec, commit_loss=commit_loss) if return_dict else (dec, commit_loss)
 
     def forward(self, sample: torch.Tensor, return_dict: bool = True) -> DecoderOutput | tuple:
-        """Encode and decode, as ``VQModel.forward``."""
-        return self.decode(self.encode(sample).latents, return_dict=return_dict)
+        """Encode and decode, as ``VQModel.forward`` (the images are checked once, by ``encode``)."""
+        return self._decode(self.tokenizer.encode(sample), False, return_dict)

@@ -15,11 +15,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import PreTrainedModel
 
-from ...hub.mixin import PushToHubWithCardMixin
 from ...modeling_outputs import VQAutoencoderOutput
 from ...modules.conv_autoencoder import build_image_decoder, build_image_encoder
 from ...quantizers import QuantizerOutput, build_quantizer
-from ..input_checks import check_batch_sizes
+from ..input_checks import check_batch_sizes, check_finite, check_pixel_values
+from ..modeling_utils import PushToHubWithCardMixin
+from .card_optvq import OPTVQ_CARD
 from .configuration_optvq import OptVQConfig
 
 __all__ = ["OptVQModel", "OptVQPreTrainedModel"]
@@ -27,11 +28,13 @@ __all__ = ["OptVQModel", "OptVQPreTrainedModel"]
 
 def _check_latents(latents: Tensor, embed_dim: int, name: str) -> None:
     if not isinstance(latents, Tensor) or not latents.is_floating_point():
-        raise ValueError(f"{name}: expected a float tensor (batch, {embed_dim}, h, w), got {type(latents).__name__}.")
+        raise TypeError(
+            f"{name}: expected a float tensor (batch, {embed_dim}, h, w), got {type(latents).__name__} "
+            f"{getattr(latents, 'dtype', '')}."
+        )
     if latents.ndim != 4 or latents.shape[1] != embed_dim:
         raise ValueError(f"{name}: expected (batch, {embed_dim}, h, w), got {tuple(latents.shape)}.")
-    if not torch.isfinite(latents).all():
-        raise ValueError(f"{name}: contains NaN or Inf.")
+    check_finite(latents, name)
 
 
 class OptVQPreTrainedModel(PushToHubWithCardMixin, PreTrainedModel):
@@ -43,6 +46,7 @@ class OptVQPreTrainedModel(PushToHubWithCardMixin, PreTrainedModel):
 
     config_class = OptVQConfig
     base_model_prefix = "optvq"
+    card_info = OPTVQ_CARD  # what its model card says (card_optvq.py)
     main_input_name = "pixel_values"
     supports_gradient_checkpointing = False
 
@@ -83,46 +87,35 @@ class OptVQModel(OptVQPreTrainedModel):
 
     # ------------------------------------------------------------------ checks
     def _check_pixel_values(self, pixel_values: Tensor) -> None:
-        c, s = self.config.in_channels, self.config.image_size
-        if not isinstance(pixel_values, Tensor) or not pixel_values.is_floating_point():
-            raise ValueError(
-                f"pixel_values: expected a floating-point tensor (batch, {c}, {s}, {s}), got "
-                f"{type(pixel_values).__name__} {getattr(pixel_values, 'dtype', '')}."
-            )
-        if pixel_values.ndim != 4:
-            raise ValueError(
-                f"pixel_values: expected rank 4 (batch, {c}, {s}, {s}), got shape {tuple(pixel_values.shape)}."
-            )
-        if pixel_values.shape[1] != c:
-            raise ValueError(
-                f"pixel_values: expected {c} channels (config.in_channels), got {pixel_values.shape[1]} in shape "
-                f"{tuple(pixel_values.shape)}; convert the images (e.g. to {'RGB' if c == 3 else 'L'}) first."
-            )
-        if tuple(pixel_values.shape[2:]) != (s, s):
-            raise ValueError(
-                f"pixel_values: expected images of {s}x{s} (config.image_size), got "
-                f"{pixel_values.shape[2]}x{pixel_values.shape[3]}; resize them first."
-            )
-        if not torch.isfinite(pixel_values).all():
-            raise ValueError("pixel_values: contains NaN or Inf.")
+        check_pixel_values(pixel_values, self.config.in_channels, self.config.image_size)
 
     # ------------------------------------------------------------------ the three stages
+    # Public methods check their inputs once; the private steps (_encode, _quantize, _decode) check nothing.
     def encode(self, pixel_values: Tensor) -> Tensor:
         """Images ``(B, C, H, W)`` -> continuous latents ``(B, embed_dim, h, w)`` (before quantization). Float images
         of another precision are cast to the model's dtype."""
         self._check_pixel_values(pixel_values)
+        return self._encode(pixel_values)
+
+    def _encode(self, pixel_values: Tensor) -> Tensor:
         return self.quant_conv(self.encoder(pixel_values.to(self.dtype)))
 
     def quantize(self, latents: Tensor) -> QuantizerOutput:
         """Latents ``(B, embed_dim, h, w)`` -> :class:`QuantizerOutput` with ``quantized`` ``(B, embed_dim, h, w)``
         and ``indices`` ``(B, h, w)`` (``(B, h, w, num_heads)`` when multi-head)."""
         _check_latents(latents, self.config.embed_dim, "latents")
+        return self._quantize(latents)
+
+    def _quantize(self, latents: Tensor) -> QuantizerOutput:
         out = self.quantizer(latents.permute(0, 2, 3, 1))  # channels last: (B, h, w, embed_dim)
         return dataclasses.replace(out, quantized=out.quantized.permute(0, 3, 1, 2))
 
     def decode(self, quantized: Tensor) -> Tensor:
         """Quantized latents ``(B, embed_dim, h, w)`` -> images ``(B, C, H, W)``."""
         _check_latents(quantized, self.config.embed_dim, "quantized")
+        return self._decode(quantized)
+
+    def _decode(self, quantized: Tensor) -> Tensor:
         return self.decoder(self.post_quant_conv(quantized))
 
     # ------------------------------------------------------------------ indices
@@ -130,7 +123,8 @@ class OptVQModel(OptVQPreTrainedModel):
     def encode_to_indices(self, pixel_values: Tensor) -> Tensor:
         """Images -> code indices ``(B, h, w)`` (``(B, h, w, num_heads)`` multi-head). Call ``.eval()`` first for
         batch-independent codes (in training mode OptVQ assigns by Sinkhorn over the batch)."""
-        return self.quantize(self.encode(pixel_values)).indices
+        self._check_pixel_values(pixel_values)
+        return self._quantize(self._encode(pixel_values)).indices
 
     @torch.no_grad()
     def decode_indices(self, indices: Tensor) -> Tensor:
@@ -153,7 +147,7 @@ class OptVQModel(OptVQPreTrainedModel):
                 f"{tuple(getattr(indices, 'shape', ()))}."
             )
         codes = self.quantizer.indices_to_codes(indices)  # (B, h, w, embed_dim)
-        return self.decode(codes.permute(0, 3, 1, 2))
+        return self._decode(codes.permute(0, 3, 1, 2))
 
     # ------------------------------------------------------------------ forward
     def forward(self, pixel_values: Tensor, return_dict: bool | None = None) -> VQAutoencoderOutput | tuple:
@@ -161,9 +155,9 @@ class OptVQModel(OptVQPreTrainedModel):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         self._check_pixel_values(pixel_values)
         check_batch_sizes(pixel_values=pixel_values)  # the loss of an empty batch is undefined
-        latents = self.encode(pixel_values)  # (B, embed_dim, h, w)
-        q = self.quantize(latents)  # quantized (B, embed_dim, h, w), straight-through (eq. 2)
-        reconstruction = self.decode(q.quantized)  # (B, C, H, W)
+        latents = self._encode(pixel_values)  # (B, embed_dim, h, w)
+        q = self._quantize(latents)  # quantized (B, embed_dim, h, w), straight-through (eq. 2)
+        reconstruction = self._decode(q.quantized)  # (B, C, H, W)
         target = pixel_values.to(reconstruction.dtype)
         reconstruction_loss = self.config.reconstruction_l1_weight * F.l1_loss(
             reconstruction, target
