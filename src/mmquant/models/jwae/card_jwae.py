@@ -10,11 +10,13 @@ __all__ = ["JWAE_CARD"]
 class JWAECardInfo(ModelCardInfo):
     def details(self, config, repo_id: str) -> tuple[list[tuple[str, str]], str]:
         c = config
-        image = (
-            f"{c.image_size}×{c.image_size}, {c.in_channels} channels, values in [-1, 1]"
-            if c.image_input == "pixels"
-            else f"precomputed {c.image_feature_dim}-d features"
-        )
+        pixels = f"{c.image_size}×{c.image_size}, {c.in_channels} channels, values in [-1, 1]"
+        image = {
+            "pixels": pixels,
+            "grid_features": f"{pixels}, read by a frozen pretrained digit CNN per quadrant and colour channel "
+            f"({c.encoded_feature_dim} features)",
+            "features": f"precomputed {c.image_feature_dim}-d features",
+        }[c.image_input]
         ranking = {"max_hinge": f"max-hinge, margin {c.margin}", "mse": "MSE (jWAE-MSE)", "none": "none"}
         weights = (
             c.lambda_image_reconstruction,
