@@ -40,10 +40,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--channels", type=int, nargs="+", default=[16, 32], help="conv widths per level")
     p.add_argument("--feature_dim", type=int, default=32, help="features per crop and channel")
     p.add_argument("--max_steps", type=int, default=3000, help="optimizer steps")
-    p.add_argument("--batch_size", type=int, default=128)
+    p.add_argument("--batch_size", type=int, default=128, help="digits per optimizer step")
     p.add_argument("--learning_rate", type=float, default=3e-3, help="peak of the one-cycle schedule")
     p.add_argument("--train_examples", type=int, default=None, help="MNIST training digits used (default: all)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation, the batches and the shifts")
     add_mnist_arguments(p)
     args = p.parse_args(argv)
     if args.crop_size < 8 or args.max_steps < 1 or args.batch_size < 1:

@@ -131,7 +131,7 @@ def test_semantic_consistency_bad_inputs(judge):
         semantic_consistency(x, ["This is red 3.", "This is red 4."], judge=3)
     with pytest.raises(ValueError, match="pixel_values: contains NaN"):
         semantic_consistency(torch.full((1, 3, 64, 64), float("nan")), ["This is red 3."], judge)
-    with pytest.raises(ValueError, match="expected 64x64"):
+    with pytest.raises(ValueError, match="expected images of 64x64"):
         semantic_consistency(torch.zeros(1, 3, 32, 32), ["This is red 3."], judge)
 
 

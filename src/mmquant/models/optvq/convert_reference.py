@@ -264,7 +264,7 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    loaded = torch.load(str(path), map_location="cpu", weights_only=True)
+    loaded = torch.load(path, map_location="cpu", weights_only=True)  # tensors only, never pickled code
     for key in ("model", "state_dict"):  # the reference's training checkpoints: {"model": state_dict, ...}
         if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
             loaded = loaded[key]
