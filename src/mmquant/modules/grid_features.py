@@ -20,8 +20,6 @@ from torch import Tensor, nn
 
 __all__ = ["DigitCNN", "GridFeatures", "canvas_crops"]
 
-NUM_CROPS = 5  # the four quadrants, then the whole canvas pooled by 2
-
 
 def canvas_crops(pixel_values: Tensor) -> Tensor:
     """Canvases ``(B, C, S, S)`` -> crops ``(B, 5, C, S/2, S/2)``: the quadrants (upper left, upper right, bottom left,
@@ -64,13 +62,10 @@ class GridFeatures(nn.Module):
     feature). The CNN runs without gradients (its parameters are also created with ``requires_grad=False``, so an
     optimizer skips them) and has no train/eval-dependent layers: the same function in training and inference."""
 
-    def __init__(
-        self, in_channels: int = 3, crop_size: int = 16, channels: Sequence[int] = (16, 32), feature_dim: int = 32
-    ):
+    def __init__(self, crop_size: int = 16, channels: Sequence[int] = (16, 32), feature_dim: int = 32):
         super().__init__()
         self.cnn = DigitCNN(crop_size, channels, feature_dim)
         self.cnn.requires_grad_(False)
-        self.output_dim = NUM_CROPS * in_channels * feature_dim
 
     def forward(self, pixel_values: Tensor) -> Tensor:
         crops = canvas_crops((pixel_values + 1) / 2)  # (B, 5, C, s, s) in [0, 1]

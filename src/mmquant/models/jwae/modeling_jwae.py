@@ -111,9 +111,7 @@ class JWAEModel(JWAEPreTrainedModel):
                 self.image_decoder = ResidualCNNDecoder(width, c.in_channels, c.image_channels, c.image_res_layers)
         else:
             if c.image_input == "grid_features":  # frozen, loaded from a pretrained digit classifier
-                self.grid_features = GridFeatures(
-                    c.in_channels, c.image_size // 2, c.grid_feature_channels, c.grid_feature_dim
-                )
+                self.grid_features = GridFeatures(c.image_size // 2, c.grid_feature_channels, c.grid_feature_dim)
             f = c.encoded_feature_dim
             self.image_encoder = nn.Linear(f, d)  # the reference's EncoderImagePrecomp
             if c.lambda_image_reconstruction > 0:
