@@ -234,6 +234,8 @@ def main(args) -> dict:
     image_size = model.config.image_size if model.config.image_input != "features" else None
     train = load_split(args, "train", tokenizer, max_length, image_size)
     test = load_split(args, "test", tokenizer, max_length, image_size)
+    if model.config.image_input == "grid_features":  # the frozen CNN runs once per image, not at every step
+        train, test = (pairs.with_image_features(model.grid_features) for pairs in (train, test))
     if len(train) < args.batch_size:
         raise ValueError(f"--batch_size {args.batch_size} exceeds the {len(train)} training pairs.")
     head_only = args.phase == "caption_head"

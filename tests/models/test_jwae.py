@@ -160,6 +160,32 @@ def test_grid_features_are_frozen_carry_colour_by_channel_and_are_saved(tmp_path
         tiny(tokenizer, image_input="grid_features", image_size=20, grid_feature_channels=[4, 4])
 
 
+def test_grid_features_precomputed_once_give_the_same_model_outputs(tokenizer):
+    """A grid-features model also takes its frozen features precomputed (image_features=model.grid_features(x)),
+    as the trainer feeds them after RetrievalPairs.with_image_features: same latents, losses and gradients."""
+    from mmquant.data.retrieval_pairs import RetrievalPairs
+
+    model = JWAEModel(tiny(tokenizer, image_input="grid_features", grid_feature_channels=[4], grid_feature_dim=3))
+    x, ids, mask = batch(tokenizer)
+    pairs = RetrievalPairs(
+        ids, ["c"] * 4, torch.arange(4), images=((x + 1) * 127.5).round().to(torch.uint8)
+    ).with_image_features(model.grid_features, batch_size=3)
+    features = pairs.image_inputs(torch.arange(4))["image_features"]
+    assert torch.equal(features, model.grid_features(((x + 1) * 127.5).round() / 127.5 - 1.0))
+    torch.manual_seed(0)
+    from_pixels = model(((x + 1) * 127.5).round() / 127.5 - 1.0, ids, mask)
+    torch.manual_seed(0)
+    from_features = model(input_ids=ids, attention_mask=mask, image_features=features)
+    assert torch.equal(from_pixels.image_embeds, from_features.image_embeds)
+    assert torch.equal(from_pixels.loss, from_features.loss)
+    with pytest.raises(ValueError, match="pixel_values= or image_features="):
+        model(x, ids, mask, image_features=features)
+    with pytest.raises(ValueError, match="image_features"):
+        model(input_ids=ids, image_features=torch.randn(4, 7))  # not the 45 grid features
+    with pytest.raises(ValueError, match="hold features already"):
+        pairs.with_image_features(model.grid_features)
+
+
 def test_without_a_critic_the_prior_terms_are_left_out(tokenizer):
     model = JWAEModel(tiny(tokenizer))
     out = model(*batch(tokenizer))

@@ -52,6 +52,17 @@ class RetrievalPairs:
             return {"pixel_values": self.images[image_index].float() / 127.5 - 1.0}
         return {"image_features": self.image_features[image_index].float()}
 
+    @torch.no_grad()
+    def with_image_features(self, encode, batch_size: int = 500) -> RetrievalPairs:
+        """The same pairs with every image replaced by ``encode(pixel_values)`` ``(n, F)``, run once in batches:
+        e.g. a frozen feature extractor (jWAE's ``model.grid_features``), so that training reads its features
+        instead of running it at every step."""
+        if self.images is None:
+            raise ValueError("RetrievalPairs.with_image_features: these pairs hold features already, not pixels.")
+        index = torch.arange(self.num_images)
+        features = [encode(**self.image_inputs(index[s : s + batch_size])) for s in range(0, len(index), batch_size)]
+        return RetrievalPairs(self.input_ids, self.captions, self.text_to_image, image_features=torch.cat(features))
+
     def head(self, num_images: int) -> RetrievalPairs:
         """The first ``num_images`` images and all their captions (a smaller gallery, e.g. the 1K test protocol)."""
         keep = self.text_to_image < num_images

@@ -132,17 +132,25 @@ class JWAEModel(JWAEPreTrainedModel):
 
     # ------------------------------------------------------------------ checks
     def _check_images(self, pixel_values: Tensor | None, image_features: Tensor | None) -> Tensor:
+        """The one image input, checked: pixels `(B, C, H, W)` or features `(B, F)`. A `"grid_features"` model takes
+        pixels, or their frozen grid features precomputed (`image_features=model.grid_features(pixel_values)`), so
+        that a trainer runs the frozen CNN once per dataset instead of once per step."""
         c = self.config
-        takes_pixels = c.image_input in ("pixels", "grid_features")
-        given = "pixel_values" if takes_pixels else "image_features"
+        grid = c.image_input == "grid_features"
+        takes_pixels = c.image_input == "pixels" or (grid and image_features is None)
         images = pixel_values if takes_pixels else image_features
         other = image_features if takes_pixels else pixel_values
         if images is None or other is not None:
-            raise ValueError(f"this model's image_input is {c.image_input!r}: pass {given}= (and only it).")
+            given = (
+                "pixel_values= or image_features= (its grid features)"
+                if grid
+                else ("pixel_values=" if takes_pixels else "image_features=")
+            )
+            raise ValueError(f"this model's image_input is {c.image_input!r}: pass {given} (and only one).")
         if takes_pixels:
             check_pixel_values(images, c.in_channels, c.image_size)
         else:
-            check_features(images, c.image_feature_dim, "image_features")
+            check_features(images, c.encoded_feature_dim, "image_features")
         return images.to(self.dtype)
 
     def _check_text(self, input_ids: Tensor, attention_mask: Tensor | None) -> Tensor:
@@ -156,7 +164,9 @@ class JWAEModel(JWAEPreTrainedModel):
     def _image_targets(self, images: Tensor) -> Tensor:
         """What the image encoder reads and the image decoder reconstructs: the pixels or precomputed features
         themselves, or the frozen grid features of the pixels `(B, 5 * C * F)`."""
-        return self.grid_features(images) if self.config.image_input == "grid_features" else images
+        if self.config.image_input == "grid_features" and images.dim() == 4:  # pixels, not precomputed features
+            return self.grid_features(images)
+        return images
 
     def _encode_images(self, images: Tensor) -> Tensor:
         """`images` as `_image_targets` returns them -> latents `(B, D)`."""
