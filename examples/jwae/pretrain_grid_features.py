@@ -2,7 +2,7 @@
 quadrant-sized digits (the Caption MNIST analogue of the ImageNet-trained ResNet whose features the jWAE paper
 encodes). It sees MNIST's training digits and their digit labels only: no caption, colour, layout or test image.
 
-    python examples/jwae/pretrain_grid_features.py --output_dir outputs/jwae-grid-features      # ~2 minutes on a CPU
+    python examples/jwae/pretrain_grid_features.py --output_dir outputs/jwae-grid-features      # ~5 minutes on a CPU
     python examples/jwae/train_jwae.py --config examples/jwae/configs/jwae_quad2.yaml \\
         --grid_features outputs/jwae-grid-features
 
@@ -37,9 +37,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = make_parser(__doc__)
     p.add_argument("--output_dir", default="outputs/jwae-grid-features", help="where the CNN and its record go")
     p.add_argument("--crop_size", type=int, default=16, help="side of the quadrant crops the CNN will read")
-    p.add_argument("--channels", type=int, nargs="+", default=[16, 32], help="conv widths per level")
-    p.add_argument("--feature_dim", type=int, default=32, help="features per crop and channel")
-    p.add_argument("--max_steps", type=int, default=3000, help="optimizer steps")
+    p.add_argument("--channels", type=int, nargs="+", default=[32, 64], help="conv widths per level")
+    p.add_argument("--feature_dim", type=int, default=64, help="features per crop and channel")
+    p.add_argument("--max_steps", type=int, default=6000, help="optimizer steps")
     p.add_argument("--batch_size", type=int, default=128, help="digits per optimizer step")
     p.add_argument("--learning_rate", type=float, default=3e-3, help="peak of the one-cycle schedule")
     p.add_argument("--train_examples", type=int, default=None, help="MNIST training digits used (default: all)")

@@ -211,7 +211,7 @@ def test_grid_features_folder_is_required_and_must_match(tmp_path):
     pretrain_grid_features.main(
         pretrain_grid_features.parse_args(["--output_dir", str(grid), "--channels", "4", "--max_steps", "1"])
     )
-    with pytest.raises(ValueError, match="pretrained with"):  # the registry size wants channels [16, 32]
+    with pytest.raises(ValueError, match="pretrained with"):  # the registry size wants channels [32, 64]
         train_jwae.main(train_jwae.parse_args([*common, "--grid_features", str(grid)]))
     with pytest.raises(FileNotFoundError, match="pretrain_grid_features.py"):
         train_jwae.main(train_jwae.parse_args([*common, "--grid_features", str(tmp_path / "nothing")]))

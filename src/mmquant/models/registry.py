@@ -64,7 +64,7 @@ _REFERENCE_F16 = dict(
 # VSE++ (Faghri et al. 2018) as a JWAEConfig: no decoders, no prior, only the max-hinge ranking loss
 # Caption MNIST jWAE/VSE++ read 32x32 canvases through frozen grid features (a pretrained digit CNN per quadrant and
 # colour channel: examples/jwae/pretrain_grid_features.py), as the paper's models read frozen ResNet features.
-_JWAE_MNIST = dict(image_input="grid_features", image_size=32)
+_JWAE_MNIST = dict(image_input="grid_features", image_size=32, grid_feature_channels=[32, 64], grid_feature_dim=64)
 _VSEPP = dict(
     **_JWAE_MNIST,
     lambda_image_reconstruction=0.0,
