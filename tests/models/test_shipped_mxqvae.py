@@ -93,6 +93,26 @@ def test_named_size_builds_the_shipped_stage1(pipe):
         assert torch.equal(ours.text_logits, out.text_logits)
 
 
+def test_shipped_pipeline_computes_the_recorded_outputs():
+    """Codes, reconstruction, caption logits, training loss under seeded masks and prior logits equal those recorded by
+    tests/fixtures/make_mxqvae_shipped_outputs.py (recorded before position_init was removed, and unchanged by it)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
+    from make_mxqvae_shipped_outputs import shipped_outputs
+
+    path = ROOT / "tests" / "fixtures" / "mxqvae_shipped_outputs.safetensors"
+    recorded = load_file(path)
+    with safe_open(path, "pt") as f:
+        captions = f.metadata()["captions"].split("\n")
+    outputs = shipped_outputs(PIPELINE, recorded["pixel_values"], captions)
+    assert torch.equal(outputs["input_ids"], recorded["input_ids"])
+    assert torch.equal(outputs["indices"], recorded["indices"])
+    for name in ("reconstruction", "text_logits", "loss", "train_loss", "prior_logits"):
+        torch.testing.assert_close(outputs[name], recorded[name], rtol=1e-5, atol=1e-5, msg=name)
+
+
 def test_training_recipe_gives_the_named_size(pipe):
     """examples/mxqvae/configs/quad4_image_route.yaml (the recipe of the shipped stage 1), resolved by the training
     script with the shipped tokenizer, is the named size: the two cannot drift apart."""
