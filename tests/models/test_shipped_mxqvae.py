@@ -95,7 +95,8 @@ def test_named_size_builds_the_shipped_stage1(pipe):
 
 def test_shipped_pipeline_computes_the_recorded_outputs():
     """Codes, reconstruction, caption logits, training loss under seeded masks and prior logits equal those recorded by
-    tests/fixtures/make_mxqvae_shipped_outputs.py (recorded before position_init was removed, and unchanged by it)."""
+    tests/fixtures/make_mxqvae_shipped_outputs.py (the code before position_init was removed, fa0df50, computes the
+    same bit for bit)."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
