@@ -276,12 +276,13 @@ class MXQVAEPriorConfig(GPT2Config):
     Args:
         stage1_config (`dict` or [`MXQVAEConfig`], *optional*):
             The stage-1 model whose codes are modelled; defaults to `MXQVAEConfig()`.
-        n_layer (`int`, *optional*, defaults to 4):
-            Transformer layers (the reference: 8).
-        n_head (`int`, *optional*, defaults to 4):
-            Attention heads (the reference: 8).
-        n_embd (`int`, *optional*, defaults to 128):
-            Width of the decoder (the reference: 512).
+        n_layer (`int`, *optional*, defaults to 8):
+            Transformer layers (the reference's).
+        n_head (`int`, *optional*, defaults to 8):
+            Attention heads (the reference's).
+        n_embd (`int`, *optional*, defaults to 512):
+            Width of the decoder (the reference's; the shipped prior, trained on a CPU, has 4 layers, 4 heads and
+            width 128).
         kwargs (*optional*):
             Other [`GPT2Config`] arguments (dropouts, `activation_function`, ...). `vocab_size`, `n_positions`,
             `bos_token_id` and `eos_token_id` are derived from the stage-1 config; values given for them are
@@ -298,8 +299,8 @@ class MXQVAEPriorConfig(GPT2Config):
     model_type = "mxqvae_prior"
     sub_configs = {"stage1_config": MXQVAEConfig}
 
-    def __init__(self, stage1_config: dict | MXQVAEConfig | None = None, n_layer: int = 4, n_head: int = 4,
-                 n_embd: int = 128, **kwargs):  # fmt: skip
+    def __init__(self, stage1_config: dict | MXQVAEConfig | None = None, n_layer: int = 8, n_head: int = 8,
+                 n_embd: int = 512, **kwargs):  # fmt: skip
         if isinstance(stage1_config, MXQVAEConfig):
             stage1 = stage1_config
         else:
