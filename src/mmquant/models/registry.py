@@ -118,21 +118,28 @@ MODEL_SIZES: dict[str, ModelSize] = {
         attention_resolutions=[2],  # at the last level, as the reference f16 tokenizers
         quantizer_config=_TINY_OPTVQ,
     ),
-    # MXQ-VAE stage 1 as shipped (examples/mxqvae/configs/quad4_image_route.yaml); vocab_size and special ids come from
-    # the tokenizer, and so does text corruption (the script sets text_corruption_groups, text_mask_ratio and
-    # text_replace_ratio from --text_corruption_words): without groups, 30% of all tokens, the reference's
+    # MXQ-VAE stage 1 (the default MXQVAEConfig is the reference's Caption MNIST model). The zoo's stage 1
+    # (checkpoints/mxqvae-caption-mnist-quad4/stage1), trained by examples/mxqvae/configs/quad4_image_route.yaml: a
+    # network sized for CPU training, the chunked text coder, and the Quad4 recipe. vocab_size, the special ids and
+    # the corruption groups (digits, then colour words) are those of its tokenizer; the training script sets them
+    # from the tokenizer it trains.
     "mxqvae-caption-mnist": ModelSize(
         MXQVAEConfig,
         MXQVAEModel,
         dict(
+            image_channels=[32, 64, 64],
+            image_res_layers=1,
+            vocab_size=34,
             text_coder="chunk",
             text_latent_length=24,
             text_num_layers=2,
-            split_text_residual=True,
+            text_embed_dim=64,
+            hidden_size=64,
+            num_fusion_layers=2,
+            num_attention_heads=4,
+            intermediate_size=256,
             fusion_input_norm=True,
-            image_loss_weight=10.0,
-            text_loss_weight=10.0,
-            text_loss_on_padding=True,
+            split_text_residual=True,
             quantizer_config={
                 "type": "vq",
                 "codebook_size": 512,
@@ -140,15 +147,22 @@ MODEL_SIZES: dict[str, ModelSize] = {
                 "kmeans_init": True,
                 "dead_code_threshold": 0.5,
             },
+            text_mask_ratio=0.75,
+            text_corruption_groups=[[26, 23, 28, 25, 30, 32, 27, 24, 31, 29], [22, 11, 19, 20]],
+            text_replace_ratio=0.5,
+            image_loss_weight=10.0,
+            text_loss_weight=10.0,
+            text_loss_on_padding=True,
         ),
-        "MXQ-VAE stage 1 for Caption MNIST: 64x64 images, 48-token captions in 2-token chunks, 64 + 24 joint codes "
-        "of 512",
+        "MXQ-VAE stage 1 for Caption MNIST as shipped: 64x64 images, 48-token captions in 2-token chunks, 64 + 24 "
+        "joint codes of 512",
     ),
     "mxqvae-test": ModelSize(
         MXQVAEConfig,
         MXQVAEModel,
         dict(
             image_channels=[8, 8, 8],
+            image_res_layers=1,
             hidden_size=16,
             num_fusion_layers=1,
             num_attention_heads=2,

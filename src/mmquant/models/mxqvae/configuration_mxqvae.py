@@ -1,5 +1,6 @@
 """Configurations of MXQ-VAE ("Unconditional Image-Text Pair Generation with Multimodal Cross Quantizer", Lee, Park,
-Lee, Choi; reference code github.com/ttumyche/MXQ-VAE): the stage-1 joint tokenizer and the stage-2 prior."""
+Lee, Choi, BMVC 2022, arXiv:2204.07537; reference code github.com/ttumyche/MXQ-VAE): the stage-1 joint tokenizer
+and the stage-2 prior."""
 
 from __future__ import annotations
 
@@ -11,86 +12,120 @@ __all__ = ["MXQVAEConfig", "MXQVAEPriorConfig"]
 
 _FUSIONS = ("cross", "shared_codebook_only")
 _TEXT_CODERS = ("valid_conv", "chunk")
+# keys of older configs that are no longer options, with the one value each may hold (the value the model now always
+# uses, which the checkpoints saved before the option was removed hold); loading such a config drops them
+_REMOVED_OPTIONS = {"position_init": "sincos"}
 
 
 class MXQVAEConfig(PretrainedConfig):
     r"""Configuration of [`MXQVAEModel`], the stage-1 multimodal cross quantizer.
 
-    An image encoder (VQ-VAE CNN, `image_size / 2**len(image_channels)` squared tokens) and a 1-D CNN text encoder
+    An image encoder (the VQ-VAE CNN, `(image_size / 2**len(image_channels))**2` tokens) and a 1-D CNN text encoder
     (`text_latent_length` tokens) feed a transformer that fuses the concatenated tokens; one shared codebook
-    quantizes every fused token into the joint code sequence (image positions first, then text positions); linear
-    layers over the token axis split the codes back into image and text positions for the two decoders.
+    quantizes every fused token into the joint code sequence z_hat (image positions first, then text positions);
+    linear layers over the token axis split the codes back into image and text positions for the two decoders.
+
+    The defaults build the reference code's Caption MNIST model (`pl_main.py` defaults): 64x64 images, a CNN of 64,
+    128 and 256 channels with 6 residual blocks, 4 valid text convolutions from 128-d word embeddings down to 8 text
+    positions, a 4-layer, 2-head transformer of width 128, 256 codes, image masking and text corruption of 30%. The
+    caption length and vocabulary are those of the word-level Caption MNIST tokenizer (48 tokens; the reference
+    reads 64 BERT word pieces). Departing from the reference, the fused tokens get learned position embeddings
+    (initialised to 2-D sine-cosine positions on the image grid and 1-D ones on the text positions; the reference
+    feeds its BERT encoder none). The model shipped in the zoo is the named size `mxqvae-caption-mnist` of
+    `mmquant.models.registry`: a smaller network with the chunked text coder and the Quad4 training recipe
+    (`examples/mxqvae/configs/quad4_image_route.yaml`, whose comments record why each departure was made).
 
     Args:
-        image_size (`int`, defaults to 64): height and width of the images.
-        in_channels (`int`, defaults to 3): image channels.
-        image_channels (`list[int]`, defaults to `[32, 64, 64]`): encoder channels per stride-2 level (the
-            reference: 64, 128, 256 and 6 residual blocks; sized down for CPU training).
-        image_res_layers (`int`, defaults to 1): residual blocks of the image encoder and decoder.
-        vocab_size (`int`, defaults to 64): size of the caption tokenizer's vocabulary.
-        max_text_length (`int`, defaults to 48): caption length in tokens ([BOS] ... [EOS] + padding).
-        text_latent_length (`int`, defaults to 8): text positions of the joint code sequence.
-        text_num_layers (`int`, defaults to 4): with `text_coder="valid_conv"`, the valid 1-D convolutions from
-            `max_text_length` to `text_latent_length` (their difference must be a multiple of it); with
-            `text_coder="chunk"`, the same-padded convolutions before the chunk projection (and after it in the
-            decoder).
-        text_coder (`str`, defaults to `"valid_conv"`): the text encoder and decoder. `"valid_conv"` is the
-            reference's: valid convolutions of kernel `(max_text_length - text_latent_length) / text_num_layers
-            + 1` whose windows overlap on all but a few tokens (`TextConvEncoder`). `"chunk"` runs same-padded
-            convolutions of width `text_kernel_size`, then maps each run of `max_text_length //
-            text_latent_length` consecutive positions to one latent position (`TextChunkEncoder`;
-            `max_text_length` must be a multiple of `text_latent_length`). On Caption MNIST Quad4 the valid
-            convolutions left the digit and colour words at chance after 4,000 steps at 8 text positions (even
-            without text corruption); the chunked coder with more text positions carries them through the codes
-            (`examples/mxqvae/configs/quad4_chunk_text.yaml`).
-        text_kernel_size (`int`, defaults to 5): width of the chunked coder's convolutions (odd; unused by
-            `"valid_conv"`, whose kernel follows from the lengths).
-        text_embed_dim (`int`, defaults to 64): word embedding size.
-        pad_token_id / mask_token_id (`int`): the tokenizer's `[PAD]` (ignored by the text loss) and `[MASK]` ids.
-        hidden_size (`int`, defaults to 64): width of the fused tokens and of the codes.
-        num_fusion_layers (`int`, defaults to 2), num_attention_heads (`int`, defaults to 4),
-        intermediate_size (`int`, defaults to 256): the fusion transformer (the reference uses 4 BERT layers).
-        fusion (`str`, defaults to `"cross"`): `"cross"` fuses image and text before quantizing (MXQ-VAE);
-            `"shared_codebook_only"` (the "Only Sharing C" ablation of Table 1) removes the cross-modal attention:
-            each modality's tokens attend only to their own in the fusion transformer and are quantized apart with
-            the one shared codebook; everything else is as in MXQ-VAE, including the split layers after the
-            codebook (as the reference's `Layer_img` / `Layer_txt`, linear maps over all code positions).
-        position_init (`str`, defaults to `"sincos"`): initial value of the learned position embeddings of the fused
-            tokens: `"sincos"` (2-D sine-cosine on the image grid, 1-D on the text positions) or `"zeros"`. CNN
-            features carry no absolute position, so from zeros a text token cannot tell the quadrants apart until
-            the positions are learned.
-        fusion_input_norm (`bool`, defaults to `False`): layer-normalise the image tokens and the text tokens (one
-            LayerNorm per modality) before adding the positions and fusing them. The CNN features are a few times
-            the norm of the sine-cosine positions, so without it the positions are a small part of each token and a
-            text token finds the image region its caption names slowly. `False` is the reference's (and the older
-            checkpoints'); the shipped Quad4 model uses `True` (`examples/mxqvae/configs/quad4_image_route.yaml`).
-        split_hidden_size (`int`, defaults to 32): hidden width of the text split layer.
-        split_text_residual (`bool`, defaults to `False`): add the text positions' own codes to the output of the
-            text split layer (`text = z_hat[text positions] + MLP(z_hat)` over the token axis) so that the text
-            decoder reads its codes directly and the MLP adds what it takes from the image positions. `False` is
-            the plain MLP over all `num_tokens` positions, which must learn to route the text positions through
-            `split_hidden_size` ReLU units from a near-zero initialisation.
-        quantizer_config (`dict`): the shared codebook (`type` `"vq"` nearest neighbour, or `"sinkhorn"` for
-            OptVQ; `codebook_size` 256 as the reference; other keys as in `mmquant.quantizers`).
-        image_mask_ratio (`float`, defaults to 0.3): fraction of `image_mask_patch_size` patches zeroed during
-            training (image masking, "IM"); 0 disables it.
-        image_mask_patch_size (`int`, defaults to 8): side of the masked patches.
-        text_mask_ratio (`float`, defaults to 0.3): fraction of the caption's tokens corrupted during training
-            (text corruption, "TC"; the reference replaces them by `[MASK]`); 0 disables it.
-        text_corruption_groups (`list[list[int]]`, *optional*): token ids eligible for corruption, in groups of
-            interchangeable words (on Caption MNIST: the digits, the colour words). When set, `text_mask_ratio` is
-            the fraction of each caption's *eligible* tokens corrupted (salient-word masking, as REALM masks salient
-            spans) and the template words stay intact; `None` (the reference) corrupts any non-padding token.
-        text_replace_ratio (`float`, defaults to 0.0): fraction of the corrupted tokens that are replaced by another
-            word of their group instead of `[MASK]` (BERT replaces 10% by a random token), so that the visible words
-            of a training caption are sometimes wrong and the image is the only reliable source of its content.
-            Needs `text_corruption_groups`; 0 (the reference) only masks.
-        image_loss_weight (`float`, defaults to 1.0): weight of the image MSE (pixels in [-1, 1]).
-        text_loss_weight (`float`, defaults to 1.0): weight of the caption cross-entropy.
-        text_loss_on_padding (`bool`, defaults to `False`): also train the text decoder to predict `[PAD]` after
-            the caption (the cross-entropy then covers all `max_text_length` positions; `text_accuracy` still
-            counts only the caption's tokens). `False` ignores padding, so the decoder emits arbitrary tokens
-            after `[EOS]` and decoded captions carry trailing words (which breaks parsing them).
+        image_size (`int`, *optional*, defaults to 64):
+            Height and width of the images; a multiple of `2 ** len(image_channels)` and of `image_mask_patch_size`.
+        in_channels (`int`, *optional*, defaults to 3):
+            Channels of the input (and reconstructed) images.
+        image_channels (`list[int]`, *optional*, defaults to `[64, 128, 256]`):
+            Channels of the image encoder's stride-2 convolutions, one per level (the decoder mirrors them).
+        image_res_layers (`int`, *optional*, defaults to 6):
+            Residual blocks of the image encoder and of the image decoder.
+        vocab_size (`int`, *optional*, defaults to 64):
+            Size of the caption tokenizer's vocabulary (the training script sets it from the tokenizer).
+        max_text_length (`int`, *optional*, defaults to 48):
+            Caption length in tokens (`[BOS] ... [EOS]` and padding).
+        text_latent_length (`int`, *optional*, defaults to 8):
+            Text positions of the joint code sequence.
+        text_num_layers (`int`, *optional*, defaults to 4):
+            Convolutions of the text encoder (the decoder mirrors them). With `text_coder="valid_conv"`, valid
+            convolutions from `max_text_length` down to `text_latent_length` positions (their difference must be a
+            multiple of `text_num_layers`); with `text_coder="chunk"`, same-padded convolutions before the chunk
+            projection.
+        text_embed_dim (`int`, *optional*, defaults to 128):
+            Size of the word embeddings.
+        text_coder (`str`, *optional*, defaults to `"valid_conv"`):
+            The text encoder and decoder: `"valid_conv"` (the reference's: valid convolutions of kernel
+            `(max_text_length - text_latent_length) / text_num_layers + 1`, `TextConvEncoder`) or `"chunk"`
+            (same-padded convolutions of width `text_kernel_size`, then each run of `max_text_length /
+            text_latent_length` positions projected to one text position, `TextChunkEncoder`; `max_text_length` must
+            be a multiple of `text_latent_length`).
+        text_kernel_size (`int`, *optional*, defaults to 5):
+            Width of the convolutions of `text_coder="chunk"` (odd). `"valid_conv"` derives its kernel from the
+            lengths.
+        pad_token_id (`int`, *optional*, defaults to 0):
+            The tokenizer's `[PAD]` id (ignored by the text loss unless `text_loss_on_padding`).
+        mask_token_id (`int`, *optional*, defaults to 4):
+            The tokenizer's `[MASK]` id, written over the corrupted tokens.
+        hidden_size (`int`, *optional*, defaults to 128):
+            Width of the fused tokens and of the codes (a multiple of 4 and of `num_attention_heads`).
+        num_fusion_layers (`int`, *optional*, defaults to 4):
+            Layers of the fusion transformer (the reference's BERT encoder).
+        num_attention_heads (`int`, *optional*, defaults to 2):
+            Attention heads of the fusion transformer.
+        intermediate_size (`int`, *optional*, defaults to 512):
+            Width of the fusion transformer's feed-forward layers.
+        fusion (`str`, *optional*, defaults to `"cross"`):
+            `"cross"` fuses image and text before quantizing (MXQ-VAE); `"shared_codebook_only"` is the "Only
+            Sharing C" ablation of Table 1: each modality's tokens attend only to their own, and both are quantized
+            with the one shared codebook (everything else as in MXQ-VAE).
+        fusion_input_norm (`bool`, *optional*, defaults to `False`):
+            Layer-normalise the image tokens and the text tokens (one `LayerNorm` per modality) before the positions
+            are added, so that the positions weigh as much as the CNN features. `False` is the reference's.
+        split_hidden_size (`int`, *optional*, defaults to 32):
+            Hidden width of the MLP over the token axis that maps the codes to the text positions (the reference's
+            `Layer_txt`).
+        split_text_residual (`bool`, *optional*, defaults to `False`):
+            Add the text positions' own codes to that MLP's output, so that the text decoder reads its codes directly
+            and the MLP adds what it takes from the image positions. `False` is the reference's plain MLP.
+        quantizer_config (`dict`, *optional*):
+            The shared codebook: `type` (`"vq"` nearest neighbour, as the reference, or `"sinkhorn"` for OptVQ) and
+            its keyword arguments (`codebook_size`, `beta`, `kmeans_init`, `dead_code_threshold`, ...; see
+            `mmquant.quantizers`). Defaults to `{"type": "vq", "codebook_size": 256, "beta": 0.25}`.
+        image_mask_ratio (`float`, *optional*, defaults to 0.3):
+            Fraction of the `image_mask_patch_size` patches zeroed during training (image masking, "IM" of Table 1);
+            0 disables it.
+        image_mask_patch_size (`int`, *optional*, defaults to 8):
+            Side of the masked image patches.
+        text_mask_ratio (`float`, *optional*, defaults to 0.3):
+            Fraction of each caption's eligible tokens corrupted during training (text corruption, "TC" of Table 1);
+            0 disables it.
+        text_corruption_groups (`list[list[int]]`, *optional*):
+            Token ids eligible for corruption, in disjoint groups of interchangeable words (on Caption MNIST the
+            digits and the colour words). `None` (the reference) makes every non-padding token eligible.
+        text_replace_ratio (`float`, *optional*, defaults to 0.0):
+            Fraction of the corrupted tokens replaced by another word of their group instead of `[MASK]` (needs
+            `text_corruption_groups`); 0 (the reference) only masks.
+        image_loss_weight (`float`, *optional*, defaults to 1.0):
+            Weight of the image MSE (pixels in [-1, 1]).
+        text_loss_weight (`float`, *optional*, defaults to 1.0):
+            Weight of the caption cross-entropy.
+        text_loss_on_padding (`bool`, *optional*, defaults to `False`):
+            Also train the text decoder to predict `[PAD]` after the caption, so that decoded captions end at
+            `[EOS]` (`text_accuracy` still counts only the caption's tokens). `False` is the reference's.
+
+    Example:
+    >>> from mmquant import MXQVAEConfig, MXQVAEModel
+    >>> config = MXQVAEConfig(
+    ...     image_channels=[8, 8, 8], image_res_layers=1, text_embed_dim=8, hidden_size=16, num_fusion_layers=1,
+    ...     intermediate_size=32, quantizer_config={"type": "vq", "codebook_size": 32},
+    ... )
+    >>> model = MXQVAEModel(config)
+    >>> config.num_tokens  # 8 x 8 image positions, then 8 text positions
+    72
     """
 
     model_type = "mxqvae"
@@ -99,23 +134,22 @@ class MXQVAEConfig(PretrainedConfig):
         self,
         image_size: int = 64,
         in_channels: int = 3,
-        image_channels: list[int] | tuple[int, ...] = (32, 64, 64),
-        image_res_layers: int = 1,
+        image_channels: list[int] | tuple[int, ...] = (64, 128, 256),
+        image_res_layers: int = 6,
         vocab_size: int = 64,
         max_text_length: int = 48,
         text_latent_length: int = 8,
         text_num_layers: int = 4,
-        text_embed_dim: int = 64,
+        text_embed_dim: int = 128,
         text_coder: str = "valid_conv",
         text_kernel_size: int = 5,
         pad_token_id: int = 0,
         mask_token_id: int = 4,
-        hidden_size: int = 64,
-        num_fusion_layers: int = 2,
-        num_attention_heads: int = 4,
-        intermediate_size: int = 256,
+        hidden_size: int = 128,
+        num_fusion_layers: int = 4,
+        num_attention_heads: int = 2,
+        intermediate_size: int = 512,
         fusion: str = "cross",
-        position_init: str = "sincos",
         fusion_input_norm: bool = False,
         split_hidden_size: int = 32,
         split_text_residual: bool = False,
@@ -130,6 +164,13 @@ class MXQVAEConfig(PretrainedConfig):
         text_loss_on_padding: bool = False,
         **kwargs,
     ):
+        for name, kept in _REMOVED_OPTIONS.items():
+            value = kwargs.pop(name, kept)
+            if value != kept:
+                raise ValueError(
+                    f"{name}={value!r}: no longer an option of MXQVAEConfig; the model always uses {name}={kept!r}. "
+                    "Remove it from the config."
+                )
         self.image_size = image_size
         self.in_channels = in_channels
         self.image_channels = list(image_channels)
@@ -147,7 +188,6 @@ class MXQVAEConfig(PretrainedConfig):
         self.num_attention_heads = num_attention_heads
         self.intermediate_size = intermediate_size
         self.fusion = fusion
-        self.position_init = position_init
         self.fusion_input_norm = fusion_input_norm
         self.split_hidden_size = split_hidden_size
         self.split_text_residual = split_text_residual
@@ -200,10 +240,8 @@ class MXQVAEConfig(PretrainedConfig):
                     f"text_corruption_groups: token ids must lie in [0, vocab_size={self.vocab_size}) and exclude "
                     f"[PAD] ({self.pad_token_id}) and [MASK] ({self.mask_token_id}), got {groups}."
                 )
-        if self.position_init not in ("sincos", "zeros"):
-            raise ValueError(f"position_init={self.position_init!r}: expected 'sincos' or 'zeros'.")
-        if self.position_init == "sincos" and self.hidden_size % 4:
-            raise ValueError(f"hidden_size={self.hidden_size}: position_init='sincos' needs a multiple of 4.")
+        if self.hidden_size % 4:
+            raise ValueError(f"hidden_size={self.hidden_size}: expected a multiple of 4 (the sine-cosine positions).")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(f"num_attention_heads={self.num_attention_heads}: must divide hidden_size.")
 
@@ -227,26 +265,42 @@ class MXQVAEConfig(PretrainedConfig):
 
 
 class MXQVAEPriorConfig(GPT2Config):
-    r"""Configuration of [`MXQVAEPriorForCausalLM`], the stage-2 autoregressive prior over the joint code sequence: a
-    GPT-2 decoder whose vocabulary is the stage-1 codebook plus one start token per sequence order, and whose config
-    nests the stage-1 config (as transformers' Janus nests its `vq_config`).
+    r"""Configuration of [`MXQVAEPriorForCausalLM`], the stage-2 autoregressive prior over the joint code sequence
+    z_hat: a GPT-2 decoder whose vocabulary is the stage-1 codebook plus one start token per sequence order, and whose
+    config nests the stage-1 config (as transformers' Janus nests its `vq_config`).
 
     The sequence is `[start] + codes`, where `start = codebook_size` begins the codes in their canonical order
     (image positions, then text positions) and `start = codebook_size + 1` begins them text positions first, so
     that a caption's codes can prefix the image's (text-to-image completion) and an image's codes the caption's.
 
     Args:
-        stage1_config (`dict` or [`MXQVAEConfig`]): the stage-1 model whose codes are modelled.
-        n_layer, n_head, n_embd: the GPT-2 decoder (the reference uses 8 layers, 8 heads, 512).
-        Other GPT-2 arguments are accepted as in [`GPT2Config`]; `vocab_size`, `n_positions`, `bos_token_id` and
-        `eos_token_id` are derived from the stage-1 config.
+        stage1_config (`dict` or [`MXQVAEConfig`], *optional*):
+            The stage-1 model whose codes are modelled; defaults to `MXQVAEConfig()`.
+        n_layer (`int`, *optional*, defaults to 8):
+            Transformer layers (the reference's).
+        n_head (`int`, *optional*, defaults to 8):
+            Attention heads (the reference's).
+        n_embd (`int`, *optional*, defaults to 512):
+            Width of the decoder (the reference's; the shipped prior, trained on a CPU, has 4 layers, 4 heads and
+            width 128).
+        kwargs (*optional*):
+            Other [`GPT2Config`] arguments (dropouts, `activation_function`, ...). `vocab_size`, `n_positions`,
+            `bos_token_id` and `eos_token_id` are derived from the stage-1 config; values given for them are
+            ignored.
+
+    Example:
+    >>> from mmquant import MXQVAEConfig, MXQVAEPriorConfig
+    >>> stage1 = MXQVAEConfig(quantizer_config={"type": "vq", "codebook_size": 32})
+    >>> config = MXQVAEPriorConfig(stage1_config=stage1, n_layer=1, n_head=2, n_embd=32)
+    >>> config.vocab_size, config.n_positions  # 32 codes + 2 start tokens; 64 + 8 codes + 1 start token
+    (34, 73)
     """
 
     model_type = "mxqvae_prior"
     sub_configs = {"stage1_config": MXQVAEConfig}
 
-    def __init__(self, stage1_config: dict | MXQVAEConfig | None = None, n_layer: int = 4, n_head: int = 4,
-                 n_embd: int = 128, **kwargs):  # fmt: skip
+    def __init__(self, stage1_config: dict | MXQVAEConfig | None = None, n_layer: int = 8, n_head: int = 8,
+                 n_embd: int = 512, **kwargs):  # fmt: skip
         if isinstance(stage1_config, MXQVAEConfig):
             stage1 = stage1_config
         else:

@@ -1,9 +1,20 @@
-"""MXQ-VAE stage 1: the multimodal cross quantizer (Lee et al., "Unconditional Image-Text Pair Generation with
-Multimodal Cross Quantizer"; Stage 1 figure and Method section; reference code github.com/ttumyche/MXQ-VAE).
+"""MXQ-VAE stage 1: the multimodal cross quantizer (Lee, Park, Lee, Choi, "Unconditional Image-Text Pair Generation
+with Multimodal Cross Quantizer", BMVC 2022, arXiv:2204.07537; reference code github.com/ttumyche/MXQ-VAE,
+`models/x_vae.py` `X_BERT_VQVAE`).
 
-masked image -> CNN encoder -> h*w image tokens --+
-                                                  +-> [concat + positions] -> fusion transformer -> shared codebook
-corrupted caption -> 1-D CNN encoder -> T tokens -+        -> z_hat (h*w + T codes, image positions then text)
+The paper gives the method as its Stage 1 and Stage 2 figures and text, without numbered equations in the version
+followed here; the comments below cite those parts ("Stage 1", z_hat, the masks "IM" and "TC" and the "Only
+Sharing C" ablation of Table 1) and the reference's objective, written here as
+
+    L = image_loss_weight * ||x - x_hat||^2 + text_loss_weight * CE(t, t_hat)
+        + ||sg[z] - e||^2 + beta * ||z - sg[e]||^2                                     (x_vae.py, `total_loss`)
+
+with x the clean image, t the clean caption, z the fused tokens and e their nearest codes (the last two terms are
+the quantizer's loss, `mmquant.quantizers`).
+
+masked image (IM) -> CNN encoder -> h*w image tokens --+
+                                                       +-> [concat + positions] -> fusion transformer -> codebook
+corrupted caption (TC) -> 1-D CNN encoder -> T tokens -+        -> z_hat (h*w + T codes, image positions then text)
 z_hat -> linear over the token axis -> h*w image tokens -> CNN decoder -> image         (MSE to the clean image)
       -> MLP over the token axis    -> T text tokens    -> 1-D CNN decoder -> caption  (CE to the clean caption)
 """
@@ -112,7 +123,8 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
         self.fusion_norm = nn.LayerNorm(d)
         q = dict(config.quantizer_config)
         self.quantizer = build_quantizer(q.pop("type"), dim=d, **q)
-        # split the joint codes back to the two modalities' positions (linear maps over the token axis)
+        # split the joint codes back to the two modalities' positions (linear maps over the token axis, the
+        # reference's Layer_img and Layer_txt)
         self.split_image = nn.Linear(n_img + n_txt, n_img)
         self.split_text = nn.Sequential(
             nn.Linear(n_img + n_txt, config.split_hidden_size),
@@ -122,12 +134,10 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
         self.post_init()
 
     def _initial_positions(self) -> Tensor:
-        """`(1, N, d)`: zeros, or 2-D sine-cosine positions on the image grid followed by 1-D ones on the text
-        positions (`config.position_init`), so that text tokens can find an image region from the first step."""
+        """`(1, N, d)`: 2-D sine-cosine positions on the image grid followed by 1-D ones on the text positions, so
+        that text tokens can find an image region from the first step (learned from there on)."""
         c = self.config
-        n_img, n_txt, d = c.num_image_tokens, c.text_latent_length, c.hidden_size
-        if c.position_init == "zeros":
-            return torch.zeros(1, n_img + n_txt, d)
+        n_txt, d = c.text_latent_length, c.hidden_size
         image = sincos_positions_2d(c.image_latent_size, c.image_latent_size, d)  # (h*w, d)
         text = sincos_positions_1d(n_txt, d).roll(d // 4, dims=1)  # (T, d), shifted off the image's pattern
         return torch.cat([image, text])[None]
@@ -146,7 +156,8 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
 
     # ------------------------------------------------------------------ masking (training only)
     def mask_image(self, pixel_values: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Zero `image_mask_ratio` of the `image_mask_patch_size` patches of each image (IM)."""
+        """Zero `image_mask_ratio` of the `image_mask_patch_size` patches of each image (IM: Stage 1's masked image
+        input; "w/o IM" in Table 1)."""
         c = self.config
         b, ch, h, w = pixel_values.shape
         p = c.image_mask_patch_size
@@ -161,9 +172,9 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
         return pixel_values * keep
 
     def corrupt_text(self, input_ids: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Corrupt `text_mask_ratio` of each caption's eligible tokens (TC): every non-padding token, or only those
-        of `text_corruption_groups`. A corrupted token becomes `[MASK]`, or with probability `text_replace_ratio`
-        another word of its group."""
+        """Corrupt `text_mask_ratio` of each caption's eligible tokens (TC: Stage 1's masked text input; "w/o TC" in
+        Table 1): every non-padding token, or only those of `text_corruption_groups`. A corrupted token becomes
+        `[MASK]`, or with probability `text_replace_ratio` another word of its group."""
         c = self.config
         if c.text_mask_ratio == 0:
             return input_ids
@@ -203,7 +214,8 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
 
     # ------------------------------------------------------------------ stage 1
     def _fuse(self, pixel_values: Tensor, input_ids: Tensor) -> Tensor:
-        """The fused tokens `(B, h*w + T, d)` before quantization."""
+        """The fused tokens `(B, h*w + T, d)` before quantization (Stage 1: the concatenated image and text tokens
+        through one transformer, the reference's BERT encoder)."""
         image_tokens = self.image_encoder(pixel_values).flatten(2).transpose(1, 2)  # (B, h*w, d)
         text_tokens = self.text_encoder(input_ids)  # (B, T, d)
         if self.config.fusion_input_norm:
@@ -211,7 +223,7 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
         tokens = torch.cat([image_tokens, text_tokens], dim=1) + self.position_embedding  # (B, N, d)
         if self.config.fusion == "cross":
             return self.fusion_norm(self.fusion(tokens))
-        n_img = self.config.num_image_tokens  # ablation: each modality attends only to itself
+        n_img = self.config.num_image_tokens  # "Only Sharing C" (Table 1): each modality attends only to itself
         mask = torch.ones(tokens.shape[1], tokens.shape[1], dtype=torch.bool, device=tokens.device)
         mask[:n_img, :n_img] = False
         mask[n_img:, n_img:] = False
@@ -276,7 +288,7 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
         if self.training:
             images_in = self.mask_image(images_in, generator)
             ids_in = self.corrupt_text(input_ids, generator)
-        q = self.quantizer(self._fuse(images_in, ids_in))  # codes (B, N, d), indices (B, N)
+        q = self.quantizer(self._fuse(images_in, ids_in))  # z_hat: codes (B, N, d), indices (B, N) (Stage 1)
         reconstruction, text_logits = self._decode_codes(q.quantized)
         out = MXQVAEOutput(
             image_reconstruction=reconstruction,
@@ -288,12 +300,13 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
         )
         if return_loss:
             real = input_ids != self.config.pad_token_id
-            out.image_loss = F.mse_loss(reconstruction.float(), pixel_values.float())
+            out.image_loss = F.mse_loss(reconstruction.float(), pixel_values.float())  # to the clean image
             ignore = -100 if self.config.text_loss_on_padding else self.config.pad_token_id
             out.text_loss = F.cross_entropy(
                 text_logits.float().flatten(0, 1), input_ids.flatten(), ignore_index=ignore
             )
             out.text_accuracy = (text_logits.argmax(-1) == input_ids)[real].float().mean()
             c = self.config
+            # L of the module docstring (reference x_vae.py total_loss; q.loss = codebook + beta * commitment)
             out.loss = c.image_loss_weight * out.image_loss + c.text_loss_weight * out.text_loss + q.loss
         return out

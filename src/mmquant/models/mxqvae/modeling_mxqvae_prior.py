@@ -1,5 +1,6 @@
-"""MXQ-VAE stage 2: an autoregressive transformer over the joint code sequence z_hat (the Stage 2 figure; the
-reference uses a GPT-2 decoder sampled with top-k 10).
+"""MXQ-VAE stage 2 (Lee et al., arXiv:2204.07537): an autoregressive transformer over the joint code sequence z_hat
+(the paper's Stage 2; the reference, `models/x_vae.py` `Transformer_Prior`, uses a GPT-2 decoder sampled with
+top-k 10). The prior is trained by next-code cross-entropy on the stage-1 codes of training pairs.
 
 It is transformers' GPT-2 with its own config (vocabulary = codebook + two start tokens, one per sequence order),
 so the key/value cache and ``generate()`` (temperature, top-k, top-p, seeds, ``num_return_sequences``) are the
