@@ -44,7 +44,7 @@ from mmquant.quantizers import nearest_code, sinkhorn, sinkhorn_assign
 from mmquant.training import command_line
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_SIZES = "4096x1024x64,16384x1024x64,16384x8192x16,65536x1024x16"
+DEFAULT_SIZES = "4096x1024x64,16384x1024x64,16384x8192x16,65536x1024x16,65536x8192x16"
 
 
 def parse_args(argv=None):
@@ -158,6 +158,7 @@ def _train_step_ratio(repeats: int, batch: int, warmup: int = 2) -> dict:
         optimizers = {name: torch.optim.AdamW(m.parameters(), lr=1e-3) for name, m in models.items()}
         images = torch.rand(batch, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
         times = {name: [] for name in models}
+        tokens = models["sinkhorn"](images).indices.numel()  # tokens x heads: the N of the assignment
         for step in range(warmup + repeats):
             for name, model in models.items():
                 t0 = time.perf_counter()
@@ -173,7 +174,8 @@ def _train_step_ratio(repeats: int, batch: int, warmup: int = 2) -> dict:
         "model": "optvq-mnist (4 heads of dimension 2, 1024 codes), AdamW step",
         "batch": batch,
         "threads": 1,
-        "tokens_per_step": batch * 8 * 8 * 4,
+        "assignment_size": f"N={tokens}, K={models['sinkhorn'].config.quantizer_config['codebook_size']}, "
+        f"D={models['sinkhorn'].quantizer.codebook_dim}",
         "ms": ms,
         "ms_min": {name: min(t) for name, t in times.items()},
         "step_ratio": ms["sinkhorn"] / ms["vq"],
