@@ -248,7 +248,7 @@ def _distance_statistics(kern: _Kernel, normalize: str, distributed: bool) -> fl
     m64, s64 = kern.rowmin.double(), row_sum.double()
     sums = torch.stack(  # count, sum D, sum D^2
         [
-            torch.tensor(float(n * kern.k), dtype=torch.float64, device=kern.device),
+            torch.full((), float(n * kern.k), dtype=torch.float64, device=kern.device),  # a fill: no host copy
             s64.sum() + kern.k * m64.sum(),
             row_norm.double().square().sum() + 2 * (m64 * s64).sum() + kern.k * m64.square().sum(),
         ]
@@ -303,7 +303,7 @@ def _run_sinkhorn(
     a.div_(total)
     col.div_(total)
     b = torch.ones(k, dtype=torch.float64, device=x.device)
-    eps_n = torch.tensor(1e-8 * n_global, dtype=torch.float32, device=x.device)
+    eps_n = torch.full((), 1e-8 * n_global, dtype=torch.float32, device=x.device)
     for it in range(n_iters):
         b = b / (b * col + 1e-8) / k  # each code receives mass 1/K
         if it == n_iters - 1 and not want_plan:
