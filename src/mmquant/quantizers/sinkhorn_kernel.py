@@ -57,8 +57,9 @@ from .functional import (
 
 __all__ = ["sinkhorn_assign", "sinkhorn_plan"]
 
-# Past 256 Mi elements (1 GiB of float32) the matrix is not kept but recomputed block by block.
-_DEFAULT_MAX_BUFFER_ELEMENTS = 1 << 28
+# At most 512 Mi entries (2 GiB of float32; N=65536 tokens x K=8192 codes) of the matrix are kept; the row blocks
+# past them are recomputed in each pass.
+_DEFAULT_MAX_BUFFER_ELEMENTS = 1 << 29
 # Buffers from this size on are advised to use transparent huge pages (see _advise_huge_pages).
 _HUGE_PAGE_MIN_BYTES = 8 << 20
 _HUGE_PAGE = 2 << 20
@@ -347,7 +348,7 @@ def sinkhorn_assign(
             reference's ``normalize_mode="all"``); ``"dim"`` divides distances by ``sqrt(D)``; ``"none"`` uses them
             raw.
         block_rows: rows per block (default: about 8 MiB per block).
-        max_buffer_elements: the most entries of the N x K kernel kept in memory (default 2^28, 1 GiB); the row
+        max_buffer_elements: the most entries of the N x K kernel kept in memory (default 2^29, 2 GiB); the row
             blocks past it are recomputed in each pass.
         distributed: all-reduce the sums over the default process group (default: when one is active).
         check_finite: refuse non-finite or overflowing ``x`` and ``codebook`` (a ``ValueError``; one host sync
@@ -357,18 +358,8 @@ def sinkhorn_assign(
         ``(N,)`` int64 code indices.
     """
     with torch.autocast(device_type=x.device.type, enabled=False):
-        kern, _, b, _ = _run_sinkhorn(
-            x,
-            codebook,
-            epsilon,
-            n_iters,
-            normalize,
-            block_rows,
-            max_buffer_elements,
-            distributed,
-            want_plan=False,
-            check_finite=check_finite,
-        )
+        settings = (epsilon, n_iters, normalize, block_rows, max_buffer_elements, distributed)
+        kern, _, b, _ = _run_sinkhorn(x, codebook, *settings, want_plan=False, check_finite=check_finite)
         out = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
         argmax = _RowArg(kern.k, kern.rows, x.device)
         for blk in kern.blocks:
