@@ -11,6 +11,8 @@ Methods (training mode, one head, features and codebook made once per size):
 * ``mmquant_vq``: mmquant's ``VectorQuantizer`` module (assignment, straight-through, losses, usage statistics);
 * ``mmquant_optvq``: mmquant's ``SinkhornQuantizer`` (OptVQ: epsilon 10, 5 iterations, normalisation "all");
 * ``vqp_vq``: vector-quantize-pytorch's ``VectorQuantize`` (EMA, k-means init off, as a user would start);
+* ``readable_sinkhorn``: mmquant's readable reference ``sinkhorn()`` (``quantizers/sinkhorn.py``) + argmax (forward
+  only), the oracle the fast kernel of ``mmquant_optvq`` is tested against;
 * ``reference_sinkhorn``: the reference OptVQ code's cdist + normalize + ``sinkhorn()`` + argmax (forward only).
 
 Modules are timed forward and forward+backward (a backward of ``quantized.sum() + loss``); assignments forward
@@ -37,7 +39,7 @@ import torch
 
 from bench_output import add_output_arguments, resolve_output  # noqa: E402  (benchmarks/)
 from mmquant.arguments import make_parser
-from mmquant.quantizers import SinkhornQuantizer, VectorQuantizer, nearest_code
+from mmquant.quantizers import SinkhornQuantizer, VectorQuantizer, nearest_code, sinkhorn
 from mmquant.training import command_line, git_commit
 
 HERE = Path(__file__).resolve().parent
@@ -108,6 +110,7 @@ def _methods(k: int, d: int, reference):
         methods["vqp_vq"] = (module_call(peer), True)
     except ImportError:
         print("vector-quantize-pytorch is not installed (pip install 'mmquant[bench]'): vqp_vq is skipped")
+    methods["readable_sinkhorn"] = (lambda x, c, b: sinkhorn(x, c).argmax(1), False)
     if reference is not None:
         methods["reference_sinkhorn"] = (lambda x, c, b: reference(x, c)[1], False)
     return methods

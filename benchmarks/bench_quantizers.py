@@ -1,7 +1,11 @@
-"""Nearest-neighbour assignment vs mmquant's Sinkhorn (OptVQ) assignment vs the reference code's ``sinkhorn()``,
-measured side by side in one run, float32 on CPU.
+"""Nearest-neighbour assignment vs mmquant's Sinkhorn (OptVQ) assignment vs the readable reference ``sinkhorn()``
+(and the reference code's, given its repository), measured side by side in one run, float32 on CPU; and the training
+step of ``optvq-mnist`` with Sinkhorn vs the same model with nearest-neighbour VQ.
 
     python benchmarks/bench_quantizers.py --reference-repo PATH/TO/OptVQ   # a checkout or a bare git mirror
+    # the tracked results (from a clean commit on an idle machine):
+    python benchmarks/bench_quantizers.py --reference-repo PATH/TO/OptVQ \
+        --results_file benchmarks/results/bench_quantizers.json
 
 Per size (N tokens, K codes, D dims): median (and min) wall time of each over ``--repeats`` runs after two warm-up
 runs, the methods interleaved run by run so that other load on the machine hits them alike; the ratios Sinkhorn/NN
@@ -10,6 +14,11 @@ method's peak extra memory: the rise of the process's peak resident set (VmHWM) 
 set just before it, in a fresh subprocess per method and size, after one small warm-up call (so that loading BLAS
 and starting threads is not counted). Results go to ``benchmarks/results/bench_quantizers.json`` with the command,
 commit, torch version, threads, machine and load average (timings on a loaded machine are not comparable).
+
+Training step (``--step-repeats``, 0 skips it): the ``optvq-mnist`` model (4 heads of dimension 2, 1024 codes) with
+its Sinkhorn quantizer and the same model with ``type="vq"`` (nearest neighbour, same heads and affine codebook),
+one AdamW step each (forward, backward, optimizer step) on a batch of ``--step-batch`` 32x32 images, on one thread,
+interleaved step by step; ``step_ratio`` is the median Sinkhorn step over the median VQ step.
 """
 
 from __future__ import annotations
@@ -29,11 +38,13 @@ import torch
 
 from bench_output import add_output_arguments, resolve_output  # noqa: E402  (benchmarks/)
 from mmquant.arguments import make_parser
-from mmquant.quantizers import nearest_code, sinkhorn_assign
+from mmquant.models.optvq import OptVQModel
+from mmquant.models.registry import get_config
+from mmquant.quantizers import nearest_code, sinkhorn, sinkhorn_assign
 from mmquant.training import command_line
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_SIZES = "4096x1024x64,16384x1024x64,16384x8192x16,65536x1024x16"
+DEFAULT_SIZES = "4096x1024x64,16384x1024x64,16384x8192x16,65536x1024x16,65536x8192x16"
 
 
 def parse_args(argv=None):
@@ -41,6 +52,8 @@ def parse_args(argv=None):
     p.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated NxKxD")
     p.add_argument("--repeats", type=int, default=7, help="timed repeats per method (the median is reported)")
     p.add_argument("--reference-repo", default=None, help="checkout or bare git mirror of github.com/zbr17/OptVQ")
+    p.add_argument("--step-repeats", type=int, default=15, help="timed optvq-mnist training steps per quantizer")
+    p.add_argument("--step-batch", type=int, default=128, help="images per optvq-mnist training step")
     add_output_arguments(p, "bench_quantizers")
     p.add_argument("--no-memory", action="store_true", help="skip the per-method memory subprocesses")
     p.add_argument("--memory-probe", nargs=2, metavar=("METHOD", "SIZE"), help=argparse.SUPPRESS)
@@ -57,6 +70,7 @@ def _methods(reference):
         "nn": lambda x, c: nearest_code(x, c),  # the library's nearest-neighbour assignment (the baseline)
         "nn_cdist": lambda x, c: torch.cdist(x, c).argmin(1),  # as usually written (and as the prototype measured)
         "sinkhorn": lambda x, c: sinkhorn_assign(x, c),
+        "readable": lambda x, c: sinkhorn(x, c).argmax(1),  # the readable reference, mmquant.quantizers.sinkhorn
     }
     if reference is not None:
         methods["reference"] = lambda x, c: reference(x, c)[1]
@@ -124,6 +138,50 @@ def _load_reference(repo):
         return None, None
 
 
+def _optvq_mnist(quantizer_type: str) -> OptVQModel:
+    """``optvq-mnist`` as registered (Sinkhorn), or the same model with nearest-neighbour VQ."""
+    torch.manual_seed(0)
+    config = get_config("optvq-mnist")
+    q = dict(config.quantizer_config)
+    if quantizer_type == "vq":
+        q = {key: v for key, v in q.items() if key not in ("epsilon", "n_iters", "normalize")} | {"type": "vq"}
+    config.quantizer_config = q
+    return OptVQModel(config).train()
+
+
+def _train_step_ratio(repeats: int, batch: int, warmup: int = 2) -> dict:
+    """Median training-step time of ``optvq-mnist`` with Sinkhorn and with VQ, on one thread, interleaved."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        models = {name: _optvq_mnist(name) for name in ("vq", "sinkhorn")}
+        optimizers = {name: torch.optim.AdamW(m.parameters(), lr=1e-3) for name, m in models.items()}
+        images = torch.rand(batch, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        times = {name: [] for name in models}
+        tokens = models["sinkhorn"](images).indices.numel()  # tokens x heads: the N of the assignment
+        for step in range(warmup + repeats):
+            for name, model in models.items():
+                t0 = time.perf_counter()
+                model(images).loss.backward()
+                optimizers[name].step()
+                optimizers[name].zero_grad()
+                if step >= warmup:
+                    times[name].append((time.perf_counter() - t0) * 1e3)
+    finally:
+        torch.set_num_threads(threads)
+    ms = {name: statistics.median(t) for name, t in times.items()}
+    return {
+        "model": "optvq-mnist (4 heads of dimension 2, 1024 codes), AdamW step",
+        "batch": batch,
+        "threads": 1,
+        "assignment_size": f"N={tokens}, K={models['sinkhorn'].config.quantizer_config['codebook_size']}, "
+        f"D={models['sinkhorn'].quantizer.codebook_dim}",
+        "ms": ms,
+        "ms_min": {name: min(t) for name, t in times.items()},
+        "step_ratio": ms["sinkhorn"] / ms["vq"],
+    }
+
+
 def _commit():
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True, check=True)
@@ -155,7 +213,7 @@ def main(args):
     methods = _methods(reference)
     rows = []
     header = f"{'N':>6} {'K':>5} {'D':>3} | {'NN ms':>7} {'ours ms':>8} {'ref ms':>8} | "
-    header += f"{'ours/NN':>7} {'ours/cdistNN':>12} {'ref/ours':>8} | agree"
+    header += f"{'ours/NN':>7} {'ours/cdistNN':>12} {'readable/ours':>13} {'ref/ours':>8} | agree"
     print(header + (" | extra MB: " + " / ".join(methods) if not args.no_memory else ""))
     for size in args.sizes.split(","):
         n, k, d = map(int, size.split("x"))
@@ -165,6 +223,7 @@ def main(args):
         row = {"N": n, "K": k, "D": d, "ms": ms, "ms_min": {name: min(t) for name, t in times.items()}}
         row["sinkhorn_over_nn"] = ms["sinkhorn"] / ms["nn"]
         row["sinkhorn_over_nn_cdist"] = ms["sinkhorn"] / ms["nn_cdist"]
+        row["readable_over_sinkhorn"] = ms["readable"] / ms["sinkhorn"]
         if reference is not None:
             row["reference_over_sinkhorn"] = ms["reference"] / ms["sinkhorn"]
             same = int((methods["sinkhorn"](x, c) == methods["reference"](x, c)).sum())
@@ -177,11 +236,20 @@ def main(args):
         ratio = f"{row['reference_over_sinkhorn']:7.2f}x" if reference is not None else f"{'-':>8}"
         agree = f"{row['agreement_with_reference']:8.4%}" if reference is not None else "       -"
         line = f"{n:>6} {k:>5} {d:>3} | {ms['nn']:7.1f} {ms['sinkhorn']:8.1f} {ref_ms} | "
-        line += f"{row['sinkhorn_over_nn']:6.2f}x {row['sinkhorn_over_nn_cdist']:11.2f}x {ratio} | {agree}"
+        line += f"{row['sinkhorn_over_nn']:6.2f}x {row['sinkhorn_over_nn_cdist']:11.2f}x "
+        line += f"{row['readable_over_sinkhorn']:12.2f}x {ratio} | {agree}"
         if not args.no_memory:
             mem = row["peak_extra_mb"]
             line += " | " + " / ".join(f"{mem[m]:.0f}" for m in methods)
         print(line, flush=True)
+    step = None
+    if args.step_repeats > 0:
+        step = _train_step_ratio(args.step_repeats, args.step_batch)
+        print(
+            f"optvq-mnist training step, batch {step['batch']}, 1 thread: VQ {step['ms']['vq']:.1f} ms, "
+            f"Sinkhorn {step['ms']['sinkhorn']:.1f} ms, ratio {step['step_ratio']:.2f}x",
+            flush=True,
+        )
     result = {
         "command": command_line(),
         "commit": _commit(),
@@ -194,6 +262,7 @@ def main(args):
         "memory": "peak RSS during one call (VmHWM, reset via /proc/self/clear_refs) minus RSS just before it, "
         "inputs made and a small warm-up call done; one fresh subprocess per method and size",
         "results": rows,
+        "train_step": step,
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")

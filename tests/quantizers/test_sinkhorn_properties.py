@@ -8,7 +8,14 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from mmquant.quantizers import SinkhornQuantizer, VectorQuantizer, build_quantizer, sinkhorn_assign, sinkhorn_plan
+from mmquant.quantizers import (
+    SinkhornQuantizer,
+    VectorQuantizer,
+    build_quantizer,
+    sinkhorn,
+    sinkhorn_assign,
+    sinkhorn_plan,
+)
 
 
 @pytest.mark.parametrize("n,k", [(512, 128), (2048, 64), (300, 300)])
@@ -69,6 +76,20 @@ def test_training_keeps_every_code_alive():
         usages[qtype] = (float(out.usage), float(q(data).usage))  # (training assignment, nearest code)
     assert usages["sinkhorn"][0] >= 0.95 and usages["sinkhorn"][1] >= 0.9, usages
     assert usages["vq"][0] < 0.5 and usages["vq"][1] < 0.5, usages
+
+
+@pytest.mark.parametrize(
+    "n,k,d,scale,offset",
+    [(512, 128, 8, 1.0, 0.0), (3000, 700, 16, 2.0, 1.0), (8192, 1024, 2, 1.0, 0.0), (2000, 300, 2, 3.0, 2.0)],
+)
+def test_kernel_gives_the_readable_reference_indices(n, k, d, scale, offset):
+    """The fast kernel against the oracle, ``sinkhorn(...).argmax(1)``, including the tiny heads (D=2) of the
+    ``optvq-mnist`` model."""
+    g = torch.Generator().manual_seed(n + k + d)
+    x, c = torch.randn(n, d, generator=g) * scale + offset, torch.randn(k, d, generator=g)
+    oracle = sinkhorn(x, c).argmax(1)
+    assert torch.equal(sinkhorn_assign(x, c), oracle)
+    assert torch.equal(sinkhorn_assign(x, c, max_buffer_elements=n * k // 3, block_rows=97), oracle)
 
 
 def test_chunked_mode_matches_buffered_mode():

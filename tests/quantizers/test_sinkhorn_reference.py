@@ -1,5 +1,6 @@
 """Parity with the reference OptVQ code (github.com/zbr17/OptVQ, epsilon 10, 5 iterations, normalize "all") through
-stored outputs: ``tests/fixtures/optvq_reference_sinkhorn.safetensors``, made by ``make_optvq_reference.py``."""
+stored outputs: ``tests/fixtures/optvq_reference_sinkhorn.safetensors``, made by ``make_optvq_reference.py``; and
+of the fast kernel (``sinkhorn_assign``) with the readable reference (``sinkhorn``), the test oracle."""
 
 import json
 from pathlib import Path
@@ -9,7 +10,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from mmquant.quantizers import sinkhorn_assign, sinkhorn_plan
+from mmquant.quantizers import sinkhorn, sinkhorn_assign, sinkhorn_plan
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "optvq_reference_sinkhorn.safetensors"
 with safe_open(FIXTURE, "pt") as f:
@@ -41,3 +42,20 @@ def test_chunked_mode_gives_the_buffered_indices(case):
     x, c = DATA[f"{case}.x"], DATA[f"{case}.codebook"]
     buffered = sinkhorn_assign(x, c)
     assert torch.equal(sinkhorn_assign(x, c, max_buffer_elements=4096, block_rows=33), buffered)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_readable_reference_is_the_reference_code(case):
+    x, c = DATA[f"{case}.x"], DATA[f"{case}.codebook"]
+    plan = sinkhorn(x, c, epsilon=float(META["epsilon"]), n_iters=int(META["n_iters"]))
+    assert torch.equal(plan.argmax(1), DATA[f"{case}.indices"])
+    torch.testing.assert_close(plan[:8], DATA[f"{case}.plan_rows"], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("normalize", ["all", "dim"])
+@pytest.mark.parametrize("case", CASES)
+def test_kernel_gives_the_readable_reference_indices(case, normalize):
+    x, c = DATA[f"{case}.x"], DATA[f"{case}.codebook"]
+    oracle = sinkhorn(x, c, normalize=normalize).argmax(1)
+    assert torch.equal(sinkhorn_assign(x, c, normalize=normalize), oracle)
+    assert torch.equal(sinkhorn_assign(x, c, normalize=normalize, max_buffer_elements=4096, block_rows=33), oracle)

@@ -234,7 +234,7 @@ def _usage(k=8):
 
 
 def _sinkhorn(x, c=None):
-    from mmquant.quantizers.functional import sinkhorn_assign
+    from mmquant.quantizers import sinkhorn_assign
 
     return sinkhorn_assign(x, torch.randn(5, 4) if c is None else c)
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmquant.quantizers import ResidualQuantizer, SinkhornQuantizer, VectorQuantizer
-from mmquant.quantizers.functional import MAX_FEATURE_MAGNITUDE, sinkhorn_assign
+from mmquant.quantizers import ResidualQuantizer, SinkhornQuantizer, VectorQuantizer, sinkhorn_assign
+from mmquant.quantizers.functional import MAX_FEATURE_MAGNITUDE
 
 EMA_MAKERS = {
     "vq": lambda **kw: VectorQuantizer(dim=8, codebook_size=64, ema_decay=0.99, **kw),

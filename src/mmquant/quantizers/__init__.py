@@ -2,8 +2,10 @@
 
 from .base import BaseQuantizer, QuantizerOutput
 from .factory import QUANTIZER_TYPES, build_quantizer
-from .functional import code_usage_and_perplexity, nearest_code, sinkhorn_assign, sinkhorn_plan
+from .functional import code_usage_and_perplexity, nearest_code
 from .residual import ResidualQuantizer
+from .sinkhorn import sinkhorn
+from .sinkhorn_kernel import sinkhorn_assign, sinkhorn_plan
 from .sinkhorn_quantizer import SinkhornQuantizer
 from .usage import CodebookUsage
 from .vector_quantizer import VectorQuantizer
@@ -19,6 +21,7 @@ __all__ = [
     "build_quantizer",
     "code_usage_and_perplexity",
     "nearest_code",
+    "sinkhorn",
     "sinkhorn_assign",
     "sinkhorn_plan",
 ]

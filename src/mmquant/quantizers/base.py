@@ -146,6 +146,7 @@ class BaseQuantizer(nn.Module):
         if dead_code_threshold > 0:
             self.register_buffer("code_count_avg", torch.full((codebook_size,), float(dead_code_threshold)))
         self.register_buffer("initialized", torch.tensor(not kmeans_init))
+        self._initialized_seen = False  # a host-side copy of `initialized` once it is True (see _known_initialized)
 
     # ------------------------------------------------------------------ codebook
     @property
@@ -175,6 +176,16 @@ class BaseQuantizer(nn.Module):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ forward
+    def _known_initialized(self) -> bool:
+        """``initialized``, read from the device once it is True (it stays True until a state dict is loaded)."""
+        if not self._initialized_seen:
+            self._initialized_seen = bool(self.initialized)
+        return self._initialized_seen
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._initialized_seen = False  # the loaded flag is read again at the next training step
+        super()._load_from_state_dict(*args, **kwargs)
+
     def _check_input(self, x: Tensor, mask: Tensor | None) -> None:
         if not isinstance(x, Tensor) or not x.is_floating_point():
             raise ValueError(
@@ -205,7 +216,7 @@ class BaseQuantizer(nn.Module):
             z = split_heads(x.float(), self.num_heads)  # (..., heads, codebook_dim)
             flat = z.reshape(-1, self.codebook_dim)  # (N, codebook_dim), N = tokens * heads
             valid = None if mask is None else mask.unsqueeze(-1).expand(z.shape[:-1]).reshape(-1)
-            if self.training and not bool(self.initialized):
+            if self.training and not self._known_initialized():
                 self._kmeans_init(flat if valid is None else flat[valid])
             codebook = self.codebook  # (K, codebook_dim)
 
@@ -223,7 +234,7 @@ class BaseQuantizer(nn.Module):
                 codebook_loss = _masked_mse(codes, flat.detach(), weight)
             else:
                 codebook_loss = torch.zeros((), device=x.device)
-            counts = torch.bincount(indices if valid is None else indices[valid], minlength=self.codebook_size)
+            counts = _histogram(indices if valid is None else indices[valid], self.codebook_size)
             usage, perplexity = code_usage_and_perplexity(counts)
             if self.training:
                 self._update_codebook(
@@ -341,6 +352,13 @@ class BaseQuantizer(nn.Module):
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _histogram(indices: Tensor, size: int) -> Tensor:
+    """``torch.bincount(indices, minlength=size)`` without its host sync on GPU (it reads ``indices.max()``)."""
+    return torch.zeros(size, dtype=torch.long, device=indices.device).scatter_add_(
+        0, indices, torch.ones_like(indices)
+    )
 
 
 def _masked_mse(a: Tensor, b: Tensor, weight: Tensor | None) -> Tensor:

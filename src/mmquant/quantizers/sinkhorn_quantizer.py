@@ -5,7 +5,7 @@ Codes are assigned by entropic optimal transport between the batch's features an
 marginals (eq. 8), solved by Sinkhorn-Knopp (eq. 10 and the row/column normalisations), after normalising the
 distance matrix (decentering eq. 11, non-negativisation eq. 12). Every code takes part in every batch, so the
 codebook is fully used. The assignment runs in float32, without gradient, in scaling-vector form with one N x K
-buffer (see :func:`~mmquant.quantizers.functional.sinkhorn_assign`); under ``torch.distributed`` the marginals are
+buffer (see :func:`~mmquant.quantizers.sinkhorn_kernel.sinkhorn_assign`); under ``torch.distributed`` the marginals are
 global.
 """
 
@@ -14,7 +14,8 @@ import math
 from torch import Tensor
 
 from .base import BaseQuantizer
-from .functional import SINKHORN_NORMALIZE_MODES, nearest_code, sinkhorn_assign
+from .functional import SINKHORN_NORMALIZE_MODES, nearest_code
+from .sinkhorn_kernel import sinkhorn_assign
 
 __all__ = ["SinkhornQuantizer"]
 
@@ -66,7 +67,10 @@ class SinkhornQuantizer(BaseQuantizer):
     def assign(self, z: Tensor, codebook: Tensor) -> Tensor:
         if not (self.training or self.sinkhorn_at_inference):
             return nearest_code(z.detach(), codebook.detach())
-        return sinkhorn_assign(z, codebook, epsilon=self.epsilon, n_iters=self.n_iters, normalize=self.normalize)
+        # the features were checked by forward; the codes are the module's own
+        return sinkhorn_assign(
+            z, codebook, epsilon=self.epsilon, n_iters=self.n_iters, normalize=self.normalize, check_finite=False
+        )
 
     def extra_repr(self) -> str:
         return (

@@ -1,0 +1,388 @@
+"""The fast Sinkhorn (OptVQ) assignment used in training: the algorithm of ``sinkhorn.py`` in scaling-vector form.
+
+It implements OptVQ, "Preventing Local Pitfalls in Vector Quantization via Optimal
+Transport" (Zhang et al., arXiv:2412.15195; reference code github.com/zbr17/OptVQ), Sec. 3.2-3.3 and Algorithm 1,
+in scaling-vector form (see ``../shared/prototypes/sinkhorn_scaling.py`` for the derivation):
+
+* The reference normalises the cost as ``((D - mean) / std) - min`` (eqs. 11-12) and starts from
+  ``Q = exp(-epsilon * cost)`` (eq. 10). The two shifts multiply ``Q`` by a constant that the first division by
+  the total removes, so only ``lam = epsilon / (std(D) + 1e-6)`` matters.
+* With ``M = exp(-lam * (D - rowmin D))`` the plan is ``diag(a) M diag(b)``; the row/column normalisations of
+  the reference (with its ``+1e-8`` guards) become updates of the vectors ``a`` (tokens) and ``b`` (codes).
+* The final argmax over codes of ``P[n, k]`` equals ``argmax_k M[n, k] b_k``, so the last token update is skipped.
+
+The N x K matrix is held once (one buffer) and visited in row blocks of ~8 MiB, each worked on while it is in cache:
+
+1. distances in the matrix-product form of ``torch.cdist`` (same operands; bit-identical to it in our tests), their
+   row minima, per-row sums and norms for ``std(D)``; the buffer receives ``D - rowmin D``;
+2. ``M`` in place (``exp2``, ~4x cheaper than ``exp`` on CPU) and the first column sums;
+3. each of the first ``n_iters - 1`` iterations: ``M b``, the token update and that block's share of the next
+   column sums, so one iteration reads the buffer once (column sums summed across blocks in float64);
+4. ``argmax_k M[n, k] b_k``.
+
+That is ``n_iters + 2`` passes over the buffer (7 at the default 5 iterations; the reference makes ~45 passes over
+N x K tensors, of which it allocates 7, ~4 alive at its peak). On CPU the matrix-vector products run as batched
+GEMMs (``torch.mv`` is single-threaded), the row argmax avoids ``torch.argmax`` (slow there), and a fresh buffer is
+advised onto transparent huge pages (page faults of a 4 KiB-page buffer cost as much as the distance matmul). When
+N x K exceeds ``max_buffer_elements``, the buffer holds the first blocks that fit and each pass recomputes the others
+(identical results), so the cost rises gradually past the limit rather than all blocks being recomputed at once.
+Under ``torch.distributed`` the statistics, the column sums and the token count are
+all-reduced, so the marginals are global: a run on several processes gives the assignment of one process holding
+the whole batch.
+
+Cost, 2-core AMD EPYC (Zen 5), float32, N=16384, K=1024, D=64: ``nearest_code`` ~14 ms (one matmul, ~12 ms, and
+a row argmin), ``sinkhorn_assign`` ~43 ms, the reference ~225 ms. The gap to nearest neighbour is the algorithm's
+own work: writing the 64 MiB buffer, ``sqrt`` and ``exp2`` of every entry (~5 ms), and six more streaming passes over
+it with their products (~3 ms each).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import sys
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from .functional import (
+    _cdist_operands,
+    _default_block_rows,
+    _distances_into,
+    _RowArg,
+    check_sinkhorn_args,
+    is_distributed,
+)
+
+__all__ = ["sinkhorn_assign", "sinkhorn_plan"]
+
+# At most 512 Mi entries (2 GiB of float32; N=65536 tokens x K=8192 codes) of the matrix are kept; the row blocks
+# past them are recomputed in each pass.
+_DEFAULT_MAX_BUFFER_ELEMENTS = 1 << 29
+# Buffers from this size on are advised to use transparent huge pages (see _advise_huge_pages).
+_HUGE_PAGE_MIN_BYTES = 8 << 20
+_HUGE_PAGE = 2 << 20
+_LOG2_E = 1.4426950408889634
+
+
+_madvise = None
+
+
+def _advise_huge_pages(t: Tensor) -> None:
+    """Ask Linux to back the (fresh, not yet touched) CPU tensor ``t`` with 2 MiB transparent huge pages.
+
+    A fresh N x K buffer is mapped lazily and costs one page fault per 4 KiB at its first write: about 1 ns per
+    float32, as much as the distance matmul itself. With huge pages the kernel maps 2 MiB at a time (~10x less). Only
+    advice (``madvise(MADV_HUGEPAGE)``): a no-op where transparent huge pages are off, and skipped off Linux.
+    """
+    global _madvise
+    if _madvise is None:
+        _madvise = False
+        if sys.platform.startswith("linux"):
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                fn = libc.madvise
+                fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+                fn.restype = ctypes.c_int
+                _madvise = fn
+            except (OSError, AttributeError):
+                pass
+    if not _madvise:
+        return
+    start = (t.data_ptr() + _HUGE_PAGE - 1) // _HUGE_PAGE * _HUGE_PAGE
+    end = (t.data_ptr() + t.numel() * t.element_size()) // _HUGE_PAGE * _HUGE_PAGE
+    if end > start:
+        _madvise(start, end - start, 14)  # MADV_HUGEPAGE
+
+
+def _empty_matrix(rows: int, cols: int, device: torch.device, private: bool = True) -> Tensor:
+    """An uninitialised float32 ``(rows, cols)`` matrix; a large one on CPU gets transparent huge pages.
+
+    ``private`` (the matrix does not leave this module): it is also placed on a 2 MiB boundary (2 MiB more is
+    reserved), so every page of it can be a huge page and row blocks of 2 MiB multiples map to whole pages.
+    """
+    n = rows * cols
+    if device.type != "cpu" or n * 4 < _HUGE_PAGE_MIN_BYTES:
+        return torch.empty(rows, cols, dtype=torch.float32, device=device)
+    if not private:
+        out = torch.empty(rows, cols, dtype=torch.float32, device=device)
+    else:
+        raw = torch.empty(n + _HUGE_PAGE // 4, dtype=torch.float32, device=device)
+        skip = (-raw.data_ptr() % _HUGE_PAGE) // 4
+        out = raw[skip : skip + n].view(rows, cols)
+    _advise_huge_pages(out)
+    return out
+
+
+def _all_reduce(t: Tensor, op=None) -> Tensor:
+    dist.all_reduce(t, op=op or dist.ReduceOp.SUM)
+    return t
+
+
+class _Block:
+    """One row block ``s:e`` of the N x K matrix and the views the passes use on it."""
+
+    __slots__ = ("s", "e", "xa", "rowmin", "mat", "kept", "a", "r", "a3", "r3", "mat3", "mat3t", "col3")
+
+    def __init__(
+        self, s: int, e: int, xa: Tensor, rowmin: Tensor, mat: Tensor, kept: bool, a: Tensor, r: Tensor, split: int
+    ):
+        self.s, self.e, self.xa, self.rowmin, self.mat, self.a, self.r = s, e, xa, rowmin, mat, a, r
+        self.kept = kept  # mat is this block's own part of the buffer (else the scratch block, recomputed per pass)
+        rows, k = mat.shape
+        if split > 1 and rows % split == 0:  # views for the batched products of _Kernel.rows_ / cols_
+            self.mat3 = mat.view(split, rows // split, k)
+            self.mat3t = self.mat3.transpose(1, 2)
+            self.a3 = a.view(split, 1, rows // split)
+            self.r3 = r.view(split, 1, rows // split)
+        else:
+            self.mat3 = self.mat3t = self.a3 = self.r3 = None
+        self.col3 = None
+
+
+class _Kernel:
+    """The kernel ``M = exp(-lam (D - rowmin D))`` in row blocks, kept in a buffer of at most ``max_kept`` entries:
+    the blocks that do not fit are recomputed in each pass (so the cost grows smoothly past the buffer limit).
+
+    Also holds the token vectors (``a`` and scratch ``r``) and does the two matrix-vector products of a pass. On CPU
+    ``torch.mv`` (BLAS gemv) runs on one thread; written as a batch of ``t`` products over ``t`` row slices of the
+    block (``torch.bmm``) it is shared by the ``t`` intra-op threads (~1.7x faster on 2 cores).
+    """
+
+    def __init__(self, x: Tensor, codebook: Tensor, block_rows: int, max_kept: int, plan: bool = False):
+        n, k = x.shape[0], codebook.shape[0]
+        device = x.device
+        self.n, self.k, self.device = n, k, device
+        self.xa, self.ca = _cdist_operands(x, codebook)
+        self.rows = max(1, min(n, block_rows))
+        # the first kept_rows rows (whole blocks) are kept; the rest are recomputed into one scratch block
+        kept_rows = n if n * k <= max_kept else max_kept // max(k, 1) // self.rows * self.rows
+        self.buffer = _empty_matrix(kept_rows, k, device, private=not plan) if kept_rows or plan else None
+        self.scratch = None if kept_rows == n else torch.empty(self.rows, k, dtype=torch.float32, device=device)
+        self.lam = 1.0
+        self.rowmin = torch.empty(n, dtype=torch.float32, device=device)
+        self.a = torch.empty(n, dtype=torch.float32, device=device)
+        self.r = torch.empty(n, dtype=torch.float32, device=device)
+        self.split = max(1, torch.get_num_threads()) if device.type == "cpu" else 1
+        self.blocks = []
+        for s in range(0, n, self.rows):
+            e = min(n, s + self.rows)
+            kept = e <= kept_rows
+            mat = self.buffer[s:e] if kept else self.scratch[: e - s]
+            blk = _Block(s, e, self.xa[s:e], self.rowmin[s:e, None], mat, kept, self.a[s:e], self.r[s:e], self.split)
+            self.blocks.append(blk)
+        # each block's float32 share of the column sums, summed over blocks in float64 at the end of a pass
+        # (float32 throughout is ~7x less accurate: the sums run over all N tokens)
+        self.col_parts = torch.empty(len(self.blocks), self.split, 1, k, dtype=torch.float32, device=device)
+        for i, blk in enumerate(self.blocks):
+            blk.col3 = self.col_parts[i]
+        self.b = self.b3 = None
+
+    def distances(self, blk: _Block) -> Tensor:
+        """Block of ``D - rowmin D`` (``rowmin`` as set by the first pass)."""
+        return _distances_into(blk.xa, self.ca, blk.mat).sub_(blk.rowmin)
+
+    def exponentiate(self, shifted: Tensor) -> Tensor:
+        """``D - rowmin D`` (a block) becomes that block of ``M``, in place.
+
+        ``exp(-lam t)`` is taken as ``exp2(-lam log2(e) t)``: the same rounding (one product, one accurate power),
+        and ``torch.exp2`` is ~4x faster than ``torch.exp`` on CPU (AVX-512 here).
+        """
+        return shifted.mul_(-self.lam * _LOG2_E).exp2_()
+
+    def kernel(self, blk: _Block) -> Tensor:
+        """Block of ``M``: a kept block as the second pass wrote it, another one recomputed."""
+        if blk.kept:
+            return blk.mat
+        return self.exponentiate(self.distances(blk))
+
+    def set_b(self, b: Tensor) -> None:
+        self.b = b
+        self.b3 = b.view(1, 1, self.k).repeat(self.split, 1, 1) if self.split > 1 else None
+
+    def rows_(self, blk: _Block, m: Tensor) -> Tensor:
+        """``r[s:e] = M_blk @ b``."""
+        if blk.mat3 is not None:
+            return torch.bmm(self.b3, blk.mat3t if m is blk.mat else m.view_as(blk.mat3).transpose(1, 2), out=blk.r3)
+        return torch.mv(m, self.b, out=blk.r)
+
+    def cols_(self, blk: _Block, m: Tensor) -> None:
+        """This block's share of ``M^T a``, into ``col_parts``."""
+        if blk.mat3 is not None:
+            torch.bmm(blk.a3, blk.mat3 if m is blk.mat else m.view_as(blk.mat3), out=blk.col3)
+        else:
+            blk.col3.zero_()
+            torch.mv(m.t(), blk.a, out=blk.col3[0, 0])
+
+    def column_sums(self) -> Tensor:
+        return self.col_parts.view(-1, self.k).sum(0, dtype=torch.float64)
+
+
+def _distance_statistics(kern: _Kernel, normalize: str, distributed: bool) -> float | Tensor:
+    """First pass: distances, their row minima (into ``kern.rowmin``), and the scale of ``lam``.
+
+    The buffer receives ``D - rowmin D`` (the next pass exponentiates it). For ``normalize="all"`` the scale is
+    ``1 / (std(D) + 1e-6)`` (eq. 11 decentering), the std taken over all of D (and over all processes) from per-row
+    sums and norms of ``D - rowmin D`` (shifted: less cancellation), combined in float64 and left on the device (a
+    0-dim tensor: no host sync).
+    """
+    n = kern.n
+    want_std = normalize == "all"
+    if want_std:
+        row_sum = torch.empty(n, dtype=torch.float32, device=kern.device)
+        row_norm = torch.empty(n, dtype=torch.float32, device=kern.device)
+    for blk in kern.blocks:
+        d = _distances_into(blk.xa, kern.ca, blk.mat)
+        torch.amin(d, 1, keepdim=True, out=blk.rowmin)
+        if want_std:
+            d.sub_(blk.rowmin)
+            torch.sum(d, 1, out=row_sum[blk.s : blk.e])
+            torch.linalg.vector_norm(d, 2, 1, out=row_norm[blk.s : blk.e])
+        elif blk.kept:
+            d.sub_(blk.rowmin)
+    if normalize == "dim":
+        return 1.0 / math.sqrt(kern.xa.shape[1] - 2)
+    if normalize == "none":
+        return 1.0
+    # D = t + m (t = D - rowmin, m = rowmin): sum D = sum t + K sum m, sum D^2 = sum t^2 + 2 sum m t + K sum m^2
+    m64, s64 = kern.rowmin.double(), row_sum.double()
+    sums = torch.stack(  # count, sum D, sum D^2
+        [
+            torch.full((), float(n * kern.k), dtype=torch.float64, device=kern.device),  # a fill: no host copy
+            s64.sum() + kern.k * m64.sum(),
+            row_norm.double().square().sum() + 2 * (m64 * s64).sum() + kern.k * m64.square().sum(),
+        ]
+    )
+    if distributed:
+        _all_reduce(sums)
+    count, total, total_sq = sums.unbind()
+    var = (total_sq - total * total / count.clamp(min=1.0)).clamp(min=0.0) / (count - 1.0).clamp(
+        min=1.0
+    )  # as torch.std
+    return 1.0 / (var.sqrt() + 1e-6)
+
+
+def _run_sinkhorn(
+    x: Tensor,
+    codebook: Tensor,
+    epsilon: float,
+    n_iters: int,
+    normalize: str,
+    block_rows: int | None,
+    max_buffer_elements: int | None,
+    distributed: bool | None,
+    want_plan: bool,
+    check_finite: bool = True,
+) -> tuple[_Kernel, Tensor, Tensor, int]:
+    check_sinkhorn_args(x, codebook, epsilon, n_iters, normalize, check_finite)
+    distributed = is_distributed() if distributed is None else distributed
+    x, codebook = x.detach().float().contiguous(), codebook.detach().float().contiguous()
+    n, k = x.shape[0], codebook.shape[0]
+    block_rows = block_rows or _default_block_rows(k)
+    max_buffer_elements = max_buffer_elements or _DEFAULT_MAX_BUFFER_ELEMENTS
+    kern = _Kernel(x, codebook, block_rows, n * k if want_plan else max_buffer_elements, plan=want_plan)
+
+    kern.lam = lam = epsilon * _distance_statistics(kern, normalize, distributed)  # eq. 10 with eqs. 11-12 folded in
+    rowmin = kern.rowmin
+    n_global = n
+    global_min = rowmin.min() if n > 0 else torch.full((), math.inf, device=x.device)
+    if distributed:
+        n_global = int(_all_reduce(torch.tensor(float(n), dtype=torch.float64, device=x.device)).item())
+        global_min = _all_reduce(global_min.clone(), dist.ReduceOp.MIN)
+    # row factors taken out of M and kept in a: exp(-lam D) = a_n * M_nk * exp(-lam * global_min)
+    a = torch.sub(rowmin, global_min, out=kern.a).mul_(-lam).exp_()
+
+    # second pass: M in place of D - rowmin D, and the column sums of diag(a) M
+    for blk in kern.blocks:
+        m = kern.exponentiate(blk.mat) if blk.kept else kern.kernel(blk)
+        kern.cols_(blk, m)
+    col = kern.column_sums()
+    if distributed:
+        _all_reduce(col)
+    total = col.sum() + 1e-8  # the reference's "Q /= sum(Q)"
+    a.div_(total)
+    col.div_(total)
+    b = torch.ones(k, dtype=torch.float64, device=x.device)
+    eps_n = torch.full((), 1e-8 * n_global, dtype=torch.float32, device=x.device)
+    for it in range(n_iters):
+        b = b / (b * col + 1e-8) / k  # each code receives mass 1/K
+        if it == n_iters - 1 and not want_plan:
+            break
+        # one fused pass: token update of each block, then that block's share of the next column sums
+        kern.set_b(b.float())
+        for blk in kern.blocks:
+            m = kern.kernel(blk)
+            kern.rows_(blk, m)
+            # each token receives mass 1/N: a / (a r + 1e-8) / N, as a / (N a r + N 1e-8)
+            blk.a.div_(torch.addcmul(eps_n, blk.a, blk.r, value=n_global, out=blk.r))
+            kern.cols_(blk, m)
+        col = kern.column_sums()
+        if distributed:
+            _all_reduce(col)
+    return kern, a, b.float(), n_global
+
+
+@torch.no_grad()
+def sinkhorn_assign(
+    x: Tensor,
+    codebook: Tensor,
+    epsilon: float = 10.0,
+    n_iters: int = 5,
+    normalize: str = "all",
+    block_rows: int | None = None,
+    max_buffer_elements: int | None = None,
+    distributed: bool | None = None,
+    check_finite: bool = True,
+) -> Tensor:
+    """OptVQ assignment (eqs. 8-12): entropic optimal transport between tokens and codes, then argmax per token.
+
+    Computed in float32 whatever the input dtype or autocast state; no gradient flows through it.
+
+    Args:
+        x: ``(N, D)`` features (only the tokens that take part: drop padding first).
+        codebook: ``(K, D)`` code vectors.
+        epsilon: the balance factor of eq. 10 (reference default 10).
+        n_iters: Sinkhorn iterations (reference default 5).
+        normalize: ``"all"`` = decentering and non-negativisation of the distance matrix (eqs. 11-12, the
+            reference's ``normalize_mode="all"``); ``"dim"`` divides distances by ``sqrt(D)``; ``"none"`` uses them
+            raw.
+        block_rows: rows per block (default: about 8 MiB per block).
+        max_buffer_elements: the most entries of the N x K kernel kept in memory (default 2^29, 2 GiB); the row
+            blocks past it are recomputed in each pass.
+        distributed: all-reduce the sums over the default process group (default: when one is active).
+        check_finite: refuse non-finite or overflowing ``x`` and ``codebook`` (a ``ValueError``; one host sync
+            each). The quantizers pass False: they check their input once, at their own entry point.
+
+    Returns:
+        ``(N,)`` int64 code indices.
+    """
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        settings = (epsilon, n_iters, normalize, block_rows, max_buffer_elements, distributed)
+        kern, _, b, _ = _run_sinkhorn(x, codebook, *settings, want_plan=False, check_finite=check_finite)
+        out = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
+        argmax = _RowArg(kern.k, kern.rows, x.device)
+        for blk in kern.blocks:
+            # argmax_k P[n, k] = argmax_k M[n, k] b_k; M is not needed afterwards, its block is overwritten
+            argmax(kern.kernel(blk).mul_(b), out[blk.s : blk.e])
+    return out
+
+
+@torch.no_grad()
+def sinkhorn_plan(
+    x: Tensor,
+    codebook: Tensor,
+    epsilon: float = 10.0,
+    n_iters: int = 5,
+    normalize: str = "all",
+    distributed: bool | None = None,
+) -> Tensor:
+    """The full transport plan ``P`` ``(N, K)`` after ``n_iters`` iterations, scaled so each row sums to 1.
+
+    Equal to the reference ``sinkhorn()`` output. Materialises N x K; meant for analysis and tests, not training.
+    """
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        kern, a, b, n_global = _run_sinkhorn(
+            x, codebook, epsilon, n_iters, normalize, None, None, distributed, want_plan=True
+        )
+        return kern.buffer.mul_(a[:, None] * n_global).mul_(b)
