@@ -4,6 +4,8 @@
     python examples/mxqvae/train_mxqvae.py --config examples/mxqvae/configs/quad4.yaml --text_mask_ratio 0 \\
         --output_dir outputs/mxqvae-quad4-no-tc                                   # the "w/o TC" ablation
     python examples/mxqvae/train_mxqvae.py --config ... --resume_from_checkpoint latest
+    accelerate launch --config_file examples/accelerate_configs/cpu_2_processes.yaml \\
+        examples/mxqvae/train_mxqvae.py --config ...  # two processes (README: "From this CPU to a cluster")
 
 Images are masked (IM) and captions corrupted (TC) at the configured rates; the losses compare the reconstruction
 with the clean pair. The caption tokenizer is trained on the training captions (plus the grammar's closed
@@ -30,7 +32,9 @@ from mmquant.models.mxqvae import MXQVAEConfig, MXQVAEModel
 from mmquant.training import (
     GracefulStop,
     LossLog,
+    add_micro_batch,
     add_training_arguments,
+    backward_and_step,
     finish_run,
     load_yaml_defaults,
     make_accelerator,
@@ -232,7 +236,7 @@ def main(args) -> dict:
     model.train()
     stop = GracefulStop(accelerator)  # Ctrl-C / SIGTERM: save a checkpoint at the end of the step and exit
     while run.step < args.max_steps:
-        totals = dict.fromkeys(keys, 0.0)
+        totals = {}
         for micro in range(accumulation):
             index = process_batch_indices(accelerator, run.step, micro, len(train), args)
             with accelerator.accumulate(model):
@@ -249,11 +253,8 @@ def main(args) -> dict:
                     loss = loss + config.text_loss_weight * (text_loss - out.text_loss)
                     out.text_loss, out.loss = text_loss, loss
                     out.text_accuracy = global_mean(out.text_accuracy, real)
-                accelerator.backward(loss)
-                optimizer.step()
-                optimizer.zero_grad()
-            for key in keys:
-                totals[key] += float(out[key].detach()) / accumulation
+                backward_and_step(accelerator, loss, optimizer)
+            add_micro_batch(totals, {key: float(out[key].detach()) for key in keys}, accumulation)
         scheduler.step()
         run.step += 1
         totals = mean_over_processes(accelerator, totals)  # the logged figures are the global batch's

@@ -3,6 +3,8 @@ generation pipeline (stage 1 + prior + tokenizer) as one folder.
 
     python examples/mxqvae/train_mxqvae_prior.py --config examples/mxqvae/configs/prior_quad4.yaml
     python examples/mxqvae/train_mxqvae_prior.py --config ... --resume_from_checkpoint latest
+    accelerate launch --config_file examples/accelerate_configs/cpu_2_processes.yaml \\
+        examples/mxqvae/train_mxqvae_prior.py --config ...  # two processes (README: "From this CPU to a cluster")
 
 The stage-1 model encodes every training pair once (clean inputs) into its joint codes; each training sequence is
 written image-first or text-first at random (a start token of its own), so the pipeline can complete a caption's
@@ -29,7 +31,9 @@ from mmquant.pipelines import MXQVAEPipeline
 from mmquant.training import (
     GracefulStop,
     LossLog,
+    add_micro_batch,
     add_training_arguments,
+    backward_and_step,
     finish_run,
     load_yaml_defaults,
     make_accelerator,
@@ -175,7 +179,7 @@ def main(args) -> dict:
     pipe = MXQVAEPipeline(stage1=stage1, prior=unwrapped, tokenizer=tokenizer)
     stop = GracefulStop(accelerator)  # Ctrl-C / SIGTERM: save a checkpoint at the end of the step and exit
     while run.step < args.max_steps:
-        total = 0.0
+        totals = {}
         for micro in range(accumulation):
             index = process_batch_indices(accelerator, run.step, micro, len(train_codes), args)
             # each process draws its own rows' orders (the one-process run draws the whole batch's)
@@ -184,13 +188,11 @@ def main(args) -> dict:
             with accelerator.accumulate(prior):
                 with accelerator.autocast():
                     loss = prior(input_ids=seq, labels=seq).loss  # a mean over a fixed number of codes per row
-                accelerator.backward(loss)
-                optimizer.step()
-                optimizer.zero_grad()
-            total += float(loss.detach()) / accumulation
+                backward_and_step(accelerator, loss, optimizer)
+            add_micro_batch(totals, {"loss": float(loss.detach())}, accumulation)
         scheduler.step()
         run.step += 1
-        record = mean_over_processes(accelerator, {"loss": total})  # the global batch's
+        record = mean_over_processes(accelerator, totals)  # the global batch's
         if accelerator.is_main_process:
             log.append({"step": run.step, "lr": scheduler.get_last_lr()[0], **record})
         bar.update(1)

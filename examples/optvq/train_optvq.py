@@ -30,7 +30,9 @@ from mmquant.models.registry import PAPER_QUANTIZERS
 from mmquant.training import (
     GracefulStop,
     LossLog,
+    add_micro_batch,
     add_training_arguments,
+    backward_and_step,
     finish_run,
     load_yaml_defaults,
     make_accelerator,
@@ -116,20 +118,19 @@ def main(args) -> dict:
     log = LossLog(output_dir / "losses.jsonl", resume_step=step if run.resumed_from else None)
 
     bar = progress_bar(args.max_steps, initial=step, disable=not accelerator.is_local_main_process)
+    keys = ("loss", "reconstruction_loss", "quantizer_loss", "usage", "perplexity")
     started = time.time()
     model.train()
     stop = GracefulStop(accelerator)  # Ctrl-C / SIGTERM: save a checkpoint at the end of the step and exit
     while step < args.max_steps:
-        totals = {"loss": 0.0, "reconstruction_loss": 0.0, "quantizer_loss": 0.0, "usage": 0.0, "perplexity": 0.0}
+        totals = {}
         for micro in range(args.gradient_accumulation_steps):
             x = train_images[process_batch_indices(accelerator, step, micro, len(train_images), args)]
             with accelerator.accumulate(model):
                 out = model(x)
-                accelerator.backward(out.loss)
-                optimizer.step()
-                optimizer.zero_grad()
-            for key in totals:
-                totals[key] += out[key].detach().float().item() / args.gradient_accumulation_steps
+                backward_and_step(accelerator, out.loss, optimizer)
+            record = {key: out[key].detach().float().item() for key in keys}
+            add_micro_batch(totals, record, args.gradient_accumulation_steps)
         scheduler.step()
         step += 1
         totals = mean_over_processes(accelerator, totals)  # the logged loss is the global batch's

@@ -18,7 +18,7 @@ SCRIPT = ROOT / "examples" / "optvq" / "train_optvq.py"
 SMOKE = ROOT / "examples" / "optvq" / "configs" / "smoke.yaml"
 sys.path.insert(0, str(SCRIPT.parent))
 import train_optvq  # noqa: E402
-from multiprocess import assert_two_processes_match_one  # noqa: E402
+from two_process_runs import assert_two_processes_match_one  # noqa: E402
 
 pytestmark = pytest.mark.slow  # subprocess/integration runs: CI runs them (-m "not gpu"); the fast default skips them
 

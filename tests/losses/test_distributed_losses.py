@@ -55,7 +55,7 @@ def _work(rank, port, queue):
         dist.all_reduce(grad)
         losses = torch.stack([loss.detach()])
         dist.all_reduce(losses)
-        queue.put((rank, float(losses) / 2, grad / 2))
+        queue.put((rank, float(losses) / 2, (grad / 2).tolist()))  # plain lists: the worker exits next
     finally:
         dist.destroy_process_group()
 
@@ -92,4 +92,4 @@ def test_two_processes_match_one_on_the_global_batch():
     for _, two_loss, two_grad in results:
         assert two_grad is not None, two_loss  # a worker's traceback
         assert two_loss == pytest.approx(float(loss), rel=1e-5)
-        torch.testing.assert_close(two_grad, weight.grad, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(torch.tensor(two_grad), weight.grad, rtol=1e-5, atol=1e-6)

@@ -31,6 +31,7 @@ from .provenance import (
 from .run_end import finish_run
 from .run_state import TrainingRun, save_run_checkpoint, start_or_resume
 from .schedule import LR_SCHEDULES, batch_indices, make_scheduler
+from .step import add_micro_batch, backward_and_step
 
 __all__ = [
     "LR_SCHEDULES",
@@ -39,7 +40,9 @@ __all__ = [
     "TrainingRun",
     "LossLog",
     "add_accelerator_arguments",
+    "add_micro_batch",
     "add_training_arguments",
+    "backward_and_step",
     "batch_indices",
     "check_resumed_args",
     "command_line",

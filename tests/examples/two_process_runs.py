@@ -12,19 +12,14 @@ from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[2]
+# the shipped config for two CPU processes (README, "From this CPU to a cluster"); port 0: any free one
 LAUNCH = [
     sys.executable,
     "-m",
     "accelerate.commands.launch",
-    "--multi_gpu",
-    "--num_processes",
-    "2",
-    "--num_machines",
-    "1",
-    "--mixed_precision",
-    "no",
-    "--dynamo_backend",
-    "no",
+    "--config_file",
+    str(ROOT / "examples" / "accelerate_configs" / "cpu_2_processes.yaml"),
     "--main_process_port",
     "0",
 ]
