@@ -59,6 +59,7 @@ from mmquant.training import (
     save_captioned_grid,
     save_run_checkpoint,
     start_or_resume,
+    sync_batch_norm,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -315,8 +316,9 @@ def main(args) -> dict:
     optimizer = torch.optim.Adam(trainable, lr=args.learning_rate, weight_decay=args.weight_decay)
     scheduler = make_scheduler(optimizer, args.lr_schedule, args.max_steps, args.learning_rate, args.warmup_ratio)
     extras = {}
+    model = sync_batch_norm(accelerator, model)  # global-batch BatchNorm statistics on several GPUs
     if adversarial:
-        discriminator = model.make_discriminator()
+        discriminator = sync_batch_norm(accelerator, model.make_discriminator())
         d_optimizer = torch.optim.Adam(
             discriminator.parameters(), lr=args.discriminator_learning_rate, betas=(0.5, 0.999)
         )

