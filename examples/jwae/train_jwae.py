@@ -3,6 +3,8 @@
     python examples/jwae/train_jwae.py --config examples/jwae/configs/jwae_quad2.yaml       # jWAE-MH, Caption MNIST
     python examples/jwae/train_jwae.py --config examples/jwae/configs/vsepp_quad2.yaml      # the VSE++ baseline
     python examples/jwae/train_jwae.py --config ... --resume_from_checkpoint latest
+    accelerate launch --config_file examples/accelerate_configs/cpu_2_processes.yaml \\
+        examples/jwae/train_jwae.py --config ...  # two processes (README: "From this CPU to a cluster")
     python examples/jwae/train_jwae.py --config examples/jwae/configs/jwae_quad2_caption_head.yaml \\
         --init_from outputs/jwae-quad2 --output_dir outputs/jwae-quad2-head     # phase 2: the captioning head only
     python examples/jwae/train_jwae.py --config examples/jwae/configs/jwae_coco_precomp.yaml \\
@@ -40,17 +42,18 @@ from mmquant.models.registry import get_config
 from mmquant.training import (
     GracefulStop,
     LossLog,
+    add_micro_batch,
     add_training_arguments,
-    batch_indices,
-    command_line,
+    backward_and_step,
+    finish_run,
     load_yaml_defaults,
     make_accelerator,
     make_scheduler,
     mean_over_processes,
     plot_losses,
+    process_batch_indices,
     progress_bar,
     save_run_checkpoint,
-    save_run_result,
     start_or_resume,
 )
 
@@ -62,7 +65,7 @@ except ImportError:  # pragma: no cover
     from .pretrain_grid_features import load_grid_features
 
 HERE = Path(__file__).resolve().parent
-_RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule", "phase")
+_RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule", "phase", "gradient_accumulation_steps")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -227,13 +230,13 @@ def save_latent_plot(model: JWAEModel, pairs, path: Path, title: str) -> Path:
 
 def main(args) -> dict:
     output_dir = Path(args.output_dir)
-    accelerator = make_accelerator(args)
-    world, rank = accelerator.num_processes, accelerator.process_index
+    accelerator = make_accelerator(args, "jwae")  # seeded: the same initial weights on every process
     model, tokenizer = build_model(args)
     max_length = model.config.max_text_length
     image_size = model.config.image_size if model.config.image_input != "features" else None
-    train = load_split(args, "train", tokenizer, max_length, image_size)
-    test = load_split(args, "test", tokenizer, max_length, image_size)
+    with accelerator.main_process_first():  # the main process generates (and caches) the pairs, the others read them
+        train = load_split(args, "train", tokenizer, max_length, image_size)
+        test = load_split(args, "test", tokenizer, max_length, image_size)
     if model.config.image_input == "grid_features":  # the frozen CNN runs once per image, not at every step
         train, test = (pairs.with_image_features(model.grid_features) for pairs in (train, test))
     if len(train) < args.batch_size:
@@ -278,40 +281,40 @@ def main(args) -> dict:
         "ranking_loss",
         "image_caption_loss",
     )
-    shard = args.batch_size // world
+    accumulation = args.gradient_accumulation_steps
+    trained_modules = (model,) if critic is None else (model, critic)
     started = time.time()
     model.train()
     stop = GracefulStop(accelerator)  # Ctrl-C / SIGTERM: save a checkpoint at the end of the step and exit
     while run.step < args.max_steps:
-        index = batch_indices(run.step, len(train), args.batch_size, args.seed)[rank * shard : (rank + 1) * shard]
-        images = train.image_inputs(train.text_to_image[index])
-        # 1. encoders and decoders: L_jWAE(-MH), the critic's parameters detached inside the prior terms
-        with accelerator.autocast():
-            warm = run.step < args.sum_hinge_warmup_steps
-            out = model(
-                **images,
-                input_ids=train.input_ids[index],
-                critic=plain_critic,
-                hardest_negatives=False if warm else None,
-            )
-        if head_only:  # the captioning head's term alone (the other terms are reported, not trained)
-            out.loss = out.image_caption_loss
-        accelerator.backward(out.loss)
-        if args.max_grad_norm:
-            accelerator.clip_grad_norm_(trained, args.max_grad_norm)
-        optimizer.step()
-        optimizer.zero_grad()
+        totals = {}
+        for micro in range(accumulation):
+            index = process_batch_indices(accelerator, run.step, micro, len(train), args)
+            images = train.image_inputs(train.text_to_image[index])
+            with accelerator.accumulate(*trained_modules):
+                # 1. encoders and decoders: L_jWAE(-MH), the critic's parameters detached inside the prior terms
+                with accelerator.autocast():
+                    warm = run.step < args.sum_hinge_warmup_steps
+                    out = model(
+                        **images,
+                        input_ids=train.input_ids[index],
+                        critic=plain_critic,
+                        hardest_negatives=False if warm else None,
+                    )
+                if head_only:  # the captioning head's term alone (the other terms are reported, not trained)
+                    out.loss = out.image_caption_loss
+                backward_and_step(accelerator, out.loss, optimizer, trained, args.max_grad_norm)
+                record = {k: float(getattr(out, k).detach()) for k in keys if getattr(out, k) is not None}
+                # 2. the critic: prior samples (each process draws its own) against this batch's latents (detached)
+                if critic is not None:
+                    latents = torch.cat([out.image_embeds, out.text_embeds]).detach().float()
+                    with accelerator.autocast():
+                        loss_c = critic_loss(critic, latents, torch.randn_like(latents))
+                    backward_and_step(accelerator, loss_c, critic_optimizer)
+                    record["critic_loss"] = float(loss_c.detach())
+            add_micro_batch(totals, record, accumulation)
         scheduler.step()
-        record = {k: float(getattr(out, k).detach()) for k in keys if getattr(out, k) is not None}
-        # 2. the critic: prior samples against this batch's latents (detached)
-        if critic is not None:
-            latents = torch.cat([out.image_embeds, out.text_embeds]).detach().float()
-            with accelerator.autocast():
-                loss_c = critic_loss(critic, latents, torch.randn_like(latents))
-            accelerator.backward(loss_c)
-            critic_optimizer.step()
-            critic_optimizer.zero_grad()
-            record["critic_loss"] = float(loss_c.detach())
+        record = totals
         run.step += 1
         record = mean_over_processes(accelerator, record)
         record = {"step": run.step, "lr": scheduler.get_last_lr()[0], **record}
@@ -345,31 +348,23 @@ def main(args) -> dict:
     stop.close()
     bar.close()
 
-    result = {}
-    if accelerator.is_main_process:
-        unwrapped.save_pretrained(output_dir)
-        tokenizer.save_pretrained(output_dir)
+    def evaluate() -> dict:
         final = evaluate_retrieval(unwrapped, test.head(args.eval_images))
         plot_losses(log.read(), [k for k in (*keys, "critic_loss") if k in record], output_dir / "losses.png")
-        result = {
-            "model": "jwae" if unwrapped.config.uses_prior else "vsepp",
-            "phase": args.phase,
-            "dataset": f"{args.dataset}/{args.dataset_config or 'quad2'}"
-            if args.dataset == "caption_mnist"
-            else args.dataset,
-            "test_images": min(args.eval_images, test.num_images),
-            "steps": run.step,
-            "processes": world,
-            "train_seconds_this_session": round(time.time() - started, 1),
-            "command": command_line(),
-            "commit": run.commit,
-            "session_commits": run.session_commits,
-            "metrics": [{"metric": k, "split": "test", "value": round(v, 4)} for k, v in final.items()],
-        }
-        save_run_result(output_dir, result, args.results_file, args.run_name)
         accelerator.print(json.dumps(final))
-    accelerator.wait_for_everyone()
-    return result
+        return {"metrics": [{"metric": k, "split": "test", "value": round(v, 4)} for k, v in final.items()]}
+
+    dataset = f"{args.dataset}/{args.dataset_config or 'quad2'}" if args.dataset == "caption_mnist" else args.dataset
+    description = {
+        "model": "jwae" if unwrapped.config.uses_prior else "vsepp",
+        "phase": args.phase,
+        "dataset": dataset,
+        "test_images": min(args.eval_images, test.num_images),
+    }
+    return finish_run(
+        accelerator, run, args, output_dir, started=started, saved=[(unwrapped, ""), (tokenizer, "")],
+        description=description, evaluate=evaluate,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@
     python examples/laviter/train_laviter.py --config examples/laviter/configs/phase3_img2txt.yaml     #   Table 2
     python examples/laviter/train_laviter.py --config examples/laviter/configs/phase3_txt2img.yaml
     python examples/laviter/train_laviter.py --config ... --resume_from_checkpoint latest
+    accelerate launch --config_file examples/accelerate_configs/cpu_2_processes.yaml \\
+        examples/laviter/train_laviter.py --config ...  # two processes (README: "From this CPU to a cluster")
 
 Phase ``vta`` trains the image and text encoders on L_VTA (eq. 8). Phase ``generators`` starts from the VTA output
 (``--init_from``) and trains the text-to-image generator (L_TIM, eq. 11, against discriminators trained
@@ -42,26 +44,28 @@ from mmquant.models.registry import MODEL_SIZES, get_config
 from mmquant.training import (
     GracefulStop,
     LossLog,
+    add_micro_batch,
     add_training_arguments,
-    batch_indices,
-    command_line,
+    backward_and_step,
+    finish_run,
     load_yaml_defaults,
     make_accelerator,
     make_scheduler,
     mean_over_processes,
     plot_losses,
+    process_batch_indices,
     progress_bar,
     repo_relative,
     save_captioned_grid,
     save_run_checkpoint,
-    save_run_result,
     start_or_resume,
+    sync_batch_norm,
 )
 
 HERE = Path(__file__).resolve().parent
 # local folders read by the datasets issue's builders: every caption of an image is a training pair
 FOLDER_DATASETS = ("cub200_captions", "flowers102_captions", "coco_captions")
-_RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule", "phase")
+_RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule", "phase", "gradient_accumulation_steps")
 _LOSSES = (
     "loss",
     "vta_loss",
@@ -299,9 +303,9 @@ def save_samples(model: LaviterModel, tokenizer, pairs: CaptionPairs, output_dir
 
 def main(args) -> dict:
     output_dir = Path(args.output_dir)
-    accelerator = make_accelerator(args)
-    world, rank = accelerator.num_processes, accelerator.process_index
-    model, tokenizer, train, test = load_model_and_data(args)
+    accelerator = make_accelerator(args, "laviter")  # seeded: the same initial weights on every process
+    with accelerator.main_process_first():  # the main process prepares (and caches) the data, the others read it
+        model, tokenizer, train, test = load_model_and_data(args)
     if len(train) < args.batch_size:
         raise ValueError(f"--batch_size {args.batch_size} exceeds the {len(train)} training pairs.")
     model.set_phase(args.phase, args.train_image_backbone)
@@ -312,8 +316,9 @@ def main(args) -> dict:
     optimizer = torch.optim.Adam(trainable, lr=args.learning_rate, weight_decay=args.weight_decay)
     scheduler = make_scheduler(optimizer, args.lr_schedule, args.max_steps, args.learning_rate, args.warmup_ratio)
     extras = {}
+    model = sync_batch_norm(accelerator, model)  # global-batch BatchNorm statistics on several GPUs
     if adversarial:
-        discriminator = model.make_discriminator()
+        discriminator = sync_batch_norm(accelerator, model.make_discriminator())
         d_optimizer = torch.optim.Adam(
             discriminator.parameters(), lr=args.discriminator_learning_rate, betas=(0.5, 0.999)
         )
@@ -333,32 +338,32 @@ def main(args) -> dict:
     )  # fmt: skip
     log = LossLog(output_dir / "losses.jsonl", resume_step=run.step if run.resumed_from else None)
     bar = progress_bar(args.max_steps, initial=run.step, disable=not accelerator.is_local_main_process)
-    shard = args.batch_size // world
+    accumulation = args.gradient_accumulation_steps
+    trained_modules = (model,) if plain_discriminator is None else (model, discriminator)
     started = time.time()
     model.train()
     stop = GracefulStop(accelerator)  # Ctrl-C / SIGTERM: save a checkpoint at the end of the step and exit
     while run.step < args.max_steps:
-        index = batch_indices(run.step, len(train), args.batch_size, args.seed)[rank * shard : (rank + 1) * shard]
-        pixels, ids = train.pixel_values(index), train.input_ids[index]
-        # 1. the model's step on its phase objective (the discriminators score the generated images, eq. 9)
-        with accelerator.autocast():
-            out = model(pixels, ids, discriminator=plain_discriminator)
-        accelerator.backward(out.loss)
-        if args.max_grad_norm:
-            accelerator.clip_grad_norm_(trainable, args.max_grad_norm)
-        optimizer.step()
-        optimizer.zero_grad()
+        totals = {}
+        for micro in range(accumulation):
+            index = process_batch_indices(accelerator, run.step, micro, len(train), args)
+            pixels, ids = train.pixel_values(index), train.input_ids[index]
+            with accelerator.accumulate(*trained_modules):
+                # 1. the model's step on its phase objective (the discriminators score the generated images, eq. 9)
+                with accelerator.autocast():
+                    out = model(pixels, ids, discriminator=plain_discriminator)
+                backward_and_step(accelerator, out.loss, optimizer, trainable, args.max_grad_norm)
+                record = {k: float(getattr(out, k).detach()) for k in _LOSSES if getattr(out, k) is not None}
+                # 2. the discriminators' step (eq. 10) on the detached generated images
+                if adversarial and out.generated_images is not None:
+                    d_optimizer.zero_grad()  # drop what the generator's loss left on them
+                    with accelerator.autocast():
+                        d_loss = unwrapped.discriminator_loss(plain_discriminator, pixels, out)
+                    backward_and_step(accelerator, d_loss, d_optimizer)
+                    record["discriminator_loss"] = float(d_loss.detach())
+            add_micro_batch(totals, record, accumulation)
         scheduler.step()
-        record = {k: float(getattr(out, k).detach()) for k in _LOSSES if getattr(out, k) is not None}
-        # 2. the discriminators' step (eq. 10) on the detached generated images
-        if adversarial and out.generated_images is not None:
-            d_optimizer.zero_grad()  # drop what the generator's loss left on them
-            with accelerator.autocast():
-                d_loss = unwrapped.discriminator_loss(plain_discriminator, pixels, out)
-            accelerator.backward(d_loss)
-            d_optimizer.step()
-            d_optimizer.zero_grad()
-            record["discriminator_loss"] = float(d_loss.detach())
+        record = totals
         run.step += 1
         record = mean_over_processes(accelerator, record)
         record = {"step": run.step, "lr": scheduler.get_last_lr()[0], **record}
@@ -385,37 +390,32 @@ def main(args) -> dict:
     stop.close()
     bar.close()
 
-    result = {}
-    if accelerator.is_main_process:
-        unwrapped.save_pretrained(output_dir)
-        tokenizer.save_pretrained(output_dir)
+    def evaluate() -> dict:
         final, _ = evaluate_alignment(
             unwrapped, tokenizer, test.head(args.eval_images), args.r_precision_candidates, args.dataset
         )
         plot_losses(
             log.read(), [k for k in (*_LOSSES, "discriminator_loss") if k in record], output_dir / "losses.png"
         )
+        accelerator.print(json.dumps(final))
         weights = ("lambda_tim", "lambda_itm", "lambda_fake_image", "lambda_fake_text", "lambda_vta")
-        result = {
-            "model": "laviter",
-            "phase": args.phase,
-            "dataset": f"{args.dataset}/{args.dataset_config or ('quad2' if args.dataset == 'caption_mnist' else '')}",
-            "test_pairs": min(args.eval_images, len(test)),
-            "steps": run.step,
-            "processes": world,
-            "train_seconds_this_session": round(time.time() - started, 1),
+        return {
             "init_from": repo_relative(args.init_from) if args.init_from else None,
             "lambdas": {w: getattr(unwrapped.config, w) for w in weights},
             "train_image_backbone": args.train_image_backbone,
-            "command": command_line(),
-            "commit": run.commit,
-            "session_commits": run.session_commits,
             "metrics": [{"metric": k, "split": "test", "value": round(v, 4)} for k, v in final.items()],
         }
-        save_run_result(output_dir, result, args.results_file, args.run_name)
-        accelerator.print(json.dumps(final))
-    accelerator.wait_for_everyone()
-    return result
+
+    description = {
+        "model": "laviter",
+        "phase": args.phase,
+        "dataset": f"{args.dataset}/{args.dataset_config or ('quad2' if args.dataset == 'caption_mnist' else '')}",
+        "test_pairs": min(args.eval_images, len(test)),
+    }
+    return finish_run(
+        accelerator, run, args, output_dir, started=started, saved=[(unwrapped, ""), (tokenizer, "")],
+        description=description, evaluate=evaluate,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

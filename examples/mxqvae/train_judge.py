@@ -3,7 +3,7 @@ of generated image-text pairs (MXQ-VAE, Table 2).
 
     python examples/mxqvae/train_judge.py                  # ~13 min on one thread, into outputs/caption-mnist-judge
     python examples/mxqvae/train_judge.py --output_dir checkpoints/caption-mnist-judge \
-        --results_file examples/mxqvae/results/judge.json  # how the shipped judge and its results were written
+        --results_file examples/mxqvae/results/judge.json --run_name judge  # how the shipped judge was written
     python examples/mxqvae/train_judge.py --smoke          # a few steps on a few pairs, into a temporary folder
 
 Training crops come from generated Caption MNIST train pairs of every layout (single, quad1 ... quad4, so empty
@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shlex
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,6 +34,7 @@ from mmquant.arguments import make_parser
 from mmquant.data.caption_mnist import COLORS, DEFAULT_COLORS, generate_caption_mnist
 from mmquant.data.collate import image_to_tensor
 from mmquant.data.mnist import add_mnist_arguments
+from mmquant.losses.distributed import global_mean
 from mmquant.metrics.consistency import semantic_consistency
 from mmquant.models.caption_mnist_judge import (
     POSITIONS,
@@ -43,7 +42,21 @@ from mmquant.models.caption_mnist_judge import (
     CaptionMnistJudgeModel,
     crop_positions,
 )
-from mmquant.training import LR_SCHEDULES, git_commit, load_yaml_defaults, make_scheduler, portable_args
+from mmquant.training import (
+    LR_SCHEDULES,
+    LossLog,
+    TrainingRun,
+    add_accelerator_arguments,
+    add_micro_batch,
+    backward_and_step,
+    finish_run,
+    git_commit,
+    load_yaml_defaults,
+    make_accelerator,
+    make_scheduler,
+    mean_over_processes,
+    sync_batch_norm,
+)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -59,8 +72,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=None,
         help="where the model and eval_results.json go (outputs/caption-mnist-judge; smoke: a temporary folder)",
     )
-    p.add_argument("--results_file", default=None, help="also write the results here (e.g. the tracked "
-                   "examples/mxqvae/results/judge.json); none by default")  # fmt: skip
+    p.add_argument("--results_file", default=None, help="also merge the results into this JSON file (e.g. the "
+                   "tracked examples/mxqvae/results/judge.json); none by default")  # fmt: skip
+    p.add_argument(
+        "--run_name", default=None, help="key of this run in --results_file (default: the output folder's name)"
+    )
     p.add_argument("--smoke", action="store_true", help="tiny network, few pairs, a few steps (for tests)")
     p.add_argument("--train_pairs", type=int, default=12000, help="train pairs per layout")
     p.add_argument("--val_pairs", type=int, default=200, help="validation pairs per layout")
@@ -83,7 +99,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="model/batches and the generated pairs")
     p.add_argument("--eval_steps", type=int, default=500, help="validate every N steps")
     p.add_argument("--log_steps", type=int, default=100, help="print the loss every N steps")
-    p.add_argument("--num_threads", type=int, default=1, help="torch intra-op threads")
+    p.add_argument("--num_threads", type=int, default=1, help="torch intra-op threads per process")
+    add_accelerator_arguments(p)
     add_mnist_arguments(p)
     args = load_yaml_defaults(p, argv)
     if args.smoke:
@@ -237,96 +254,124 @@ def card_metrics(results: dict) -> list[dict]:
     return [{"metric": k, "split": "test", "value": results["test"][k]} for k in keys]
 
 
+class CropClassifier(torch.nn.Module):
+    """The judge's crop classifier as a module's ``forward``, the call DDP synchronises the gradients of."""
+
+    def __init__(self, judge: CaptionMnistJudgeModel):
+        super().__init__()
+        self.judge = judge
+
+    def forward(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.judge.classify_crops(crops)
+
+
 def main(args) -> dict:
-    torch.set_num_threads(args.num_threads)
-    torch.manual_seed(args.seed)
+    output_dir = Path(args.output_dir)
+    accelerator = make_accelerator(args, "caption-mnist-judge")  # seeded: the same initial weights on every process
+    world = accelerator.num_processes
     start_time = time.time()
     config = CaptionMnistJudgeConfig(hidden_channels=args.hidden_channels, dropout=args.dropout, colors=list(COLORS))
     model = CaptionMnistJudgeModel(config)
-    print(f"judge: {sum(p.numel() for p in model.parameters()):,} parameters", flush=True)
+    accelerator.print(f"judge: {sum(p.numel() for p in model.parameters()):,} parameters", flush=True)
 
-    print("generating train crops", flush=True)
+    accelerator.print("generating train crops", flush=True)
     crops, digit_labels, color_labels = training_crops(args, config)
     n = len(crops)
-    print(f"{n} crops ({(digit_labels == config.empty_class).sum().item()} empty)", flush=True)
+    accelerator.print(f"{n} crops ({(digit_labels == config.empty_class).sum().item()} empty)", flush=True)
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     scheduler = make_scheduler(optimizer, args.lr_schedule, args.max_steps, args.learning_rate, args.warmup_ratio)
+    # every process draws the same batches and augmentations (the global batch's) and keeps its share
     generator = torch.Generator().manual_seed(args.seed + 1)
     validation = []
     order, position = torch.randperm(n, generator=generator), 0
     model.to(memory_format=torch.channels_last).train()  # channels-last convolutions train ~1.4x faster on CPU
+    classifier, optimizer = accelerator.prepare(sync_batch_norm(accelerator, CropClassifier(model)), optimizer)
+    run = TrainingRun(0, git_commit(ROOT), [git_commit(ROOT)], None)  # no checkpoints: a run is one session
+    log = LossLog(output_dir / "losses.jsonl")
+    shard = args.batch_size // world
+    mine = slice(accelerator.process_index * shard, (accelerator.process_index + 1) * shard)
+    accumulation = args.gradient_accumulation_steps
     seen_since, tic = 0, time.time()
     for step in range(1, args.max_steps + 1):
-        if position + args.batch_size > n:
-            order, position = torch.randperm(n, generator=generator), 0
-        index = order[position : position + args.batch_size]
-        position += args.batch_size
-        x = augment(crops[index].float() / 127.5 - 1, args, generator)  # (B, 3, 32, 32)
-        x = x.contiguous(memory_format=torch.channels_last)
-        digit_logits, color_logits = model.classify_crops(x)
-        digit_loss = F.cross_entropy(digit_logits, digit_labels[index])
-        color_targets = color_labels[index]
-        color_loss = (
-            F.cross_entropy(color_logits, color_targets, ignore_index=IGNORE)
-            if (color_targets != IGNORE).any()
-            else 0.0
-        )
-        loss = digit_loss + color_loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        totals = {}
+        for _ in range(accumulation):
+            if position + args.batch_size > n:
+                order, position = torch.randperm(n, generator=generator), 0
+            index = order[position : position + args.batch_size]
+            position += args.batch_size
+            x = augment(crops[index].float() / 127.5 - 1, args, generator)[mine]  # (shard, 3, 32, 32)
+            index = index[mine]
+            x = x.contiguous(memory_format=torch.channels_last)
+            with accelerator.accumulate(classifier):
+                with accelerator.autocast():
+                    digit_logits, color_logits = classifier(x)
+                digit_loss = F.cross_entropy(digit_logits, digit_labels[index])
+                color_targets = color_labels[index]
+                if world == 1:
+                    color_loss = (
+                        F.cross_entropy(color_logits, color_targets, ignore_index=IGNORE)
+                        if (color_targets != IGNORE).any()
+                        else 0.0
+                    )
+                else:  # a mean over the labelled crops, whose count differs between the shares
+                    labelled = (color_targets != IGNORE).sum()
+                    summed = F.cross_entropy(color_logits, color_targets, ignore_index=IGNORE, reduction="sum")
+                    color_loss = global_mean(summed / labelled.clamp(min=1), labelled)
+                loss = digit_loss + color_loss
+                backward_and_step(accelerator, loss, optimizer)
+            accuracy = (digit_logits.argmax(-1) == digit_labels[index]).float().mean()
+            add_micro_batch(totals, {"loss": float(loss.detach()), "digit_accuracy": float(accuracy)}, accumulation)
         scheduler.step()
-        seen_since += len(index)
+        run.step = step
+        totals = mean_over_processes(accelerator, totals)  # the global batch's
+        if accelerator.is_main_process:
+            log.append({"step": step, "lr": scheduler.get_last_lr()[0], **totals})
+        seen_since += args.batch_size * accumulation
         if step % args.log_steps == 0:
-            accuracy = (digit_logits.argmax(-1) == digit_labels[index]).float().mean().item()
             rate = seen_since / (time.time() - tic)
-            print(
-                f"step {step}/{args.max_steps} loss {loss.item():.4f} digit acc {accuracy:.3f} "
+            accelerator.print(
+                f"step {step}/{args.max_steps} loss {totals['loss']:.4f} digit acc {totals['digit_accuracy']:.3f} "
                 f"lr {scheduler.get_last_lr()[0]:.2e} {rate:.0f} crops/s",
                 flush=True,
             )
             seen_since, tic = 0, time.time()
         if step % args.eval_steps == 0 or step == args.max_steps:
-            metrics = evaluate_judge(args, model, "validation", args.val_pairs, DEFAULT_COLORS)
-            model.train()
-            validation.append(
-                {"step": step, **{k: round(metrics[k], 5) for k in ("object_accuracy", "image_accuracy")}}
-            )
-            print(f"validation at step {step}: {validation[-1]}", flush=True)
+            if accelerator.is_main_process:
+                metrics = evaluate_judge(args, model, "validation", args.val_pairs, DEFAULT_COLORS)
+                model.train()
+                validation.append(
+                    {"step": step, **{k: round(metrics[k], 5) for k in ("object_accuracy", "image_accuracy")}}
+                )
+                print(f"validation at step {step}: {validation[-1]}", flush=True)
+            accelerator.wait_for_everyone()
             seen_since, tic = 0, time.time()
-    train_seconds = time.time() - start_time
 
     model.to(memory_format=torch.contiguous_format).eval()
-    output_dir = Path(args.output_dir)
-    model.save_pretrained(output_dir)
-    test = evaluate_judge(args, model, "test", args.test_pairs, DEFAULT_COLORS)
-    test_all_colors = evaluate_judge(args, model, "test", max(1, args.test_pairs // 4), tuple(COLORS))
-    argv = [a for a in sys.argv[1:]] if Path(sys.argv[0]).name == "train_judge.py" else []
-    results = {
-        "command": shlex.join(["python", "examples/mxqvae/train_judge.py", *portable_args(argv)]),
-        "commit": git_commit(ROOT),
-        "train_seconds": round(train_seconds, 1),
-        "num_threads": args.num_threads,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "model_bytes": (output_dir / "model.safetensors").stat().st_size,
-        "train_crops": n,
-        "args": {k: v for k, v in vars(args).items() if k not in ("output_dir", "results_file")},
-        "validation": validation,
-        "test": _rounded(test),
-        "test_all_colors": _rounded(test_all_colors),
-    }
-    results["metrics"] = card_metrics(results)
-    results_file = output_dir / "eval_results.json"
-    results_file.write_text(json.dumps(results, indent=2) + "\n")
-    if args.results_file:
-        results_file = Path(args.results_file)
-        results_file.parent.mkdir(parents=True, exist_ok=True)
-        results_file.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps({k: results[k] for k in ("train_seconds", "parameters", "model_bytes")}), flush=True)
-    print("test:", json.dumps({k: v for k, v in results["test"].items() if k != "per_layout"}), flush=True)
-    print(f"saved the judge to {output_dir} and the results to {results_file}", flush=True)
-    return results
+
+    def evaluate() -> dict:
+        test = evaluate_judge(args, model, "test", args.test_pairs, DEFAULT_COLORS)
+        test_all_colors = evaluate_judge(args, model, "test", max(1, args.test_pairs // 4), tuple(COLORS))
+        results = {
+            "num_threads": args.num_threads,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "model_bytes": (output_dir / "model.safetensors").stat().st_size,
+            "train_crops": n,
+            "args": {k: v for k, v in vars(args).items() if k not in ("output_dir", "results_file")},
+            "validation": validation,
+            "test": _rounded(test),
+            "test_all_colors": _rounded(test_all_colors),
+        }
+        results["metrics"] = card_metrics(results)
+        print(json.dumps({k: results[k] for k in ("parameters", "model_bytes")}), flush=True)
+        print("test:", json.dumps({k: v for k, v in results["test"].items() if k != "per_layout"}), flush=True)
+        print(f"saved the judge and eval_results.json to {output_dir}", flush=True)
+        return results
+
+    return finish_run(
+        accelerator, run, args, output_dir, started=start_time, saved=[(model, "")],
+        description={"model": "caption_mnist_judge"}, evaluate=evaluate,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@
     python examples/mxqvae/train_mxqvae.py --config examples/mxqvae/configs/quad4.yaml --text_mask_ratio 0 \\
         --output_dir outputs/mxqvae-quad4-no-tc                                   # the "w/o TC" ablation
     python examples/mxqvae/train_mxqvae.py --config ... --resume_from_checkpoint latest
+    accelerate launch --config_file examples/accelerate_configs/cpu_2_processes.yaml \\
+        examples/mxqvae/train_mxqvae.py --config ...  # two processes (README: "From this CPU to a cluster")
 
 Images are masked (IM) and captions corrupted (TC) at the configured rates; the losses compare the reconstruction
 with the clean pair. The caption tokenizer is trained on the training captions (plus the grammar's closed
@@ -24,27 +26,30 @@ import torch
 from mmquant.arguments import make_parser
 from mmquant.data.caption_mnist import DEFAULT_COLORS
 from mmquant.data.pairs import CaptionPairs, load_caption_mnist_pairs
+from mmquant.losses.distributed import global_mean
 from mmquant.metrics.functional import psnr
 from mmquant.models.mxqvae import MXQVAEConfig, MXQVAEModel
 from mmquant.training import (
     GracefulStop,
     LossLog,
+    add_micro_batch,
     add_training_arguments,
-    batch_indices,
-    command_line,
+    backward_and_step,
+    finish_run,
     load_yaml_defaults,
+    make_accelerator,
     make_scheduler,
+    mean_over_processes,
     plot_losses,
+    process_batch_indices,
     progress_bar,
     save_captioned_grid,
-    save_resolved_args,
     save_run_checkpoint,
-    save_run_result,
     start_or_resume,
 )
 
 HERE = Path(__file__).resolve().parent
-_RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule")
+_RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule", "gradient_accumulation_steps")
 _RESULT_CONFIG_KEYS = ("fusion", "image_mask_ratio", "text_mask_ratio", "text_corruption_groups", "text_replace_ratio")
 
 
@@ -98,8 +103,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--degree_eval_examples", type=int, default=200, help="Degree base pairs per evaluation")
     add_training_arguments(p, batch_size=32)
     args = load_yaml_defaults(p, argv)
-    if args.batch_size < 1 or args.max_steps < 1:
-        p.error("--batch_size and --max_steps must be >= 1")
+    if args.batch_size < 1 or args.max_steps < 1 or args.gradient_accumulation_steps < 1:
+        p.error("--batch_size, --max_steps and --gradient_accumulation_steps must be >= 1")
     return args
 
 
@@ -205,86 +210,94 @@ def save_samples(model: MXQVAEModel, tokenizer, pairs: CaptionPairs, path: Path)
 
 
 def main(args) -> dict:
-    from accelerate import Accelerator
-
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
     output_dir = Path(args.output_dir)
-    accelerator = Accelerator(mixed_precision=args.mixed_precision)
-    if accelerator.num_processes > 1:
-        raise ValueError("train_mxqvae.py runs in one process (multi-process training is not wired up here yet).")
-    save_resolved_args(args, output_dir)
-    torch.manual_seed(args.seed)
-    tokenizer, train, test = load_data(args)
-    degree_pairs = load_degree_pairs(args, tokenizer)
+    accelerator = make_accelerator(args, "mxqvae")  # seeded: the same initial weights on every process
+    world = accelerator.num_processes
+    with accelerator.main_process_first():  # the main process generates (and caches) the pairs, the others read them
+        tokenizer, train, test = load_data(args)
+        degree_pairs = load_degree_pairs(args, tokenizer)
     model = MXQVAEModel(model_config(args, tokenizer))
     if len(train) < args.batch_size:
         raise ValueError(f"--batch_size {args.batch_size} exceeds the {len(train)} training pairs.")
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     scheduler = make_scheduler(optimizer, args.lr_schedule, args.max_steps, args.learning_rate, args.warmup_ratio)
     model, optimizer = accelerator.prepare(model, optimizer)
+    unwrapped = accelerator.unwrap_model(model)
+    config = unwrapped.config
 
     run = start_or_resume(
         args, output_dir, model, optimizer, scheduler, run_keys=_RUN_KEYS, code_dir=HERE, accelerator=accelerator
     )
-    step = run.step
-    log = LossLog(output_dir / "losses.jsonl", resume_step=step if run.resumed_from else None)
-    bar = progress_bar(args.max_steps, initial=step)
+    log = LossLog(output_dir / "losses.jsonl", resume_step=run.step if run.resumed_from else None)
+    bar = progress_bar(args.max_steps, initial=run.step, disable=not accelerator.is_local_main_process)
     keys = ("loss", "image_loss", "text_loss", "quantizer_loss", "text_accuracy", "usage", "perplexity")
+    accumulation = args.gradient_accumulation_steps
     started = time.time()
     model.train()
     stop = GracefulStop(accelerator)  # Ctrl-C / SIGTERM: save a checkpoint at the end of the step and exit
-    while step < args.max_steps:
-        index = batch_indices(step, len(train), args.batch_size, args.seed)
-        with accelerator.autocast():
-            out = model(train.pixel_values(index), train.input_ids[index])
-        accelerator.backward(out.loss)
-        optimizer.step()
-        optimizer.zero_grad()
+    while run.step < args.max_steps:
+        totals = {}
+        for micro in range(accumulation):
+            index = process_batch_indices(accelerator, run.step, micro, len(train), args)
+            with accelerator.accumulate(model):
+                with accelerator.autocast():
+                    out = model(train.pixel_values(index), train.input_ids[index])
+                loss = out.loss
+                if world > 1:
+                    # the caption terms are means over this share's tokens: weighted to the global batch's means
+                    ids = train.input_ids[index]
+                    real = int((ids != config.pad_token_id).sum())
+                    # text_loss_on_padding: the loss also covers [PAD], every token counts
+                    counted = ids.numel() if getattr(config, "text_loss_on_padding", False) else real
+                    text_loss = global_mean(out.text_loss, counted)
+                    loss = loss + config.text_loss_weight * (text_loss - out.text_loss)
+                    out.text_loss, out.loss = text_loss, loss
+                    out.text_accuracy = global_mean(out.text_accuracy, real)
+                backward_and_step(accelerator, loss, optimizer)
+            add_micro_batch(totals, {key: float(out[key].detach()) for key in keys}, accumulation)
         scheduler.step()
-        step += 1
-        record = {"step": step, "lr": scheduler.get_last_lr()[0], **{k: float(out[k].detach()) for k in keys}}
-        log.append(record)
+        run.step += 1
+        totals = mean_over_processes(accelerator, totals)  # the logged figures are the global batch's
+        record = {"step": run.step, "lr": scheduler.get_last_lr()[0], **totals}
+        if accelerator.is_main_process:
+            log.append(record)
         bar.update(1)
         bar.set_postfix(
             loss=f"{record['loss']:.3f}", txt=f"{record['text_accuracy']:.2f}", use=f"{record['usage']:.2f}"
         )
-        if step % args.eval_steps == 0 or step == args.max_steps:
-            metrics = evaluate_stage1(model, test.head(500))
-            if degree_pairs is not None:
-                metrics |= evaluate_degree(model, tokenizer, degree_pairs)
-            log.append({"step": step, **{f"eval_{k}": v for k, v in metrics.items()}})
-            save_samples(model, tokenizer, test, output_dir / "samples" / f"step-{step}.png")
+        if run.step % args.eval_steps == 0 or run.step == args.max_steps:
+            if accelerator.is_main_process:
+                metrics = evaluate_stage1(unwrapped, test.head(500))
+                if degree_pairs is not None:
+                    metrics |= evaluate_degree(unwrapped, tokenizer, degree_pairs)
+                log.append({"step": run.step, **{f"eval_{k}": v for k, v in metrics.items()}})
+                save_samples(unwrapped, tokenizer, test, output_dir / "samples" / f"step-{run.step}.png")
+            accelerator.wait_for_everyone()
         stopping = stop.requested()
-        if stopping or step % args.checkpointing_steps == 0 or step == args.max_steps:
-            run.step = step
-            save_run_checkpoint(run, args, output_dir, model, optimizer, scheduler, run_keys=_RUN_KEYS)
+        if stopping or run.step % args.checkpointing_steps == 0 or run.step == args.max_steps:
+            save_run_checkpoint(
+                run, args, output_dir, model, optimizer, scheduler, run_keys=_RUN_KEYS, accelerator=accelerator
+            )
         if stopping:
-            stop.exit(step, output_dir)
+            stop.exit(run.step, output_dir)
     stop.close()
     bar.close()
 
-    model.save_pretrained(output_dir)
-    tokenizer.save_pretrained(output_dir)
-    final = evaluate_stage1(model, test)
-    plot_losses(log.read(), ["loss", "image_loss", "text_loss", "quantizer_loss"], output_dir / "losses.png")
-    command = command_line()
-    result = {
-        "model": "mxqvae",
-        "dataset": f"caption_mnist/{args.dataset_config}",
-        "steps": step,
-        "processes": 1,
-        "train_seconds_this_session": round(time.time() - started, 1),
-        "command": command,
-        "commit": run.commit,
-        "session_commits": run.session_commits,
-        "config": {k: getattr(model.config, k) for k in _RESULT_CONFIG_KEYS}
-        | {"quantizer": model.config.quantizer_config["type"]},
-        "metrics": [{"metric": k, "split": "test", "value": round(v, 4)} for k, v in final.items()],
-    }
-    save_run_result(output_dir, result, args.results_file, args.run_name)
-    accelerator.print(json.dumps(final))
-    return result
+    def evaluate() -> dict:
+        final = evaluate_stage1(unwrapped, test)
+        plot_losses(log.read(), ["loss", "image_loss", "text_loss", "quantizer_loss"], output_dir / "losses.png")
+        accelerator.print(json.dumps(final))
+        return {
+            "config": {k: getattr(config, k) for k in _RESULT_CONFIG_KEYS}
+            | {"quantizer": config.quantizer_config["type"]},
+            "metrics": [{"metric": k, "split": "test", "value": round(v, 4)} for k, v in final.items()],
+        }
+
+    description = {"model": "mxqvae", "dataset": f"caption_mnist/{args.dataset_config}"}
+    return finish_run(
+        accelerator, run, args, output_dir, started=started, saved=[(unwrapped, ""), (tokenizer, "")],
+        description=description, evaluate=evaluate,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

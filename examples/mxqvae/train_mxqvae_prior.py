@@ -3,6 +3,8 @@ generation pipeline (stage 1 + prior + tokenizer) as one folder.
 
     python examples/mxqvae/train_mxqvae_prior.py --config examples/mxqvae/configs/prior_quad4.yaml
     python examples/mxqvae/train_mxqvae_prior.py --config ... --resume_from_checkpoint latest
+    accelerate launch --config_file examples/accelerate_configs/cpu_2_processes.yaml \\
+        examples/mxqvae/train_mxqvae_prior.py --config ...  # two processes (README: "From this CPU to a cluster")
 
 The stage-1 model encodes every training pair once (clean inputs) into its joint codes; each training sequence is
 written image-first or text-first at random (a start token of its own), so the pipeline can complete a caption's
@@ -29,21 +31,23 @@ from mmquant.pipelines import MXQVAEPipeline
 from mmquant.training import (
     GracefulStop,
     LossLog,
+    add_micro_batch,
     add_training_arguments,
-    batch_indices,
-    command_line,
+    backward_and_step,
+    finish_run,
     load_yaml_defaults,
+    make_accelerator,
     make_scheduler,
+    mean_over_processes,
     plot_losses,
+    process_batch_indices,
     progress_bar,
-    save_resolved_args,
     save_run_checkpoint,
-    save_run_result,
     start_or_resume,
 )
 
 HERE = Path(__file__).resolve().parent
-_RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule")
+_RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule", "gradient_accumulation_steps")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -130,27 +134,24 @@ def _check_stage1(folder: str) -> None:
 
 
 def main(args) -> dict:
-    from accelerate import Accelerator
-
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
     output_dir = Path(args.output_dir)
-    accelerator = Accelerator(mixed_precision=args.mixed_precision)
-    save_resolved_args(args, output_dir)
-    torch.manual_seed(args.seed)
+    accelerator = make_accelerator(args, "mxqvae-prior")  # seeded: the same initial weights on every process
     _check_stage1(args.stage1)
     stage1 = AutoModel.from_pretrained(args.stage1).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.stage1)
-    ds = build_dataset(
-        "caption_mnist",
-        args.dataset_config,
-        cache_dir=args.dataset_cache_dir,
-        num_examples={"train": args.train_examples, "test": args.test_examples},
-    )
+    with accelerator.main_process_first():  # the main process generates (and caches) the pairs, the others read them
+        ds = build_dataset(
+            "caption_mnist",
+            args.dataset_config,
+            cache_dir=args.dataset_cache_dir,
+            num_examples={"train": args.train_examples, "test": args.test_examples},
+        )
     max_length = stage1.config.max_text_length
     train_codes = encode_pairs(stage1, CaptionPairs.from_dataset(ds["train"], tokenizer, max_length))
     test_codes = encode_pairs(stage1, CaptionPairs.from_dataset(ds["test"], tokenizer, max_length))
     accelerator.print(f"encoded {len(train_codes)} training pairs; codes in use: {train_codes.unique().numel()}")
+    if len(train_codes) < args.batch_size:
+        raise ValueError(f"--batch_size {args.batch_size} exceeds the {len(train_codes)} training pairs.")
 
     config = MXQVAEPriorConfig(
         stage1_config=stage1.config.to_dict(),
@@ -165,62 +166,64 @@ def main(args) -> dict:
     optimizer = torch.optim.AdamW(prior.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     scheduler = make_scheduler(optimizer, args.lr_schedule, args.max_steps, args.learning_rate, args.warmup_ratio)
     prior, optimizer = accelerator.prepare(prior, optimizer)
+    unwrapped = accelerator.unwrap_model(prior)
 
     run = start_or_resume(
         args, output_dir, prior, optimizer, scheduler, run_keys=_RUN_KEYS, code_dir=HERE, accelerator=accelerator
     )
-    step = run.step
-    log = LossLog(output_dir / "losses.jsonl", resume_step=step if run.resumed_from else None)
-    bar = progress_bar(args.max_steps, initial=step)
+    log = LossLog(output_dir / "losses.jsonl", resume_step=run.step if run.resumed_from else None)
+    bar = progress_bar(args.max_steps, initial=run.step, disable=not accelerator.is_local_main_process)
+    accumulation = args.gradient_accumulation_steps
     started = time.time()
     prior.train()
-    pipe = MXQVAEPipeline(stage1=stage1, prior=prior, tokenizer=tokenizer)
+    pipe = MXQVAEPipeline(stage1=stage1, prior=unwrapped, tokenizer=tokenizer)
     stop = GracefulStop(accelerator)  # Ctrl-C / SIGTERM: save a checkpoint at the end of the step and exit
-    while step < args.max_steps:
-        index = batch_indices(step, len(train_codes), args.batch_size, args.seed)
-        text_first = torch.rand(len(index)) < args.text_first_ratio
-        seq = to_sequences(prior, train_codes[index], text_first)
-        with accelerator.autocast():
-            loss = prior(input_ids=seq, labels=seq).loss
-        accelerator.backward(loss)
-        optimizer.step()
-        optimizer.zero_grad()
+    while run.step < args.max_steps:
+        totals = {}
+        for micro in range(accumulation):
+            index = process_batch_indices(accelerator, run.step, micro, len(train_codes), args)
+            # each process draws its own rows' orders (the one-process run draws the whole batch's)
+            text_first = torch.rand(len(index)) < args.text_first_ratio
+            seq = to_sequences(unwrapped, train_codes[index], text_first)
+            with accelerator.accumulate(prior):
+                with accelerator.autocast():
+                    loss = prior(input_ids=seq, labels=seq).loss  # a mean over a fixed number of codes per row
+                backward_and_step(accelerator, loss, optimizer)
+            add_micro_batch(totals, {"loss": float(loss.detach())}, accumulation)
         scheduler.step()
-        step += 1
-        log.append({"step": step, "lr": scheduler.get_last_lr()[0], "loss": float(loss.detach())})
+        run.step += 1
+        record = mean_over_processes(accelerator, totals)  # the global batch's
+        if accelerator.is_main_process:
+            log.append({"step": run.step, "lr": scheduler.get_last_lr()[0], **record})
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-        if step % args.eval_steps == 0 or step == args.max_steps:
-            log.append({"step": step, "eval_nll": test_nll(prior, test_codes[:500])})
-            out = pipe(num_samples=8, seed=0, top_k=args.top_k)
-            MXQVAEPipeline.save_grid(out, output_dir / "samples" / f"step-{step}.png")
-            prior.train()
+        bar.set_postfix(loss=f"{record['loss']:.3f}")
+        if run.step % args.eval_steps == 0 or run.step == args.max_steps:
+            if accelerator.is_main_process:
+                log.append({"step": run.step, "eval_nll": test_nll(unwrapped, test_codes[:500])})
+                out = pipe(num_samples=8, seed=0, top_k=args.top_k)
+                MXQVAEPipeline.save_grid(out, output_dir / "samples" / f"step-{run.step}.png")
+                prior.train()
+            accelerator.wait_for_everyone()
         stopping = stop.requested()
-        if stopping or step % args.checkpointing_steps == 0 or step == args.max_steps:
-            run.step = step
-            save_run_checkpoint(run, args, output_dir, prior, optimizer, scheduler, run_keys=_RUN_KEYS)
+        if stopping or run.step % args.checkpointing_steps == 0 or run.step == args.max_steps:
+            save_run_checkpoint(
+                run, args, output_dir, prior, optimizer, scheduler, run_keys=_RUN_KEYS, accelerator=accelerator
+            )
         if stopping:
-            stop.exit(step, output_dir)
+            stop.exit(run.step, output_dir)
     stop.close()
     bar.close()
 
-    prior.save_pretrained(output_dir / "prior")
-    pipe.save_pretrained(output_dir / "pipeline")
-    plot_losses(log.read(), ["loss"], output_dir / "losses.png")
-    command = command_line()
-    result = {
-        "model": "mxqvae_prior",
-        "dataset": f"caption_mnist/{args.dataset_config}",
-        "steps": step,
-        "processes": 1,
-        "train_seconds_this_session": round(time.time() - started, 1),
-        "command": command,
-        "commit": run.commit,
-        "session_commits": run.session_commits,
-        "metrics": [{"metric": "nll_per_code", "split": "test", "value": round(test_nll(prior, test_codes), 4)}],
-    }
-    save_run_result(output_dir, result, args.results_file, args.run_name)
-    return result
+    def evaluate() -> dict:
+        plot_losses(log.read(), ["loss"], output_dir / "losses.png")
+        nll = round(test_nll(unwrapped, test_codes), 4)
+        return {"metrics": [{"metric": "nll_per_code", "split": "test", "value": nll}]}
+
+    description = {"model": "mxqvae_prior", "dataset": f"caption_mnist/{args.dataset_config}"}
+    return finish_run(
+        accelerator, run, args, output_dir, started=started, saved=[(unwrapped, "prior"), (pipe, "pipeline")],
+        description=description, evaluate=evaluate,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

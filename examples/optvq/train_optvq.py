@@ -30,18 +30,19 @@ from mmquant.models.registry import PAPER_QUANTIZERS
 from mmquant.training import (
     GracefulStop,
     LossLog,
+    add_micro_batch,
     add_training_arguments,
-    batch_indices,
-    command_line,
+    backward_and_step,
+    finish_run,
     load_yaml_defaults,
+    make_accelerator,
     make_scheduler,
     mean_over_processes,
     plot_losses,
+    process_batch_indices,
     progress_bar,
     save_image_grid,
-    save_resolved_args,
     save_run_checkpoint,
-    save_run_result,
     start_or_resume,
 )
 
@@ -68,16 +69,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     add_mnist_arguments(p)
     p.add_argument("--train_samples", type=int, default=None, help="use only the first N training images")
-    p.add_argument("--gradient_accumulation_steps", type=int, default=1, help="micro-batches per optimizer step")
     p.add_argument("--log_steps", type=int, default=10, help="log the losses every N steps")
     p.add_argument("--eval_samples", type=int, default=2000, help="test images scored at each evaluation")
-    p.add_argument(
-        "--report_to",
-        default="tensorboard",
-        choices=["tensorboard", "none"],
-        help="TensorBoard logs under <output_dir>/logs, or none",
-    )
-    add_training_arguments(p, batch_size=128, lr_schedule="onecycle")
+    add_training_arguments(p, batch_size=128, lr_schedule="onecycle", report_to="tensorboard")
     args = load_yaml_defaults(p, argv)
     if args.batch_size < 1 or args.max_steps < 1 or args.gradient_accumulation_steps < 1:
         p.error("--batch_size, --max_steps and --gradient_accumulation_steps must be >= 1")
@@ -96,24 +90,8 @@ def load_images(args, split: str, size: int, channels: int) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------------------------------- main
 def main(args) -> dict:
-    from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration
-
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
     output_dir = Path(args.output_dir)
-    accelerator = Accelerator(
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        mixed_precision=args.mixed_precision,
-        log_with=None if args.report_to == "none" else args.report_to,
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
-    )
-    world, rank = accelerator.num_processes, accelerator.process_index
-    if args.batch_size % world:
-        raise ValueError(f"--batch_size {args.batch_size} must be divisible by the {world} processes.")
-    if accelerator.is_main_process:
-        save_resolved_args(args, output_dir)
-    torch.manual_seed(args.seed)  # same initial weights on every process
+    accelerator = make_accelerator(args, "optvq")  # seeded: the same initial weights on every process
 
     overrides = {"quantizer_config": QUANTIZERS[args.quantizer]} if args.quantizer else {}
     model = mmquant.create_model(args.model, **overrides)
@@ -138,28 +116,21 @@ def main(args) -> dict:
     )
     step = run.step
     log = LossLog(output_dir / "losses.jsonl", resume_step=step if run.resumed_from else None)
-    if args.report_to != "none":
-        accelerator.init_trackers("optvq", config={k: v for k, v in vars(args).items() if v is not None})
 
     bar = progress_bar(args.max_steps, initial=step, disable=not accelerator.is_local_main_process)
-    shard = args.batch_size // world
+    keys = ("loss", "reconstruction_loss", "quantizer_loss", "usage", "perplexity")
     started = time.time()
     model.train()
     stop = GracefulStop(accelerator)  # Ctrl-C / SIGTERM: save a checkpoint at the end of the step and exit
     while step < args.max_steps:
-        totals = {"loss": 0.0, "reconstruction_loss": 0.0, "quantizer_loss": 0.0, "usage": 0.0, "perplexity": 0.0}
+        totals = {}
         for micro in range(args.gradient_accumulation_steps):
-            idx = batch_indices(
-                step * args.gradient_accumulation_steps + micro, len(train_images), args.batch_size, args.seed
-            )
-            x = train_images[idx[rank * shard : (rank + 1) * shard]]  # (shard, 1, H, W)
+            x = train_images[process_batch_indices(accelerator, step, micro, len(train_images), args)]
             with accelerator.accumulate(model):
                 out = model(x)
-                accelerator.backward(out.loss)
-                optimizer.step()
-                optimizer.zero_grad()
-            for key in totals:
-                totals[key] += out[key].detach().float().item() / args.gradient_accumulation_steps
+                backward_and_step(accelerator, out.loss, optimizer)
+            record = {key: out[key].detach().float().item() for key in keys}
+            add_micro_batch(totals, record, args.gradient_accumulation_steps)
         scheduler.step()
         step += 1
         totals = mean_over_processes(accelerator, totals)  # the logged loss is the global batch's
@@ -196,9 +167,7 @@ def main(args) -> dict:
     stop.close()
     bar.close()
 
-    result = {}
-    if accelerator.is_main_process:
-        unwrapped.save_pretrained(output_dir)
+    def evaluate() -> dict:
         final = evaluate_reconstruction(unwrapped, test_images)
         records = log.read()
         plot_losses(
@@ -208,30 +177,28 @@ def main(args) -> dict:
             title=f"{args.model} ({args.quantizer or 'config'})",
         )
         plot_losses(records, ["eval_psnr"], output_dir / "psnr.png", title="test PSNR (dB)", logy=False)
-        command = command_line()
+        accelerator.print(
+            f"test PSNR {final['psnr']:.2f} dB, code usage {final['usage']:.2%}, perplexity {final['perplexity']:.1f}"
+        )
         split = "test" if args.dataset == "mnist" else "synthetic-test"
-        result = {
-            "model": args.model,
-            "quantizer": unwrapped.config.quantizer_config["type"],
-            "dataset": args.dataset,
-            "steps": step,
-            "processes": world,
-            "train_seconds_this_session": round(time.time() - started, 1),
-            "command": command,
-            "commit": run.commit,
-            "session_commits": run.session_commits,
+        return {
             "metrics": [
                 {"metric": "psnr", "split": split, "value": round(final["psnr"], 3), "unit": "dB"},
                 {"metric": "code_usage", "split": split, "value": round(final["usage"], 5)},
                 {"metric": "perplexity", "split": split, "value": round(final["perplexity"], 2)},
-            ],
+            ]
         }
-        save_run_result(output_dir, result, args.results_file, args.run_name)
-        accelerator.print(
-            f"test PSNR {final['psnr']:.2f} dB, code usage {final['usage']:.2%}, perplexity {final['perplexity']:.1f}"
-        )
-    accelerator.end_training()
-    return result
+
+    description = {
+        "model": args.model,
+        "quantizer": unwrapped.config.quantizer_config["type"],
+        "dataset": args.dataset,
+    }
+    run.step = step
+    return finish_run(
+        accelerator, run, args, output_dir, started=started, saved=[(unwrapped, "")], description=description,
+        evaluate=evaluate,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import pretrain_grid_features  # noqa: E402
 import probe_jwae  # noqa: E402
 import retrieve  # noqa: E402
 import train_jwae  # noqa: E402
+from two_process_runs import assert_two_processes_match_one  # noqa: E402
 
 pytestmark = pytest.mark.slow  # subprocess/integration runs: CI runs them (-m "not gpu"); the fast default skips them
 TINY_GRID = '{"grid_feature_channels": [4], "grid_feature_dim": 4, "latent_dim": 8, "text_hidden_size": 16}'
@@ -332,3 +333,14 @@ def test_five_caption_folders_with_pixels_and_with_precomputed_features(tmp_path
                 ]
             )
         )
+
+
+def test_two_processes_with_accelerate_launch_match_one_process(tmp_path):
+    """The ranking loss over the global batch's negatives (gathered), the caption losses over its tokens. Word
+    dropout and the critic (its prior samples are each process's own draws) off."""
+    config = {"image_size": 64, "image_channels": [4, 8, 8], "max_text_length": 48, "lambda_image_caption": 0.1}
+    config |= {"word_dropout": 0.0, "lambda_image_prior": 0.0, "lambda_text_prior": 0.0}
+    args = ["--config", HERE / "configs" / "smoke.yaml", "--dataset_cache_dir", tmp_path / "data"]
+    args += ["--model_config", json.dumps(config), "--max_steps", "3", "--sum_hinge_warmup_steps", "1"]
+    args += ["--eval_steps", "3", "--checkpointing_steps", "3"]
+    assert_two_processes_match_one(HERE / "train_jwae.py", args, tmp_path, steps=3)

@@ -17,6 +17,7 @@ HERE = ROOT / "examples" / "mxqvae"
 sys.path.insert(0, str(HERE))
 import train_mxqvae  # noqa: E402
 import train_mxqvae_prior  # noqa: E402
+from two_process_runs import assert_two_processes_match_one  # noqa: E402
 
 pytestmark = pytest.mark.slow  # subprocess/integration runs: CI runs them (-m "not gpu"); the fast default skips them
 
@@ -82,3 +83,24 @@ def test_stage1_smoke_resume_and_prior(tmp_path):
     out = pipe(num_samples=2, seed=0)
     assert len(out.captions) == 2 and out.codes.shape == (2, 72) and int(out.codes.max()) < 32
     assert torch.equal(pipe(num_samples=2, seed=0).codes, out.codes)
+
+
+def test_two_processes_with_accelerate_launch_match_one_process(tmp_path):
+    """Stage 1 in two processes: the caption loss is a mean over tokens whose count differs between the two halves of
+    the batch, so it is re-weighted to the global batch's mean. IM and TC are off: their masks are drawn from each
+    process's own random stream (as diffusers draws noise), the same distribution but not the same draws."""
+    args = ["--config", HERE / "configs" / "smoke.yaml", "--dataset_cache_dir", tmp_path / "data", "--max_steps", "3"]
+    args += ["--image_mask_ratio", "0", "--text_mask_ratio", "0", "--eval_steps", "3", "--checkpointing_steps", "3"]
+    keys = ["loss", "image_loss", "text_loss", "quantizer_loss", "text_accuracy"]
+    assert_two_processes_match_one(HERE / "train_mxqvae.py", args, tmp_path, steps=3, keys=keys)
+
+
+def test_prior_two_processes_with_accelerate_launch_match_one_process(tmp_path):
+    """The prior on a one-step stage-1 model; dropout and the text-first draws (each process's own) off."""
+    cache, stage1 = tmp_path / "data", tmp_path / "stage1"
+    smoke = ["--config", str(HERE / "configs" / "smoke.yaml"), "--dataset_cache_dir", str(cache)]
+    train_mxqvae.main(train_mxqvae.parse_args([*smoke, "--output_dir", str(stage1), "--max_steps", "1"]))
+    args = ["--config", HERE / "configs" / "prior_smoke.yaml", "--stage1", stage1, "--dataset_cache_dir", cache]
+    args += ["--max_steps", "3", "--dropout", "0", "--text_first_ratio", "0", "--eval_steps", "3"]
+    args += ["--checkpointing_steps", "3", "--top_k", "2"]
+    assert_two_processes_match_one(HERE / "train_mxqvae_prior.py", args, tmp_path, steps=3)

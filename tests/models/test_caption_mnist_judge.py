@@ -145,14 +145,16 @@ def test_train_script_smoke(tmp_path):
             str(tmp_path / "model"),
             "--results_file",
             str(results_file),
+            "--run_name",
+            "judge",
         ],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    results = json.loads(results_file.read_text())
-    assert {"command", "commit", "test", "validation"} <= set(results)
+    results = json.loads(results_file.read_text())["judge"]
+    assert {"command", "commit", "test", "validation", "metrics", "processes"} <= set(results)
     assert results["command"].startswith("python examples/mxqvae/train_judge.py --smoke")
     for key in ("object_accuracy", "empty_accuracy", "image_accuracy", "caption_consistency"):
         assert 0 <= results["test"][key] <= 1

@@ -4,6 +4,7 @@ Importing this package pulls in no training dependency by itself; accelerate, tq
 the functions that use them.
 """
 
+from .accelerator import make_accelerator
 from .checkpointing import (
     CheckpointError,
     latest_checkpoint,
@@ -12,7 +13,8 @@ from .checkpointing import (
     resolve_resume_path,
     save_checkpoint,
 )
-from .config import add_training_arguments, load_yaml_defaults, save_resolved_args
+from .config import add_accelerator_arguments, add_training_arguments, load_yaml_defaults, save_resolved_args
+from .data_parallel import process_batch_indices, sync_batch_norm
 from .interrupt import GracefulStop
 from .logging import LossLog, progress_bar
 from .plots import plot_losses, save_captioned_grid, save_image_grid
@@ -26,8 +28,10 @@ from .provenance import (
     repo_relative,
     save_run_result,
 )
-from .run_state import TrainingRun, make_accelerator, save_run_checkpoint, start_or_resume
+from .run_end import finish_run
+from .run_state import TrainingRun, save_run_checkpoint, start_or_resume
 from .schedule import LR_SCHEDULES, batch_indices, make_scheduler
+from .step import add_micro_batch, backward_and_step
 
 __all__ = [
     "LR_SCHEDULES",
@@ -35,11 +39,15 @@ __all__ = [
     "GracefulStop",
     "TrainingRun",
     "LossLog",
+    "add_accelerator_arguments",
+    "add_micro_batch",
     "add_training_arguments",
+    "backward_and_step",
     "batch_indices",
     "check_resumed_args",
     "command_line",
     "git_commit",
+    "finish_run",
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
@@ -49,6 +57,7 @@ __all__ = [
     "mean_over_processes",
     "merge_result",
     "portable_args",
+    "process_batch_indices",
     "plot_losses",
     "progress_bar",
     "repo_relative",
@@ -60,4 +69,5 @@ __all__ = [
     "save_run_checkpoint",
     "save_run_result",
     "start_or_resume",
+    "sync_batch_norm",
 ]

@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-__all__ = ["add_training_arguments", "load_yaml_defaults", "save_resolved_args"]
+__all__ = ["add_accelerator_arguments", "add_training_arguments", "load_yaml_defaults", "save_resolved_args"]
 
 
 def load_yaml_defaults(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
@@ -143,11 +143,41 @@ def save_resolved_args(args: argparse.Namespace, output_dir: str | Path) -> Path
     return path
 
 
+def add_accelerator_arguments(parser: argparse.ArgumentParser, *, report_to: str = "none") -> None:
+    """The arguments ``make_accelerator`` reads besides the batch, seed, threads and output folder: gradient
+    accumulation, mixed precision and trackers."""
+    add = parser.add_argument
+    add(
+        "--gradient_accumulation_steps",
+        type=int,
+        default=1,
+        help="micro-batches of --batch_size per optimizer step (the effective batch is their product)",
+    )
+    add(
+        "--mixed_precision",
+        default="no",
+        choices=["no", "bf16", "fp16"],
+        help="accelerate autocast (bf16 runs on CPU)",
+    )
+    add(
+        "--report_to",
+        default=report_to,
+        choices=["tensorboard", "none"],
+        help="trackers: TensorBoard logs under <output_dir>/logs, or none",
+    )
+
+
 def add_training_arguments(
-    parser: argparse.ArgumentParser, *, batch_size: int, lr_schedule: str = "cosine", max_steps: int = 1000
+    parser: argparse.ArgumentParser,
+    *,
+    batch_size: int,
+    lr_schedule: str = "cosine",
+    max_steps: int = 1000,
+    report_to: str = "none",
 ) -> None:
-    """The arguments every training script shares: steps, batch, optimiser schedule, precision, seed, evaluation
-    and checkpoint cadence, resuming, the results file and threads (script-specific ones are added beside them)."""
+    """The arguments every training script shares: steps, batch, gradient accumulation, optimiser schedule,
+    precision, trackers, seed, evaluation and checkpoint cadence, resuming, the results file and threads
+    (script-specific ones are added beside them)."""
     from .schedule import LR_SCHEDULES
 
     add = parser.add_argument
@@ -157,12 +187,7 @@ def add_training_arguments(
     add("--lr_schedule", default=lr_schedule, choices=LR_SCHEDULES, help="learning-rate schedule over --max_steps")
     add("--warmup_ratio", type=float, default=0.05, help="fraction of --max_steps spent warming up")
     add("--weight_decay", type=float, default=0.0, help="optimizer weight decay")
-    add(
-        "--mixed_precision",
-        default="no",
-        choices=["no", "bf16", "fp16"],
-        help="accelerate autocast (bf16 runs on CPU)",
-    )
+    add_accelerator_arguments(parser, report_to=report_to)
     add("--seed", type=int, default=0, help="seed of the model initialisation and the batches")
     add("--eval_steps", type=int, default=500, help="evaluate (and save samples) every N steps")
     add("--checkpointing_steps", type=int, default=500, help="save checkpoint-<step>/ every N steps")

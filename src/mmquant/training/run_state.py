@@ -11,28 +11,9 @@ from pathlib import Path
 import torch
 
 from .checkpointing import load_checkpoint, resolve_resume_path, save_checkpoint
-from .config import save_resolved_args
 from .provenance import check_resumed_args, git_commit
 
-__all__ = ["TrainingRun", "make_accelerator", "save_run_checkpoint", "start_or_resume"]
-
-
-def make_accelerator(args):
-    """The opening the training scripts share: ``--num_threads`` torch threads, an ``Accelerator`` with
-    ``--mixed_precision``, a check that ``--batch_size`` splits evenly over the processes, the resolved arguments
-    saved to ``--output_dir`` by the main process, and ``--seed``."""
-    from accelerate import Accelerator
-
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
-    accelerator = Accelerator(mixed_precision=args.mixed_precision)
-    world = accelerator.num_processes
-    if args.batch_size % world:
-        raise ValueError(f"--batch_size {args.batch_size} must be divisible by the {world} processes.")
-    if accelerator.is_main_process:
-        save_resolved_args(args, args.output_dir)
-    torch.manual_seed(args.seed)
-    return accelerator
+__all__ = ["TrainingRun", "save_run_checkpoint", "start_or_resume"]
 
 
 @dataclass

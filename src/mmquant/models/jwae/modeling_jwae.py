@@ -23,6 +23,7 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from ...losses.contrastive import max_hinge_loss, paired_mse_loss
+from ...losses.distributed import gather_batch, global_mean
 from ...losses.divergences import LatentCritic, prior_matching_loss
 from ...modules.grid_features import GridFeatures
 from ...modules.gru_text import GRUTextDecoder, GRUTextEncoder
@@ -213,8 +214,10 @@ class JWAEModel(JWAEPreTrainedModel):
 
     # ------------------------------------------------------------------ training loss
     def _caption_nll(self, logits: Tensor, targets: Tensor) -> Tensor:
-        """Mean next-token negative log-likelihood over the real (non-padding) tokens."""
-        return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=self.config.pad_token_id)
+        """Mean next-token negative log-likelihood over the real (non-padding) tokens (in training under
+        ``torch.distributed``: over the global batch's tokens, see ``global_mean``)."""
+        nll = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=self.config.pad_token_id)
+        return global_mean(nll, (targets != self.config.pad_token_id).sum()) if self.training else nll
 
     def _drop_words(self, input_ids: Tensor) -> Tensor:
         """Replace `word_dropout` of the decoder's input words (not [BOS] or padding) by [UNK]."""
@@ -279,7 +282,9 @@ class JWAEModel(JWAEPreTrainedModel):
             terms += [c.lambda_image_prior * out.image_prior_loss, c.lambda_text_prior * out.text_prior_loss]
         if c.ranking_loss == "max_hinge":  # L_MH, VSE++ hardest negatives
             hardest = c.hardest_negatives if hardest_negatives is None else hardest_negatives
-            out.ranking_loss = max_hinge_loss(image_embeds, text_embeds, c.margin, hardest)
+            # in-batch negatives: in training under torch.distributed, those of the global batch (gather_batch)
+            pair = gather_batch(image_embeds, text_embeds) if self.training else (image_embeds, text_embeds)
+            out.ranking_loss = max_hinge_loss(*pair, c.margin, hardest)
         elif c.ranking_loss == "mse":  # jWAE-MSE
             out.ranking_loss = paired_mse_loss(image_embeds, text_embeds)
         if out.ranking_loss is not None:

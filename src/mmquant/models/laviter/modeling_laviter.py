@@ -26,6 +26,7 @@ from transformers.utils import ModelOutput
 
 from ...losses.adversarial import discriminator_loss, generator_adversarial_loss, kl_to_standard_normal
 from ...losses.contrastive import damsm_loss
+from ...losses.distributed import gather_batch
 from ...modules.attn_generator import AttnGANGenerator
 from ...modules.caption_decoder import TransformerCaptioner
 from ...modules.discriminator import MultiScaleDiscriminator
@@ -151,7 +152,10 @@ class LaviterModel(LaviterPreTrainedModel):
 
     def _vta(self, words, mask, sentence, regions, global_features) -> Tensor:
         c = self.config
-        return damsm_loss(words, mask, sentence, regions, global_features, c.gamma1, c.gamma2, c.gamma3)  # eq. 8
+        batch = (words, mask, sentence, regions, global_features)
+        if self.training:  # the softmax over the batch: under torch.distributed, over the global batch
+            batch = gather_batch(*batch)
+        return damsm_loss(*batch, c.gamma1, c.gamma2, c.gamma3)  # eq. 8
 
     # ------------------------------------------------------------------ TIM and ITM
     def _noise(self, batch: int, generator: torch.Generator | None, device) -> Tensor:
