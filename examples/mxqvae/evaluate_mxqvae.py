@@ -3,9 +3,10 @@
     # Table 1: Degree accuracy of stage-1 models (name=folder pairs) on the QuadK Degree test set
     python examples/mxqvae/evaluate_mxqvae.py degree --dataset_config quad4_degree \\
         --models mxqvae=outputs/mxqvae-quad4 no_text_corruption=outputs/mxqvae-quad4-no-tc ...
-    # Table 2: semantic consistency of pairs sampled from a pipeline, judged by the shipped judge
+    # Table 2: semantic consistency of pairs sampled from a pipeline, judged by the shipped judge, and its
+    # text -> image / image -> text accuracy on the layout's test pairs
     python examples/mxqvae/evaluate_mxqvae.py consistency --pipeline outputs/mxqvae-prior-quad4/pipeline \\
-        --num_samples 500 --name quad4
+        --num_samples 500 --name quad4 --layout quad4
 
 Degree accuracy is reported twice: ``degree_accuracy`` compares the digit and colour tokens of the reconstruction
 with the input caption's position by position (the text decoder predicts one token per input position), and
@@ -13,6 +14,12 @@ with the input caption's position by position (the text decoder predicts one tok
 scores 0 there). Both merge their figures into ``<output_dir>/eval_results.json`` (default ``outputs/mxqvae-eval``)
 under ``table1/<name>`` and ``table2/<name>``, and into ``--results_file`` only when it is given (the card's tables:
 ``--results_file examples/mxqvae/results/caption_mnist.json``).
+
+Conditional generation (``consistency``, on ``--conditional_inputs`` test pairs of ``--layout``): text -> image
+completes each test caption's codes (encoded alone) into an image, and ``text_to_image_pair_accuracy`` is the share
+of images in which the judge reads exactly the caption's objects; image -> text completes each test image's codes
+into a caption, and ``image_to_text_pair_accuracy`` is the share of captions that parse and describe exactly the
+objects the judge reads in the image (``*_object_accuracy``: per named object).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer
 
@@ -124,6 +132,8 @@ def run_consistency(args, provenance: dict) -> None:
         images += out.images
         captions += out.captions
     scores = semantic_consistency(images, captions, judge)
+    if args.conditional_inputs:
+        scores |= conditional_accuracy(pipe, judge, args)
     grid_dir = Path(args.results_file).parent if args.results_file else Path(args.output_dir)
     grid = grid_dir / f"samples_{args.name}.png"
     grid.parent.mkdir(parents=True, exist_ok=True)
@@ -131,13 +141,51 @@ def run_consistency(args, provenance: dict) -> None:
     entry = provenance | {
         "pipeline": repo_relative(args.pipeline),
         "num_samples": args.num_samples,
-        "sampling": {"top_k": args.top_k, "temperature": args.temperature, "seed": args.seed},
+        "sampling": {"top_k": args.top_k, "temperature": args.temperature, "seed": args.seed}
+        | (
+            {
+                "conditional_inputs": args.conditional_inputs,
+                "layout": args.layout or args.name,
+                "guidance_scale": args.guidance_scale,
+            }
+            if args.conditional_inputs
+            else {}
+        ),
         "seconds": round(time.time() - started, 1),
         "samples_grid": repo_relative(grid),
         "metrics": [{"metric": k, "split": "generated", "value": round(v, 4)} for k, v in scores.items()],
     }
     _record(args, f"table2/{args.name}", entry)
     print(args.name, scores)
+
+
+@torch.no_grad()
+def conditional_accuracy(pipe, judge, args) -> dict[str, float]:
+    """Text -> image and image -> text on the first ``--conditional_inputs`` test pairs of ``--layout``, one sample
+    each (seed ``--seed + i``), judged against the input (see the module docstring)."""
+    from mmquant.data.pairs import load_caption_mnist_pairs
+
+    c = pipe.stage1.config
+    sizes = {"test": args.conditional_inputs}
+    _, splits = load_caption_mnist_pairs(
+        args.layout or args.name, sizes, c.max_text_length, args.dataset_cache_dir, pipe.tokenizer
+    )
+    pairs = splits["test"].resized(c.image_size)
+    sampling = dict(num_samples=1, top_k=args.top_k, temperature=args.temperature, guidance_scale=args.guidance_scale)
+    drawn, described = [], []
+    for i, caption in enumerate(pairs.captions):
+        drawn += pipe(caption=caption, seed=args.seed + i, **sampling).images
+        image = np.ascontiguousarray(pairs.images[i].permute(1, 2, 0).numpy())  # (H, W, 3) uint8
+        described += pipe(image=image, seed=args.seed + i, **sampling).captions
+    t2i = semantic_consistency(drawn, pairs.captions, judge)
+    i2t = semantic_consistency(pairs.pixel_values(torch.arange(len(pairs))), described, judge)
+    return {
+        "text_to_image_pair_accuracy": t2i["consistency"],
+        "text_to_image_object_accuracy": t2i["object_accuracy"],
+        "image_to_text_pair_accuracy": i2t["consistency"],
+        "image_to_text_object_accuracy": i2t["object_accuracy"],
+        "image_to_text_parse_rate": i2t["parse_rate"],
+    }
 
 
 def _record(args, key: str, entry: dict) -> None:
@@ -179,6 +227,21 @@ def main(argv=None) -> None:
     p.add_argument("--top_k", type=int, default=10, help="top-k sampling (consistency)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (consistency)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (consistency)")
+    p.add_argument(
+        "--conditional_inputs",
+        type=int,
+        default=100,
+        help="test pairs for text->image and image->text (consistency; 0 skips them)",
+    )
+    p.add_argument(
+        "--layout", default=None, help="Caption MNIST layout of those test pairs (consistency; default: --name)"
+    )
+    p.add_argument(
+        "--guidance_scale",
+        type=float,
+        default=None,
+        help="classifier-free-style guidance of text->image / image->text (not in the paper; default: none)",
+    )
     args = p.parse_args(argv)
     check_input_paths(p, args, models="dir", pipeline="model", judge="model")
     command = command_line()

@@ -50,7 +50,17 @@ from mmquant.training import (
 
 HERE = Path(__file__).resolve().parent
 _RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule", "gradient_accumulation_steps")
-_RESULT_CONFIG_KEYS = ("fusion", "image_mask_ratio", "text_mask_ratio", "text_corruption_groups", "text_replace_ratio")
+_RESULT_CONFIG_KEYS = (
+    "fusion",
+    "image_mask_ratio",
+    "text_mask_ratio",
+    "text_corruption_groups",
+    "text_replace_ratio",
+    "text_only_ratio",
+    "image_only_ratio",
+    "prefix_consistency_weight",
+)
+_MODE_KEYS = ("text_only_ratio", "image_only_ratio", "prefix_consistency_weight")
 
 
 def _word_groups(value: str):
@@ -96,6 +106,24 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--text_replace_ratio", type=float, default=None, help="share of corrupted words replaced, not masked"
     )
     p.add_argument(
+        "--text_only_ratio",
+        type=float,
+        default=None,
+        help="share of each batch encoded from the caption alone (blank image): the text->image prefix",
+    )
+    p.add_argument(
+        "--image_only_ratio",
+        type=float,
+        default=None,
+        help="share of each batch encoded from the image alone (all-[MASK] caption): the image->text prefix",
+    )
+    p.add_argument(
+        "--prefix_consistency_weight",
+        type=float,
+        default=None,
+        help="weight of the pull of those rows' prefix positions to the clean pair's codes",
+    )
+    p.add_argument(
         "--degree_eval_config",
         default=None,
         help="a Caption MNIST Degree config (e.g. quad4_degree) scored at every evaluation (Table 1's metric)",
@@ -114,7 +142,7 @@ def model_config(args, tokenizer) -> MXQVAEConfig:
     if args.quantizer:
         q = fields.get("quantizer_config", {"codebook_size": 256, "beta": 0.25})
         fields["quantizer_config"] = {**q, "type": "vq" if args.quantizer == "vq" else "sinkhorn"}
-    for key in ("fusion", "image_mask_ratio", "text_mask_ratio", "text_replace_ratio"):
+    for key in ("fusion", "image_mask_ratio", "text_mask_ratio", "text_replace_ratio", *_MODE_KEYS):
         if getattr(args, key) is not None:
             fields[key] = getattr(args, key)
     if args.text_corruption_words:
@@ -231,6 +259,8 @@ def main(args) -> dict:
     log = LossLog(output_dir / "losses.jsonl", resume_step=run.step if run.resumed_from else None)
     bar = progress_bar(args.max_steps, initial=run.step, disable=not accelerator.is_local_main_process)
     keys = ("loss", "image_loss", "text_loss", "quantizer_loss", "text_accuracy", "usage", "perplexity")
+    if config.prefix_consistency_weight > 0 and (config.text_only_ratio or config.image_only_ratio):
+        keys += ("prefix_consistency_loss",)
     accumulation = args.gradient_accumulation_steps
     started = time.time()
     model.train()
@@ -246,13 +276,15 @@ def main(args) -> dict:
                 if world > 1:
                     # the caption terms are means over this share's tokens: weighted to the global batch's means
                     ids = train.input_ids[index]
-                    real = int((ids != config.pad_token_id).sum())
-                    # text_loss_on_padding: the loss also covers [PAD], every token counts
-                    counted = ids.numel() if getattr(config, "text_loss_on_padding", False) else real
+                    # the caption tokens each mean is over: also [PAD] with text_loss_on_padding, no image-only row's
+                    counted = int(out.text_loss_tokens)
                     text_loss = global_mean(out.text_loss, counted)
                     loss = loss + config.text_loss_weight * (text_loss - out.text_loss)
                     out.text_loss, out.loss = text_loss, loss
-                    out.text_accuracy = global_mean(out.text_accuracy, real)
+                    t, i = unwrapped.mode_rows(len(ids))  # rows t .. t + i - 1 are image-only: no caption tokens
+                    real = ids != config.pad_token_id
+                    real[t : t + i] = False
+                    out.text_accuracy = global_mean(out.text_accuracy, int(real.sum()))
                 backward_and_step(accelerator, loss, optimizer)
             add_micro_batch(totals, {key: float(out[key].detach()) for key in keys}, accumulation)
         scheduler.step()

@@ -73,6 +73,56 @@ def test_training_step_reduces_the_loss(tokenizer):
     assert losses[-1] < 0.8 * losses[0]
 
 
+def test_one_modality_rows_see_only_their_modality_and_are_pulled_to_the_clean_codes(tokenizer):
+    """text_only_ratio / image_only_ratio: the first rows of a training batch are encoded from the caption alone (blank
+    image, clean caption) and the next from the image alone (clean image, the all-[MASK] caption the pipeline's
+    image prefix uses); image-only rows add nothing to the caption loss; the consistency term is the mean squared
+    distance of those rows' prefix positions to the clean pair's codes."""
+    torch.manual_seed(0)
+    config = tiny_config(tokenizer, text_only_ratio=0.25, image_only_ratio=0.25, prefix_consistency_weight=1.0)
+    model = MXQVAEModel(config).train()
+    x, ids = batch(tokenizer, 8)
+    seen = []
+    handle = model.image_encoder.register_forward_hook(lambda m, inp, out: seen.append(inp[0].clone()))
+    text_handle = model.text_encoder.register_forward_hook(lambda m, inp, out: seen.append(inp[0].clone()))
+    out = model(x, ids, generator=torch.Generator().manual_seed(0))
+    handle.remove()
+    text_handle.remove()
+    images_in, ids_in = seen[0], seen[1]  # the training forward (the clean targets' forward comes after)
+    assert (images_in[:2] == 0).all() and torch.equal(ids_in[:2], ids[:2])  # text-only rows: blank, clean caption
+    only_image = model.image_only_inputs(x[2:4])
+    assert torch.equal(images_in[2:4], x[2:4]) and torch.equal(ids_in[2:4], only_image[1])  # image-only rows
+    assert (ids_in[2:4, :24] == tokenizer.mask_token_id).all() and (ids_in[2:4, 24:] == tokenizer.pad_token_id).all()
+    assert not torch.equal(ids_in[4:], ids[4:]) or not torch.equal(images_in[4:], x[4:])  # the rest: IM / TC
+    # the caption loss counts the text-only and the other rows' tokens, not the image-only rows'
+    real = ids != tokenizer.pad_token_id
+    assert int(out.text_loss_tokens) == int(real.sum() - real[2:4].sum())
+    # the consistency term, recomputed from the fused tokens and the clean pair's codes
+    n_img = config.num_image_tokens
+    model.eval()
+    with torch.no_grad():
+        z = model._fuse(images_in, ids_in)
+        clean = model.quantizer(model._fuse(x[:4], ids[:4])).quantized
+    expected = torch.cat(
+        [(z[:2, n_img:] - clean[:2, n_img:]).flatten(), (z[2:4, :n_img] - clean[2:4, :n_img]).flatten()]
+    )
+    torch.testing.assert_close(out.prefix_consistency_loss, expected.pow(2).mean())
+    # it trains: the text-only encoding's text codes move to the clean pair's
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = float(out.prefix_consistency_loss.detach())
+    for _ in range(30):
+        out = model(x, ids, generator=torch.Generator().manual_seed(0))
+        out.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert float(out.prefix_consistency_loss.detach()) < 0.5 * first
+    # eval mode and the default config encode the inputs as given
+    plain = MXQVAEModel(tiny_config(tokenizer)).train()
+    out = plain(x, ids, generator=torch.Generator().manual_seed(0))
+    assert out.prefix_consistency_loss is None and int(out.text_loss_tokens) == int(real.sum())
+
+
 def test_image_mask_follows_the_config(tokenizer):
     model = MXQVAEModel(tiny_config(tokenizer, image_mask_ratio=0.25, image_mask_patch_size=8))
     x = torch.ones(2, 3, 64, 64)
@@ -198,6 +248,9 @@ def test_bad_indices(tokenizer):
         ({"image_size": 60}, "image_size=60"),
         ({"max_text_length": 47}, "multiple of text_num_layers"),
         ({"text_mask_ratio": 1.5}, "text_mask_ratio"),
+        ({"text_only_ratio": -0.1}, "text_only_ratio"),
+        ({"text_only_ratio": 0.6, "image_only_ratio": 0.5}, "at most 1"),
+        ({"prefix_consistency_weight": -1.0}, "prefix_consistency_weight"),
     ],
 )
 def test_bad_configs(tokenizer, fields, message):
@@ -244,6 +297,36 @@ def test_orders_round_trip_and_prefix_is_kept(prior):
     assert torch.equal(completed[:, :64], image_codes.expand(2, -1))
     with pytest.raises(ValueError, match="codebook_size=32"):
         prior.sample_codes(1, prefix=torch.full((1, 3), 40))
+
+
+def test_guidance_follows_the_prefix_against_the_other_order(prior):
+    """guidance_scale g: each step takes g * log p(x | prefix) - (g - 1) * log p(x), the unconditional branch being the
+    other order's start token alone; recomputed here step by step (greedy, so the choice is deterministic)."""
+    torch.manual_seed(1)
+    text_codes = torch.randint(0, 32, (1, 8))
+    g = 3.0
+    guided = prior.sample_codes(1, prefix=text_codes, text_first=True, top_k=1, guidance_scale=g)
+    cond = torch.cat([torch.tensor([[prior.config.text_first_token_id]]), text_codes], 1)
+    uncond = torch.tensor([[prior.config.image_first_token_id]])
+    with torch.no_grad():
+        for _ in range(64):
+            lc = prior(input_ids=cond).logits[:, -1].log_softmax(-1)
+            lu = prior(input_ids=uncond).logits[:, -1].log_softmax(-1)
+            scores = g * (lc - lu) + lu
+            scores[:, 32:] = -float("inf")  # the start tokens are never sampled
+            nxt = scores.argmax(-1, keepdim=True)
+            cond, uncond = torch.cat([cond, nxt], 1), torch.cat([uncond, nxt], 1)
+    assert torch.equal(guided[:, :64], cond[:, 9:]) and torch.equal(guided[:, 64:], text_codes)
+    assert not torch.equal(guided, prior.sample_codes(1, prefix=text_codes, text_first=True, top_k=1))
+    # several prefix rows and samples; scale 1 is no guidance
+    rows = torch.randint(0, 32, (2, 64))
+    assert prior.sample_codes(3, prefix=rows, guidance_scale=2.0, generator_seed=0).shape == (6, 72)
+    plain = prior.sample_codes(2, prefix=rows, generator_seed=0)
+    assert torch.equal(prior.sample_codes(2, prefix=rows, guidance_scale=1.0, generator_seed=0), plain)
+    with pytest.raises(ValueError, match="needs a prefix"):
+        prior.sample_codes(1, guidance_scale=2.0)
+    with pytest.raises(ValueError, match="guidance_scale=-1"):
+        prior.sample_codes(1, prefix=rows, guidance_scale=-1)
 
 
 def test_pipeline_samples_saves_and_loads(tmp_path, tokenizer, prior):

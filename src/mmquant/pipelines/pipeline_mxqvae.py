@@ -76,7 +76,7 @@ class MXQVAEPipeline(DiffusionPipeline):
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     def _prefix_from_caption(self, caption: str) -> torch.Tensor:
-        """The text-position codes of `caption` paired with a blank (fully masked) image: `(1, T)`."""
+        """The text-position codes of `caption` encoded alone (`stage1.text_only_inputs`: a blank image): `(1, T)`."""
         c = self.stage1.config
         if not isinstance(caption, str) or not caption.strip():
             raise ValueError(f"caption: expected a non-empty string, got {caption!r}.")
@@ -86,17 +86,15 @@ class MXQVAEPipeline(DiffusionPipeline):
             enc = self.tokenizer(caption, return_offsets_mapping=True)
             unknown = [caption[a:b] for i, (a, b) in zip(enc["input_ids"], enc["offset_mapping"]) if i == unk]
             raise ValueError(f"caption: words not in the tokenizer's vocabulary: {unknown}; use the captions' words.")
-        blank = torch.zeros(1, c.in_channels, c.image_size, c.image_size, device=self.stage1.device)
-        codes = self.stage1.encode_to_indices(blank, ids)  # (1, N)
+        codes = self.stage1.encode_to_indices(*self.stage1.text_only_inputs(ids))  # (1, N)
         return codes[:, c.num_image_tokens :]
 
     def _prefix_from_image(self, image) -> torch.Tensor:
-        """The image-position codes of `image` paired with an all-[MASK] caption: `(1, h*w)`."""
+        """The image-position codes of `image` encoded alone (`stage1.image_only_inputs`: an all-[MASK] caption):
+        `(1, h*w)`."""
         c = self.stage1.config
         x = image_to_tensor(image, c.image_size, resize=False, name="image")[None].to(self.stage1.device)
-        ids = torch.full((1, c.max_text_length), c.pad_token_id, dtype=torch.long, device=self.stage1.device)
-        ids[:, : c.max_text_length // 2] = c.mask_token_id
-        codes = self.stage1.encode_to_indices(x, ids)
+        codes = self.stage1.encode_to_indices(*self.stage1.image_only_inputs(x))  # (1, N)
         return codes[:, : c.num_image_tokens]
 
     @torch.no_grad()
@@ -110,9 +108,11 @@ class MXQVAEPipeline(DiffusionPipeline):
         top_p: float | None = None,
         seed: int | None = None,
         use_cache: bool = True,
+        guidance_scale: float | None = None,
     ) -> MXQVAEPipelineOutput:
         """Sample `num_samples` pairs: unconditionally, or completing a given `caption` (text -> image) or a given
-        `image` (image -> text; a PIL image or array of the model's image size)."""
+        `image` (image -> text; a PIL image or array of the model's image size). `guidance_scale` (with a caption or
+        an image; not in the paper): classifier-free-style guidance of the prior towards it (1 or None: none)."""
         if caption is not None and image is not None:
             raise ValueError("caption and image: give at most one of them (the other is generated).")
         # every user-given number is checked before the prior allocates its (num_samples, tokens) buffers and cache
@@ -136,6 +136,7 @@ class MXQVAEPipeline(DiffusionPipeline):
             top_p=top_p,
             use_cache=use_cache,
             generator_seed=seed,
+            guidance_scale=guidance_scale,
         )
         images, token_ids = self.stage1.decode_indices(codes.to(self.stage1.device))
         captions = self.tokenizer.batch_decode(token_ids, skip_special_tokens=True)

@@ -116,6 +116,18 @@ class MXQVAEConfig(PretrainedConfig):
         text_loss_on_padding (`bool`, *optional*, defaults to `False`):
             Also train the text decoder to predict `[PAD]` after the caption, so that decoded captions end at
             `[EOS]` (`text_accuracy` still counts only the caption's tokens). `False` is the reference's.
+        text_only_ratio (`float`, *optional*, defaults to 0.0):
+            Share of each training batch encoded from the caption alone: the image fully masked, the caption clean
+            (the input [`MXQVAEModel.text_only_inputs`] builds, which the pipeline's text->image prefix uses). Not in
+            the paper, whose IM masks patches only; 0 (the paper) disables it.
+        image_only_ratio (`float`, *optional*, defaults to 0.0):
+            Share of each training batch encoded from the image alone: the caption replaced by
+            [`MXQVAEModel.image_only_inputs`]'s all-`[MASK]` caption (the pipeline's image->text prefix); its caption
+            loss is not counted (the wording of a caption is not in the image). 0 (the paper) disables it.
+        prefix_consistency_weight (`float`, *optional*, defaults to 0.0):
+            Weight of `||z_mode - sg[e_clean]||^2` on the text-only rows' text positions and the image-only rows'
+            image positions: their fused tokens are pulled to the codes the clean pair gets, so that a caption (an
+            image) encoded alone gives the prefix codes the prior was trained on.
 
     Example:
     >>> from mmquant import MXQVAEConfig, MXQVAEModel
@@ -162,6 +174,9 @@ class MXQVAEConfig(PretrainedConfig):
         image_loss_weight: float = 1.0,
         text_loss_weight: float = 1.0,
         text_loss_on_padding: bool = False,
+        text_only_ratio: float = 0.0,
+        image_only_ratio: float = 0.0,
+        prefix_consistency_weight: float = 0.0,
         **kwargs,
     ):
         for name, kept in _REMOVED_OPTIONS.items():
@@ -202,6 +217,9 @@ class MXQVAEConfig(PretrainedConfig):
         self.image_loss_weight = image_loss_weight
         self.text_loss_weight = text_loss_weight
         self.text_loss_on_padding = text_loss_on_padding
+        self.text_only_ratio = text_only_ratio
+        self.image_only_ratio = image_only_ratio
+        self.prefix_consistency_weight = prefix_consistency_weight
         super().__init__(pad_token_id=pad_token_id, **kwargs)
         self._validate()
 
@@ -224,6 +242,16 @@ class MXQVAEConfig(PretrainedConfig):
                 raise ValueError(f"{name}={getattr(self, name)}: expected a fraction in [0, 1).")
         if not 0.0 <= self.text_replace_ratio <= 1.0:
             raise ValueError(f"text_replace_ratio={self.text_replace_ratio}: expected a fraction in [0, 1].")
+        for name in ("text_only_ratio", "image_only_ratio"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}={getattr(self, name)}: expected a fraction in [0, 1].")
+        if self.text_only_ratio + self.image_only_ratio > 1.0:
+            raise ValueError(
+                f"text_only_ratio + image_only_ratio = {self.text_only_ratio + self.image_only_ratio}: the two shares "
+                "of the batch must add up to at most 1."
+            )
+        if self.prefix_consistency_weight < 0:
+            raise ValueError(f"prefix_consistency_weight={self.prefix_consistency_weight}: expected >= 0.")
         groups = self.text_corruption_groups
         if self.text_replace_ratio > 0 and not groups:
             raise ValueError(

@@ -58,7 +58,9 @@ class MXQVAEOutput(ModelOutput):
         text_logits: `(B, L, vocab_size)` logits of the reconstructed caption tokens.
         indices: `(B, num_tokens)` the joint code sequence.
         image_loss / text_loss / quantizer_loss: the loss terms.
-        text_accuracy: fraction of non-padding caption tokens reconstructed exactly.
+        text_accuracy: fraction of non-padding caption tokens reconstructed exactly (image-only rows left out).
+        prefix_consistency_loss: the text-only / image-only rows' pull to the clean pair's codes (training only).
+        text_loss_tokens: number of caption tokens the text loss averages over (for a global mean across processes).
         usage / perplexity: code usage of this batch.
     """
 
@@ -70,6 +72,8 @@ class MXQVAEOutput(ModelOutput):
     text_loss: Tensor | None = None
     quantizer_loss: Tensor | None = None
     text_accuracy: Tensor | None = None
+    prefix_consistency_loss: Tensor | None = None
+    text_loss_tokens: Tensor | None = None
     usage: Tensor | None = None
     perplexity: Tensor | None = None
 
@@ -212,6 +216,37 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
             members[g, : len(ids)] = ids_t
         return group_of, rank_in_group, members
 
+    # ------------------------------------------------------------------ one modality alone
+    def text_only_inputs(self, input_ids: Tensor) -> tuple[Tensor, Tensor]:
+        """(blank image, caption): a caption encoded alone, the text->image prefix (`config.text_only_ratio`)."""
+        c = self.config
+        blank = torch.zeros(len(input_ids), c.in_channels, c.image_size, c.image_size, device=input_ids.device)
+        return blank.to(self.dtype), input_ids
+
+    def image_only_inputs(self, pixel_values: Tensor) -> tuple[Tensor, Tensor]:
+        """(image, all-`[MASK]` caption of half the text length): an image encoded alone, the image->text prefix
+        (`config.image_only_ratio`)."""
+        c = self.config
+        ids = torch.full((len(pixel_values), c.max_text_length), c.pad_token_id, device=pixel_values.device)
+        ids[:, : c.max_text_length // 2] = c.mask_token_id
+        return pixel_values, ids
+
+    def mode_rows(self, batch_size: int) -> tuple[int, int]:
+        """Rows `[0, t)` of a training batch are encoded text-only, rows `[t, t + i)` image-only."""
+        c = self.config
+        t = round(batch_size * c.text_only_ratio)
+        return t, min(round(batch_size * c.image_only_ratio), batch_size - t)
+
+    @torch.no_grad()
+    def _clean_codes(self, pixel_values: Tensor, input_ids: Tensor) -> Tensor:
+        """The code vectors `(B, N, d)` of clean pairs, without updating the codebook (consistency targets)."""
+        training = self.quantizer.training
+        self.quantizer.eval()
+        try:
+            return self.quantizer(self._fuse(pixel_values, input_ids)).quantized.detach()
+        finally:
+            self.quantizer.train(training)
+
     # ------------------------------------------------------------------ stage 1
     def _fuse(self, pixel_values: Tensor, input_ids: Tensor) -> Tensor:
         """The fused tokens `(B, h*w + T, d)` before quantization (Stage 1: the concatenated image and text tokens
@@ -284,11 +319,22 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
         collator compatibility: padding is a token of its own here, and the text loss ignores it (unless
         `config.text_loss_on_padding`)."""
         self._check_inputs(pixel_values, input_ids, attention_mask)
+        c = self.config
         images_in, ids_in = pixel_values.to(self.dtype), input_ids
+        n_text_only = n_image_only = 0
         if self.training:
             images_in = self.mask_image(images_in, generator)
             ids_in = self.corrupt_text(input_ids, generator)
-        q = self.quantizer(self._fuse(images_in, ids_in))  # z_hat: codes (B, N, d), indices (B, N) (Stage 1)
+            n_text_only, n_image_only = self.mode_rows(len(input_ids))
+            if n_text_only or n_image_only:  # one modality alone (text_only_ratio / image_only_ratio)
+                t, i = n_text_only, n_text_only + n_image_only
+                images_in, ids_in = images_in.clone(), ids_in.clone()
+                images_in[:t] = self.text_only_inputs(input_ids[:t])[0]
+                ids_in[t:i] = self.image_only_inputs(pixel_values[t:i])[1]
+                images_in[t:i] = pixel_values[t:i].to(self.dtype)  # the clean image (no IM)
+                ids_in[:t] = input_ids[:t]  # the clean caption (no TC)
+        z = self._fuse(images_in, ids_in)  # (B, N, d)
+        q = self.quantizer(z)  # z_hat: codes (B, N, d), indices (B, N) (Stage 1)
         reconstruction, text_logits = self._decode_codes(q.quantized)
         out = MXQVAEOutput(
             image_reconstruction=reconstruction,
@@ -299,14 +345,28 @@ class MXQVAEModel(MXQVAEPreTrainedModel):
             perplexity=q.perplexity,
         )
         if return_loss:
-            real = input_ids != self.config.pad_token_id
+            ignore = -100 if c.text_loss_on_padding else c.pad_token_id
+            targets = input_ids.clone()
+            image_only = slice(n_text_only, n_text_only + n_image_only)
+            targets[image_only] = ignore  # an image alone does not tell a caption's wording
+            real = (targets != c.pad_token_id) & (targets != -100)
             out.image_loss = F.mse_loss(reconstruction.float(), pixel_values.float())  # to the clean image
-            ignore = -100 if self.config.text_loss_on_padding else self.config.pad_token_id
-            out.text_loss = F.cross_entropy(
-                text_logits.float().flatten(0, 1), input_ids.flatten(), ignore_index=ignore
-            )
+            out.text_loss = F.cross_entropy(text_logits.float().flatten(0, 1), targets.flatten(), ignore_index=ignore)
+            out.text_loss_tokens = (targets != ignore).sum()
             out.text_accuracy = (text_logits.argmax(-1) == input_ids)[real].float().mean()
-            c = self.config
             # L of the module docstring (reference x_vae.py total_loss; q.loss = codebook + beta * commitment)
             out.loss = c.image_loss_weight * out.image_loss + c.text_loss_weight * out.text_loss + q.loss
+            if (n_text_only or n_image_only) and c.prefix_consistency_weight > 0:
+                out.prefix_consistency_loss = self._prefix_consistency(
+                    z, pixel_values.to(self.dtype), input_ids, n_text_only, n_image_only
+                )
+                out.loss = out.loss + c.prefix_consistency_weight * out.prefix_consistency_loss
         return out
+
+    def _prefix_consistency(self, z: Tensor, pixel_values: Tensor, input_ids: Tensor, t: int, i: int) -> Tensor:
+        """Mean `||z - sg[e_clean]||^2` over the text-only rows' text positions and the image-only rows' image
+        positions (`z`: `(B, N, d)` fused tokens of the training inputs)."""
+        n_img = self.config.num_image_tokens
+        target = self._clean_codes(pixel_values[: t + i], input_ids[: t + i])  # (t + i, N, d)
+        diffs = [(z[:t, n_img:] - target[:t, n_img:]).flatten(), (z[t : t + i, :n_img] - target[t:, :n_img]).flatten()]
+        return torch.cat(diffs).float().pow(2).mean()

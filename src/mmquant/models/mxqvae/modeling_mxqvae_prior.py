@@ -80,11 +80,17 @@ class MXQVAEPriorForCausalLM(PushToHubWithCardMixin, GPT2LMHeadModel):
         top_p: float | None = None,
         use_cache: bool = True,
         generator_seed: int | None = None,
+        guidance_scale: float | None = None,
     ) -> Tensor:
         """Sample joint code sequences `(num_samples, N)` in canonical order.
 
         `prefix`: codes `(B, n)` already known, in the order chosen by `text_first` (e.g. a caption's `T` text-position
-        codes with `text_first=True`); each row is completed `num_samples` times."""
+        codes with `text_first=True`); each row is completed `num_samples` times.
+
+        `guidance_scale` (with a `prefix`; not in the paper): classifier-free-style guidance, transformers'
+        `guidance_scale` / `negative_prompt_ids`. The unconditional branch is the other order's start token alone,
+        whose first codes are the remaining modality's without the prefix (the prior learns both orders), so each
+        step samples from `log p(x | prefix) + (g - 1) * (log p(x | prefix) - log p(x))`; 1 or None: no guidance."""
         s1 = self.config.stage1_config
         start = self.config.text_first_token_id if text_first else self.config.image_first_token_id
         check_int(num_samples, "num_samples", 1, MAX_NUM_SAMPLES, "sample in several calls")
@@ -93,6 +99,11 @@ class MXQVAEPriorForCausalLM(PushToHubWithCardMixin, GPT2LMHeadModel):
             check_seed(generator_seed, "generator_seed")
         if top_p is not None and not 0 < top_p <= 1:
             raise ValueError(f"top_p={top_p!r}: expected None or a float in (0, 1].")
+        guided = guidance_scale is not None and guidance_scale != 1
+        if guidance_scale is not None and not (isinstance(guidance_scale, (int, float)) and 0 < guidance_scale <= 20):
+            raise ValueError(f"guidance_scale={guidance_scale!r}: expected None or a number in (0, 20] (1 = none).")
+        if guided and prefix is None:
+            raise ValueError("guidance_scale: guidance needs a prefix (a caption's or an image's codes) to follow.")
         if prefix is None:
             input_ids = torch.full((1, 1), start, dtype=torch.long, device=self.device)
         else:
@@ -105,6 +116,15 @@ class MXQVAEPriorForCausalLM(PushToHubWithCardMixin, GPT2LMHeadModel):
                 )
         if generator_seed is not None:
             torch.manual_seed(generator_seed)
+        guidance = {}
+        if guided:  # the unconditional branch: the other order's start token, one row per returned sequence
+            other = self.config.image_first_token_id if text_first else self.config.text_first_token_id
+            negative = torch.full((len(input_ids) * num_samples, 1), other, dtype=torch.long, device=self.device)
+            guidance = dict(
+                guidance_scale=float(guidance_scale),
+                negative_prompt_ids=negative,
+                negative_prompt_attention_mask=torch.ones_like(negative),
+            )
         sequence = self.generate(
             input_ids=input_ids,
             attention_mask=torch.ones_like(input_ids),
@@ -118,5 +138,6 @@ class MXQVAEPriorForCausalLM(PushToHubWithCardMixin, GPT2LMHeadModel):
             use_cache=use_cache,
             bad_words_ids=[[self.config.image_first_token_id], [self.config.text_first_token_id]],
             pad_token_id=self.config.image_first_token_id,
+            **guidance,
         )
         return self.from_sequence(sequence)
