@@ -119,3 +119,34 @@ def test_bad_counts_are_refused():
         probe_mxqvae.parse_args(["--per_input", "1"])
     with pytest.raises(SystemExit):
         probe_mxqvae.parse_args(["--test_examples", "4", "--conditional_inputs", "8"])
+
+
+@needs_mnist
+def test_evaluate_reports_conditional_accuracy_recomputed_from_the_pipeline(tmp_path, tiny_pipeline):
+    """evaluate_mxqvae.py consistency: text->image / image->text figures on the layout's first test pairs, one
+    guided sample each with seed --seed + i, equal to the judge's verdict on the pipeline's own outputs."""
+    import evaluate_mxqvae
+
+    from mmquant.data.pairs import load_caption_mnist_pairs
+    from mmquant.metrics.consistency import load_judge, semantic_consistency
+    from mmquant.pipelines import MXQVAEPipeline
+
+    out = tmp_path / "eval"
+    data = str(tmp_path / "data")
+    evaluate_mxqvae.main(["consistency", "--pipeline", str(tiny_pipeline), "--num_samples", "4", "--batch_size", "4",
+                          "--conditional_inputs", "3", "--guidance_scale", "2", "--layout", "quad4", "--name", "tiny",
+                          "--output_dir", str(out), "--dataset_cache_dir", data])  # fmt: skip
+    entry = json.loads((out / "eval_results.json").read_text())["table2/tiny"]
+    assert entry["sampling"].items() >= {"conditional_inputs": 3, "layout": "quad4", "guidance_scale": 2.0}.items()
+    metrics = {m["metric"]: m["value"] for m in entry["metrics"]}
+    conditional = {f"text_to_image_{k}" for k in ("pair_accuracy", "object_accuracy")}
+    conditional |= {f"image_to_text_{k}" for k in ("pair_accuracy", "object_accuracy", "parse_rate")}
+    assert conditional <= set(metrics) and all(0 <= metrics[k] <= 1 for k in conditional)
+
+    pipe = MXQVAEPipeline.from_pretrained(tiny_pipeline)
+    _, splits = load_caption_mnist_pairs("quad4", {"test": 3}, 48, data, pipe.tokenizer)
+    captions = splits["test"].captions
+    drawn = [pipe(caption=c, num_samples=1, seed=i, guidance_scale=2.0).images[0] for i, c in enumerate(captions)]
+    t2i = semantic_consistency(drawn, captions, load_judge(None))
+    assert metrics["text_to_image_pair_accuracy"] == round(t2i["consistency"], 4)
+    assert metrics["text_to_image_object_accuracy"] == round(t2i["object_accuracy"], 4)
