@@ -4,12 +4,16 @@
     python examples/mxqvae/train_mxqvae.py --config examples/mxqvae/configs/quad4.yaml --text_mask_ratio 0 \\
         --output_dir outputs/mxqvae-quad4-no-tc                                   # the "w/o TC" ablation
     python examples/mxqvae/train_mxqvae.py --config ... --resume_from_checkpoint latest
+    python examples/mxqvae/train_mxqvae.py --config examples/mxqvae/configs/quad4_prefix_finetune.yaml \\
+        --init_from outputs/mxqvae-quad4 --output_dir outputs/mxqvae-quad4-prefix   # continue a finished stage 1
     accelerate launch --config_file examples/accelerate_configs/cpu_2_processes.yaml \\
         examples/mxqvae/train_mxqvae.py --config ...  # two processes (README: "From this CPU to a cluster")
 
 Images are masked (IM) and captions corrupted (TC) at the configured rates; the losses compare the reconstruction
 with the clean pair. The caption tokenizer is trained on the training captions (plus the grammar's closed
-vocabulary) and saved with the model. Writes into ``--output_dir``: ``args.json``, ``checkpoint-<step>/``,
+vocabulary) and saved with the model. ``--init_from`` continues a finished stage 1 (its weights, tokenizer and
+config, with this run's masking and one-modality options applied over it): a second phase with a new objective.
+Writes into ``--output_dir``: ``args.json``, ``checkpoint-<step>/``,
 ``losses.jsonl``, ``samples/step-<k>.png`` (inputs over reconstructions, with the reconstructed captions),
 ``losses.png``, the final model and tokenizer (``save_pretrained``) and ``eval_results.json``.
 """
@@ -85,6 +89,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="datasets cache of the generated pairs (default: ~/.cache/huggingface/datasets)",
     )
     p.add_argument("--model_config", type=json.loads, default={}, help="MXQVAEConfig fields as JSON")
+    p.add_argument(
+        "--init_from",
+        default=None,
+        help="a finished stage-1 folder to continue (weights, tokenizer, config; the options below override it)",
+    )
     p.add_argument("--quantizer", choices=["vq", "optvq"], default=None, help="shared codebook: NN VQ or OptVQ")
     p.add_argument(
         "--fusion",
@@ -136,9 +145,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def model_config(args, tokenizer) -> MXQVAEConfig:
-    """The stage-1 config: --model_config, the ablation switches, and the tokenizer's vocabulary and ids."""
-    fields = dict(args.model_config)
+def model_config(args, tokenizer, base: MXQVAEConfig | None = None) -> MXQVAEConfig:
+    """The stage-1 config: --model_config (over `base`, the --init_from model's), the ablation switches, and the
+    tokenizer's vocabulary and ids."""
+    fields = ({} if base is None else _config_fields(base)) | dict(args.model_config)
     if args.quantizer:
         q = fields.get("quantizer_config", {"codebook_size": 256, "beta": 0.25})
         fields["quantizer_config"] = {**q, "type": "vq" if args.quantizer == "vq" else "sinkhorn"}
@@ -155,6 +165,16 @@ def model_config(args, tokenizer) -> MXQVAEConfig:
     )
 
 
+def _config_fields(config: MXQVAEConfig) -> dict:
+    """The MXQVAEConfig arguments of `config` (what `MXQVAEConfig(**fields)` rebuilds it from)."""
+    import inspect
+
+    # the vocabulary and its ids come from the tokenizer (model_config sets them)
+    names = set(inspect.signature(MXQVAEConfig.__init__).parameters) - {"self", "kwargs", "vocab_size",
+                                                                         "pad_token_id", "mask_token_id"}  # fmt: skip
+    return {k: v for k, v in config.to_dict().items() if k in names}
+
+
 def corruption_groups(words, tokenizer) -> list[list[int]]:
     """Token ids of `--text_corruption_words` (groups of words, or "caption_mnist_slots": digits, colours)."""
     if words == "caption_mnist_slots":
@@ -169,23 +189,34 @@ def corruption_groups(words, tokenizer) -> list[list[int]]:
     return [tokenizer.convert_tokens_to_ids(g) for g in words]
 
 
-def load_data(args, max_text_length: int | None = None):
-    """Train/test pairs of the Caption MNIST config, the tokenizer trained on the training captions."""
+def load_data(args, max_text_length: int | None = None, tokenizer=None):
+    """Train/test pairs of the Caption MNIST config and the tokenizer trained on the training captions (unless one is
+    given)."""
     max_length = max_text_length or args.model_config.get("max_text_length", 48)
     sizes = {"train": args.train_examples, "test": args.test_examples}
-    tokenizer, pairs = load_caption_mnist_pairs(args.dataset_config, sizes, max_length, args.dataset_cache_dir)
+    tokenizer, pairs = load_caption_mnist_pairs(
+        args.dataset_config, sizes, max_length, args.dataset_cache_dir, tokenizer
+    )
     return tokenizer, pairs["train"], pairs["test"]
 
 
 @torch.no_grad()
 def evaluate_stage1(model: MXQVAEModel, pairs: CaptionPairs, batch_size: int = 250) -> dict:
-    """Clean-input reconstruction of the test pairs: PSNR, caption token accuracy, exact captions, code usage."""
+    """Clean-input reconstruction of the test pairs: PSNR, caption token accuracy, exact captions, code usage; and the
+    share of prefix codes that a caption (an image) encoded alone shares with its clean pair's
+    (`text_only_prefix_match`, `image_only_prefix_match`: what the pipeline's text->image / image->text prefixes get
+    right)."""
     model.eval()
     psnrs, correct, total, exact, used = [], 0, 0, 0, set()
+    n_img, matches = model.config.num_image_tokens, {"text_only_prefix_match": [], "image_only_prefix_match": []}
     for start in range(0, len(pairs), batch_size):
         index = torch.arange(start, min(start + batch_size, len(pairs)))
         x, ids = pairs.pixel_values(index), pairs.input_ids[index]
         out = model(x, ids, return_loss=False)
+        text_alone = model.encode_to_indices(*model.text_only_inputs(ids))[:, n_img:]
+        image_alone = model.encode_to_indices(*model.image_only_inputs(x))[:, :n_img]
+        matches["text_only_prefix_match"].append((text_alone == out.indices[:, n_img:]).float().flatten())
+        matches["image_only_prefix_match"].append((image_alone == out.indices[:, :n_img]).float().flatten())
         psnrs.append(psnr(out.image_reconstruction.clamp(-1, 1), x, data_range=2.0, reduction="none"))
         pred, real = out.text_logits.argmax(-1), ids != model.config.pad_token_id
         correct += int(((pred == ids) & real).sum())
@@ -198,7 +229,7 @@ def evaluate_stage1(model: MXQVAEModel, pairs: CaptionPairs, batch_size: int = 2
         "text_token_accuracy": correct / total,
         "caption_exact_match": exact / len(pairs),
         "code_usage": len(used) / model.config.codebook_size,
-    }
+    } | {name: float(torch.cat(parts).mean()) for name, parts in matches.items()}
 
 
 def load_degree_pairs(args, tokenizer) -> CaptionPairs | None:
@@ -237,14 +268,33 @@ def save_samples(model: MXQVAEModel, tokenizer, pairs: CaptionPairs, path: Path)
     save_captioned_grid(images, captions, path, columns=6)
 
 
+def _load_init(folder: str):
+    """The finished stage 1 (model, tokenizer) that `--init_from` continues."""
+    from transformers import AutoTokenizer
+
+    from mmquant.hub.publish import check_model_folder
+
+    try:
+        check_model_folder(folder)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"--init_from {folder}: no finished stage-1 model ({err}); train stage 1 first.") from None
+    return MXQVAEModel.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+
+
 def main(args) -> dict:
     output_dir = Path(args.output_dir)
     accelerator = make_accelerator(args, "mxqvae")  # seeded: the same initial weights on every process
     world = accelerator.num_processes
+    init = _load_init(args.init_from) if args.init_from else None
     with accelerator.main_process_first():  # the main process generates (and caches) the pairs, the others read them
-        tokenizer, train, test = load_data(args)
+        max_length = init[0].config.max_text_length if init else None
+        tokenizer, train, test = load_data(args, max_length, init[1] if init else None)
         degree_pairs = load_degree_pairs(args, tokenizer)
-    model = MXQVAEModel(model_config(args, tokenizer))
+    if init:  # a second phase: the finished model's weights under this run's options
+        model = MXQVAEModel(model_config(args, tokenizer, init[0].config))
+        model.load_state_dict(init[0].state_dict())
+    else:
+        model = MXQVAEModel(model_config(args, tokenizer))
     if len(train) < args.batch_size:
         raise ValueError(f"--batch_size {args.batch_size} exceeds the {len(train)} training pairs.")
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)

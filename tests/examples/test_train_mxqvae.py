@@ -50,6 +50,8 @@ def test_stage1_smoke_resume_and_prior(tmp_path):
         "text_token_accuracy",
         "caption_exact_match",
         "code_usage",
+        "text_only_prefix_match",
+        "image_only_prefix_match",
     }
 
     # a run stopped after step 2 and resumed from its checkpoint logs the losses of the uninterrupted one
@@ -59,6 +61,25 @@ def test_stage1_smoke_resume_and_prior(tmp_path):
     args = [*common, "--output_dir", str(part), "--lr_schedule", "constant", "--resume_from_checkpoint", "latest"]
     train_mxqvae.main(train_mxqvae.parse_args(args))
     assert _losses(part) == pytest.approx(_losses(full), rel=1e-5)
+
+    # a second phase continues the finished model (weights, tokenizer, config) with the one-modality rows; at
+    # a learning rate of 1e-12 only the codebook (dead-code restarts) may move
+    phase2 = tmp_path / "phase2"
+    args = [*common, "--init_from", str(full), "--output_dir", str(phase2), "--max_steps", "2", "--learning_rate", "1e-12",
+            "--text_only_ratio", "0.25", "--image_only_ratio", "0.25", "--prefix_consistency_weight", "1"]  # fmt: skip
+    train_mxqvae.main(train_mxqvae.parse_args(args))
+    from mmquant.models.mxqvae import MXQVAEModel
+
+    before, after = MXQVAEModel.from_pretrained(full), MXQVAEModel.from_pretrained(phase2)
+    assert (after.config.text_only_ratio, after.config.image_only_ratio) == (0.25, 0.25)
+    assert after.config.hidden_size == before.config.hidden_size == 16
+    for (name, a), (_, b) in zip(after.state_dict().items(), before.state_dict().items()):
+        assert name.startswith("quantizer.") or torch.allclose(a, b, atol=1e-6), name
+    assert (phase2 / "tokenizer.json").read_text() == (full / "tokenizer.json").read_text()
+    logged = [json.loads(line) for line in (phase2 / "losses.jsonl").read_text().splitlines()]
+    assert all(r["prefix_consistency_loss"] > 0 for r in logged if "loss" in r)
+    with pytest.raises(SystemExit, match="init_from"):
+        train_mxqvae.main(train_mxqvae.parse_args([*common, "--init_from", str(tmp_path), "--output_dir", str(part)]))
 
     prior_out = tmp_path / "prior"
     train_mxqvae_prior.main(
