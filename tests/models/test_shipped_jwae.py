@@ -48,8 +48,9 @@ def test_shipped_checkpoint_is_small_safetensors_with_a_matching_card(name):
     names = {p.name for p in folder.iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json", "README.md"} <= names
     assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
-    # jWAE-MH: 10 MB, two thirds of it the feature decoder g_v (128 -> 1024 -> 1024 -> 480, the reference's MLP width)
-    assert sum(p.stat().st_size for p in folder.iterdir()) < 11_000_000
+    # jWAE-MH: 12.6 MB, three quarters of it the feature decoder g_v (128 -> 1024 -> 1024 -> 960 frozen features, the
+    # reference's MLP width)
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 13_000_000
     assert check_card(ROOT / "hub_cards" / f"{folder.name}.yaml") == []
 
 
