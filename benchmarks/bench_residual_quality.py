@@ -18,37 +18,27 @@ stages keep using their whole codebook at depth.
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 from pathlib import Path
 
 import torch
 
-from mmquant.data.mnist import mnist_images
 from mmquant.metrics.reconstruction import evaluate_reconstruction
 from mmquant.models.optvq import OptVQModel
 from mmquant.models.optvq.configuration_optvq import DEFAULT_QUANTIZER_CONFIG
 from mmquant.models.registry import get_config
 from mmquant.quantizers import CodebookUsage
-from mmquant.training import git_commit
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_tokenizer_quality import MODEL  # noqa: E402
 from peer_quantizers import RESIDUAL_PEERS, build_residual_peer  # noqa: E402
 from tokenizer_bench import (  # noqa: E402
-    MAX_PROBE_IMAGES,
-    finish_rows,
     make_benchmark_parser,
-    mean_row,
     parse_benchmark_args,
-    previous_results,
     quantizer_options,
+    run_benchmark,
     settings_of,
-    test_ssim,
-    train,
-    write_results,
 )
 
 _SINKHORN_STAGE = {k: v for k, v in DEFAULT_QUANTIZER_CONFIG.items() if k != "type"}  # OptVQ's reference settings
@@ -104,56 +94,24 @@ def stage_usage(model, images, batch_size: int = 500) -> list[dict]:
     return [meter.compute() for meter in meters]
 
 
-def _probe(model, images) -> dict:
+def score(model, images) -> dict:
+    """Test PSNR, and each stage's whole-set code usage and perplexity (``code_usage``/``perplexity``: their means)."""
     stages = stage_usage(model, images)
     return {
-        "probe_usage": round(statistics.fmean(s["usage"] for s in stages), 4),
-        "probe_stage_usage": [round(s["usage"], 4) for s in stages],
-        "probe_psnr": round(evaluate_reconstruction(model, images)["psnr"], 3),
-    }
-
-
-def run_one(name: str, args, train_images, test_images, seed: int) -> dict:
-    torch.manual_seed(seed)
-    model = build(name, args)
-    probe_images = test_images[:MAX_PROBE_IMAGES]
-    times, curve = train(model, args, train_images, seed, probe=lambda m: _probe(m, probe_images))
-    stages = stage_usage(model, test_images)
-    row = {
-        "quantizer": name,
-        "num_stages": args.num_stages,
-        "psnr": round(evaluate_reconstruction(model, test_images)["psnr"], 3),
-        "ssim": round(test_ssim(model, test_images), 4),
+        "num_stages": len(stages),
+        "psnr": round(evaluate_reconstruction(model, images)["psnr"], 3),
         "code_usage": round(statistics.fmean(s["usage"] for s in stages), 4),
         "perplexity": round(statistics.fmean(s["perplexity"] for s in stages), 1),
         "stage_usage": [round(s["usage"], 4) for s in stages],
         "stage_perplexity": [round(s["perplexity"], 1) for s in stages],
-        "codebook_size": model.config.quantizer_config["codebook_size"],
-        "seconds_per_step": round(statistics.median(times), 5),
     }
-    return row | ({"usage_curve": curve} if curve else {})
 
 
 def main(args) -> dict:
-    commit = git_commit(HERE)  # the code this run imports, before anything else can change the tree
-    torch.set_num_threads(args.threads)
-    names = args.only or [*OURS, *RESIDUAL_PEERS]
-    unknown = [n for n in names if n not in OURS and n not in RESIDUAL_PEERS]
-    if unknown:
-        raise ValueError(f"--only {unknown}: unknown quantizers; expected names from {[*OURS, *RESIDUAL_PEERS]}.")
+    known = [*OURS, *RESIDUAL_PEERS]
     settings = settings_of(args) | {"num_stages": args.num_stages}
-    previous = previous_results(args, settings)  # refuses other settings before any training
-    train_images = mnist_images("train", 32)
-    test_images = mnist_images("test", 32)[: args.test_images]
-    rows = []
-    for name in names:
-        runs = [run_one(name, args, train_images, test_images, seed) for seed in args.seeds]
-        rows.append(mean_row(runs, list_means={"stage_usage": 4, "stage_perplexity": 1}))
-        print(json.dumps({k: v for k, v in rows[-1].items() if k != "usage_curve_per_seed"}), flush=True)
-    rows = finish_rows(rows, names, previous, commit)
-    extra = {"test_images": len(test_images), "model": MODEL, "usage_every": args.usage_every}
-    extra["usage_probe_images"] = min(MAX_PROBE_IMAGES, len(test_images))
-    return write_results(args, "residual_quality", rows, previous, commit, settings | extra)
+    means = {"stage_usage": 4, "stage_perplexity": 1}
+    return run_benchmark(args, "residual_quality", known, build, score, settings, list_means=means)
 
 
 if __name__ == "__main__":

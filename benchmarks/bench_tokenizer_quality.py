@@ -22,38 +22,25 @@ machine; ``python benchmarks/render_results.py`` renders ``benchmarks/results/``
 
 from __future__ import annotations
 
-import json
-import statistics
 import sys
 from pathlib import Path
 
-import torch
-
-from mmquant.data.mnist import mnist_images
 from mmquant.metrics.reconstruction import evaluate_reconstruction
 from mmquant.models.optvq import OptVQModel
 from mmquant.models.optvq.configuration_optvq import DEFAULT_QUANTIZER_CONFIG
 from mmquant.models.registry import get_config
-from mmquant.training import git_commit
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from peer_quantizers import PEERS, build_peer  # noqa: E402
 from tokenizer_bench import (  # noqa: E402
-    MAX_PROBE_IMAGES,
-    finish_rows,
     make_benchmark_parser,
-    mean_row,
     parse_benchmark_args,
-    previous_results,
     quantizer_options,
+    run_benchmark,
     settings_of,
-    test_ssim,
-    train,
-    write_results,
 )
 
-MODEL = "optvq-mnist (appendix-B CNN, 8-dim latents)"
 _VQ = {"type": "vq", "codebook_size": 1024, "beta": 0.25, "use_affine": True}
 OURS = {
     "mmquant_vq": _VQ,  # the paper's VQ-VAE baseline (configs/mnsit/vqbase.yaml)
@@ -99,53 +86,15 @@ def build(name: str, args) -> OptVQModel:
     return model
 
 
-def _probe(model, images) -> dict:
+def score(model, images) -> dict:
+    """Test PSNR and whole-set code usage and perplexity."""
     m = evaluate_reconstruction(model, images)
-    return {
-        "probe_usage": round(m["usage"], 4),
-        "probe_perplexity": round(m["perplexity"], 1),
-        "probe_psnr": round(m["psnr"], 3),
-    }
-
-
-def run_one(name: str, args, train_images, test_images, seed: int) -> dict:
-    torch.manual_seed(seed)
-    model = build(name, args)
-    probe_images = test_images[:MAX_PROBE_IMAGES]
-    times, curve = train(model, args, train_images, seed, probe=lambda m: _probe(m, probe_images))
-    metrics = evaluate_reconstruction(model, test_images)
-    row = {
-        "quantizer": name,
-        "psnr": round(metrics["psnr"], 3),
-        "ssim": round(test_ssim(model, test_images), 4),
-        "code_usage": round(metrics["usage"], 4),
-        "perplexity": round(metrics["perplexity"], 1),
-        "codebook_size": model.config.quantizer_config["codebook_size"],
-        "seconds_per_step": round(statistics.median(times), 5),
-    }
-    return row | ({"usage_curve": curve} if curve else {})
+    return {"psnr": round(m["psnr"], 3), "code_usage": round(m["usage"], 4), "perplexity": round(m["perplexity"], 1)}
 
 
 def main(args) -> dict:
-    commit = git_commit(HERE)  # the code this run imports, before anything else can change the tree
-    torch.set_num_threads(args.threads)
-    names = args.only or [*OURS, *PEERS]
-    unknown = [n for n in names if n not in OURS and n not in PEERS]
-    if unknown:
-        raise ValueError(f"--only {unknown}: unknown quantizers; expected names from {[*OURS, *PEERS]}.")
-    settings = settings_of(args)
-    previous = previous_results(args, settings)  # refuses other settings before any training
-    train_images = mnist_images("train", 32)
-    test_images = mnist_images("test", 32)[: args.test_images]
-    rows = []
-    for name in names:
-        runs = [run_one(name, args, train_images, test_images, seed) for seed in args.seeds]
-        rows.append(mean_row(runs))
-        print(json.dumps({k: v for k, v in rows[-1].items() if k != "usage_curve_per_seed"}), flush=True)
-    rows = finish_rows(rows, names, previous, commit)
-    extra = {"test_images": len(test_images), "model": MODEL, "usage_every": args.usage_every}
-    extra["usage_probe_images"] = min(MAX_PROBE_IMAGES, len(test_images))
-    return write_results(args, "tokenizer_quality", rows, previous, commit, settings | extra)
+    known = [*OURS, *PEERS]
+    return run_benchmark(args, "tokenizer_quality", known, build, score, settings_of(args))
 
 
 if __name__ == "__main__":

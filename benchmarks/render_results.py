@@ -90,7 +90,7 @@ def _usage_curves(q: dict) -> list[str]:
             curves = r["usage_curve_per_seed"]
             cells = []
             for i in range(len(steps)):
-                probe = sum(c[i]["probe_usage"] for c in curves) / len(curves)
+                probe = sum(c[i]["probe_code_usage"] for c in curves) / len(curves)
                 batch = sum(c[i]["batch_usage"] for c in curves) / len(curves)
                 cells.append(f"{probe:.1%} / {batch:.1%}")
             lines.append(f"| {r['quantizer']} | " + " | ".join(cells) + " |")

@@ -19,11 +19,17 @@ import torch
 
 from bench_output import add_output_arguments, resolve_output  # noqa: E402  (benchmarks/)
 from mmquant.arguments import make_parser
+from mmquant.data.mnist import mnist_images
 from mmquant.metrics.functional import ssim
-from mmquant.training import batch_indices, command_line, make_scheduler
+from mmquant.training import batch_indices, command_line, git_commit, make_scheduler
+
+HERE = Path(__file__).resolve().parent
+MODEL = "optvq-mnist (appendix-B CNN, 8-dim latents)"
 
 __all__ = [
     "MAX_PROBE_IMAGES",
+    "MODEL",
+    "run_benchmark",
     "SETTINGS_DEFAULTS",
     "finish_rows",
     "make_benchmark_parser",
@@ -131,32 +137,35 @@ def test_ssim(model, images, batch_size=500) -> float:
     return float(torch.cat(scores).mean())
 
 
-def train(model, args, train_images, seed: int, probe: Callable | None = None) -> tuple[list[float], list[dict]]:
-    """Train ``model`` for ``args.steps`` on the seed's batches; returns the seconds of each step and, every
-    ``args.usage_every`` steps, the training batch's usage with ``probe(model)``'s figures. The probe runs outside
-    the timed step and under a forked RNG, so recording the curve leaves the training unchanged."""
+def train(model, args, train_images, seed: int, probe: Callable | None = None) -> tuple[list, list, list[dict]]:
+    """Train ``model`` for ``args.steps`` on the seed's batches; returns the wall-clock seconds of each step, the CPU
+    seconds of this thread in each (with ``--threads 1`` all of the step's work, and unlike wall-clock time
+    unaffected by other processes on a busy machine) and, every ``args.usage_every`` steps, the training batch's
+    usage with ``probe(model)``'s figures. The probe runs outside the timed step and under a forked RNG, so
+    recording the curve leaves the training unchanged."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate)
     scheduler = make_scheduler(optimizer, args.lr_schedule, args.steps, args.learning_rate, 0.05)
-    times, curve = [], []
+    times, cpu_times, curve = [], [], []
     model.train()
     for step in range(args.steps):
         x = train_images[batch_indices(step, len(train_images), args.batch_size, seed)]
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.thread_time()
         out = model(x)
         out.loss.backward()
         optimizer.step()
         optimizer.zero_grad()
         scheduler.step()
         times.append(time.perf_counter() - start)
+        cpu_times.append(time.thread_time() - cpu_start)
         if probe is not None and args.usage_every and (step + 1) % args.usage_every == 0:
             with torch.random.fork_rng(devices=[]):
                 point = probe(model)
             model.train()
             curve.append({"step": step + 1, "batch_usage": round(float(out.usage), 4), **point})
-    return times, curve
+    return times, cpu_times, curve
 
 
-_MEANS = {"psnr": 3, "ssim": 4, "code_usage": 4, "perplexity": 1, "seconds_per_step": 5}
+_MEANS = {"psnr": 3, "ssim": 4, "code_usage": 4, "perplexity": 1, "seconds_per_step": 5, "cpu_seconds_per_step": 5}
 
 
 def mean_row(runs: list[dict], list_means: dict[str, int] | None = None) -> dict:
@@ -220,6 +229,51 @@ def write_results(args, benchmark: str, rows: list[dict], previous: dict | None,
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def run_benchmark(
+    args, benchmark: str, known: list[str], build: Callable, score: Callable, settings: dict, list_means=None
+) -> dict:
+    """Train and score every quantizer of ``--only`` (default: ``known``) for every seed and write the results file.
+
+    ``build(name, args)`` makes the tokenizer; ``score(model, images)`` gives the row's figures (``psnr``,
+    ``code_usage``, ``perplexity``, ...) on the test images, and on the probe images at each ``--usage_every``
+    checkpoint (there each figure gets a ``probe_`` prefix); ``settings`` are what ``--append`` must match;
+    ``list_means`` are list-valued figures averaged over the seeds element by element."""
+    commit = git_commit(HERE)  # the code this run imports, before anything else can change the tree
+    torch.set_num_threads(args.threads)
+    names = args.only or known
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"--only {unknown}: unknown quantizers; expected names from {known}.")
+    previous = previous_results(args, settings)  # refuses other settings before any training
+    train_images = mnist_images("train", 32)
+    test_images = mnist_images("test", 32)[: args.test_images]
+    probe_images = test_images[:MAX_PROBE_IMAGES]
+
+    def probe(model) -> dict:
+        return {f"probe_{k}": v for k, v in score(model, probe_images).items()}
+
+    rows = []
+    for name in names:
+        runs = []
+        for seed in args.seeds:
+            torch.manual_seed(seed)
+            model = build(name, args)
+            times, cpu_times, curve = train(model, args, train_images, seed, probe=probe)
+            runs.append(
+                {"quantizer": name, **score(model, test_images), "ssim": round(test_ssim(model, test_images), 4)}
+                | {"codebook_size": model.config.quantizer_config["codebook_size"]}
+                | {"seconds_per_step": round(statistics.median(times), 5)}
+                | {"cpu_seconds_per_step": round(statistics.median(cpu_times), 5)}
+                | ({"usage_curve": curve} if curve else {})
+            )
+        rows.append(mean_row(runs, list_means))
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "usage_curve_per_seed"}), flush=True)
+    rows = finish_rows(rows, names, previous, commit)
+    extra = {"test_images": len(test_images), "model": MODEL, "usage_every": args.usage_every}
+    extra["usage_probe_images"] = len(probe_images)
+    return write_results(args, benchmark, rows, previous, commit, settings | extra)
 
 
 def _dist_version():

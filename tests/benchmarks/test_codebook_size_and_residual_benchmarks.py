@@ -34,6 +34,15 @@ def _vqp_installed() -> bool:
 needs_vqp = pytest.mark.skipif(not _vqp_installed(), reason="pip install 'mmquant[bench]'")
 
 
+def _render(tmp_path, monkeypatch, name: str, results: Path) -> str:
+    """The page the renderer writes from a results folder holding ``results`` as ``name``."""
+    monkeypatch.setattr(render_results, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(render_results, "HERE", tmp_path)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / name).write_text(results.read_text())
+    return render_results.main().read_text()
+
+
 @pytest.mark.parametrize(
     ("size", "levels"),
     [(1024, (8, 5, 5, 5)), (1000, (8, 5, 5, 5)), (8192, (8, 8, 5, 5, 5)), (16384, (8, 8, 8, 6, 5)), (300, (8, 6, 5))],
@@ -61,7 +70,19 @@ def test_lfq_codebook_is_the_nearest_power_of_two():
 def test_codebook_size_reaches_every_quantizer_and_the_usage_curve_leaves_training_unchanged(tmp_path, monkeypatch):
     out = tmp_path / "k256.json"
     names = ["mmquant_optvq_1head", "vqp_ema_kmeans_dead", "vqp_fsq", "vqp_lfq"]
-    common = ["--codebook_size", "256", "--steps", "4", "--test_images", "100", "--seeds", "0", "1"]
+    common = [
+        "--codebook_size",
+        "256",
+        "--steps",
+        "4",
+        "--batch_size",
+        "16",
+        "--test_images",
+        "100",
+        "--seeds",
+        "0",
+        "1",
+    ]
     result = bench_tokenizer_quality.main(
         bench_tokenizer_quality.parse_args([*common, "--usage_every", "2", "--only", *names, "--output", str(out)])
     )
@@ -72,9 +93,10 @@ def test_codebook_size_reaches_every_quantizer_and_the_usage_curve_leaves_traini
     assert sizes == {"mmquant_optvq_1head": 256, "vqp_ema_kmeans_dead": 256, "vqp_fsq": fsq, "vqp_lfq": 256}
     for r in rows.values():
         assert 0 < r["code_usage"] <= 1 and r["psnr"] > 0 and len(r["psnr_per_seed"]) == 2
+        assert r["seconds_per_step"] > 0 and r["cpu_seconds_per_step"] > 0
         curves = r["usage_curve_per_seed"]
         assert len(curves) == 2 and [p["step"] for p in curves[0]] == [2, 4]
-        assert all(0 <= p["probe_usage"] <= 1 and 0 <= p["batch_usage"] <= 1 for c in curves for p in c)
+        assert all(0 <= p["probe_code_usage"] <= 1 and 0 <= p["batch_usage"] <= 1 for c in curves for p in c)
     # the curve is measured beside the training, not in it: the same run without it scores the same
     plain = bench_tokenizer_quality.main(
         bench_tokenizer_quality.parse_args(
@@ -90,11 +112,7 @@ def test_codebook_size_reaches_every_quantizer_and_the_usage_curve_leaves_traini
         )
 
     # a file per codebook size renders as its own section, with the standing and the usage curve
-    monkeypatch.setattr(render_results, "RESULTS", tmp_path / "results")
-    monkeypatch.setattr(render_results, "HERE", tmp_path)
-    (tmp_path / "results").mkdir()
-    (tmp_path / "results" / "bench_tokenizer_quality_k256.json").write_text(out.read_text())
-    page = render_results.main().read_text()
+    page = _render(tmp_path, monkeypatch, "bench_tokenizer_quality_k256.json", out)
     assert "Tokenizer quality at K = 256, 4 steps" in page and "| vqp_lfq |" in page
     assert "| quantizer | step 2 | step 4 |" in page
 
@@ -104,7 +122,7 @@ def test_codebook_size_reaches_every_quantizer_and_the_usage_curve_leaves_traini
 @needs_vqp
 def test_residual_benchmark_gives_per_stage_usage_and_renders(tmp_path, monkeypatch):
     out = tmp_path / "residual.json"
-    args = ["--num_stages", "2", "--codebook_size", "64", "--steps", "4", "--test_images", "100"]
+    args = ["--num_stages", "2", "--codebook_size", "64", "--steps", "4", "--batch_size", "16", "--test_images", "100"]
     result = bench_residual_quality.main(
         bench_residual_quality.parse_args([*args, "--usage_every", "2", "--output", str(out)])
     )
@@ -118,11 +136,7 @@ def test_residual_benchmark_gives_per_stage_usage_and_renders(tmp_path, monkeypa
         assert abs(r["code_usage"] - sum(r["stage_usage"]) / 2) < 1e-3
         assert [len(p["probe_stage_usage"]) for p in r["usage_curve_per_seed"][0]] == [2, 2]
 
-    monkeypatch.setattr(render_results, "RESULTS", tmp_path / "results")
-    monkeypatch.setattr(render_results, "HERE", tmp_path)
-    (tmp_path / "results").mkdir()
-    (tmp_path / "results" / "bench_residual_quality_2stages.json").write_text(out.read_text())
-    page = render_results.main().read_text()
+    page = _render(tmp_path, monkeypatch, "bench_residual_quality_2stages.json", out)
     assert "Residual quantization, 2 stages of 64 codes" in page and "| vqp_rvq_ema_kmeans_dead |" in page
 
 
