@@ -103,7 +103,9 @@ def _codebook_sections(files: list[tuple[str, dict]]) -> list[str]:
     lines = []
     for name, q in files:
         s = q["settings"]
-        title = f"Tokenizer quality at K = {s['codebook_size']}, {s['steps']} steps (`{name}`)"
+        sinkhorn = [f"{k} {s[o]}" for k, o in (("ε", "optvq_epsilon"), ("iterations", "optvq_n_iters")) if s.get(o)]
+        sinkhorn = f", OptVQ Sinkhorn {' and '.join(sinkhorn)}" if sinkhorn else ""
+        title = f"Tokenizer quality at K = {s['codebook_size']}, {s['steps']} steps{sinkhorn} (`{name}`)"
         lines += _quality_section(q, title)
         lines += standing(q)
         lines += _usage_curves(q)
