@@ -29,7 +29,6 @@ MODEL = "optvq-mnist (appendix-B CNN, 8-dim latents)"
 __all__ = [
     "MAX_PROBE_IMAGES",
     "MODEL",
-    "run_benchmark",
     "SETTINGS_DEFAULTS",
     "finish_rows",
     "make_benchmark_parser",
@@ -37,6 +36,7 @@ __all__ = [
     "parse_benchmark_args",
     "previous_results",
     "quantizer_options",
+    "run_benchmark",
     "settings_of",
     "test_ssim",
     "train",
