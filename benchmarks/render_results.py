@@ -7,6 +7,9 @@ Reads ``benchmarks/results/bench_tokenizer_quality.json`` (PSNR, SSIM, usage, st
 ``benchmarks/results/bench_quantizer_grid.json`` (time and memory ratios per size and precision); opens the page with
 where mmquant's OptVQ leads and trails (computed from those rows: the several-seed file when present); writes
 ``benchmarks/RESULTS.md``, ``benchmarks/results/psnr_vs_usage.png`` and ``benchmarks/results/time_ratio_vs_n.png``.
+Every ``bench_tokenizer_quality_k<K>*.json`` (one codebook size and budget per file, from ``--codebook_size``) gets a
+table of its own with the standing against each peer and, when recorded (``--usage_every``), code usage over
+training; every ``bench_residual_quality*.json`` a table with each stage's code usage.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ def _psnr(r: dict) -> str:
     return f"{r['psnr']:.2f} ± {r['psnr_std']:.2f}" if "psnr_std" in r else f"{r['psnr']:.2f}"
 
 
+def _per_seed(r: dict) -> str:
+    return ", ".join(f"{x:.2f}" for x in r.get("psnr_per_seed", [r["psnr"]]))
+
+
 def _quality_section(q: dict, title: str) -> list[str]:
     s = q["settings"]
     seeds = s.get("seeds", [s.get("seed")])
@@ -35,15 +42,23 @@ def _quality_section(q: dict, title: str) -> list[str]:
         f"`{q['command']}` at commit `{q['commit']}`, torch {q['torch']}, vector-quantize-pytorch "
         f"{q['vector_quantize_pytorch']}, {q['machine']['threads']} thread(s).",
         "",
-        "| quantizer | PSNR (dB) | SSIM | code usage | perplexity | codes | s/step | step time / fastest VQ |",
-        "|---|---|---|---|---|---|---|---|",
+        "| quantizer | PSNR (dB) | PSNR per seed | SSIM | code usage | perplexity | codes | s/step | step time / "
+        "fastest VQ |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(q["rows"], key=lambda r: -r["psnr"]):
         lines.append(
-            f"| {r['quantizer']} | {_psnr(r)} | {r['ssim']:.3f} | {r['code_usage']:.1%} | {r['perplexity']:.0f} "
-            f"| {r['codebook_size']} | {r['seconds_per_step']:.4f} | {r['step_time_ratio_to_fastest_vq']:.2f} |"
+            f"| {r['quantizer']} | {_psnr(r)} | {_per_seed(r)} | {r['ssim']:.3f} | {r['code_usage']:.1%} "
+            f"| {r['perplexity']:.0f} | {r['codebook_size']} | {r['seconds_per_step']:.4f} "
+            f"| {r['step_time_ratio_to_fastest_vq']:.2f} |"
         )
     lines.append("")
+    lines += _added_rows(q)
+    return lines
+
+
+def _added_rows(q: dict) -> list[str]:
+    lines = []
     added = [r for r in q["rows"] if "command" in r]
     if added:
         lines += ["Rows added later to the same settings (`--append`), with the load average at their end:", ""]
@@ -52,6 +67,77 @@ def _quality_section(q: dict, title: str) -> list[str]:
             for r in added
         ]
         lines.append("")
+    return lines
+
+
+def _usage_curves(q: dict) -> list[str]:
+    """Code usage over training (``--usage_every``): per row, the eval-mode usage of the probe images at each
+    checkpoint, averaged over the seeds, with the training batch's usage after it."""
+    rows = [r for r in q["rows"] if r.get("usage_curve_per_seed")]
+    if not rows:
+        return []
+    lines = [
+        f"Code usage over training: eval-mode usage of the first {q['settings'].get('usage_probe_images', 1000)} "
+        "test digits / usage of that step's training batch (training-mode assignment), means over the seeds.",
+        "",
+    ]
+    groups: dict[tuple, list[dict]] = {}  # rows appended with another --usage_every get a table of their own
+    for r in rows:
+        groups.setdefault(tuple(p["step"] for p in r["usage_curve_per_seed"][0]), []).append(r)
+    for steps, group in groups.items():
+        lines += ["| quantizer | " + " | ".join(f"step {s}" for s in steps) + " |", "|---" * (1 + len(steps)) + "|"]
+        for r in group:
+            curves = r["usage_curve_per_seed"]
+            cells = []
+            for i in range(len(steps)):
+                probe = sum(c[i]["probe_code_usage"] for c in curves) / len(curves)
+                batch = sum(c[i]["batch_usage"] for c in curves) / len(curves)
+                cells.append(f"{probe:.1%} / {batch:.1%}")
+            lines.append(f"| {r['quantizer']} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def _codebook_sections(files: list[tuple[str, dict]]) -> list[str]:
+    """One section per large-codebook results file: the rows, the standing against each peer, usage over training."""
+    lines = []
+    for name, q in files:
+        s = q["settings"]
+        sinkhorn = [f"{k} {s[o]}" for k, o in (("ε", "optvq_epsilon"), ("iterations", "optvq_n_iters")) if s.get(o)]
+        sinkhorn = f", OptVQ Sinkhorn {' and '.join(sinkhorn)}" if sinkhorn else ""
+        title = f"Tokenizer quality at K = {s['codebook_size']}, {s['steps']} steps{sinkhorn} (`{name}`)"
+        lines += _quality_section(q, title)
+        lines += standing(q)
+        lines += _usage_curves(q)
+    return lines
+
+
+def _residual_sections(files: list[tuple[str, dict]]) -> list[str]:
+    lines = []
+    for name, q in files:
+        s = q["settings"]
+        seeds = s["seeds"]
+        lines += [
+            f"## Residual quantization, {s['num_stages']} stages of {s['codebook_size']} codes "
+            f"(`bench_residual_quality.py`, `{name}`)",
+            "",
+            f"{s['model']}, {s['steps']} steps at batch {s['batch_size']}, learning rate {s['learning_rate']} "
+            f"({s['lr_schedule']}), seed(s) {', '.join(map(str, seeds))}; test set: {s['test_images']} MNIST digits. "
+            f"Command: `{q['command']}` at commit `{q['commit']}`, torch {q['torch']}, vector-quantize-pytorch "
+            f"{q['vector_quantize_pytorch']}. Code usage and perplexity are per stage, on the whole test set.",
+            "",
+            "| quantizer | PSNR (dB) | PSNR per seed | SSIM | mean stage usage | usage per stage | perplexity per "
+            "stage | s/step | step time / fastest |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in sorted(q["rows"], key=lambda r: -r["psnr"]):
+            usage = ", ".join(f"{u:.0%}" for u in r["stage_usage"])
+            perplexity = ", ".join(f"{x:.0f}" for x in r["stage_perplexity"])
+            lines.append(
+                f"| {r['quantizer']} | {_psnr(r)} | {_per_seed(r)} | {r['ssim']:.3f} | {r['code_usage']:.1%} "
+                f"| {usage} | {perplexity} | {r['seconds_per_step']:.4f} | {r['step_time_ratio_to_fastest_vq']:.2f} |"
+            )
+        lines += ["", *_added_rows(q), *_usage_curves(q)]
     return lines
 
 
@@ -205,9 +291,16 @@ def _load(name: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _load_all(pattern: str, key) -> list[tuple[str, dict]]:
+    files = [(path.name, json.loads(path.read_text())) for path in RESULTS.glob(pattern)]
+    return sorted(files, key=lambda f: (*key(f[1]["settings"]), f[0]))
+
+
 def main() -> Path:
     names = ("bench_tokenizer_quality", "bench_tokenizer_quality_seeds", "bench_quantizer_grid")
     q, qs, g = (_load(f"{n}.json") for n in names)
+    per_k = _load_all("bench_tokenizer_quality_k*.json", lambda s: (s["codebook_size"], s["steps"]))
+    residual = _load_all("bench_residual_quality*.json", lambda s: (s["num_stages"], s["codebook_size"], s["steps"]))
     lines = [
         "# Benchmark results",
         "",
@@ -224,6 +317,8 @@ def main() -> Path:
         lines += ["![PSNR against code usage](results/psnr_vs_usage.png)", ""]
     if qs is not None:
         lines += _quality_section(qs, "Tokenizer quality, the leading rows over several seeds")
+    lines += _codebook_sections(per_k)
+    lines += _residual_sections(residual)
     if g is not None:
         lines += _grid_section(g)
     _plots(q, g)
