@@ -65,8 +65,9 @@ def test_stage1_smoke_resume_and_prior(tmp_path):
     # a second phase continues the finished model (weights, tokenizer, config) with the one-modality rows; at
     # a learning rate of 1e-12 only the codebook (dead-code restarts) may move
     phase2 = tmp_path / "phase2"
-    args = [*common, "--init_from", str(full), "--output_dir", str(phase2), "--max_steps", "2", "--learning_rate", "1e-12",
-            "--text_only_ratio", "0.25", "--image_only_ratio", "0.25", "--prefix_consistency_weight", "1"]  # fmt: skip
+    args = [*common, "--init_from", str(full), "--output_dir", str(phase2), "--max_steps", "2",
+            "--learning_rate", "1e-12", "--text_only_ratio", "0.25", "--image_only_ratio", "0.25",
+            "--prefix_consistency_weight", "1"]  # fmt: skip
     train_mxqvae.main(train_mxqvae.parse_args(args))
     from mmquant.models.mxqvae import MXQVAEModel
 
