@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted(
     p
     for p in [*ROOT.glob("examples/*/*.py"), *ROOT.glob("benchmarks/*.py")]
-    if "ArgumentParser(" in p.read_text() or "make_parser(" in p.read_text()
+    # scripts: a parser and a __main__ entry point (benchmarks/tokenizer_bench.py builds the benchmarks' parser only)
+    if ("ArgumentParser(" in p.read_text() or "make_parser(" in p.read_text())
+    and '__name__ == "__main__"' in p.read_text()
 )
 COMMANDS = {
     "mmquant-data": ("mmquant.data.cli", "main"),
