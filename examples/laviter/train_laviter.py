@@ -65,6 +65,11 @@ from mmquant.training import (
 HERE = Path(__file__).resolve().parent
 # local folders read by the datasets issue's builders: every caption of an image is a training pair
 FOLDER_DATASETS = ("cub200_captions", "flowers102_captions", "coco_captions")
+# what phase 2 (which trains the generator and captioner from scratch) may choose with --init_from
+GENERATOR_FIELDS = {
+    "use_tim", "use_itm", "noise_dim", "condition_dim", "generator_channels", "num_generator_stages",
+    "discriminator_channels", "captioner_num_layers", "captioner_num_heads", "captioner_frozen_layers",
+}  # fmt: skip
 _RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule", "phase", "gradient_accumulation_steps")
 _LOSSES = (
     "loss",
@@ -124,7 +129,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="train the VTA image backbone (off: frozen, as with a pretrained InceptionV3)",
     )
     p.add_argument("--discriminator_learning_rate", type=float, default=2e-4, help="AttnGAN's Adam rate for D")
-    p.add_argument("--max_grad_norm", type=float, default=1.0, help="gradient clipping norm")
+    p.add_argument("--max_grad_norm", type=float, default=1.0, help="gradient clipping norm (0: none)")
+    p.add_argument("--adam_beta1", type=float, default=0.9, help="the model's Adam beta1 (AttnGAN's generators: 0.5)")
     p.add_argument("--eval_images", type=int, default=1000, help="test pairs scored at each evaluation")
     p.add_argument("--r_precision_candidates", type=int, default=100, help="captions ranked per image (AttnGAN)")
     add_training_arguments(p, batch_size=32, lr_schedule="constant", max_steps=1000)
@@ -182,9 +188,11 @@ def load_model_and_data(args):
         from transformers import AutoTokenizer
 
         changed = {k for k in args.model_config if not k.startswith(("lambda_", "gamma"))}
-        if changed:
+        allowed = GENERATOR_FIELDS if args.phase == "generators" else set()
+        if changed - allowed:
             raise ValueError(
-                f"--model_config {sorted(changed)}: with --init_from only lambda_* and gamma* may change."
+                f"--model_config {sorted(changed - allowed)}: with --init_from only lambda_* and gamma* may change"
+                + (f" (and, in phase generators, {sorted(GENERATOR_FIELDS)})." if args.phase != "generators" else ".")
             )
         if not (Path(args.init_from) / "config.json").is_file():
             from mmquant.hub.publish import unfinished_run_hint
@@ -194,7 +202,18 @@ def load_model_and_data(args):
                 f"{unfinished_run_hint(args.init_from)} The phases run in order (README, LAViTeR)."
             )
         tokenizer = AutoTokenizer.from_pretrained(args.init_from)
-        model = LaviterModel.from_pretrained(args.init_from, **args.model_config)
+        config = LaviterConfig.from_pretrained(args.init_from, **args.model_config)
+        if changed:  # phase 2 with another generator or captioner: fresh ones on the previous phase's encoders
+            from safetensors.torch import load_file
+
+            model = LaviterModel(config)
+            weights = load_file(Path(args.init_from) / "model.safetensors")
+            encoders = {k: v for k, v in weights.items() if k.startswith(("image_encoder.", "text_encoder."))}
+            missing = model.load_state_dict(encoders, strict=False).missing_keys
+            if any(k.startswith(("image_encoder.", "text_encoder.")) for k in missing):
+                raise ValueError(f"--init_from {args.init_from}: its encoders do not match the configuration.")
+        else:
+            model = LaviterModel.from_pretrained(args.init_from, config=config)
         size = model.config.vision_config.image_size
         _, pairs = load_pairs(args, model.config.text_config.max_length, size, tokenizer)
         return model, tokenizer, pairs["train"].resized(size), pairs["test"].resized(size)
@@ -231,10 +250,11 @@ def caption_attributes(captions: list[str], dataset: str) -> list[list[str]]:
     return out
 
 
-def object_accuracy(generated: list[str], truth: list[str]) -> float:
-    """Fraction of the true (digit, colour, position) objects that the generated caption states (0 when it does
-    not parse)."""
-    hits = total = 0
+def caption_accuracy(generated: list[str], truth: list[str]) -> tuple[float, float]:
+    """Object accuracy (fraction of the true (digit, colour, position) objects that the generated caption states)
+    and pair accuracy (fraction of captions stating exactly the true objects); a caption that does not parse states
+    none."""
+    hits = total = exact = 0
     for text, true in zip(generated, truth):
         want = set(parse_caption(true, DEFAULT_COLORS))
         try:
@@ -243,7 +263,8 @@ def object_accuracy(generated: list[str], truth: list[str]) -> float:
             got = set()
         hits += len(want & got)
         total += len(want)
-    return hits / max(total, 1)
+        exact += got == want
+    return hits / max(total, 1), exact / max(len(truth), 1)
 
 
 @torch.no_grad()
@@ -255,16 +276,25 @@ def evaluate_alignment(
     was_training = model.training
     model.eval()
     g = torch.Generator().manual_seed(0)
-    images, texts, fakes, captions = [], [], [], []
+    images, texts, fakes, generated, captions = [], [], [], [], []
+    forced = [0, 0]  # next words the captioner gets right with the true words before them, of all words
     for s in range(0, len(pairs), batch):
         ids = pairs.input_ids[s : s + batch]
         pixels = pairs.pixel_values(slice(s, s + batch))
         images.append(model.get_image_features(pixels))
         texts.append(model.get_text_features(ids))
         if hasattr(model, "generator"):
-            fakes.append(model.get_image_features(model.generate_images(ids, generator=g)))
+            generated.append(model.generate_images(ids, generator=g))
+            fakes.append(model.get_image_features(generated[-1]))
         if hasattr(model, "captioner"):
             captions += tokenizer.batch_decode(model.generate_captions(pixels), skip_special_tokens=True)
+            regions, _ = model.encode_image(pixels)
+            mask = (ids != tokenizer.pad_token_id).long()
+            predicted = model.captioner(regions, ids, mask).argmax(-1)  # teacher forcing: (B, T - 1)
+            target = ids[:, 1 : 1 + predicted.shape[1]]
+            scored = target != tokenizer.pad_token_id
+            forced[0] += int((predicted == target)[scored].sum())
+            forced[1] += int(scored.sum())
     images, texts = torch.cat(images).float(), torch.cat(texts).float()
     k = min(candidates, len(pairs))
     top = tuple(t for t in (1, 3) if t <= k)  # the paper's top-1 and top-3
@@ -279,8 +309,16 @@ def evaluate_alignment(
         index = {w: i for i, w in enumerate(vocabulary)}
         attributes = model.get_text_features(attribute_ids).float()
         metrics["aimcos"] = aimcos(images[has], attributes, [[index[w] for w in row] for row in words if row])
+    if dataset == "caption_mnist" and generated:  # the judge, which the training never sees, reads the images
+        from mmquant.metrics.judged import judged_generation
+
+        judged = judged_generation(torch.cat(generated), pairs.captions, None, num_candidates=k)
+        metrics.update({f"judge_{n}" if not n.startswith("judge_") else n: v for n, v in judged.items()})
     if captions and dataset == "caption_mnist":
-        metrics["caption_object_accuracy"] = object_accuracy(captions, pairs.captions)
+        accuracy = caption_accuracy(captions, pairs.captions)
+        metrics["caption_object_accuracy"], metrics["caption_pair_accuracy"] = accuracy
+    if forced[1]:
+        metrics["caption_teacher_forcing_accuracy"] = forced[0] / forced[1]
     model.train(was_training)
     return metrics, captions
 
@@ -313,7 +351,8 @@ def main(args) -> dict:
     adversarial = hasattr(model, "generator") and (args.phase == "generators" or c.lambda_tim > 0)
 
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(trainable, lr=args.learning_rate, weight_decay=args.weight_decay)
+    betas = (args.adam_beta1, 0.999)
+    optimizer = torch.optim.Adam(trainable, lr=args.learning_rate, betas=betas, weight_decay=args.weight_decay)
     scheduler = make_scheduler(optimizer, args.lr_schedule, args.max_steps, args.learning_rate, args.warmup_ratio)
     extras = {}
     model = sync_batch_norm(accelerator, model)  # global-batch BatchNorm statistics on several GPUs

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = ROOT / "examples" / "laviter"
 sys.path.insert(0, str(HERE))
 import demo  # noqa: E402
+import probe_generators  # noqa: E402
 import train_laviter  # noqa: E402
 from two_process_runs import assert_two_processes_match_one  # noqa: E402
 
@@ -86,6 +87,34 @@ def test_three_phases_resume_and_demo(tmp_path, capsys):
     out = demo.main(demo.parse_args(["--model", str(joint), "--image", str(image), "--caption", caption,
                                      "--output", str(tmp_path / "mine-demo.png")]))  # fmt: skip
     assert len(out["similarity"]) == 2
+
+
+def test_phase_two_may_rebuild_the_generator_and_the_judge_scores_it(tmp_path):
+    """Phase 2 with another generator (and no captioner) on phase 1's encoders, through the probe driver; the
+    evaluation adds the judge's reading of the generated images."""
+    data = ["--dataset_cache_dir", str(tmp_path / "data")]
+    vta = tmp_path / "vta"
+    _run("--config", str(HERE / "configs" / "smoke.yaml"), *data, "--output_dir", str(vta))
+    table = probe_generators.main(
+        ["--init_from", str(vta), "--variants", "paper", "two-stages", "--max_steps", "2", "--eval_images", "8",
+         "--train_examples", "32", "--test_examples", "16", "--output_dir", str(tmp_path / "probes"), *data]
+    )  # fmt: skip
+    assert set(table) == {"paper", "two-stages"}
+    for name, row in table.items():
+        assert all(row[k] is not None for k in probe_generators._REPORTED[:5]), (name, row)  # the generator's
+        assert 0 <= row["judge_object_accuracy"] <= 1 and 0 <= row["judge_r_precision@1"] <= 100
+    config = json.loads((tmp_path / "probes" / "two-stages" / "config.json").read_text())
+    assert config["num_generator_stages"] == 2 and config["use_itm"] is False
+    from safetensors.torch import load_file
+
+    encoders = ("image_encoder.", "text_encoder.")
+    before, after = (
+        load_file(vta / "model.safetensors"),
+        load_file(tmp_path / "probes" / "two-stages" / "model.safetensors"),
+    )
+    assert all(before[k].equal(after[k]) for k in before if k.startswith(encoders))  # frozen in phase 2
+    assert not any(k.startswith("captioner.") for k in after)
+    assert "| two-stages |" in (tmp_path / "probes" / "probes.md").read_text()
 
 
 def test_bad_arguments_are_named(tmp_path):

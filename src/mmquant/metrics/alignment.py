@@ -37,6 +37,7 @@ def r_precision(
     num_candidates: int = 100,
     top_k: Sequence[int] = (1, 3),
     seed: int = 0,
+    cosine: bool = True,
 ) -> dict[str, float]:
     """R-precision of ``image_embeds[i]`` (e.g. of an image generated from caption i) against ``text_embeds[i]``.
 
@@ -46,6 +47,8 @@ def r_precision(
             replacement from the other rows (AttnGAN: 100); needs ``N >= num_candidates``.
         top_k: report the percent of images whose true caption ranks within each k.
         seed: the draw of the mismatched captions.
+        cosine: rank by the cosine (AttnGAN); False ranks by the dot product (e.g. a judge's log-likelihood of each
+            caption, :func:`mmquant.metrics.judged.judge_r_precision`).
     Ties count against the model: the rank is 1 + the number of mismatched captions scoring at least as high.
     """
     _check("image_embeds", image_embeds)
@@ -62,8 +65,9 @@ def r_precision(
         raise ValueError(f"top_k={tuple(top_k)!r}: expected integers in [1, num_candidates={num_candidates}].")
     g = torch.Generator().manual_seed(seed)
     others = torch.rand(n, n, generator=g).fill_diagonal_(2.0).argsort(1)[:, : num_candidates - 1]  # (N, C - 1)
-    v = F.normalize(image_embeds.double(), dim=-1)
-    t = F.normalize(text_embeds.double(), dim=-1)
+    v, t = image_embeds.double(), text_embeds.double()
+    if cosine:
+        v, t = F.normalize(v, dim=-1), F.normalize(t, dim=-1)
     true = (v * t).sum(-1)  # (N,)
     wrong = torch.einsum("nd,ncd->nc", v, t[others])  # (N, C - 1)
     ranks = 1 + (wrong >= true[:, None]).sum(1)  # (N,)

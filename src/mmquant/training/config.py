@@ -85,7 +85,7 @@ def _rules() -> dict:
         "learning_rate": (float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
         "warmup_ratio": (float, lambda v: 0 <= v <= 1, "in [0, 1]"),
         "weight_decay": (float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
-        "max_grad_norm": (float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
+        "max_grad_norm": (float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0 (0: no clipping)"),
         "dropout": (float, lambda v: 0 <= v < 1, "in [0, 1)"),
         "eval_steps": (int, lambda v: v >= 1, ">= 1"),
         "log_steps": (int, lambda v: v >= 1, ">= 1 (log every N steps)"),

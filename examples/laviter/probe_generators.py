@@ -1,0 +1,149 @@
+"""Probes of LAViTeR's generators on Caption MNIST (what stops them learning the digits): phase 2 (``--phase
+generators``) trained from one phase-1 model under named variants, the generated images scored by the Caption MNIST
+judge, which the training never sees, and the generated captions against the true ones.
+
+    python examples/laviter/train_laviter.py --config examples/laviter/configs/phase1_vta.yaml \\
+        --output_dir outputs/laviter-quad2-vta
+    python examples/laviter/probe_generators.py --init_from outputs/laviter-quad2-vta \\
+        --variants paper no-clip wide --max_steps 1500 --output_dir outputs/laviter-probes
+
+Every variant trains one of the two alone (the image generator with ``use_itm`` off, the captioner with ``use_tim``
+off: they share nothing in phase 2) for the same ``--max_steps`` and batch, and writes ``<output_dir>/<variant>/`` (a
+``train_laviter.py`` run). The table ``probes.json`` / ``probes.md`` under ``--output_dir`` gives, on the first
+``--eval_images`` Quad2 test pairs: for the generator the judge's object accuracy (the caption's objects seen at their
+quadrant with their digit and colour), pair accuracy (all of them, nothing else), judge-scored R-precision and the
+model's own DAMSM-scored R-precision; for the captioner its teacher-forcing next-word accuracy and the object and pair
+accuracy of its greedy captions. ``--results_file``
+merges each variant as ``probe/<variant>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from mmquant.arguments import make_parser
+
+HERE = Path(__file__).resolve().parent
+
+# name -> (what it tests, --model_config, other train_laviter arguments)
+VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
+    "paper": ("the shipped phase-2 settings (3 stages of 16 channels, gradient clipping 1.0, Adam beta1 0.9)", {}, []),
+    "no-clip": (
+        "AttnGAN's optimiser: no gradient clipping, Adam beta1 0.5",
+        {},
+        ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
+    ),
+    "wide": (
+        "no-clip with 32-channel generator and discriminators",
+        {"generator_channels": 32, "discriminator_channels": 32},
+        ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
+    ),
+    "no-damsm": (
+        "no-clip without the generated-image DAMSM term (eq. 11's λ = 0): the conditional discriminator alone",
+        {"lambda_fake_image_damsm": 0.0},
+        ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
+    ),
+    "one-stage": (
+        "no-clip with one 32x32 stage (no cascade, no word attention)",
+        {"num_generator_stages": 1},
+        ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
+    ),
+    "two-stages": (
+        "no-clip with two stages (16, 32)",
+        {"num_generator_stages": 2},
+        ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
+    ),
+    "captioner": ("the captioner alone (no generator), phase-2 settings", {"use_tim": False, "use_itm": True}, []),
+    "captioner-fast": (
+        "the captioner alone at learning rate 1e-3",
+        {"use_tim": False, "use_itm": True},
+        ["--learning_rate", "1e-3"],
+    ),
+}
+_REPORTED = (
+    "judge_object_accuracy",
+    "judge_pair_accuracy",
+    "judge_r_precision@1",
+    "r_precision@1",
+    "real_r_precision@1",
+    "caption_teacher_forcing_accuracy",
+    "caption_object_accuracy",
+    "caption_pair_accuracy",
+)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = make_parser(__doc__)
+    p.add_argument("--init_from", required=True, help="a phase-1 (vta) output folder of train_laviter.py")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), help="variants to run")
+    p.add_argument("--output_dir", default="outputs/laviter-probes", help="one run folder per variant, and the table")
+    p.add_argument("--max_steps", type=int, default=1500, help="phase-2 steps of every variant")
+    p.add_argument("--batch_size", type=int, default=32, help="pairs per step")
+    p.add_argument("--eval_images", type=int, default=500, help="test captions scored")
+    p.add_argument("--seed", type=int, default=0, help="seed of every variant")
+    p.add_argument(
+        "--train_examples", type=int, default=None, help="Caption MNIST training pairs (default: phase 2's)"
+    )
+    p.add_argument("--test_examples", type=int, default=None, help="test pairs generated (default: phase 2's)")
+    p.add_argument("--dataset_cache_dir", default=None, help="datasets cache of the prepared Caption MNIST data")
+    p.add_argument("--results_file", default=None, help="also merge each variant as probe/<variant> into this file")
+    return p.parse_args(argv)
+
+
+def variant_argv(name: str, args: argparse.Namespace) -> list[str]:
+    """The ``train_laviter.py`` arguments of one variant."""
+    _, model_config, extra = VARIANTS[name]
+    argv = [
+        "--config", str(HERE / "configs" / "phase2_generators.yaml"),
+        "--init_from", args.init_from,
+        "--output_dir", str(Path(args.output_dir) / name),
+        "--model_config", json.dumps({"use_itm": False, **model_config}),
+        "--max_steps", str(args.max_steps),
+        "--batch_size", str(args.batch_size),
+        "--eval_steps", str(max(args.max_steps // 3, 1)),
+        "--checkpointing_steps", str(max(args.max_steps // 3, 1)),
+        "--eval_images", str(args.eval_images),
+        "--r_precision_candidates", str(min(100, args.eval_images)),
+        "--seed", str(args.seed),
+        "--resume_from_checkpoint", "latest",
+        "--run_name", f"probe/{name}",
+        *extra,
+    ]  # fmt: skip
+    for option in ("dataset_cache_dir", "train_examples", "test_examples"):
+        if getattr(args, option) is not None:
+            argv += [f"--{option}", str(getattr(args, option))]
+    if args.results_file:
+        argv += ["--results_file", args.results_file]
+    return argv
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    table = {}
+    for name in args.variants:
+        finished = Path(args.output_dir) / name / "eval_results.json"
+        if not finished.is_file():  # a finished variant is read back (delete its folder to rerun it)
+            command = [sys.executable, str(HERE / "train_laviter.py"), *variant_argv(name, args)]
+            subprocess.run(command, check=True)  # one process per run: a fresh accelerate state and seed
+        result = json.loads(finished.read_text())
+        metrics = {m["metric"]: m["value"] for m in result.get("metrics", [])}
+        table[name] = {"what": VARIANTS[name][0], **{k: metrics.get(k) for k in _REPORTED}}  # None: no such module
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "probes.json").write_text(json.dumps(table, indent=2) + "\n")
+    lines = ["| variant | " + " | ".join(_REPORTED) + " | what |", "|---" * (len(_REPORTED) + 2) + "|"]
+    for name, row in table.items():
+        lines.append(f"| {name} | " + " | ".join(str(row[k]) for k in _REPORTED) + f" | {row['what']} |")
+    (out / "probes.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return table
+
+
+if __name__ == "__main__":
+    from mmquant.user_errors import run_command
+
+    raise SystemExit(run_command(lambda argv: main(argv), prog="probe_generators.py"))
