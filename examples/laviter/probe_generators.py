@@ -29,6 +29,8 @@ from mmquant.arguments import make_parser
 
 HERE = Path(__file__).resolve().parent
 
+_ONLY_GENERATOR = {"use_itm": False, "lambda_itm": 0.0, "lambda_fake_text": 0.0}  # phase 3 would need these at 0
+_ONLY_CAPTIONER = {"use_itm": True, "use_tim": False, "lambda_tim": 0.0, "lambda_fake_image": 0.0}
 # name -> (what it tests, --model_config, other train_laviter arguments)
 VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
     "paper": ("the shipped phase-2 settings (3 stages of 16 channels, gradient clipping 1.0, Adam beta1 0.9)", {}, []),
@@ -57,10 +59,10 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
         {"num_generator_stages": 2},
         ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
     ),
-    "captioner": ("the captioner alone (no generator), phase-2 settings", {"use_tim": False, "use_itm": True}, []),
+    "captioner": ("the captioner alone (no generator), phase-2 settings", _ONLY_CAPTIONER, []),
     "captioner-fast": (
         "the captioner alone at learning rate 1e-3",
-        {"use_tim": False, "use_itm": True},
+        _ONLY_CAPTIONER,
         ["--learning_rate", "1e-3"],
     ),
 }
@@ -101,7 +103,7 @@ def variant_argv(name: str, args: argparse.Namespace) -> list[str]:
         "--config", str(HERE / "configs" / "phase2_generators.yaml"),
         "--init_from", args.init_from,
         "--output_dir", str(Path(args.output_dir) / name),
-        "--model_config", json.dumps({"use_itm": False, **model_config}),
+        "--model_config", json.dumps({**_ONLY_GENERATOR, **model_config}),
         "--max_steps", str(args.max_steps),
         "--batch_size", str(args.batch_size),
         "--eval_steps", str(max(args.max_steps // 3, 1)),

@@ -202,7 +202,8 @@ def load_model_and_data(args):
                 f"{unfinished_run_hint(args.init_from)} The phases run in order (README, LAViTeR)."
             )
         tokenizer = AutoTokenizer.from_pretrained(args.init_from)
-        config = LaviterConfig.from_pretrained(args.init_from, **args.model_config)
+        config = LaviterConfig.from_pretrained(args.init_from)
+        config = LaviterConfig(**{**config.to_dict(), **args.model_config})  # checked as a new configuration
         if changed:  # phase 2 with another generator or captioner: fresh ones on the previous phase's encoders
             from safetensors.torch import load_file
 

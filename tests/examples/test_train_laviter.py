@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = ROOT / "examples" / "laviter"
 sys.path.insert(0, str(HERE))
 import demo  # noqa: E402
+import evaluate_laviter  # noqa: E402
 import probe_generators  # noqa: E402
 import train_laviter  # noqa: E402
 from two_process_runs import assert_two_processes_match_one  # noqa: E402
@@ -96,10 +97,10 @@ def test_phase_two_may_rebuild_the_generator_and_the_judge_scores_it(tmp_path):
     vta = tmp_path / "vta"
     _run("--config", str(HERE / "configs" / "smoke.yaml"), *data, "--output_dir", str(vta))
     table = probe_generators.main(
-        ["--init_from", str(vta), "--variants", "paper", "two-stages", "--max_steps", "2", "--eval_images", "8",
+        ["--init_from", str(vta), "--variants", "two-stages", "--max_steps", "2", "--eval_images", "8",
          "--train_examples", "32", "--test_examples", "16", "--output_dir", str(tmp_path / "probes"), *data]
     )  # fmt: skip
-    assert set(table) == {"paper", "two-stages"}
+    assert set(table) == {"two-stages"}
     for name, row in table.items():
         assert all(row[k] is not None for k in probe_generators._REPORTED[:5]), (name, row)  # the generator's
         assert 0 <= row["judge_object_accuracy"] <= 1 and 0 <= row["judge_r_precision@1"] <= 100
@@ -115,6 +116,26 @@ def test_phase_two_may_rebuild_the_generator_and_the_judge_scores_it(tmp_path):
     assert all(before[k].equal(after[k]) for k in before if k.startswith(encoders))  # frozen in phase 2
     assert not any(k.startswith("captioner.") for k in after)
     assert "| two-stages |" in (tmp_path / "probes" / "probes.md").read_text()
+
+    # the seeded table: a per-seed entry that recomputes the training run's own evaluation, and the mean ± std entry
+    results = tmp_path / "results.json"
+    argv = ["--models", f"vta={vta}", f"two-stages={tmp_path / 'probes' / 'two-stages'}", "--train_examples", "32",
+            "--test_examples", "16", "--eval_images", "8", "--r_precision_candidates", "8",
+            "--output_dir", str(tmp_path / "eval"), "--results_file", str(results), *data]  # fmt: skip
+    entries = evaluate_laviter.main(evaluate_laviter.parse_args(argv))
+    own = {
+        m["metric"]: m["value"]
+        for m in json.loads((tmp_path / "probes" / "two-stages" / "eval_results.json").read_text())["metrics"]
+    }
+    seeded = {m["metric"]: m["value"] for m in entries["ablation/two-stages/seed0"]["metrics"]}
+    assert seeded["judge_object_accuracy"] == pytest.approx(own["judge_object_accuracy"], abs=1e-3)
+    assert seeded["real_r_precision@1"] == pytest.approx(own["real_r_precision@1"], abs=1e-3)
+    summary = {m["metric"]: m["value"] for m in entries["ablation/vta"]["metrics"]}
+    assert summary["real_r_precision@1_std"] == 0.0 and "judge_object_accuracy" in summary
+    assert set(json.loads(results.read_text())) == set(entries)
+    assert "| **two-stages** | mean ± std |" in (tmp_path / "eval" / "evaluation.md").read_text()
+    with pytest.raises(SystemExit):
+        evaluate_laviter.parse_args(["--models", f"x={tmp_path / 'nothing'}"])
 
 
 def test_bad_arguments_are_named(tmp_path):

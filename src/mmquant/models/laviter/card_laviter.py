@@ -46,7 +46,12 @@ LAVITER_CARD = LaviterCardInfo(
     tags=("image-text-alignment", "text-to-image", "image-captioning", "laviter", "mmquant"),
     limitations=(
         "Trained on synthetic Caption MNIST pairs on a CPU budget; its captions follow the dataset's templates "
-        "and it is not a general image-text model. R-precision is computed with the model's own encoders."
+        "and it is not a general image-text model. Three R-precisions are reported and only two can be trusted: "
+        "`r_precision@k` ranks captions for a generated image with the model's own encoders, which the joint "
+        "phase trains to match generated images with their captions (L_fi-rt, eq. 15), so it measures the "
+        "encoders agreeing with the generator rather than what the images show; `judge_r_precision@k` ranks them "
+        "by an independent Caption MNIST reader that the training never sees, and `real_r_precision@k` is the "
+        "alignment itself, on real test images."
     ),
     citation="""@article{shaikh2021laviter,
     title   = {LAViTeR: Learning Aligned Visual and Textual Representations Assisted by Image and Caption Generation},
