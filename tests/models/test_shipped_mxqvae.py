@@ -5,11 +5,13 @@ runs."""
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -207,3 +209,16 @@ def test_sample_pairs_caption_says_whether_each_image_follows_the_caption(tmp_pa
     assert printed.count("input caption's objects in image: ") == 4 and "text -> image pair accuracy" in printed
     assert len(out["caption_found"]) == 4
     assert out["caption_pair_accuracy"] == sum(f == "4/4" for f in out["caption_found"]) / 4
+
+
+def test_card_names_the_departures_of_a_prefix_trained_stage1(pipe):
+    from mmquant.models.mxqvae.card_mxqvae import MXQVAE_CARD
+
+    rows, _ = MXQVAE_CARD.pipeline_details(pipe.stage1, pipe.prior, pipe.tokenizer, "you/mxqvae")
+    assert "departures from the paper" not in dict(rows)  # the shipped stage 1 follows the paper
+    config = copy.deepcopy(pipe.stage1.config)
+    config.text_only_ratio, config.image_only_ratio, config.prefix_consistency_weight = 0.25, 0.125, 1.0
+    stage1 = types.SimpleNamespace(config=config, parameters=pipe.stage1.parameters)
+    rows, _ = MXQVAE_CARD.pipeline_details(stage1, pipe.prior, pipe.tokenizer, "you/mxqvae")
+    row = dict(rows)["departures from the paper"]
+    assert "25% of each stage-1 batch" in row and "12% from the image alone" in row and "guidance_scale" in row

@@ -38,6 +38,15 @@ class MXQVAECardInfo(ModelCardInfo):
             ("training masks", "image masking {:.0%} of {}px patches, text corruption {:.0%}".format(*masks)
              + _corruption_scope(c, tokenizer)),
         ]  # fmt: skip
+        if c.text_only_ratio or c.image_only_ratio:  # what the conditional-generation issue added to the paper
+            rows.append((
+                "departures from the paper",
+                f"{c.text_only_ratio:.0%} of each stage-1 batch encoded from the caption alone (blank image) and "
+                f"{c.image_only_ratio:.0%} from the image alone (all-[MASK] caption), their prefix codes pulled to "
+                f"the pair's (weight {c.prefix_consistency_weight:g}), so that text->image and image->text prefixes "
+                "are what stage 1 was trained on; sampling may add classifier-free-style guidance "
+                "(`guidance_scale`, the prior's other order as the unconditional branch)",
+            ))  # fmt: skip
         usage = f"""import mmquant  # registers the model classes
 from mmquant.pipelines import MXQVAEPipeline
 
