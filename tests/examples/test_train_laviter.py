@@ -43,10 +43,23 @@ def _run(*argv):
     return train_laviter.main(train_laviter.parse_args(list(argv)))
 
 
-def test_three_phases_resume_and_demo(tmp_path, capsys):
-    common = ["--config", str(HERE / "configs" / "smoke.yaml"), "--dataset_cache_dir", str(tmp_path / "data")]
-    vta, gen, joint = tmp_path / "vta", tmp_path / "generators", tmp_path / "joint"
-    result = _run(*common, "--output_dir", str(vta))
+@pytest.fixture(scope="module")
+def smoke_vta(tmp_path_factory):
+    """Phase 1 on the smoke config, shared by the tests that continue from it: (data cache, output folder, result)."""
+    from accelerate.state import AcceleratorState, PartialState
+
+    root = tmp_path_factory.mktemp("laviter")
+    smoke = ["--config", str(HERE / "configs" / "smoke.yaml"), "--dataset_cache_dir", str(root / "data")]
+    result = _run(*smoke, "--output_dir", str(root / "vta"))
+    AcceleratorState._reset_state(True)
+    PartialState._reset_state()
+    return root / "data", root / "vta", result
+
+
+def test_three_phases_resume_and_demo(tmp_path, capsys, smoke_vta):
+    data, vta, result = smoke_vta
+    common = ["--config", str(HERE / "configs" / "smoke.yaml"), "--dataset_cache_dir", str(data)]
+    gen, joint = tmp_path / "generators", tmp_path / "joint"
     names = {m["metric"] for m in result["metrics"]}
     assert {"r_precision@1", "r_precision@3", "real_r_precision@1", "aimcos", "caption_object_accuracy"} <= names
     assert all("vta_loss" in r and "tim_loss" not in r for r in _records(vta) if "loss" in r)
@@ -79,7 +92,7 @@ def test_three_phases_resume_and_demo(tmp_path, capsys):
 
     # the demo: a generated test pair's image captioned and its caption drawn; then a user's image file and caption
     capsys.readouterr()
-    out = demo.main(demo.parse_args(["--model", str(joint), "--dataset_cache_dir", str(tmp_path / "data"),
+    out = demo.main(demo.parse_args(["--model", str(joint), "--dataset_cache_dir", str(data),
                                      "--output", str(tmp_path / "demo.png")]))  # fmt: skip
     assert "generated caption:" in capsys.readouterr().out and Path(out["output"]).stat().st_size > 0
     image = tmp_path / "mine.png"
@@ -90,12 +103,11 @@ def test_three_phases_resume_and_demo(tmp_path, capsys):
     assert len(out["similarity"]) == 2
 
 
-def test_phase_two_may_rebuild_the_generator_and_the_judge_scores_it(tmp_path):
+def test_phase_two_may_rebuild_the_generator_and_the_judge_scores_it(tmp_path, smoke_vta):
     """Phase 2 with another generator (and no captioner) on phase 1's encoders, through the probe driver; the
     evaluation adds the judge's reading of the generated images."""
-    data = ["--dataset_cache_dir", str(tmp_path / "data")]
-    vta = tmp_path / "vta"
-    _run("--config", str(HERE / "configs" / "smoke.yaml"), *data, "--output_dir", str(vta))
+    data_dir, vta, _ = smoke_vta
+    data = ["--dataset_cache_dir", str(data_dir)]
     table = probe_generators.main(
         ["--init_from", str(vta), "--variants", "two-stages", "--max_steps", "2", "--eval_images", "8",
          "--train_examples", "32", "--test_examples", "16", "--output_dir", str(tmp_path / "probes"), *data]
