@@ -20,8 +20,11 @@ its phase objective, then (when the generator trains) the discriminators' step o
 Writes into ``--output_dir``: ``args.json``, ``checkpoint-<step>/`` (model, discriminators, both optimizers),
 ``losses.jsonl``, ``losses.png``, ``samples/step-<k>-generated.png`` (images generated from test captions) and
 ``samples/step-<k>-captions.png`` (test images with their generated captions), the final model and tokenizer, and
-``eval_results.json``: R-precision of generated images (top-1 and top-3 among 100 captions), the same for real
-images, AIMCoS with the caption's digit and colour words as attributes, and the captioner's object accuracy.
+``eval_results.json``: R-precision of generated images (top-1 and top-3 among 100 captions, by the model's own
+encoders), the same for real images, AIMCoS with the caption's digit and colour words as attributes; on Caption MNIST
+quadrant layouts also the judge's reading of the generated images (``judge_object_accuracy``, ``judge_pair_accuracy``,
+``judge_r_precision@k``: a reader the training never sees), and the captioner's object, pair and teacher-forcing
+accuracy.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from pathlib import Path
 import torch
 
 from mmquant.arguments import make_parser
-from mmquant.data.caption_grammar import CaptionParseError, parse_caption
+from mmquant.data.caption_grammar import CENTER, CaptionParseError, parse_caption
 from mmquant.data.caption_mnist import DEFAULT_COLORS
 from mmquant.data.color_words import find_color_words
 from mmquant.data.pairs import CaptionPairs, load_caption_mnist_pairs, tokenize_captions
@@ -268,6 +271,11 @@ def caption_accuracy(generated: list[str], truth: list[str]) -> tuple[float, flo
     return hits / max(total, 1), exact / max(len(truth), 1)
 
 
+def quadrant_positions(captions: list[str]) -> list[set[str]]:
+    """The positions each Caption MNIST caption describes (``"center"`` for the single layout)."""
+    return [{obj.position for obj in parse_caption(c, DEFAULT_COLORS)} for c in captions]
+
+
 @torch.no_grad()
 def evaluate_alignment(
     model: LaviterModel, tokenizer, pairs: CaptionPairs, candidates: int, dataset: str = "caption_mnist", batch=100
@@ -310,7 +318,8 @@ def evaluate_alignment(
         index = {w: i for i, w in enumerate(vocabulary)}
         attributes = model.get_text_features(attribute_ids).float()
         metrics["aimcos"] = aimcos(images[has], attributes, [[index[w] for w in row] for row in words if row])
-    if dataset == "caption_mnist" and generated:  # the judge, which the training never sees, reads the images
+    if dataset == "caption_mnist" and generated and all(CENTER not in c for c in quadrant_positions(pairs.captions)):
+        # the judge, which the training never sees, reads the generated quadrant canvases
         from mmquant.metrics.judged import judged_generation
 
         judged = judged_generation(torch.cat(generated), pairs.captions, None, num_candidates=k)
