@@ -30,6 +30,7 @@ accuracy.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from pathlib import Path
@@ -51,6 +52,7 @@ from mmquant.training import (
     add_training_arguments,
     backward_and_step,
     finish_run,
+    grouped_batch,
     load_yaml_defaults,
     make_accelerator,
     make_scheduler,
@@ -73,7 +75,15 @@ GENERATOR_FIELDS = {
     "use_tim", "use_itm", "noise_dim", "condition_dim", "generator_channels", "num_generator_stages",
     "discriminator_channels", "captioner_num_layers", "captioner_num_heads", "captioner_frozen_layers",
 }  # fmt: skip
-_RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule", "phase", "gradient_accumulation_steps")
+_RUN_KEYS = (
+    "seed",
+    "max_steps",
+    "batch_size",
+    "lr_schedule",
+    "phase",
+    "gradient_accumulation_steps",
+    "hard_batch_ratio",
+)
 _LOSSES = (
     "loss",
     "vta_loss",
@@ -134,11 +144,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--discriminator_learning_rate", type=float, default=2e-4, help="AttnGAN's Adam rate for D")
     p.add_argument("--max_grad_norm", type=float, default=1.0, help="gradient clipping norm (0: none)")
     p.add_argument("--adam_beta1", type=float, default=0.9, help="the model's Adam beta1 (AttnGAN's generators: 0.5)")
+    p.add_argument(
+        "--hard_batch_ratio",
+        type=float,
+        default=0.0,
+        help="Caption MNIST, not in the paper: this fraction of batches holds pairs whose captions name the same "
+        "colours at the same quadrants, so the matching losses can tell them apart only by their digits",
+    )
     p.add_argument("--eval_images", type=int, default=1000, help="test pairs scored at each evaluation")
     p.add_argument("--r_precision_candidates", type=int, default=100, help="captions ranked per image (AttnGAN)")
     add_training_arguments(p, batch_size=32, lr_schedule="constant", max_steps=1000)
     p.set_defaults(learning_rate=2e-4)  # section 4.3
     args = load_yaml_defaults(p, argv)
+    if not 0 <= args.hard_batch_ratio <= 1 or (args.hard_batch_ratio and args.dataset != "caption_mnist"):
+        p.error(f"--hard_batch_ratio {args.hard_batch_ratio}: expected a fraction in [0, 1], on caption_mnist only")
     if args.batch_size < 2 or args.max_steps < 1:
         p.error("--batch_size must be >= 2 (the matching losses need negatives) and --max_steps >= 1")
     if args.phase != "vta" and not args.init_from:
@@ -271,6 +290,14 @@ def caption_accuracy(generated: list[str], truth: list[str]) -> tuple[float, flo
     return hits / max(total, 1), exact / max(len(truth), 1)
 
 
+def colour_layout_groups(captions: list[str]) -> torch.Tensor:
+    """``(N,)`` group ids: pairs whose captions name the same colours at the same positions share one (they differ
+    only in their digits), for ``--hard_batch_ratio``."""
+    keys = [frozenset((o.position, o.color) for o in parse_caption(c, DEFAULT_COLORS)) for c in captions]
+    ids = {key: i for i, key in enumerate(dict.fromkeys(keys))}
+    return torch.tensor([ids[key] for key in keys])
+
+
 def quadrant_positions(captions: list[str]) -> list[set[str]]:
     """The positions each Caption MNIST caption describes (``"center"`` for the single layout)."""
     return [{obj.position for obj in parse_caption(c, DEFAULT_COLORS)} for c in captions]
@@ -388,6 +415,10 @@ def main(args) -> dict:
     log = LossLog(output_dir / "losses.jsonl", resume_step=run.step if run.resumed_from else None)
     bar = progress_bar(args.max_steps, initial=run.step, disable=not accelerator.is_local_main_process)
     accumulation = args.gradient_accumulation_steps
+    regroup = None
+    if args.hard_batch_ratio > 0:
+        groups = colour_layout_groups(train.captions)
+        regroup = functools.partial(grouped_batch, groups=groups, ratio=args.hard_batch_ratio, seed=args.seed)
     trained_modules = (model,) if plain_discriminator is None else (model, discriminator)
     started = time.time()
     model.train()
@@ -395,7 +426,7 @@ def main(args) -> dict:
     while run.step < args.max_steps:
         totals = {}
         for micro in range(accumulation):
-            index = process_batch_indices(accelerator, run.step, micro, len(train), args)
+            index = process_batch_indices(accelerator, run.step, micro, len(train), args, regroup)
             pixels, ids = train.pixel_values(index), train.input_ids[index]
             with accelerator.accumulate(*trained_modules):
                 # 1. the model's step on its phase objective (the discriminators score the generated images, eq. 9)

@@ -30,7 +30,7 @@ from .provenance import (
 )
 from .run_end import finish_run
 from .run_state import TrainingRun, save_run_checkpoint, start_or_resume
-from .schedule import LR_SCHEDULES, batch_indices, make_scheduler
+from .schedule import LR_SCHEDULES, batch_indices, grouped_batch, make_scheduler
 from .step import add_micro_batch, backward_and_step
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "add_training_arguments",
     "backward_and_step",
     "batch_indices",
+    "grouped_batch",
     "check_resumed_args",
     "command_line",
     "git_commit",

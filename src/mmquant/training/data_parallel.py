@@ -11,12 +11,17 @@ from .schedule import batch_indices
 __all__ = ["process_batch_indices", "sync_batch_norm"]
 
 
-def process_batch_indices(accelerator, step: int, micro: int, num_examples: int, args) -> torch.Tensor:
+def process_batch_indices(accelerator, step: int, micro: int, num_examples: int, args, regroup=None) -> torch.Tensor:
     """This process's share of micro-batch ``micro`` of optimizer step ``step``: micro-batch
     ``step * --gradient_accumulation_steps + micro`` of the seeded per-epoch order (``batch_indices``), split in
-    ``num_processes`` contiguous equal parts. With one process and no accumulation it is ``batch_indices(step)``."""
+    ``num_processes`` contiguous equal parts. With one process and no accumulation it is ``batch_indices(step)``.
+    ``regroup(global_batch, micro_step)``, when given, replaces the global batch first (the same on every process,
+    e.g. :func:`~mmquant.training.schedule.grouped_batch`)."""
     accumulation = getattr(args, "gradient_accumulation_steps", 1)
-    index = batch_indices(step * accumulation + micro, num_examples, args.batch_size, args.seed)
+    micro_step = step * accumulation + micro
+    index = batch_indices(micro_step, num_examples, args.batch_size, args.seed)
+    if regroup is not None:
+        index = regroup(index, micro_step)
     shard = args.batch_size // accelerator.num_processes
     rank = accelerator.process_index
     return index[rank * shard : (rank + 1) * shard]

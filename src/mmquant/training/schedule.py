@@ -6,7 +6,7 @@ import math
 
 import torch
 
-__all__ = ["LR_SCHEDULES", "batch_indices", "make_scheduler"]
+__all__ = ["LR_SCHEDULES", "batch_indices", "grouped_batch", "make_scheduler"]
 
 LR_SCHEDULES = ("onecycle", "cosine", "constant")
 
@@ -47,3 +47,18 @@ def batch_indices(micro_step: int, num_examples: int, batch_size: int, seed: int
     epoch, position = divmod(micro_step, per_epoch)
     perm = torch.randperm(num_examples, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
     return perm[position * batch_size : (position + 1) * batch_size]
+
+
+def grouped_batch(index: torch.Tensor, micro_step: int, groups: torch.Tensor, ratio: float, seed: int) -> torch.Tensor:
+    """A hard-negative batch for contrastive losses: with probability ``ratio`` (drawn from ``seed`` and
+    ``micro_step``, so resumed and multi-process runs agree), the batch ``index`` is replaced by examples of its first
+    example's group (``groups[i]``: an integer id per example, e.g. pairs whose captions differ only in their digits),
+    drawn without replacement and topped up from ``index`` when the group is smaller than the batch; otherwise
+    ``index`` is returned unchanged."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + micro_step)
+    if float(torch.rand(1, generator=g)) >= ratio:
+        return index
+    members = (groups == groups[index[0]]).nonzero().flatten()
+    members = members[torch.randperm(len(members), generator=g)][: len(index)]
+    rest = index[~torch.isin(index, members)][: len(index) - len(members)]
+    return torch.cat([members, rest])

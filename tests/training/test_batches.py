@@ -1,0 +1,50 @@
+"""Batches of the training scripts: the seeded per-epoch order and the hard-negative regrouping
+(``grouped_batch``, LAViTeR's ``--hard_batch_ratio``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from mmquant.training import batch_indices, grouped_batch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_batch_indices_are_a_seeded_permutation_per_epoch():
+    epoch = torch.cat([batch_indices(i, 10, 3, seed=1) for i in range(3)])
+    assert len(set(epoch.tolist())) == 9 and batch_indices(1, 10, 3, seed=1).equal(epoch[3:6])
+    assert not batch_indices(0, 10, 3, seed=2).equal(epoch[:3])
+
+
+def test_grouped_batches_come_from_the_first_examples_group_without_repeats():
+    groups = torch.tensor([0, 1, 0, 1, 0, 2, 0, 1, 0, 0])  # group 0: six examples
+    index = torch.tensor([2, 1, 5, 7])
+    grouped = grouped_batch(index, micro_step=3, groups=groups, ratio=1.0, seed=0)
+    assert len(grouped) == 4 and len(set(grouped.tolist())) == 4
+    assert (groups[grouped] == 0).all()
+    again = grouped_batch(index, micro_step=3, groups=groups, ratio=1.0, seed=0)
+    assert grouped.equal(again)  # resumed and multi-process runs draw the same batch
+    # a group smaller than the batch is topped up from the batch itself
+    small = grouped_batch(torch.tensor([5, 1, 3, 7]), micro_step=0, groups=groups, ratio=1.0, seed=0)
+    assert small[0] == 5 and len(set(small.tolist())) == 4 and set(small[1:].tolist()) <= {1, 3, 7}
+    assert grouped_batch(index, micro_step=3, groups=groups, ratio=0.0, seed=0).equal(index)
+    drawn = [not grouped_batch(index, s, groups, 0.5, seed=0).equal(index) for s in range(200)]
+    assert 60 < sum(drawn) < 140
+
+
+def test_caption_mnist_groups_share_colours_and_quadrants():
+    sys.path.insert(0, str(ROOT / "examples" / "laviter"))
+    try:
+        from train_laviter import colour_layout_groups
+    finally:
+        sys.path.remove(str(ROOT / "examples" / "laviter"))
+    captions = [
+        "The red 7 is on the upper left, and the 3 on the bottom right is blue.",
+        "The red 1 is on the upper left, and the 9 on the bottom right is blue.",
+        "The blue 7 is on the upper left, and the 3 on the bottom right is red.",
+    ]
+    groups = colour_layout_groups(captions).tolist()
+    assert groups[0] == groups[1] != groups[2]
