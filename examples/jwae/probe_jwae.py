@@ -40,6 +40,7 @@ from mmquant.arguments import make_parser
 from mmquant.data.pairs import CaptionPairs
 from mmquant.data.retrieval_pairs import RetrievalPairs
 from mmquant.metrics.consistency import semantic_consistency
+from mmquant.metrics.readout import content_labels, linear_readout
 from mmquant.training import command_line, git_commit, merge_result
 from mmquant.user_errors import check_input_paths
 
@@ -73,20 +74,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--fit_examples must be >= 10 and --test_examples >= 2")
     check_input_paths(p, args, models="dir", judge="dir")
     return args
-
-
-def content_labels(objects_per_pair: list[list[dict]], positions: list[str], colors: list[str]) -> dict:
-    """Per position, the digit (0-9, 10 = empty) and colour (index in ``colors``, len(colors) = empty) of each pair."""
-    labels = {}
-    for position in positions:
-        digit, color = [], []
-        for objects in objects_per_pair:
-            here = [o for o in objects if o["position"] == position]
-            digit.append(int(here[0]["digit"]) if here else 10)
-            color.append(colors.index(here[0]["color"]) if here else len(colors))
-        labels[f"{position}/digit"] = torch.tensor(digit)
-        labels[f"{position}/color"] = torch.tensor(color)
-    return labels
 
 
 def content_ceiling(objects_per_pair: list[list[dict]]) -> float:
@@ -124,27 +111,6 @@ def retrieval_errors(image_embeds, text_embeds, text_to_image, objects_per_image
     return {
         f"t2i_errors_{k}": round(kinds[k] / len(top), 4) for k in ("same_content", "digit_only", "color", "position")
     }
-
-
-def linear_readout(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor) -> float:
-    """Test accuracy of a multinomial logistic regression (L-BFGS, small L2) on standardised features."""
-    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
-    a, b = (train_x - mean) / std, (test_x - mean) / std
-    classes = int(max(train_y.max(), test_y.max())) + 1
-    generator = torch.Generator().manual_seed(0)
-    weight = (torch.randn(a.shape[1], classes, generator=generator) * 0.01).requires_grad_()
-    bias = torch.zeros(classes, requires_grad=True)
-    optimizer = torch.optim.LBFGS([weight, bias], lr=1, max_iter=200, line_search_fn="strong_wolfe")
-
-    def closure():
-        optimizer.zero_grad()
-        loss = F.cross_entropy(a @ weight + bias, train_y) + 1e-3 * weight.square().sum()
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    with torch.no_grad():
-        return float(((b @ weight + bias).argmax(1) == test_y).float().mean())
 
 
 def decoded_captions(model, latents: torch.Tensor, tokenizer, batch_size: int = 250) -> list[str]:

@@ -13,8 +13,9 @@ off: they share nothing in phase 2) for the same ``--max_steps`` and batch, and 
 ``--eval_images`` Quad2 test pairs: for the generator the judge's object accuracy (the caption's objects seen at their
 quadrant with their digit and colour), pair accuracy (all of them, nothing else), judge-scored R-precision and the
 model's own DAMSM-scored R-precision; for the captioner its teacher-forcing next-word accuracy and the object and pair
-accuracy of its greedy captions. ``--results_file``
-merges each variant as ``probe/<variant>``.
+accuracy of its greedy captions. Above it, how much the phase-1 sentence and global image features (what the
+generator is conditioned on, and what the encoders were trained to match) carry each quadrant's digit and colour:
+linear read-outs (``mmquant.metrics.readout``). ``--results_file`` merges each variant as ``probe/<variant>``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import torch
 
 from mmquant.arguments import make_parser
 
@@ -88,6 +91,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--eval_images", type=int, default=500, help="test captions scored")
     p.add_argument("--seed", type=int, default=0, help="seed of every variant")
     p.add_argument(
+        "--readout_examples", type=int, default=4000, help="training pairs the linear read-outs are fitted on"
+    )
+    p.add_argument(
         "--train_examples", type=int, default=None, help="Caption MNIST training pairs (default: phase 2's)"
     )
     p.add_argument("--test_examples", type=int, default=None, help="test pairs generated (default: phase 2's)")
@@ -123,8 +129,50 @@ def variant_argv(name: str, args: argparse.Namespace) -> list[str]:
     return argv
 
 
+@torch.no_grad()
+def encoder_readout(args) -> dict[str, float]:
+    """How much the phase-1 features the generator is conditioned on carry each quadrant's digit and colour: linear
+    read-outs (``mmquant.metrics.readout``) fitted on ``--readout_examples`` training pairs and tested on the first
+    ``--eval_images`` test pairs, from the sentence feature and from the global image feature."""
+    from transformers import AutoTokenizer
+
+    from mmquant.data.caption_grammar import QUADRANTS, parse_caption
+    from mmquant.data.caption_mnist import DEFAULT_COLORS
+    from mmquant.data.pairs import load_caption_mnist_pairs
+    from mmquant.metrics.readout import content_labels, linear_readout
+    from mmquant.models.laviter import LaviterModel
+
+    model = LaviterModel.from_pretrained(args.init_from).eval()
+    tokenizer = AutoTokenizer.from_pretrained(args.init_from)
+    sizes = {"train": args.train_examples or 20000, "test": args.test_examples or 1000}
+    c = model.config
+    _, pairs = load_caption_mnist_pairs("quad2", sizes, c.text_config.max_length, args.dataset_cache_dir, tokenizer)
+    splits = {}
+    for split, n in (("train", args.readout_examples), ("test", args.eval_images)):
+        part = pairs[split].resized(c.vision_config.image_size).head(n)
+        objects = [[vars(o) for o in parse_caption(t, DEFAULT_COLORS)] for t in part.captions]
+        features = {
+            "sentence": model.get_text_features(part.input_ids),
+            "image": model.get_image_features(part.pixel_values(slice(None))),
+        }
+        splits[split] = (features, content_labels(objects, list(QUADRANTS), list(DEFAULT_COLORS)))
+    (fit_x, fit_y), (test_x, test_y) = splits["train"], splits["test"]
+    result = {}
+    for modality in ("sentence", "image"):
+        for attribute in ("digit", "color"):
+            keys = [k for k in fit_y if k.endswith(attribute)]
+            scores = [linear_readout(fit_x[modality], fit_y[k], test_x[modality], test_y[k]) for k in keys]
+            result[f"{modality}_readout_{attribute}"] = round(sum(scores) / len(scores), 4)
+    return result
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    readout = encoder_readout(args)
+    (out / "readout.json").write_text(json.dumps(readout, indent=2) + "\n")
+    print(json.dumps(readout))
     table = {}
     for name in args.variants:
         finished = Path(args.output_dir) / name / "eval_results.json"
@@ -134,15 +182,19 @@ def main(argv=None) -> dict:
         result = json.loads(finished.read_text())
         metrics = {m["metric"]: m["value"] for m in result.get("metrics", [])}
         table[name] = {"what": VARIANTS[name][0], **{k: metrics.get(k) for k in _REPORTED}}  # None: no such module
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "probes.json").write_text(json.dumps(table, indent=2) + "\n")
-    lines = ["| variant | " + " | ".join(_REPORTED) + " | what |", "|---" * (len(_REPORTED) + 2) + "|"]
+    (out / "probes.json").write_text(json.dumps({"encoder_readout": readout, "variants": table}, indent=2) + "\n")
+    lines = [
+        f"Phase-1 features of {args.init_from}, linear read-out per quadrant (digit 0-9 or empty; colour or empty): "
+        + ", ".join(f"{k} {v}" for k, v in readout.items()),
+        "",
+        "| variant | " + " | ".join(_REPORTED) + " | what |",
+        "|---" * (len(_REPORTED) + 2) + "|",
+    ]
     for name, row in table.items():
         lines.append(f"| {name} | " + " | ".join(str(row[k]) for k in _REPORTED) + f" | {row['what']} |")
     (out / "probes.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    return table
+    return {"encoder_readout": readout, "variants": table}
 
 
 if __name__ == "__main__":

@@ -110,10 +110,14 @@ def test_phase_two_may_rebuild_the_generator_and_the_judge_scores_it(tmp_path, s
     data = ["--dataset_cache_dir", str(data_dir)]
     table = probe_generators.main(
         ["--init_from", str(vta), "--variants", "two-stages", "--max_steps", "2", "--eval_images", "8",
-         "--train_examples", "32", "--test_examples", "16", "--output_dir", str(tmp_path / "probes"), *data]
+         "--train_examples", "32", "--test_examples", "16", "--readout_examples", "32", "--output_dir",
+         str(tmp_path / "probes"), *data]
     )  # fmt: skip
-    assert set(table) == {"two-stages"}
-    for name, row in table.items():
+    assert set(table["variants"]) == {"two-stages"}
+    readout = table["encoder_readout"]
+    assert set(readout) == {f"{m}_readout_{a}" for m in ("sentence", "image") for a in ("digit", "color")}
+    assert all(0 <= v <= 1 for v in readout.values())
+    for name, row in table["variants"].items():
         assert all(row[k] is not None for k in probe_generators._REPORTED[:5]), (name, row)  # the generator's
         assert 0 <= row["judge_object_accuracy"] <= 1 and 0 <= row["judge_r_precision@1"] <= 100
     config = json.loads((tmp_path / "probes" / "two-stages" / "config.json").read_text())
