@@ -317,14 +317,14 @@ def evaluate_alignment(
     for s in range(0, len(pairs), batch):
         ids = pairs.input_ids[s : s + batch]
         pixels = pairs.pixel_values(slice(s, s + batch))
-        images.append(model.get_image_features(pixels))
+        regions, global_features = model.encode_image(pixels)  # (B, R, D), (B, D): encoded once for all below
+        images.append(global_features)
         texts.append(model.get_text_features(ids))
         if hasattr(model, "generator"):
             generated.append(model.generate_images(ids, generator=g))
             fakes.append(model.get_image_features(generated[-1]))
         if hasattr(model, "captioner"):
-            captions += tokenizer.batch_decode(model.generate_captions(pixels), skip_special_tokens=True)
-            regions, _ = model.encode_image(pixels)
+            captions += tokenizer.batch_decode(model.captioner.generate(regions), skip_special_tokens=True)
             mask = (ids != tokenizer.pad_token_id).long()
             predicted = model.captioner(regions, ids, mask).argmax(-1)  # teacher forcing: (B, T - 1)
             target = ids[:, 1 : 1 + predicted.shape[1]]
