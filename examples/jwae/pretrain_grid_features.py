@@ -22,15 +22,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from mmquant.arguments import make_parser
 from mmquant.data.mnist import add_mnist_arguments, load_mnist
-from mmquant.modules.grid_features import DigitCNN
+from mmquant.modules.grid_features import INFO, WEIGHTS, DigitCNN
 from mmquant.training import command_line, git_commit
 
 HERE = Path(__file__).resolve().parent
-WEIGHTS, INFO = "grid_features.safetensors", "grid_features.json"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -57,17 +56,6 @@ def quadrant_digits(images: np.ndarray, crop_size: int) -> torch.Tensor:
     padded = np.pad(images, ((0, 0), (2, 2), (2, 2)))  # (N, 32, 32)
     crops = [np.asarray(Image.fromarray(d).resize((crop_size, crop_size), Image.Resampling.BICUBIC)) for d in padded]
     return torch.from_numpy(np.stack(crops)).float().div(255.0)[:, None]
-
-
-def load_grid_features(folder: str | Path) -> tuple[dict, dict]:
-    """The pretrained CNN's state dict and record from a ``pretrain_grid_features.py`` output folder."""
-    folder = Path(folder)
-    if not (folder / WEIGHTS).is_file() or not (folder / INFO).is_file():
-        raise FileNotFoundError(
-            f"--grid_features {folder}: no {WEIGHTS} / {INFO} there; make them with "
-            f"`python examples/jwae/pretrain_grid_features.py --output_dir {folder}`."
-        )
-    return load_file(str(folder / WEIGHTS)), json.loads((folder / INFO).read_text())
 
 
 def main(args) -> dict:

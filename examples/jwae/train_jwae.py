@@ -39,6 +39,7 @@ from mmquant.losses.divergences import critic_loss, gaussian_frechet_distance
 from mmquant.metrics.retrieval import cross_modal_retrieval
 from mmquant.models.jwae import JWAEConfig, JWAEModel
 from mmquant.models.registry import get_config
+from mmquant.modules.grid_features import load_digit_cnn
 from mmquant.training import (
     GracefulStop,
     LossLog,
@@ -59,10 +60,8 @@ from mmquant.training import (
 
 try:  # run as a script (examples/jwae on sys.path) or imported by the tests
     from jwae_data import add_data_arguments, load_split, make_tokenizer
-    from pretrain_grid_features import load_grid_features
 except ImportError:  # pragma: no cover
     from .jwae_data import add_data_arguments, load_split, make_tokenizer
-    from .pretrain_grid_features import load_grid_features
 
 HERE = Path(__file__).resolve().parent
 _RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule", "phase", "gradient_accumulation_steps")
@@ -165,16 +164,7 @@ def load_frozen_cnn(model: JWAEModel, folder: str | None, model_size: str = "") 
             f"--model_size {model_size} reads grid features: pass --grid_features <folder>, made by "
             "`python examples/jwae/pretrain_grid_features.py --output_dir <folder>`."
         )
-    state, info = load_grid_features(folder)
-    expected = dict(
-        grid_feature_channels=c.grid_feature_channels, grid_feature_dim=c.grid_feature_dim, crop_size=c.image_size // 2
-    )
-    found = {k: info.get(k) for k in expected}
-    if found != expected:
-        raise ValueError(
-            f"--grid_features {folder}: the CNN was pretrained with {found}; this model needs {expected}."
-        )
-    model.grid_features.cnn.load_state_dict(state)
+    load_digit_cnn(model.grid_features.cnn, folder, c.image_size // 2)
 
 
 @torch.no_grad()

@@ -45,6 +45,7 @@ from mmquant.data.pairs import CaptionPairs, load_caption_mnist_pairs, tokenize_
 from mmquant.metrics.alignment import aimcos, r_precision
 from mmquant.models.laviter import PHASES, LaviterConfig, LaviterModel, LaviterTextConfig, LaviterVisionConfig
 from mmquant.models.registry import MODEL_SIZES, get_config
+from mmquant.modules.grid_features import load_digit_cnn
 from mmquant.training import (
     GracefulStop,
     LossLog,
@@ -136,6 +137,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="LaviterConfig fields as JSON; with --init_from only the loss weights (lambda_*, gamma*) may change",
     )
     p.add_argument(
+        "--grid_features",
+        default=None,
+        help="folder written by examples/jwae/pretrain_grid_features.py: the frozen digit CNN of a fresh model with "
+        "vision backbone digit_grid (e.g. --model_size laviter-caption-mnist-grid)",
+    )
+    p.add_argument(
         "--train_image_backbone",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -223,6 +230,11 @@ def load_model_and_data(args):
                 f"--init_from {args.init_from}: no finished model of the previous phase there; "
                 f"{unfinished_run_hint(args.init_from)} The phases run in order (README, LAViTeR)."
             )
+        if args.grid_features is not None:
+            raise ValueError(
+                f"--grid_features {args.grid_features}: with --init_from the frozen CNN comes with the previous "
+                "phase's model; drop --grid_features."
+            )
         tokenizer = AutoTokenizer.from_pretrained(args.init_from)
         config = LaviterConfig.from_pretrained(args.init_from)
         config = LaviterConfig(**{**config.to_dict(), **args.model_config})  # checked as a new configuration
@@ -256,7 +268,26 @@ def load_model_and_data(args):
         eos_token_id=tokenizer.eos_token_id,
     )
     config = get_config(args.model_size, **{**args.model_config, "text_config": text})
-    return LaviterModel(config), tokenizer, pairs["train"].resized(size), pairs["test"].resized(size)
+    model = LaviterModel(config)
+    load_frozen_backbone(model, args.grid_features, args.model_size)
+    return model, tokenizer, pairs["train"].resized(size), pairs["test"].resized(size)
+
+
+def load_frozen_backbone(model: LaviterModel, folder: str | None, model_size: str) -> None:
+    """Load the pretrained digit CNN of a fresh ``"digit_grid"`` model from ``--grid_features`` (it stays frozen)."""
+    v = model.config.vision_config
+    if v.backbone != "digit_grid":
+        if folder is not None:
+            raise ValueError(
+                f"--grid_features {folder}: this model's vision backbone is {v.backbone!r}, not digit_grid."
+            )
+        return
+    if folder is None:
+        raise ValueError(
+            f"--model_size {model_size} reads a frozen digit CNN: pass --grid_features <folder>, made by "
+            "`python examples/jwae/pretrain_grid_features.py --output_dir <folder>`."
+        )
+    load_digit_cnn(model.image_encoder.grid.cnn, folder, v.image_size // 2)
 
 
 def caption_attributes(captions: list[str], dataset: str) -> list[list[str]]:

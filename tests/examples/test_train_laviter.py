@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from mmquant.training import list_checkpoints
@@ -165,6 +166,36 @@ def test_bad_arguments_are_named(tmp_path):
                 ["--phase", "joint", "--init_from", str(tmp_path), "--model_config", '{"noise_dim": 8}']
             )
         )
+
+
+def test_digit_grid_backbone_loads_the_pretrained_cnn_and_keeps_it_frozen(tmp_path, smoke_vta):
+    sys.path.insert(0, str(ROOT / "examples" / "jwae"))
+    import pretrain_grid_features
+    from safetensors.torch import load_file
+    from transformers import AutoModel
+
+    data, vta, _ = smoke_vta
+    grid = tmp_path / "grid"
+    pretrain_grid_features.main(
+        pretrain_grid_features.parse_args(
+            ["--output_dir", str(grid), "--crop_size", "32", "--channels", "4", "--feature_dim", "4"]
+            + ["--max_steps", "2", "--train_examples", "256"]
+        )
+    )
+    vision = {"image_size": 64, "backbone": "digit_grid", "channels": [4], "grid_feature_dim": 4, "embed_dim": 16}
+    config = json.dumps({"vision_config": vision, "text_config": {"max_length": 48}, "num_generator_stages": 3})
+    smoke = ["--config", str(HERE / "configs" / "smoke.yaml"), "--dataset_cache_dir", str(data)]
+    smoke += ["--model_config", config, "--max_steps", "2", "--eval_steps", "2"]
+    with pytest.raises(ValueError, match="pass --grid_features"):
+        _run(*smoke, "--output_dir", str(tmp_path / "none"))
+    out = tmp_path / "vta"
+    _run(*smoke, "--grid_features", str(grid), "--output_dir", str(out))
+    trained = AutoModel.from_pretrained(out).image_encoder.grid.cnn.state_dict()
+    assert all(torch.equal(v, trained[k]) for k, v in load_file(str(grid / "grid_features.safetensors")).items())
+    with pytest.raises(ValueError, match="not digit_grid"):  # the smoke config's CNN backbone
+        _run("--config", str(HERE / "configs" / "smoke.yaml"), "--grid_features", str(grid))
+    with pytest.raises(ValueError, match="drop --grid_features"):
+        _run("--phase", "generators", "--init_from", str(vta), "--grid_features", str(grid))
 
 
 def test_a_local_cub_folder_through_its_builder(tmp_path):

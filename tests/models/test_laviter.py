@@ -282,3 +282,36 @@ def test_inception_backbone_regions_and_frozen_phase_one(tmp_path):
     with pytest.raises(FileNotFoundError, match="backbone_weights"):
         tiny(vision_config={**vision, "backbone_weights": str(tmp_path / "missing.pth")}, use_tim=False,
              lambda_tim=0.0, lambda_fake_image=0.0)  # fmt: skip
+
+
+def test_digit_grid_backbone_is_frozen_yet_passes_gradients_to_generated_pixels(tmp_path):
+    """The Caption MNIST counterpart of the frozen ImageNet encoder: a pretrained digit CNN reads the four quadrants
+    and the pooled canvas (5 regions); in every phase only its output layers train, and the generator still learns
+    through it (L_fi-rt reaches the generated pixels)."""
+    vision = dict(image_size=SIZE, backbone="digit_grid", channels=[4], grid_feature_dim=3, embed_dim=16)
+    model = tiny(vision_config=vision)
+    assert model.config.vision_config.num_regions == 5
+    pixels, ids = batch()
+    regions, global_features = model.eval().encode_image(pixels)
+    assert regions.shape == (4, 5, 16) and global_features.shape == (4, 16)
+    per_crop = model.image_encoder.grid.crop_features(pixels)  # (B, 5, C * F): what the regions project
+    assert per_crop.shape == (4, 5, 3 * 3)
+    assert torch.equal(model.image_encoder.grid(pixels), per_crop.flatten(1))  # jWAE's frozen features, unchanged
+    torch.testing.assert_close(regions, model.image_encoder.region_proj(per_crop))
+    for phase in ("vta", "joint"):
+        model.set_phase(phase)
+        trainable = {n.split(".")[0] for n, p in model.image_encoder.named_parameters() if p.requires_grad}
+        assert trainable == {"region_proj", "global_proj"}, phase
+    model.set_phase("joint")
+    model.train()
+    out = model(pixels, ids)
+    assert torch.isfinite(out.loss)
+    got = grads(model, out.fake_image_loss)  # generated images matched through the frozen CNN
+    assert got["generator"] and not any(p.grad is not None for p in model.image_encoder.grid.parameters())
+    # the frozen CNN is part of the checkpoint: it reloads without the pretraining folder
+    model.save_pretrained(tmp_path / "grid")
+    again = AutoModel.from_pretrained(tmp_path / "grid")
+    for name, value in model.image_encoder.grid.state_dict().items():
+        assert torch.equal(value, again.image_encoder.grid.state_dict()[name]), name
+    with pytest.raises(ValueError, match="quadrant crops"):
+        LaviterConfig(vision_config={**vision, "channels": [4, 4, 4, 4]})

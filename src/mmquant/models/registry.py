@@ -226,6 +226,18 @@ MODEL_SIZES: dict[str, ModelSize] = {
         "LAViTeR for Caption MNIST at 32x32: CNN regions (8x8), 1-layer transformer text encoder, 3-stage generator "
         "(8, 16, 32), 2-layer captioner, 128-d features",
     ),
+    "laviter-caption-mnist-grid": ModelSize(
+        LaviterConfig,
+        LaviterModel,
+        dict(
+            vision_config=dict(image_size=32, backbone="digit_grid", channels=[32, 64], grid_feature_dim=64),
+            generator_channels=16,
+            discriminator_channels=16,
+        ),
+        "LAViTeR for Caption MNIST at 32x32 on a frozen pretrained digit CNN (the paper's frozen ImageNet encoder's "
+        "counterpart): 5 regions (quadrants, pooled canvas), 1-layer text encoder, 3-stage generator, 2-layer "
+        "captioner",
+    ),
     "laviter-test": ModelSize(
         LaviterConfig,
         LaviterModel,

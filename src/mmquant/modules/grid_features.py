@@ -12,13 +12,19 @@ canvas (B, C, S, S) in [-1, 1] -> crops (B, 5, C, S/2, S/2) -> CNN per (crop, ch
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["DigitCNN", "GridFeatures", "canvas_crops"]
+__all__ = ["DigitCNN", "GridFeatures", "canvas_crops", "load_digit_cnn", "read_pretrained_digit_cnn"]
+
+# what examples/jwae/pretrain_grid_features.py writes: the CNN without its classifier, and its shape and record
+WEIGHTS, INFO = "grid_features.safetensors", "grid_features.json"
+PRETRAIN = "python examples/jwae/pretrain_grid_features.py --output_dir {folder}"
 
 
 def canvas_crops(pixel_values: Tensor) -> Tensor:
@@ -50,6 +56,7 @@ class DigitCNN(nn.Module):
         self.convs = nn.Sequential(*layers)
         side = crop_size // 2 ** len(channels)
         self.proj = nn.Linear(in_channels * side * side, feature_dim)
+        self.channels = list(channels)
         self.feature_dim = feature_dim
 
     def forward(self, crops: Tensor) -> Tensor:
@@ -67,9 +74,38 @@ class GridFeatures(nn.Module):
         self.cnn = DigitCNN(crop_size, channels, feature_dim)
         self.cnn.requires_grad_(False)
 
-    def forward(self, pixel_values: Tensor) -> Tensor:
+    def crop_features(self, pixel_values: Tensor) -> Tensor:
+        """Canvases ``(B, C, S, S)`` -> features per crop ``(B, 5, C * F)``, differentiable in the pixels (the CNN's
+        own parameters stay frozen): a generator can be trained through them."""
         crops = canvas_crops((pixel_values + 1) / 2)  # (B, 5, C, s, s) in [0, 1]
         b, n, c, s, _ = crops.shape
+        features = self.cnn(crops.reshape(b * n * c, 1, s, s))  # (B * 5 * C, F)
+        return features.view(b, n, c * self.cnn.feature_dim)
+
+    def forward(self, pixel_values: Tensor) -> Tensor:
         with torch.no_grad():
-            features = self.cnn(crops.reshape(b * n * c, 1, s, s))  # (B * 5 * C, F)
-        return features.view(b, n * c * self.cnn.feature_dim)  # (B, 5 * C * F)
+            return self.crop_features(pixel_values).flatten(1)  # (B, 5 * C * F)
+
+
+def read_pretrained_digit_cnn(folder: str | Path, argument: str = "--grid_features") -> tuple[dict, dict]:
+    """The pretrained CNN's state dict and record from a ``pretrain_grid_features.py`` output folder."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    if not (folder / WEIGHTS).is_file() or not (folder / INFO).is_file():
+        raise FileNotFoundError(
+            f"{argument} {folder}: no {WEIGHTS} / {INFO} there; make them with `{PRETRAIN.format(folder=folder)}`."
+        )
+    return load_file(str(folder / WEIGHTS)), json.loads((folder / INFO).read_text())
+
+
+def load_digit_cnn(cnn: DigitCNN, folder: str | Path, crop_size: int, argument: str = "--grid_features") -> dict:
+    """Load the CNN pretrained in ``folder`` into ``cnn`` after checking that it has ``cnn``'s shape (conv widths,
+    features per crop) and was pretrained on ``crop_size`` crops; returns its record."""
+    state, info = read_pretrained_digit_cnn(folder, argument)
+    expected = dict(grid_feature_channels=cnn.channels, grid_feature_dim=cnn.feature_dim, crop_size=crop_size)
+    found = {k: info.get(k) for k in expected}
+    if found != expected:
+        raise ValueError(f"{argument} {folder}: the CNN was pretrained with {found}; this model needs {expected}.")
+    cnn.load_state_dict(state)
+    return info

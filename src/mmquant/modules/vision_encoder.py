@@ -1,6 +1,6 @@
 """Image encoders giving a grid of region features and a global feature (the LAViTeR / AttnGAN DAMSM image
-encoder): a small CNN trained from scratch, or torchvision's InceptionV3 (``Mixed_6e`` regions, last pooling global)
-with its weights read from a local file."""
+encoder): a small CNN trained from scratch, a frozen pretrained digit CNN over the quadrants (Caption MNIST), or
+torchvision's InceptionV3 (``Mixed_6e`` regions, last pooling global) with its weights read from a local file."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["CNNRegionEncoder", "InceptionRegionEncoder"]
+from .grid_features import GridFeatures
+
+__all__ = ["CNNRegionEncoder", "DigitGridRegionEncoder", "InceptionRegionEncoder"]
 
 
 class CNNRegionEncoder(nn.Module):
@@ -33,6 +35,25 @@ class CNNRegionEncoder(nn.Module):
         h = self.backbone(pixel_values)  # (B, C, h, w)
         regions = self.region_proj(h).flatten(2).transpose(1, 2)  # (B, h*w, D)
         return regions, self.global_proj(h.mean((2, 3)))  # (B, D)
+
+
+class DigitGridRegionEncoder(nn.Module):
+    """``(B, C, S, S)`` -> regions ``(B, 5, D)`` and global ``(B, D)`` from frozen pretrained features: Caption MNIST's
+    counterpart of the paper's ImageNet InceptionV3. A small CNN pretrained as an MNIST digit classifier
+    (:class:`~mmquant.modules.grid_features.GridFeatures`) reads the four quadrants and the canvas pooled by 2, each
+    colour channel apart; each crop's features are one region, all of them together the global feature. Only the two
+    projections train; gradients still reach the pixels, so generated images are matched through the frozen CNN."""
+
+    def __init__(self, in_channels: int, image_size: int, channels: Sequence[int], feature_dim: int, dim: int):
+        super().__init__()
+        self.grid = GridFeatures(image_size // 2, channels, feature_dim)  # frozen; load_digit_cnn fills it
+        per_crop = in_channels * feature_dim
+        self.region_proj = nn.Linear(per_crop, dim)
+        self.global_proj = nn.Linear(5 * per_crop, dim)
+
+    def forward(self, pixel_values: Tensor) -> tuple[Tensor, Tensor]:
+        features = self.grid.crop_features(pixel_values)  # (B, 5, C * F)
+        return self.region_proj(features), self.global_proj(features.flatten(1))  # (B, 5, D), (B, D)
 
 
 class InceptionRegionEncoder(nn.Module):

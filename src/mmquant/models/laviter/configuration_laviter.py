@@ -8,7 +8,7 @@ from transformers import PretrainedConfig
 
 __all__ = ["PHASES", "LaviterConfig", "LaviterTextConfig", "LaviterVisionConfig"]
 
-_BACKBONES = ("cnn", "inception_v3")
+_BACKBONES = ("cnn", "digit_grid", "inception_v3")
 # the three training phases of section 4.3: pretrain VTA; pretrain TIM and ITM on VTA features; joint training
 PHASES = ("vta", "generators", "joint")
 
@@ -26,10 +26,16 @@ class LaviterVisionConfig(PretrainedConfig):
         backbone (`str`, defaults to `"cnn"`): `"cnn"`, a small CNN trained from scratch (stride-2 levels down to the
             region grid), or `"inception_v3"`, torchvision's InceptionV3 with region features from `Mixed_6e`
             (17x17) and the global feature from the last pooling layer, as the paper; its ImageNet weights are read
-            from `backbone_weights` (a local file: nothing is downloaded), images are resized to 299x299.
+            from `backbone_weights` (a local file: nothing is downloaded), images are resized to 299x299; or
+            `"digit_grid"`, the Caption MNIST counterpart of that frozen ImageNet network: a small CNN pretrained as
+            an MNIST digit classifier (`examples/jwae/pretrain_grid_features.py`, loaded by the training script's
+            `--grid_features`) reads the four quadrants and the canvas pooled by 2, per colour channel; the five
+            crops are the regions. Only the output projections of `"inception_v3"` and `"digit_grid"` train.
         backbone_weights (`str`, *optional*): path of the InceptionV3 state dict (`.pth` or `.safetensors`).
         image_size (`int`, defaults to 64), in_channels (`int`, defaults to 3): the input images, in [-1, 1].
-        channels (`list[int]`, defaults to `[32, 64, 128]`): CNN channels per stride-2 level (`"cnn"`).
+        channels (`list[int]`, defaults to `[32, 64, 128]`): CNN channels per stride-2 level (`"cnn"`), or the
+            digit CNN's conv widths per level (`"digit_grid"`, each followed by 2x2 pooling of the quadrant crop).
+        grid_feature_dim (`int`, defaults to 64): the digit CNN's features per crop and channel (`"digit_grid"`).
         embed_dim (`int`, defaults to 128): size of the region, global, word and sentence features (paper: 256).
     """
 
@@ -43,15 +49,22 @@ class LaviterVisionConfig(PretrainedConfig):
         in_channels: int = 3,
         channels: list[int] | tuple[int, ...] = (32, 64, 128),
         embed_dim: int = 128,
+        grid_feature_dim: int = 64,
         **kwargs,
     ):
         if backbone not in _BACKBONES:
             raise ValueError(f"backbone={backbone!r}: expected one of {_BACKBONES}.")
         channels = list(channels)
         _positive_ints(image_size=image_size, in_channels=in_channels, embed_dim=embed_dim)
+        _positive_ints(grid_feature_dim=grid_feature_dim)
         if backbone == "cnn" and (not channels or image_size % 2 ** len(channels)):
             raise ValueError(
                 f"image_size={image_size}, channels={channels}: image_size must be divisible by 2**len(channels)."
+            )
+        if backbone == "digit_grid" and (not channels or image_size % 2 ** (len(channels) + 1)):
+            raise ValueError(
+                f"image_size={image_size}, channels={channels}: the digit CNN reads quadrant crops of side "
+                "image_size / 2, which must be divisible by 2**len(channels)."
             )
         self.backbone = backbone
         self.backbone_weights = backbone_weights
@@ -59,11 +72,14 @@ class LaviterVisionConfig(PretrainedConfig):
         self.in_channels = in_channels
         self.channels = channels
         self.embed_dim = embed_dim
+        self.grid_feature_dim = grid_feature_dim
         super().__init__(**kwargs)
 
     @property
     def num_regions(self) -> int:
-        """Region features per image (the flattened grid)."""
+        """Region features per image (the flattened grid; `"digit_grid"`: the four quadrants and the canvas)."""
+        if self.backbone == "digit_grid":
+            return 5
         side = 17 if self.backbone == "inception_v3" else self.image_size // 2 ** len(self.channels)
         return side * side
 

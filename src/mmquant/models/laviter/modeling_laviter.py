@@ -31,7 +31,7 @@ from ...modules.attn_generator import AttnGANGenerator
 from ...modules.caption_decoder import TransformerCaptioner
 from ...modules.discriminator import MultiScaleDiscriminator
 from ...modules.transformer_text import TransformerTextEncoder
-from ...modules.vision_encoder import CNNRegionEncoder, InceptionRegionEncoder
+from ...modules.vision_encoder import CNNRegionEncoder, DigitGridRegionEncoder, InceptionRegionEncoder
 from ..input_checks import check_attention_mask, check_batch_sizes, check_pixel_values, check_token_ids
 from ..modeling_utils import PushToHubWithCardMixin
 from .card_laviter import LAVITER_CARD
@@ -95,6 +95,8 @@ class LaviterModel(LaviterPreTrainedModel):
         v, t, d = config.vision_config, config.text_config, config.embed_dim
         if v.backbone == "inception_v3":
             self.image_encoder = InceptionRegionEncoder(d, v.backbone_weights)
+        elif v.backbone == "digit_grid":  # frozen pretrained digit CNN (the training script loads it)
+            self.image_encoder = DigitGridRegionEncoder(v.in_channels, v.image_size, v.channels, v.grid_feature_dim, d)
         else:
             self.image_encoder = CNNRegionEncoder(v.in_channels, v.channels, d)
         self.text_encoder = TransformerTextEncoder(
@@ -205,7 +207,8 @@ class LaviterModel(LaviterPreTrainedModel):
     def set_phase(self, phase: str, train_image_backbone: bool = True) -> None:
         """What trains (section 4.3): `"vta"` the two encoders; `"generators"` the generator and the captioner on
         the frozen encoders' features; `"joint"` everything but the captioner's first `captioner_frozen_layers`
-        layers (and the image backbone when `train_image_backbone=False`, the paper's LAViTeR-(F))."""
+        layers (and the image backbone when `train_image_backbone=False`, the paper's LAViTeR-(F)). A `"digit_grid"`
+        backbone never trains: it is a frozen pretrained network."""
         if phase not in PHASES:
             raise ValueError(f"phase={phase!r}: expected one of {PHASES}.")
         self.phase = phase
@@ -217,7 +220,8 @@ class LaviterModel(LaviterPreTrainedModel):
                 getattr(self, name).requires_grad_(phase != "vta")
         if phase == "joint" and hasattr(self, "captioner"):
             self.captioner.freeze_first_layers(self.config.captioner_frozen_layers)
-        frozen_backbone = self.config.vision_config.backbone == "inception_v3" and phase == "vta"
+        backbone = self.config.vision_config.backbone
+        frozen_backbone = backbone == "digit_grid" or (backbone == "inception_v3" and phase == "vta")
         if encoders and (not train_image_backbone or frozen_backbone):  # only the output layers train
             self.image_encoder.requires_grad_(False)
             self.image_encoder.region_proj.requires_grad_(True)
