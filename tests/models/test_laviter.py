@@ -286,7 +286,8 @@ def test_inception_backbone_regions_and_frozen_phase_one(tmp_path):
 
 def test_digit_grid_backbone_is_frozen_yet_passes_gradients_to_generated_pixels(tmp_path):
     """The Caption MNIST counterpart of the frozen ImageNet encoder: a pretrained digit CNN reads the four quadrants
-    and the pooled canvas (5 regions); in every phase only its output layers train, and the generator still learns
+    and the pooled canvas (5 regions, each with a learned place embedding); in every phase only its output layers
+    train, and the generator still learns
     through it (L_fi-rt reaches the generated pixels)."""
     vision = dict(image_size=SIZE, backbone="digit_grid", channels=[4], grid_feature_dim=3, embed_dim=16)
     model = tiny(vision_config=vision)
@@ -297,11 +298,12 @@ def test_digit_grid_backbone_is_frozen_yet_passes_gradients_to_generated_pixels(
     per_crop = model.image_encoder.grid.crop_features(pixels)  # (B, 5, C * F): what the regions project
     assert per_crop.shape == (4, 5, 3 * 3)
     assert torch.equal(model.image_encoder.grid(pixels), per_crop.flatten(1))  # jWAE's frozen features, unchanged
-    torch.testing.assert_close(regions, model.image_encoder.region_proj(per_crop))
+    place = model.image_encoder.region_position  # (1, 5, D): which crop a region is
+    torch.testing.assert_close(regions, model.image_encoder.region_proj(per_crop) + place)
     for phase in ("vta", "joint"):
         model.set_phase(phase)
         trainable = {n.split(".")[0] for n, p in model.image_encoder.named_parameters() if p.requires_grad}
-        assert trainable == {"region_proj", "global_proj"}, phase
+        assert trainable == {"region_proj", "global_proj", "region_position"}, phase
     model.set_phase("joint")
     model.train()
     out = model(pixels, ids)

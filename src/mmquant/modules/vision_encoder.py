@@ -41,8 +41,10 @@ class DigitGridRegionEncoder(nn.Module):
     """``(B, C, S, S)`` -> regions ``(B, 5, D)`` and global ``(B, D)`` from frozen pretrained features: Caption MNIST's
     counterpart of the paper's ImageNet InceptionV3. A small CNN pretrained as an MNIST digit classifier
     (:class:`~mmquant.modules.grid_features.GridFeatures`) reads the four quadrants and the canvas pooled by 2, each
-    colour channel apart; each crop's features are one region, all of them together the global feature. Only the two
-    projections train; gradients still reach the pixels, so generated images are matched through the frozen CNN."""
+    colour channel apart; each crop's features are one region, all of them together the global feature. The CNN reads
+    every crop alike, so each region adds a learned embedding of its place (upper left ... bottom right, whole canvas):
+    the word-region matching can then tie "upper left" to a region, as a caption needs. Only the projections and
+    those embeddings train; gradients still reach the pixels, so generated images are matched through the frozen CNN."""
 
     def __init__(self, in_channels: int, image_size: int, channels: Sequence[int], feature_dim: int, dim: int):
         super().__init__()
@@ -50,10 +52,12 @@ class DigitGridRegionEncoder(nn.Module):
         per_crop = in_channels * feature_dim
         self.region_proj = nn.Linear(per_crop, dim)
         self.global_proj = nn.Linear(5 * per_crop, dim)
+        self.region_position = nn.Parameter(torch.zeros(1, 5, dim))
 
     def forward(self, pixel_values: Tensor) -> tuple[Tensor, Tensor]:
         features = self.grid.crop_features(pixel_values)  # (B, 5, C * F)
-        return self.region_proj(features), self.global_proj(features.flatten(1))  # (B, 5, D), (B, D)
+        regions = self.region_proj(features) + self.region_position  # (B, 5, D)
+        return regions, self.global_proj(features.flatten(1))  # (B, 5, D), (B, D)
 
 
 class InceptionRegionEncoder(nn.Module):

@@ -226,6 +226,8 @@ class LaviterModel(LaviterPreTrainedModel):
             self.image_encoder.requires_grad_(False)
             self.image_encoder.region_proj.requires_grad_(True)
             self.image_encoder.global_proj.requires_grad_(True)
+            if hasattr(self.image_encoder, "region_position"):
+                self.image_encoder.region_position.requires_grad_(True)
         self.train(self.training)
 
     def train(self, mode: bool = True):
