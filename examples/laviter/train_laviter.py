@@ -39,7 +39,7 @@ import torch
 
 from mmquant.arguments import make_parser
 from mmquant.data.caption_grammar import CENTER, CaptionParseError, parse_caption
-from mmquant.data.caption_mnist import DEFAULT_COLORS
+from mmquant.data.caption_mnist import DEFAULT_COLORS, colour_layout_groups
 from mmquant.data.color_words import find_color_words
 from mmquant.data.pairs import CaptionPairs, load_caption_mnist_pairs, tokenize_captions
 from mmquant.metrics.alignment import aimcos, r_precision
@@ -321,14 +321,6 @@ def caption_accuracy(generated: list[str], truth: list[str]) -> tuple[float, flo
     return hits / max(total, 1), exact / max(len(truth), 1)
 
 
-def colour_layout_groups(captions: list[str]) -> torch.Tensor:
-    """``(N,)`` group ids: pairs whose captions name the same colours at the same positions share one (they differ
-    only in their digits), for ``--hard_batch_ratio``."""
-    keys = [frozenset((o.position, o.color) for o in parse_caption(c, DEFAULT_COLORS)) for c in captions]
-    ids = {key: i for i, key in enumerate(dict.fromkeys(keys))}
-    return torch.tensor([ids[key] for key in keys])
-
-
 def quadrant_positions(captions: list[str]) -> list[set[str]]:
     """The positions each Caption MNIST caption describes (``"center"`` for the single layout)."""
     return [{obj.position for obj in parse_caption(c, DEFAULT_COLORS)} for c in captions]
@@ -448,7 +440,7 @@ def main(args) -> dict:
     accumulation = args.gradient_accumulation_steps
     regroup = None
     if args.hard_batch_ratio > 0:
-        groups = colour_layout_groups(train.captions)
+        groups = torch.tensor(colour_layout_groups(train.captions))
         regroup = functools.partial(grouped_batch, groups=groups, ratio=args.hard_batch_ratio, seed=args.seed)
     trained_modules = (model,) if plain_discriminator is None else (model, discriminator)
     started = time.time()

@@ -122,7 +122,15 @@ def test_jwae_smoke_resume_evaluate_and_retrieve(tmp_path, capsys):
     assert all(r["loss"] == pytest.approx(r["ranking_loss"]) for r in _records(vsepp) if "loss" in r)
     vsepp_seed1 = tmp_path / "vsepp-seed1"
     vsepp_args = ["--model_size", "vsepp-caption-mnist", "--model_config"]
-    vsepp_args += [TINY_GRID, "--grid_features", str(grid), "--seed", "1"]
+    vsepp_args += [
+        TINY_GRID,
+        "--grid_features",
+        str(grid),
+        "--seed",
+        "1",
+        "--hard_batch_ratio",
+        "1",
+    ]  # same-colour batches
     train_jwae.main(train_jwae.parse_args([*common, "--output_dir", str(vsepp_seed1), *vsepp_args]))
 
     # one table of both models on their training configuration and another one
@@ -241,6 +249,8 @@ def test_bad_arguments_are_named(tmp_path):
         train_jwae.parse_args(["--batch_size", "1"])
     with pytest.raises(SystemExit):
         train_jwae.parse_args(["--model_size", "optvq-mnist"])
+    with pytest.raises(SystemExit):
+        train_jwae.parse_args(["--hard_batch_ratio", "1.5"])
     with pytest.raises(ValueError, match="model name"):
         train_jwae.parse_args(["--model_size", "no-such-size"])
     with pytest.raises(SystemExit):

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
@@ -36,15 +35,12 @@ def test_grouped_batches_come_from_the_first_examples_group_without_repeats():
 
 
 def test_caption_mnist_groups_share_colours_and_quadrants():
-    sys.path.insert(0, str(ROOT / "examples" / "laviter"))
-    try:
-        from train_laviter import colour_layout_groups
-    finally:
-        sys.path.remove(str(ROOT / "examples" / "laviter"))
+    from mmquant.data.caption_mnist import colour_layout_groups
+
     captions = [
         "The red 7 is on the upper left, and the 3 on the bottom right is blue.",
         "The red 1 is on the upper left, and the 9 on the bottom right is blue.",
         "The blue 7 is on the upper left, and the 3 on the bottom right is red.",
     ]
-    groups = colour_layout_groups(captions).tolist()
+    groups = colour_layout_groups(captions)
     assert groups[0] == groups[1] != groups[2]

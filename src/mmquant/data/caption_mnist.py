@@ -27,6 +27,7 @@ from .caption_grammar import (
     SINGLE_TEMPLATES,
     CaptionObject,
     PhraseStyle,
+    parse_caption,
     render_caption,
 )
 
@@ -35,6 +36,7 @@ __all__ = [
     "DEFAULT_COLORS",
     "CaptionMnistScene",
     "check_options",
+    "colour_layout_groups",
     "compose_image",
     "degree_variant",
     "generate_caption_mnist",
@@ -228,3 +230,11 @@ def generate_caption_mnist_degree(
                 "changed": changed,
                 "mnist_split": split,
             }
+
+
+def colour_layout_groups(captions: list[str], colors: tuple[str, ...] = DEFAULT_COLORS) -> list[int]:
+    """A group id per caption: captions naming the same colours at the same positions share one (their pairs differ
+    only in their digits). Hard-negative batches (``mmquant.training.grouped_batch``) draw from one group."""
+    keys = [frozenset((o.position, o.color) for o in parse_caption(c, colors)) for c in captions]
+    ids = {key: i for i, key in enumerate(dict.fromkeys(keys))}
+    return [ids[key] for key in keys]

@@ -44,7 +44,8 @@ class DigitGridRegionEncoder(nn.Module):
     colour channel apart; each crop's features are one region, all of them together the global feature. The CNN reads
     every crop alike, so each region adds a learned embedding of its place (upper left ... bottom right, whole canvas):
     the word-region matching can then tie "upper left" to a region, as a caption needs. Only the projections and
-    those embeddings train; gradients still reach the pixels, so generated images are matched through the frozen CNN."""
+    those embeddings train; gradients still reach the pixels, so generated images are matched through the frozen
+    CNN."""
 
     def __init__(self, in_channels: int, image_size: int, channels: Sequence[int], feature_dim: int, dim: int):
         super().__init__()
