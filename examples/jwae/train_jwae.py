@@ -28,7 +28,6 @@ steps it needs without changing what the comparison with VSE++ measures.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import time
 from pathlib import Path
@@ -36,20 +35,21 @@ from pathlib import Path
 import torch
 
 from mmquant.arguments import make_parser
-from mmquant.data.caption_mnist import colour_layout_groups
 from mmquant.losses.divergences import critic_loss, gaussian_frechet_distance
 from mmquant.metrics.retrieval import cross_modal_retrieval
 from mmquant.models.jwae import JWAEConfig, JWAEModel
 from mmquant.models.registry import get_config
 from mmquant.modules.grid_features import load_digit_cnn
 from mmquant.training import (
+    RUN_KEYS,
     GracefulStop,
     LossLog,
+    add_hard_batch_argument,
     add_micro_batch,
     add_training_arguments,
     backward_and_step,
     finish_run,
-    grouped_batch,
+    hard_batch_regroup,
     load_yaml_defaults,
     make_accelerator,
     make_scheduler,
@@ -67,15 +67,7 @@ except ImportError:  # pragma: no cover
     from .jwae_data import add_data_arguments, load_split, make_tokenizer
 
 HERE = Path(__file__).resolve().parent
-_RUN_KEYS = (
-    "seed",
-    "max_steps",
-    "batch_size",
-    "lr_schedule",
-    "phase",
-    "gradient_accumulation_steps",
-    "hard_batch_ratio",
-)
+_RUN_KEYS = (*RUN_KEYS, "phase", "hard_batch_ratio")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -110,13 +102,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="steps of sum-of-hinges ranking loss before the hardest negatives (VSE-infinity's warm-up; from scratch "
         "the max-hinge loss alone collapses every embedding to one point)",
     )
-    p.add_argument(
-        "--hard_batch_ratio",
-        type=float,
-        default=0.0,
-        help="Caption MNIST, not in the paper: this fraction of batches holds pairs whose captions name the same "
-        "colours at the same quadrants, so the ranking loss's hardest negatives differ only in their digits",
-    )
+    add_hard_batch_argument(p, "the ranking loss")
     p.add_argument("--eval_images", type=int, default=1000, help="test images ranked at each evaluation")
     add_training_arguments(p, batch_size=128, lr_schedule="cosine", max_steps=3000)
     p.set_defaults(learning_rate=2e-4)
@@ -127,8 +113,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--phase caption_head continues a joint run: pass its output folder as --init_from")
     if args.phase == "joint" and args.init_from:
         p.error("--init_from: only --phase caption_head continues a finished run (a joint run starts from scratch)")
-    if not 0 <= args.hard_batch_ratio <= 1 or (args.hard_batch_ratio and args.dataset != "caption_mnist"):
-        p.error(f"--hard_batch_ratio {args.hard_batch_ratio}: expected a fraction in [0, 1], on caption_mnist only")
     if not isinstance(get_config(args.model_size), JWAEConfig):
         p.error(f"--model_size {args.model_size!r} is not a jWAE size (jwae-caption-mnist, vsepp-caption-mnist, ...)")
     return args
@@ -293,10 +277,7 @@ def main(args) -> dict:
     )
     accumulation = args.gradient_accumulation_steps
     trained_modules = (model,) if critic is None else (model, critic)
-    regroup = None
-    if args.hard_batch_ratio > 0:
-        groups = torch.tensor(colour_layout_groups(train.captions))
-        regroup = functools.partial(grouped_batch, groups=groups, ratio=args.hard_batch_ratio, seed=args.seed)
+    regroup = hard_batch_regroup(args.hard_batch_ratio, args.dataset, train.captions, args.seed)
     started = time.time()
     model.train()
     stop = GracefulStop(accelerator)  # Ctrl-C / SIGTERM: save a checkpoint at the end of the step and exit

@@ -30,7 +30,6 @@ accuracy.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import time
 from pathlib import Path
@@ -39,7 +38,7 @@ import torch
 
 from mmquant.arguments import make_parser
 from mmquant.data.caption_grammar import CENTER, CaptionParseError, parse_caption
-from mmquant.data.caption_mnist import DEFAULT_COLORS, colour_layout_groups
+from mmquant.data.caption_mnist import DEFAULT_COLORS
 from mmquant.data.color_words import find_color_words
 from mmquant.data.pairs import CaptionPairs, load_caption_mnist_pairs, tokenize_captions
 from mmquant.metrics.alignment import aimcos, r_precision
@@ -47,13 +46,15 @@ from mmquant.models.laviter import PHASES, LaviterConfig, LaviterModel, LaviterT
 from mmquant.models.registry import MODEL_SIZES, get_config
 from mmquant.modules.grid_features import load_digit_cnn
 from mmquant.training import (
+    RUN_KEYS,
     GracefulStop,
     LossLog,
+    add_hard_batch_argument,
     add_micro_batch,
     add_training_arguments,
     backward_and_step,
     finish_run,
-    grouped_batch,
+    hard_batch_regroup,
     load_yaml_defaults,
     make_accelerator,
     make_scheduler,
@@ -76,15 +77,7 @@ GENERATOR_FIELDS = {
     "use_tim", "use_itm", "noise_dim", "condition_dim", "generator_channels", "num_generator_stages",
     "discriminator_channels", "captioner_num_layers", "captioner_num_heads", "captioner_frozen_layers",
 }  # fmt: skip
-_RUN_KEYS = (
-    "seed",
-    "max_steps",
-    "batch_size",
-    "lr_schedule",
-    "phase",
-    "gradient_accumulation_steps",
-    "hard_batch_ratio",
-)
+_RUN_KEYS = (*RUN_KEYS, "phase", "hard_batch_ratio")
 _LOSSES = (
     "loss",
     "vta_loss",
@@ -151,20 +144,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--discriminator_learning_rate", type=float, default=2e-4, help="AttnGAN's Adam rate for D")
     p.add_argument("--max_grad_norm", type=float, default=1.0, help="gradient clipping norm (0: none)")
     p.add_argument("--adam_beta1", type=float, default=0.9, help="the model's Adam beta1 (AttnGAN's generators: 0.5)")
-    p.add_argument(
-        "--hard_batch_ratio",
-        type=float,
-        default=0.0,
-        help="Caption MNIST, not in the paper: this fraction of batches holds pairs whose captions name the same "
-        "colours at the same quadrants, so the matching losses can tell them apart only by their digits",
-    )
+    add_hard_batch_argument(p, "the matching losses")
     p.add_argument("--eval_images", type=int, default=1000, help="test pairs scored at each evaluation")
     p.add_argument("--r_precision_candidates", type=int, default=100, help="captions ranked per image (AttnGAN)")
     add_training_arguments(p, batch_size=32, lr_schedule="constant", max_steps=1000)
     p.set_defaults(learning_rate=2e-4)  # section 4.3
     args = load_yaml_defaults(p, argv)
-    if not 0 <= args.hard_batch_ratio <= 1 or (args.hard_batch_ratio and args.dataset != "caption_mnist"):
-        p.error(f"--hard_batch_ratio {args.hard_batch_ratio}: expected a fraction in [0, 1], on caption_mnist only")
     if args.batch_size < 2 or args.max_steps < 1:
         p.error("--batch_size must be >= 2 (the matching losses need negatives) and --max_steps >= 1")
     if args.phase != "vta" and not args.init_from:
@@ -438,10 +423,7 @@ def main(args) -> dict:
     log = LossLog(output_dir / "losses.jsonl", resume_step=run.step if run.resumed_from else None)
     bar = progress_bar(args.max_steps, initial=run.step, disable=not accelerator.is_local_main_process)
     accumulation = args.gradient_accumulation_steps
-    regroup = None
-    if args.hard_batch_ratio > 0:
-        groups = torch.tensor(colour_layout_groups(train.captions))
-        regroup = functools.partial(grouped_batch, groups=groups, ratio=args.hard_batch_ratio, seed=args.seed)
+    regroup = hard_batch_regroup(args.hard_batch_ratio, args.dataset, train.captions, args.seed)
     trained_modules = (model,) if plain_discriminator is None else (model, discriminator)
     started = time.time()
     model.train()

@@ -34,6 +34,7 @@ from mmquant.losses.distributed import global_mean
 from mmquant.metrics.functional import psnr
 from mmquant.models.mxqvae import MXQVAEConfig, MXQVAEModel
 from mmquant.training import (
+    RUN_KEYS,
     GracefulStop,
     LossLog,
     add_micro_batch,
@@ -53,7 +54,7 @@ from mmquant.training import (
 )
 
 HERE = Path(__file__).resolve().parent
-_RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule", "gradient_accumulation_steps")
+_RUN_KEYS = RUN_KEYS
 _RESULT_CONFIG_KEYS = (
     "fusion",
     "image_mask_ratio",

@@ -29,6 +29,7 @@ from mmquant.data.pairs import CaptionPairs
 from mmquant.models.mxqvae import MXQVAEPriorConfig, MXQVAEPriorForCausalLM
 from mmquant.pipelines import MXQVAEPipeline
 from mmquant.training import (
+    RUN_KEYS,
     GracefulStop,
     LossLog,
     add_micro_batch,
@@ -47,7 +48,7 @@ from mmquant.training import (
 )
 
 HERE = Path(__file__).resolve().parent
-_RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule", "gradient_accumulation_steps")
+_RUN_KEYS = RUN_KEYS
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -28,6 +28,7 @@ from mmquant.data.mnist import add_mnist_arguments, mnist_images
 from mmquant.metrics.reconstruction import evaluate_reconstruction
 from mmquant.models.registry import PAPER_QUANTIZERS
 from mmquant.training import (
+    RUN_KEYS,
     GracefulStop,
     LossLog,
     add_micro_batch,
@@ -110,7 +111,7 @@ def main(args) -> dict:
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped = accelerator.unwrap_model(model)
 
-    run_keys = ("seed", "max_steps", "batch_size", "lr_schedule", "gradient_accumulation_steps")
+    run_keys = RUN_KEYS
     run = start_or_resume(
         args, output_dir, model, optimizer, scheduler, run_keys=run_keys, code_dir=HERE, accelerator=accelerator
     )

@@ -1,15 +1,12 @@
 """Batches of the training scripts: the seeded per-epoch order and the hard-negative regrouping
-(``grouped_batch``, LAViTeR's ``--hard_batch_ratio``)."""
+(``grouped_batch``, the jWAE and LAViTeR scripts' ``--hard_batch_ratio``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
+import pytest
 import torch
 
 from mmquant.training import batch_indices, grouped_batch
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_batch_indices_are_a_seeded_permutation_per_epoch():
@@ -44,3 +41,24 @@ def test_caption_mnist_groups_share_colours_and_quadrants():
     ]
     groups = colour_layout_groups(captions)
     assert groups[0] == groups[1] != groups[2]
+
+
+def test_hard_batch_regroup_is_off_at_zero_and_caption_mnist_only():
+    import argparse
+
+    from mmquant.training import add_hard_batch_argument, hard_batch_regroup
+
+    captions = [
+        "The red 7 is on the upper left, and the 3 on the bottom right is blue.",
+        "The red 1 is on the upper left, and the 9 on the bottom right is blue.",
+    ]
+    assert hard_batch_regroup(0.0, "caption_mnist", captions, seed=0) is None
+    regroup = hard_batch_regroup(1.0, "caption_mnist", captions, seed=0)
+    assert sorted(regroup(torch.tensor([1, 0]), 0).tolist()) == [0, 1]
+    with pytest.raises(ValueError, match="caption_mnist only"):
+        hard_batch_regroup(0.5, "cub200_captions", captions, seed=0)
+    p = argparse.ArgumentParser()
+    add_hard_batch_argument(p, "the loss")
+    assert p.parse_args(["--hard_batch_ratio", "0.25"]).hard_batch_ratio == 0.25
+    with pytest.raises(SystemExit):
+        p.parse_args(["--hard_batch_ratio", "1.5"])

@@ -13,7 +13,13 @@ from .checkpointing import (
     resolve_resume_path,
     save_checkpoint,
 )
-from .config import add_accelerator_arguments, add_training_arguments, load_yaml_defaults, save_resolved_args
+from .config import (
+    add_accelerator_arguments,
+    add_hard_batch_argument,
+    add_training_arguments,
+    load_yaml_defaults,
+    save_resolved_args,
+)
 from .data_parallel import process_batch_indices, sync_batch_norm
 from .interrupt import GracefulStop
 from .logging import LossLog, progress_bar
@@ -29,22 +35,25 @@ from .provenance import (
     save_run_result,
 )
 from .run_end import finish_run
-from .run_state import TrainingRun, save_run_checkpoint, start_or_resume
-from .schedule import LR_SCHEDULES, batch_indices, grouped_batch, make_scheduler
+from .run_state import RUN_KEYS, TrainingRun, save_run_checkpoint, start_or_resume
+from .schedule import LR_SCHEDULES, batch_indices, grouped_batch, hard_batch_regroup, make_scheduler
 from .step import add_micro_batch, backward_and_step
 
 __all__ = [
+    "RUN_KEYS",
     "LR_SCHEDULES",
     "CheckpointError",
     "GracefulStop",
     "TrainingRun",
     "LossLog",
     "add_accelerator_arguments",
+    "add_hard_batch_argument",
     "add_micro_batch",
     "add_training_arguments",
     "backward_and_step",
     "batch_indices",
     "grouped_batch",
+    "hard_batch_regroup",
     "check_resumed_args",
     "command_line",
     "git_commit",

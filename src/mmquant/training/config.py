@@ -167,6 +167,25 @@ def add_accelerator_arguments(parser: argparse.ArgumentParser, *, report_to: str
     )
 
 
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text}: expected a fraction in [0, 1]")
+    return value
+
+
+def add_hard_batch_argument(parser: argparse.ArgumentParser, loss: str) -> None:
+    """``--hard_batch_ratio`` (Caption MNIST, not in the papers): the fraction of batches drawn from one colour layout
+    (``mmquant.training.hard_batch_regroup``), so that ``loss`` can tell their pairs apart only by their digits."""
+    parser.add_argument(
+        "--hard_batch_ratio",
+        type=_fraction,
+        default=0.0,
+        help="Caption MNIST, not in the paper: this fraction of batches holds pairs whose captions name the same "
+        f"colours at the same quadrants, so {loss} can tell them apart only by their digits",
+    )
+
+
 def add_training_arguments(
     parser: argparse.ArgumentParser,
     *,

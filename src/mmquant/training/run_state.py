@@ -13,7 +13,10 @@ import torch
 from .checkpointing import load_checkpoint, resolve_resume_path, save_checkpoint
 from .provenance import check_resumed_args, git_commit
 
-__all__ = ["TrainingRun", "save_run_checkpoint", "start_or_resume"]
+__all__ = ["RUN_KEYS", "TrainingRun", "save_run_checkpoint", "start_or_resume"]
+
+# the arguments every resumed run must keep (a trainer adds its own: phase, hard_batch_ratio, ...)
+RUN_KEYS = ("seed", "max_steps", "batch_size", "lr_schedule", "gradient_accumulation_steps")
 
 
 @dataclass

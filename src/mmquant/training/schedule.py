@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 
 import torch
 
-__all__ = ["LR_SCHEDULES", "batch_indices", "grouped_batch", "make_scheduler"]
+__all__ = ["LR_SCHEDULES", "batch_indices", "grouped_batch", "hard_batch_regroup", "make_scheduler"]
 
 LR_SCHEDULES = ("onecycle", "cosine", "constant")
 
@@ -62,3 +64,17 @@ def grouped_batch(index: torch.Tensor, micro_step: int, groups: torch.Tensor, ra
     members = members[torch.randperm(len(members), generator=g)][: len(index)]
     rest = index[~torch.isin(index, members)][: len(index) - len(members)]
     return torch.cat([members, rest])
+
+
+def hard_batch_regroup(ratio: float, dataset: str, captions: list[str], seed: int) -> Callable | None:
+    """The ``regroup`` of ``process_batch_indices`` for ``--hard_batch_ratio``: with probability ``ratio`` a batch of
+    Caption MNIST pairs whose captions name the same colours at the same positions (``grouped_batch``); ``None`` when
+    ``ratio`` is 0."""
+    if not ratio:
+        return None
+    if dataset != "caption_mnist":
+        raise ValueError(f"--hard_batch_ratio {ratio}: groups Caption MNIST captions; use it with caption_mnist only.")
+    from ..data.caption_mnist import colour_layout_groups
+
+    groups = torch.tensor(colour_layout_groups(captions))
+    return functools.partial(grouped_batch, groups=groups, ratio=ratio, seed=seed)
