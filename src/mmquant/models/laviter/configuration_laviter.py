@@ -30,7 +30,8 @@ class LaviterVisionConfig(PretrainedConfig):
             `"digit_grid"`, the Caption MNIST counterpart of that frozen ImageNet network: a small CNN pretrained as
             an MNIST digit classifier (`examples/jwae/pretrain_grid_features.py`, loaded by the training script's
             `--grid_features`) reads the four quadrants and the canvas pooled by 2, per colour channel; the five
-            crops are the regions. Only the output projections of `"inception_v3"` and `"digit_grid"` train.
+            crops are the regions, each with a learned place embedding. That CNN never trains (only the projections
+            and place embeddings do), whereas InceptionV3 is frozen in phase 1 only.
         backbone_weights (`str`, *optional*): path of the InceptionV3 state dict (`.pth` or `.safetensors`).
         image_size (`int`, defaults to 64), in_channels (`int`, defaults to 3): the input images, in [-1, 1].
         channels (`list[int]`, defaults to `[32, 64, 128]`): CNN channels per stride-2 level (`"cnn"`), or the
