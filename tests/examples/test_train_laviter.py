@@ -168,8 +168,8 @@ def test_bad_arguments_are_named(tmp_path):
         )
 
 
-def test_digit_grid_backbone_loads_the_pretrained_cnn_and_keeps_it_frozen(tmp_path, smoke_vta):
-    sys.path.insert(0, str(ROOT / "examples" / "jwae"))
+def test_digit_grid_backbone_loads_the_pretrained_cnn_and_keeps_it_frozen(tmp_path, smoke_vta, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "examples" / "jwae"))  # its pretraining script, for this test only
     import pretrain_grid_features
     from safetensors.torch import load_file
     from transformers import AutoModel
