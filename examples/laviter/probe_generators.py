@@ -62,6 +62,16 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
         {"num_generator_stages": 2},
         ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
     ),
+    "positions": (
+        "no-clip with place-aware word attention (generator_attention_positions)",
+        {"generator_attention_positions": True},
+        ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
+    ),
+    "positions-damsm20": (
+        "positions with the generated-image DAMSM term at λ = 20 (eq. 11; AttnGAN uses 5 to 50)",
+        {"generator_attention_positions": True, "lambda_fake_image_damsm": 20.0},
+        ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
+    ),
     "captioner": ("the captioner alone (no generator), phase-2 settings", _ONLY_CAPTIONER, []),
     "captioner-fast": (
         "the captioner alone at learning rate 1e-3",

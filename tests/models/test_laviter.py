@@ -145,6 +145,22 @@ def test_generator_stage_shapes_and_seeded_sampling():
     assert torch.equal(again, stages[-1])
 
 
+def test_place_aware_word_attention_binds_words_to_positions():
+    from mmquant.modules.attn_generator import WordAttention
+
+    torch.manual_seed(0)
+    h = torch.randn(2, 8, 1, 1).expand(2, 8, 4, 4)  # the same features at every position
+    words, mask = torch.randn(2, 5, 16), torch.ones(2, 5)
+    plain = WordAttention(8, 16)(h, words, mask)  # (2, 8, 4, 4): one context everywhere
+    assert torch.allclose(plain, plain[..., :1, :1].expand_as(plain))
+    placed = WordAttention(8, 16, size=4)(h, words, mask)
+    assert not torch.allclose(placed[..., 0, 0], placed[..., 3, 3])  # each place attends for itself
+    model = tiny(generator_attention_positions=True).eval()
+    assert sum(".position" in n for n, _ in model.generator.named_parameters()) == 1  # one attending stage
+    _, ids = batch(2)
+    assert model.generate_images(ids).shape == (2, 3, SIZE, SIZE)
+
+
 @pytest.mark.parametrize("sample", [False, True])
 def test_caption_decoding_with_the_cache_equals_without(sample):
     model = tiny().eval()
@@ -259,6 +275,8 @@ def test_bad_configs_are_named():
         tiny().set_phase("pretrain")
     with pytest.raises(ValueError, match="backbone"):
         LaviterConfig(vision_config=dict(backbone="resnet"))
+    with pytest.raises(ValueError, match="generator_attention_positions"):
+        LaviterConfig(generator_channels=6, generator_attention_positions=True)
 
 
 def test_inception_backbone_regions_and_frozen_phase_one(tmp_path):

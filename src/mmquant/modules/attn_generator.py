@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from .positions import sincos_positions_2d
+
 __all__ = ["AttnGANGenerator", "ConditioningAugmentation", "WordAttention"]
 
 
@@ -47,15 +49,23 @@ class ConditioningAugmentation(nn.Module):
 
 
 class WordAttention(nn.Module):
-    """Each image position attends over the (non-padding) word features: ``(B, C, H, W)`` -> context, same shape."""
+    """Each image position attends over the (non-padding) word features: ``(B, C, H, W)`` -> context, same shape.
 
-    def __init__(self, channels: int, word_dim: int):
+    With ``size``, each position's query also carries a learned embedding of its place on the ``size x size`` grid
+    (initialised to 2-D sine-cosine positions, ``channels`` a multiple of 4), so that a position can look for the
+    words that name its place; AttnGAN's queries are the image features alone."""
+
+    def __init__(self, channels: int, word_dim: int, size: int | None = None):
         super().__init__()
         self.proj = nn.Linear(word_dim, channels)
+        if size is not None:
+            self.position = nn.Parameter(sincos_positions_2d(size, size, channels)[None])  # (1, HW, C)
 
     def forward(self, h: Tensor, words: Tensor, word_mask: Tensor) -> Tensor:
         w = self.proj(words)  # (B, T, C)
         query = h.flatten(2).transpose(1, 2)  # (B, HW, C)
+        if hasattr(self, "position"):
+            query = query + self.position
         scores = (query @ w.transpose(1, 2)).masked_fill(word_mask[:, None] == 0, float("-inf"))  # (B, HW, T)
         attn = scores.softmax(-1)
         return (attn @ w).transpose(1, 2).reshape(h.shape)  # (B, C, H, W)
@@ -63,7 +73,8 @@ class WordAttention(nn.Module):
 
 class AttnGANGenerator(nn.Module):
     """``noise (B, Z)``, ``sentence (B, S)``, ``words (B, T, S)`` -> one image per stage (``sizes``, smallest
-    first, values in [-1, 1]), and the conditioning's ``mu``, ``logvar``."""
+    first, values in [-1, 1]), and the conditioning's ``mu``, ``logvar``. ``attention_positions``: the word
+    attention's queries carry their place (:class:`WordAttention`)."""
 
     def __init__(
         self,
@@ -73,6 +84,7 @@ class AttnGANGenerator(nn.Module):
         channels: int,
         sizes: Sequence[int],
         out_channels: int = 3,
+        attention_positions: bool = False,
     ):
         super().__init__()
         ngf = channels
@@ -83,7 +95,9 @@ class AttnGANGenerator(nn.Module):
             nn.Linear(noise_dim + condition_dim, width * 2 * 16, bias=False), nn.BatchNorm1d(width * 2 * 16), nn.GLU(1)
         )
         self.first = nn.Sequential(*[_up(width // 2**i, width // 2 ** (i + 1)) for i in range(n_up)])
-        self.attention = nn.ModuleList(WordAttention(ngf, sentence_dim) for _ in sizes[1:])
+        self.attention = nn.ModuleList(
+            WordAttention(ngf, sentence_dim, size if attention_positions else None) for size in sizes[:-1]
+        )  # stage i + 1 attends at stage i's size
         self.next = nn.ModuleList(
             nn.Sequential(_ResBlock(2 * ngf), _ResBlock(2 * ngf), _up(2 * ngf, ngf)) for _ in sizes[1:]
         )

@@ -147,6 +147,10 @@ class LaviterConfig(PretrainedConfig):
         generator_channels (`int`, defaults to 32): generator width (AttnGAN: 32 per stage after the first).
         num_generator_stages (`int`, defaults to 3): cascaded generators, each doubling the resolution; the last
             produces `image_size` (paper: 3 stages, 64, 128, 256).
+        generator_attention_positions (`bool`, defaults to `False`): add a learned position embedding (initialised to
+            2-D sine-cosine positions) to each image position's query in the generator's word attention, so a
+            position can attend to the words that name its place ("upper left"). AttnGAN's attention has none: on
+            birds every position may attend to every word, but a Caption MNIST layout binds words to places.
         discriminator_channels (`int`, defaults to 32): width of each stage's discriminator (built by training).
         lambda_fake_image_damsm (`float`, defaults to 5.0): λ of eq. 11, weight of the generated-image matching.
         captioner_num_layers (`int`, defaults to 2), captioner_num_heads (`int`, defaults to 4): the ITM encoder over
@@ -180,6 +184,7 @@ class LaviterConfig(PretrainedConfig):
         condition_dim: int = 32,
         generator_channels: int = 32,
         num_generator_stages: int = 3,
+        generator_attention_positions: bool = False,
         discriminator_channels: int = 32,
         lambda_fake_image_damsm: float = 5.0,
         captioner_num_layers: int = 2,
@@ -216,6 +221,11 @@ class LaviterConfig(PretrainedConfig):
                 f"num_generator_stages={num_generator_stages} with image_size={self.vision_config.image_size}: the "
                 "first stage would be smaller than 8x8 or not whole; use fewer stages."
             )
+        if use_tim and generator_attention_positions and generator_channels % 4:
+            raise ValueError(
+                f"generator_attention_positions=True with generator_channels={generator_channels}: the 2-D position "
+                "embedding needs a multiple of 4 channels; change generator_channels or turn the positions off."
+            )
         if not 0 <= captioner_frozen_layers <= captioner_num_layers:
             raise ValueError(
                 f"captioner_frozen_layers={captioner_frozen_layers}: expected 0..captioner_num_layers="
@@ -248,6 +258,7 @@ class LaviterConfig(PretrainedConfig):
         self.condition_dim = condition_dim
         self.generator_channels = generator_channels
         self.num_generator_stages = num_generator_stages
+        self.generator_attention_positions = bool(generator_attention_positions)
         self.discriminator_channels = discriminator_channels
         self.lambda_fake_image_damsm = lambda_fake_image_damsm
         self.captioner_num_layers = captioner_num_layers
