@@ -304,7 +304,8 @@ def test_inception_backbone_regions_and_frozen_phase_one(tmp_path):
 
 def test_digit_grid_backbone_is_frozen_yet_passes_gradients_to_generated_pixels(tmp_path):
     """The Caption MNIST counterpart of the frozen ImageNet encoder: a pretrained digit CNN reads the four quadrants
-    and the pooled canvas (5 regions, each with a learned place embedding); in every phase only its output layers
+    and the pooled canvas (5 regions, each with a learned place embedding as large as its normalised content); in
+    every phase only its output layers
     train, and the generator still learns
     through it (L_fi-rt reaches the generated pixels)."""
     vision = dict(image_size=SIZE, backbone="digit_grid", channels=[4], grid_feature_dim=3, embed_dim=16)
@@ -316,12 +317,14 @@ def test_digit_grid_backbone_is_frozen_yet_passes_gradients_to_generated_pixels(
     per_crop = model.image_encoder.grid.crop_features(pixels)  # (B, 5, C * F): what the regions project
     assert per_crop.shape == (4, 5, 3 * 3)
     assert torch.equal(model.image_encoder.grid(pixels), per_crop.flatten(1))  # jWAE's frozen features, unchanged
-    place = model.image_encoder.region_position  # (1, 5, D): which crop a region is
-    torch.testing.assert_close(regions, model.image_encoder.region_proj(per_crop) + place)
+    encoder = model.image_encoder
+    place = encoder.region_position  # (1, 5, D): which crop a region is, at the normalised content's scale
+    torch.testing.assert_close(regions, encoder.region_norm(encoder.region_proj(per_crop)) + place)
+    assert place.norm(dim=-1).min() > 0.5 * encoder.region_norm(encoder.region_proj(per_crop)).norm(dim=-1).max()
     for phase in ("vta", "joint"):
         model.set_phase(phase)
         trainable = {n.split(".")[0] for n, p in model.image_encoder.named_parameters() if p.requires_grad}
-        assert trainable == {"region_proj", "global_proj", "region_position"}, phase
+        assert trainable == {"region_proj", "region_norm", "global_proj", "region_position"}, phase
     model.set_phase("joint")
     model.train()
     out = model(pixels, ids)

@@ -19,6 +19,8 @@ __all__ = ["CNNRegionEncoder", "DigitGridRegionEncoder", "InceptionRegionEncoder
 class CNNRegionEncoder(nn.Module):
     """``(B, C, H, W)`` -> regions ``(B, (H / 2^n)^2, D)`` and global ``(B, D)``, with ``n = len(channels)``."""
 
+    output_layers = ("region_proj", "global_proj")  # what trains when the backbone is frozen
+
     def __init__(self, in_channels: int, channels: Sequence[int], dim: int):
         super().__init__()
         layers: list[nn.Module] = []
@@ -43,21 +45,27 @@ class DigitGridRegionEncoder(nn.Module):
     (:class:`~mmquant.modules.grid_features.GridFeatures`) reads the four quadrants and the canvas pooled by 2, each
     colour channel apart; each crop's features are one region, all of them together the global feature. The CNN reads
     every crop alike, so each region adds a learned embedding of its place (upper left ... bottom right, whole canvas):
-    the word-region matching can then tie "upper left" to a region, as a caption needs. Only the projections and
-    those embeddings train; gradients still reach the pixels, so generated images are matched through the frozen
+    the word-region matching can then tie "upper left" to a region, as a caption needs. The projected content is
+    layer-normalised and the place embedding starts at the same scale: the frozen CNN's features of a digit are an
+    order of magnitude larger than an embedding started near zero, which then carried no place, so which digit sat
+    where was lost (captions named the right digits at swapped places). Only the projections, the normalisation and
+    the place embeddings train; gradients still reach the pixels, so generated images are matched through the frozen
     CNN."""
+
+    output_layers = ("region_proj", "region_norm", "region_position", "global_proj")
 
     def __init__(self, in_channels: int, image_size: int, channels: Sequence[int], feature_dim: int, dim: int):
         super().__init__()
         self.grid = GridFeatures(image_size // 2, channels, feature_dim)  # frozen; load_digit_cnn fills it
         per_crop = in_channels * feature_dim
         self.region_proj = nn.Linear(per_crop, dim)
+        self.region_norm = nn.LayerNorm(dim)
         self.global_proj = nn.Linear(5 * per_crop, dim)
-        self.region_position = nn.Parameter(torch.zeros(1, 5, dim))
+        self.region_position = nn.Parameter(torch.randn(1, 5, dim))  # the scale of the normalised content
 
     def forward(self, pixel_values: Tensor) -> tuple[Tensor, Tensor]:
         features = self.grid.crop_features(pixel_values)  # (B, 5, C * F)
-        regions = self.region_proj(features) + self.region_position  # (B, 5, D)
+        regions = self.region_norm(self.region_proj(features)) + self.region_position  # (B, 5, D)
         return regions, self.global_proj(features.flatten(1))  # (B, 5, D), (B, D)
 
 
@@ -65,6 +73,8 @@ class InceptionRegionEncoder(nn.Module):
     """InceptionV3 (Szegedy et al. 2016) as in the paper: 17x17 ``Mixed_6e`` regions and the 2048-d pooled feature,
     each projected to ``dim``. Needs ``torchvision``; ``weights`` is a local ImageNet state dict (or ``None``: random
     initialisation, for tests)."""
+
+    output_layers = ("region_proj", "global_proj")
 
     def __init__(self, dim: int, weights: str | None = None):
         super().__init__()

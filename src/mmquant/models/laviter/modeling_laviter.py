@@ -224,10 +224,8 @@ class LaviterModel(LaviterPreTrainedModel):
         frozen_backbone = backbone == "digit_grid" or (backbone == "inception_v3" and phase == "vta")
         if encoders and (not train_image_backbone or frozen_backbone):  # only the output layers train
             self.image_encoder.requires_grad_(False)
-            self.image_encoder.region_proj.requires_grad_(True)
-            self.image_encoder.global_proj.requires_grad_(True)
-            if hasattr(self.image_encoder, "region_position"):
-                self.image_encoder.region_position.requires_grad_(True)
+            for name in self.image_encoder.output_layers:
+                getattr(self.image_encoder, name).requires_grad_(True)
         self.train(self.training)
 
     def train(self, mode: bool = True):

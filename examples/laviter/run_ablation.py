@@ -1,0 +1,94 @@
+"""The paper's Table 2 ablation with seeds, in one command: for each seed, phase 1 (VTA), phase 2 (the generator and
+the captioner on the frozen encoders), then the four phase-3 runs from the same phase-2 model (the full LAViTeR,
+VTA-only, Img2Txt, Txt2Img, each its ``configs/phase3_*.yaml``), and the seeded table of ``evaluate_laviter.py``:
+
+    python examples/jwae/pretrain_grid_features.py --output_dir outputs/jwae-grid-features
+    python examples/laviter/run_ablation.py --seeds 0 1 2 --jobs 2 --output_dir outputs/laviter-ablation
+
+Each run is a ``train_laviter.py`` process writing ``<output_dir>/s<seed>/<run>/`` (its log beside it as
+``<run>.log``); a run whose ``eval_results.json`` exists is not run again, and an interrupted one resumes from its
+last checkpoint, so the command can be repeated after a stop. ``--jobs`` seeds run side by side (one thread each).
+The table goes to ``<output_dir>/evaluation/``; ``--results_file`` merges it (``ablation/<model>/seed<k>`` and
+``ablation/<model>``) into a results file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from mmquant.arguments import make_parser
+
+HERE = Path(__file__).resolve().parent
+# the ablation's models: name in the table -> phase-3 config
+PHASE3 = {
+    "full": "phase3_joint",
+    "vta-only": "phase3_vta_only",
+    "img2txt": "phase3_img2txt",
+    "txt2img": "phase3_txt2img",
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = make_parser(__doc__)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one full pipeline per seed")
+    p.add_argument("--output_dir", default="outputs/laviter-ablation", help="s<seed>/<run>/ folders and the table")
+    p.add_argument("--phase1_config", default=str(HERE / "configs" / "phase1_vta_grid.yaml"), help="phase 1 config")
+    p.add_argument("--phase2_config", default=str(HERE / "configs" / "phase2_generators.yaml"), help="phase 2 config")
+    p.add_argument(
+        "--grid_features", default=None, help="the pretrained digit CNN folder (default: the phase-1 config's)"
+    )
+    p.add_argument("--jobs", type=int, default=1, help="seeds trained side by side")
+    p.add_argument("--dataset_cache_dir", default=None, help="datasets cache of the prepared Caption MNIST data")
+    p.add_argument("--results_file", default=None, help="merge the seeded table into this results file")
+    args = p.parse_args(argv)
+    if len(set(args.seeds)) != len(args.seeds) or args.jobs < 1:
+        p.error("--seeds must be distinct and --jobs >= 1")
+    return args
+
+
+def _train(folder: Path, config: str, extra: list[str], args) -> Path:
+    """One ``train_laviter.py`` run into ``folder`` (skipped when it has finished)."""
+    if (folder / "eval_results.json").is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, str(HERE / "train_laviter.py"), "--config", config, "--output_dir", str(folder)]
+    argv += [*extra, "--resume_from_checkpoint", "latest"]
+    if args.dataset_cache_dir:
+        argv += ["--dataset_cache_dir", args.dataset_cache_dir]
+    with open(folder.parent / f"{folder.name}.log", "a") as log:
+        subprocess.run(argv, check=True, stdout=log, stderr=subprocess.STDOUT)
+    return folder
+
+
+def run_seed(seed: int, args) -> dict[str, Path]:
+    """Phase 1, phase 2 and the four phase-3 runs of one seed: ``{model name: its folder}``."""
+    root, seeded = Path(args.output_dir) / f"s{seed}", ["--seed", str(seed)]
+    grid = ["--grid_features", args.grid_features] if args.grid_features else []
+    vta = _train(root / "vta", args.phase1_config, seeded + grid, args)
+    generators = _train(root / "generators", args.phase2_config, seeded + ["--init_from", str(vta)], args)
+    phase3 = seeded + ["--init_from", str(generators)]
+    return {name: _train(root / name, str(HERE / "configs" / f"{c}.yaml"), phase3, args) for name, c in PHASE3.items()}
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    with ThreadPoolExecutor(args.jobs) as pool:
+        folders = list(pool.map(lambda seed: run_seed(seed, args), args.seeds))
+    models = [f"{name}=" + ",".join(str(f[name]) for f in folders) for name in PHASE3]
+    evaluate = [sys.executable, str(HERE / "evaluate_laviter.py"), "--models", *models, "--num_threads", "1"]
+    evaluate += ["--output_dir", str(Path(args.output_dir) / "evaluation")]
+    for option in ("dataset_cache_dir", "results_file"):
+        if getattr(args, option):
+            evaluate += [f"--{option}", getattr(args, option)]
+    subprocess.run(evaluate, check=True)
+    return {name: [str(f[name]) for f in folders] for name in PHASE3}
+
+
+if __name__ == "__main__":
+    from mmquant.user_errors import run_command
+
+    raise SystemExit(run_command(main, prog="run_ablation.py"))
