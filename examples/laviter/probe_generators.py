@@ -72,6 +72,21 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
         {"generator_attention_positions": True, "lambda_fake_image_damsm": 20.0},
         ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
     ),
+    "positions-g10": (
+        "positions with the generated-image matching at γ3 = 10 (when phase 1 sharpened it: the term's scale)",
+        {"generator_attention_positions": True, "gamma3": 10.0},
+        ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
+    ),
+    "positions-no-damsm": (
+        "positions without the generated-image DAMSM term (λ = 0): the conditional discriminator alone",
+        {"generator_attention_positions": True, "lambda_fake_image_damsm": 0.0},
+        ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
+    ),
+    "positions-wide": (
+        "positions with 32-channel generator and discriminators",
+        {"generator_attention_positions": True, "generator_channels": 32, "discriminator_channels": 32},
+        ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
+    ),
     "captioner": ("the captioner alone (no generator), phase-2 settings", _ONLY_CAPTIONER, []),
     "captioner-fast": (
         "the captioner alone at learning rate 1e-3",

@@ -6,15 +6,16 @@ VTA-only, Img2Txt, Txt2Img, each its ``configs/phase3_*.yaml``), and the seeded 
     python examples/laviter/run_ablation.py --seeds 0 1 2 --jobs 2 --output_dir outputs/laviter-ablation
 
 Each run is a ``train_laviter.py`` process writing ``<output_dir>/s<seed>/<run>/`` (its log beside it as
-``<run>.log``); a run whose ``eval_results.json`` exists is not run again, and an interrupted one resumes from its
-last checkpoint, so the command can be repeated after a stop. ``--jobs`` seeds run side by side (one thread each).
-The table goes to ``<output_dir>/evaluation/``; ``--results_file`` merges it (``ablation/<model>/seed<k>`` and
-``ablation/<model>``) into a results file.
+``<run>.log``; ``--train_args`` are added to every run's, after the config's); a run whose ``eval_results.json``
+exists is not run again, and an interrupted one resumes from its last checkpoint, so the command can be repeated
+after a stop. ``--jobs`` seeds run side by side (one thread each). The table goes to ``<output_dir>/evaluation/``;
+``--results_file`` merges it (``ablation/<model>/seed<k>`` and ``ablation/<model>``) into a results file.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +45,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=1, help="seeds trained side by side")
     p.add_argument("--dataset_cache_dir", default=None, help="datasets cache of the prepared Caption MNIST data")
     p.add_argument("--results_file", default=None, help="merge the seeded table into this results file")
+    p.add_argument(
+        "--train_args", default="", help='more train_laviter.py arguments for every run (e.g. "--max_steps 10")'
+    )
+    p.add_argument("--evaluate_args", default="", help='more evaluate_laviter.py arguments (e.g. "--eval_images 100")')
     args = p.parse_args(argv)
     if len(set(args.seeds)) != len(args.seeds) or args.jobs < 1:
         p.error("--seeds must be distinct and --jobs >= 1")
@@ -56,7 +61,7 @@ def _train(folder: Path, config: str, extra: list[str], args) -> Path:
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, str(HERE / "train_laviter.py"), "--config", config, "--output_dir", str(folder)]
-    argv += [*extra, "--resume_from_checkpoint", "latest"]
+    argv += [*extra, *shlex.split(args.train_args), "--resume_from_checkpoint", "latest"]
     if args.dataset_cache_dir:
         argv += ["--dataset_cache_dir", args.dataset_cache_dir]
     with open(folder.parent / f"{folder.name}.log", "a") as log:
@@ -80,7 +85,7 @@ def main(argv=None) -> dict:
         folders = list(pool.map(lambda seed: run_seed(seed, args), args.seeds))
     models = [f"{name}=" + ",".join(str(f[name]) for f in folders) for name in PHASE3]
     evaluate = [sys.executable, str(HERE / "evaluate_laviter.py"), "--models", *models, "--num_threads", "1"]
-    evaluate += ["--output_dir", str(Path(args.output_dir) / "evaluation")]
+    evaluate += ["--output_dir", str(Path(args.output_dir) / "evaluation"), *shlex.split(args.evaluate_args)]
     for option in ("dataset_cache_dir", "results_file"):
         if getattr(args, option):
             evaluate += [f"--{option}", getattr(args, option)]

@@ -224,3 +224,43 @@ def test_two_processes_with_accelerate_launch_match_one_process(tmp_path):
     # statistics (torch's SyncBatchNorm, which the script switches on for GPUs, needs a GPU or XPU); measured gap
     # 0.2%. Without the gathered negatives the DAMSM softmax would run over 4 captions instead of 8, far off.
     assert_two_processes_match_one(HERE / "train_laviter.py", args, tmp_path, steps=3, rel=1e-2)
+
+
+def test_run_ablation_trains_every_row_from_one_phase_two_model_and_tables_it(tmp_path, smoke_vta):
+    """The seeded Table 2 driver: phase 1, phase 2, the four phase-3 runs from that phase-2 model, the table; run
+    again, it trains nothing and gives the same table."""
+    import run_ablation
+    import yaml
+
+    data_dir, _, _ = smoke_vta
+    smoke = yaml.safe_load((HERE / "configs" / "smoke.yaml").read_text())
+    phase2 = {k: v for k, v in smoke.items() if k != "model_config"} | {"phase": "generators"}
+    (tmp_path / "phase2.yaml").write_text(yaml.safe_dump(phase2))
+    sizes = "--train_examples 32 --test_examples 16 --eval_images 16 --r_precision_candidates 8"
+    argv = [
+        "--seeds", "3", "--output_dir", str(tmp_path / "ablation"), "--dataset_cache_dir", str(data_dir),
+        "--phase1_config", str(HERE / "configs" / "smoke.yaml"), "--phase2_config", str(tmp_path / "phase2.yaml"),
+        "--train_args", f"{sizes} --max_steps 2 --batch_size 8 --eval_steps 2 --checkpointing_steps 2",
+        "--evaluate_args", sizes,
+    ]  # fmt: skip
+    folders = run_ablation.main(argv)
+    assert set(folders) == {"full", "vta-only", "img2txt", "txt2img"}
+    seed_dir = tmp_path / "ablation" / "s3"
+    for name, (folder,) in folders.items():
+        run = json.loads((Path(folder) / "args.json").read_text())
+        assert run["seed"] == 3 and Path(run["init_from"]).name == "generators", name
+    table = json.loads((tmp_path / "ablation" / "evaluation" / "evaluation.json").read_text())
+    assert {f"ablation/{m}/seed3" for m in folders} <= set(table)
+    full = {m["metric"]: m["value"] for m in table["ablation/full"]["metrics"]}
+    assert (
+        0 <= full["real_r_precision@1"] <= 100
+        and "judge_object_accuracy" in full
+        and "caption_object_accuracy" in full
+    )
+    stamp = {p: p.stat().st_mtime for p in seed_dir.glob("*/model.safetensors")}
+    run_ablation.main(argv)  # finished runs are not trained again
+    assert {p: p.stat().st_mtime for p in seed_dir.glob("*/model.safetensors")} == stamp
+    assert (
+        json.loads((tmp_path / "ablation" / "evaluation" / "evaluation.json").read_text())["ablation/full"]
+        == table["ablation/full"]
+    )
