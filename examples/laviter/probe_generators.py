@@ -2,21 +2,20 @@
 generators``) trained from one phase-1 model under named variants, the generated images scored by the Caption MNIST
 judge, which the training never sees, and the generated captions against the true ones.
 
-    python examples/laviter/train_laviter.py --config examples/laviter/configs/phase1_vta.yaml \\
-        --output_dir outputs/laviter-quad2-vta
-    python examples/laviter/probe_generators.py --init_from outputs/laviter-quad2-vta \\
-        --variants paper no-clip wide --max_steps 1500 --output_dir outputs/laviter-probes
+    python examples/laviter/train_laviter.py --config examples/laviter/configs/phase1_vta_grid.yaml
+    python examples/laviter/probe_generators.py --init_from outputs/laviter-quad2-vta-grid \\
+        --variants no-clip positions positions-g10 --max_steps 1500 --output_dir outputs/laviter-probes
 
 Every variant trains one of the two alone (the image generator with ``use_itm`` off, the captioner with ``use_tim``
 off: they share nothing in phase 2) for the same ``--max_steps`` and batch, and writes ``<output_dir>/<variant>/`` (a
-``train_laviter.py`` run). The table ``probes.json`` / ``probes.md`` under ``--output_dir`` gives, on the first
-``--eval_images`` Quad2 test pairs: for the generator the judge's object accuracy (the caption's objects seen at their
-quadrant with their digit and colour), pair accuracy (all of them, nothing else), judge-scored R-precision and the
-model's own DAMSM-scored R-precision; for the captioner its teacher-forcing next-word accuracy and the object and pair
-accuracy of its greedy captions. Above it, how much the phase-1 sentence and global image features (what the
-generator is conditioned on, and what the encoders were trained to match) carry each quadrant's digit and colour:
-linear read-outs (``mmquant.metrics.readout``). ``--results_file`` merges each variant as ``probe/<variant>``.
-"""
+``train_laviter.py`` run of ``configs/phase2_generators.yaml`` whose ``model_config`` is the variant's alone). The
+table ``probes.json`` / ``probes.md`` under ``--output_dir`` gives, on the first ``--eval_images`` Quad2 test pairs:
+for the generator the judge's object accuracy (the caption's objects seen at their quadrant with their digit and
+colour), pair accuracy (all of them, nothing else), judge-scored R-precision and the model's own DAMSM-scored
+R-precision; for the captioner its teacher-forcing next-word accuracy and the object and pair accuracy of its greedy
+captions. Above it, how much the phase-1 sentence and global image features (what the generator is conditioned on, and
+what the encoders were trained to match) carry each quadrant's digit and colour: linear read-outs
+(``mmquant.metrics.readout``). ``--results_file`` merges each variant as ``probe/<variant>``."""
 
 from __future__ import annotations
 
@@ -36,7 +35,11 @@ _ONLY_GENERATOR = {"use_itm": False, "lambda_itm": 0.0, "lambda_fake_text": 0.0}
 _ONLY_CAPTIONER = {"use_itm": True, "use_tim": False, "lambda_tim": 0.0, "lambda_fake_image": 0.0}
 # name -> (what it tests, --model_config, other train_laviter arguments)
 VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
-    "paper": ("the shipped phase-2 settings (3 stages of 16 channels, gradient clipping 1.0, Adam beta1 0.9)", {}, []),
+    "paper": (
+        "the first phase-2 settings (3 stages of 16 channels, gradient clipping 1.0, Adam beta1 0.9)",
+        {},
+        ["--max_grad_norm", "1.0", "--adam_beta1", "0.9"],
+    ),
     "no-clip": (
         "AttnGAN's optimiser: no gradient clipping, Adam beta1 0.5",
         {},
@@ -82,12 +85,27 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
         {"generator_attention_positions": True, "lambda_fake_image_damsm": 0.0},
         ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
     ),
+    "positions-g10-damsm20": (
+        "positions-g10 with the generated-image DAMSM term at λ = 20",
+        {"generator_attention_positions": True, "gamma3": 10.0, "lambda_fake_image_damsm": 20.0},
+        ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
+    ),
+    "positions-g10-wide": (
+        "positions-g10 with 32-channel generator and discriminators",
+        {
+            "generator_attention_positions": True,
+            "gamma3": 10.0,
+            "generator_channels": 32,
+            "discriminator_channels": 32,
+        },
+        ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
+    ),
     "positions-wide": (
         "positions with 32-channel generator and discriminators",
         {"generator_attention_positions": True, "generator_channels": 32, "discriminator_channels": 32},
         ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
     ),
-    "captioner": ("the captioner alone (no generator), phase-2 settings", _ONLY_CAPTIONER, []),
+    "captioner": ("the captioner alone (no generator), phase2_generators.yaml's optimiser", _ONLY_CAPTIONER, []),
     "captioner-fast": (
         "the captioner alone at learning rate 1e-3",
         _ONLY_CAPTIONER,

@@ -10,13 +10,17 @@ __all__ = ["LAVITER_CARD"]
 class LaviterCardInfo(ModelCardInfo):
     def details(self, config, repo_id: str) -> tuple[list[tuple[str, str]], str]:
         c, v, t = config, config.vision_config, config.text_config
-        side = int(v.num_regions**0.5)
+        if v.backbone == "digit_grid":
+            regions = "5 regions (the quadrants and the pooled canvas), frozen pretrained digit CNN"
+        else:
+            side = int(v.num_regions**0.5)
+            regions = f"{side}×{side} regions"
         weights = (c.lambda_tim, c.lambda_itm, c.lambda_fake_image, c.lambda_fake_text, c.lambda_vta)
         rows = [
-            ("image encoder", f"{v.backbone}, {v.image_size}×{v.image_size} images, {side}×{side} regions"),
+            ("image encoder", f"{v.backbone}, {v.image_size}×{v.image_size} images, {regions}"),
             ("text encoder", f"{t.num_layers}-layer transformer, captions up to {t.max_length} tokens"),
             ("features", f"{c.embed_dim}-d; γ1, γ2, γ3 = {c.gamma1:g}, {c.gamma2:g}, {c.gamma3:g}"),
-            ("generator", ", ".join(f"{s}×{s}" for s in c.generator_sizes) if c.use_tim else "none"),
+            ("generator", _generator(c)),
             ("captioner", f"{c.captioner_num_layers}-layer encoder and GPT-2 decoder" if c.use_itm else "none"),
             ("λ1..λ5 (eq. 16)", ", ".join(f"{w:g}" for w in weights)),
         ]
@@ -34,6 +38,13 @@ ids = tokenizer(["The red 7 is on the upper left, and the white 3 is on the bott
 drawn = model.generate_images(ids, generator=torch.Generator().manual_seed(0))   # (1, 3, {n}, {n})
 similarity = torch.cosine_similarity(model.get_image_features(drawn), model.get_text_features(ids))"""
         return rows, usage
+
+
+def _generator(c) -> str:
+    if not c.use_tim:
+        return "none"
+    stages = ", ".join(f"{s}×{s}" for s in c.generator_sizes)
+    return stages + (", place-aware word attention" if c.generator_attention_positions else "")
 
 
 LAVITER_CARD = LaviterCardInfo(
