@@ -100,6 +100,15 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
         },
         ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
     ),
+    "first-attention": (
+        "positions-g10 with the first stage's 4x4 layout attending to the words too",
+        {
+            "generator_attention_positions": True,
+            "generator_first_stage_attention": True,
+            "gamma3": 10.0,
+        },
+        ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
+    ),
     "positions-wide": (
         "positions with 32-channel generator and discriminators",
         {"generator_attention_positions": True, "generator_channels": 32, "discriminator_channels": 32},

@@ -159,6 +159,9 @@ def test_place_aware_word_attention_binds_words_to_positions():
     assert sum(".position" in n for n, _ in model.generator.named_parameters()) == 1  # one attending stage
     _, ids = batch(2)
     assert model.generate_images(ids).shape == (2, 3, SIZE, SIZE)
+    first = tiny(generator_attention_positions=True, generator_first_stage_attention=True).eval()
+    assert first.generator.first_attention.position.shape == (1, 16, 8)  # the 4x4 grid, 2 * 4 channels
+    assert first.generate_images(ids).shape == (2, 3, SIZE, SIZE)
 
 
 @pytest.mark.parametrize("sample", [False, True])

@@ -74,7 +74,9 @@ class WordAttention(nn.Module):
 class AttnGANGenerator(nn.Module):
     """``noise (B, Z)``, ``sentence (B, S)``, ``words (B, T, S)`` -> one image per stage (``sizes``, smallest
     first, values in [-1, 1]), and the conditioning's ``mu``, ``logvar``. ``attention_positions``: the word
-    attention's queries carry their place (:class:`WordAttention`)."""
+    attention's queries carry their place (:class:`WordAttention`). ``first_stage_attention``: the first stage's
+    4x4 features also attend to the words (AttnGAN's first stage reads the sentence alone), so a layout that binds
+    words to places is set before the first upsampling."""
 
     def __init__(
         self,
@@ -85,6 +87,7 @@ class AttnGANGenerator(nn.Module):
         sizes: Sequence[int],
         out_channels: int = 3,
         attention_positions: bool = False,
+        first_stage_attention: bool = False,
     ):
         super().__init__()
         ngf = channels
@@ -94,6 +97,8 @@ class AttnGANGenerator(nn.Module):
         self.fc = nn.Sequential(
             nn.Linear(noise_dim + condition_dim, width * 2 * 16, bias=False), nn.BatchNorm1d(width * 2 * 16), nn.GLU(1)
         )
+        if first_stage_attention:  # the 4x4 layout, before any upsampling, also reads the words
+            self.first_attention = WordAttention(width, sentence_dim, 4 if attention_positions else None)
         self.first = nn.Sequential(*[_up(width // 2**i, width // 2 ** (i + 1)) for i in range(n_up)])
         self.attention = nn.ModuleList(
             WordAttention(ngf, sentence_dim, size if attention_positions else None) for size in sizes[:-1]
@@ -116,6 +121,8 @@ class AttnGANGenerator(nn.Module):
     ) -> tuple[list[Tensor], Tensor, Tensor]:
         c, mu, logvar = self.ca(sentence, generator)  # (B, c_dim)
         h = self.fc(torch.cat([noise, c], dim=1)).view(len(noise), self._width, 4, 4)  # (B, W, 4, 4)
+        if hasattr(self, "first_attention"):
+            h = h + self.first_attention(h, words, word_mask)  # (B, W, 4, 4)
         h = self.first(h)  # (B, ngf, s0, s0)
         images = [self.to_image[0](h)]
         for attend, stage, head in zip(self.attention, self.next, self.to_image[1:]):

@@ -151,6 +151,9 @@ class LaviterConfig(PretrainedConfig):
             2-D sine-cosine positions) to each image position's query in the generator's word attention, so a
             position can attend to the words that name its place ("upper left"). AttnGAN's attention has none: on
             birds every position may attend to every word, but a Caption MNIST layout binds words to places.
+        generator_first_stage_attention (`bool`, defaults to `False`): the first stage's 4x4 features attend to the
+            words too (with the positions above when those are on): AttnGAN's first stage reads the sentence
+            feature alone, which decides the layout before any word is attended.
         discriminator_channels (`int`, defaults to 32): width of each stage's discriminator (built by training).
         lambda_fake_image_damsm (`float`, defaults to 5.0): λ of eq. 11, weight of the generated-image matching.
         captioner_num_layers (`int`, defaults to 2), captioner_num_heads (`int`, defaults to 4): the ITM encoder over
@@ -185,6 +188,7 @@ class LaviterConfig(PretrainedConfig):
         generator_channels: int = 32,
         num_generator_stages: int = 3,
         generator_attention_positions: bool = False,
+        generator_first_stage_attention: bool = False,
         discriminator_channels: int = 32,
         lambda_fake_image_damsm: float = 5.0,
         captioner_num_layers: int = 2,
@@ -259,6 +263,7 @@ class LaviterConfig(PretrainedConfig):
         self.generator_channels = generator_channels
         self.num_generator_stages = num_generator_stages
         self.generator_attention_positions = bool(generator_attention_positions)
+        self.generator_first_stage_attention = bool(generator_first_stage_attention)
         self.discriminator_channels = discriminator_channels
         self.lambda_fake_image_damsm = lambda_fake_image_damsm
         self.captioner_num_layers = captioner_num_layers

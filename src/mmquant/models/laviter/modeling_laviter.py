@@ -105,7 +105,7 @@ class LaviterModel(LaviterPreTrainedModel):
         if config.use_tim:
             self.generator = AttnGANGenerator(
                 d, config.noise_dim, config.condition_dim, config.generator_channels, config.generator_sizes,
-                v.in_channels, config.generator_attention_positions,
+                v.in_channels, config.generator_attention_positions, config.generator_first_stage_attention,
             )  # fmt: skip
         if config.use_itm:
             self.captioner = TransformerCaptioner(
