@@ -33,6 +33,9 @@ HERE = Path(__file__).resolve().parent
 
 _ONLY_GENERATOR = {"use_itm": False, "lambda_itm": 0.0, "lambda_fake_text": 0.0}  # phase 3 would need these at 0
 _ONLY_CAPTIONER = {"use_itm": True, "use_tim": False, "lambda_tim": 0.0, "lambda_fake_image": 0.0}
+_NO_CLIP = ["--max_grad_norm", "0", "--adam_beta1", "0.5"]  # AttnGAN's optimiser
+_PLACED = {"generator_attention_positions": True}
+_PLACED_G10 = {**_PLACED, "gamma3": 10.0}  # the generated-image matching at AttnGAN's sharpness
 # name -> (what it tests, --model_config, other train_laviter arguments)
 VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
     "paper": (
@@ -43,76 +46,67 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
     "no-clip": (
         "AttnGAN's optimiser: no gradient clipping, Adam beta1 0.5",
         {},
-        ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
+        _NO_CLIP,
     ),
     "wide": (
         "no-clip with 32-channel generator and discriminators",
         {"generator_channels": 32, "discriminator_channels": 32},
-        ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
+        _NO_CLIP,
     ),
     "no-damsm": (
         "no-clip without the generated-image DAMSM term (eq. 11's λ = 0): the conditional discriminator alone",
         {"lambda_fake_image_damsm": 0.0},
-        ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
+        _NO_CLIP,
     ),
     "one-stage": (
         "no-clip with one 32x32 stage (no cascade, no word attention)",
         {"num_generator_stages": 1},
-        ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
+        _NO_CLIP,
     ),
     "two-stages": (
         "no-clip with two stages (16, 32)",
         {"num_generator_stages": 2},
-        ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
+        _NO_CLIP,
     ),
     "positions": (
         "no-clip with place-aware word attention (generator_attention_positions)",
-        {"generator_attention_positions": True},
-        ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
+        _PLACED,
+        _NO_CLIP,
     ),
     "positions-damsm20": (
         "positions with the generated-image DAMSM term at λ = 20 (eq. 11; AttnGAN uses 5 to 50)",
-        {"generator_attention_positions": True, "lambda_fake_image_damsm": 20.0},
-        ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
+        {**_PLACED, "lambda_fake_image_damsm": 20.0},
+        _NO_CLIP,
     ),
     "positions-g10": (
         "positions with the generated-image matching at γ3 = 10 (when phase 1 sharpened it: the term's scale)",
-        {"generator_attention_positions": True, "gamma3": 10.0},
-        ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
+        _PLACED_G10,
+        _NO_CLIP,
     ),
     "positions-no-damsm": (
         "positions without the generated-image DAMSM term (λ = 0): the conditional discriminator alone",
-        {"generator_attention_positions": True, "lambda_fake_image_damsm": 0.0},
-        ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
+        {**_PLACED, "lambda_fake_image_damsm": 0.0},
+        _NO_CLIP,
     ),
     "positions-g10-damsm20": (
         "positions-g10 with the generated-image DAMSM term at λ = 20",
-        {"generator_attention_positions": True, "gamma3": 10.0, "lambda_fake_image_damsm": 20.0},
-        ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
+        {**_PLACED_G10, "lambda_fake_image_damsm": 20.0},
+        _NO_CLIP,
     ),
     "positions-g10-wide": (
         "positions-g10 with 32-channel generator and discriminators",
-        {
-            "generator_attention_positions": True,
-            "gamma3": 10.0,
-            "generator_channels": 32,
-            "discriminator_channels": 32,
-        },
-        ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
+        {**_PLACED_G10, "generator_channels": 32, "discriminator_channels": 32},
+        _NO_CLIP,
     ),
     "first-attention": (
         "positions-g10 with the first stage's 4x4 layout attending to the words too",
-        {
-            "generator_attention_positions": True,
-            "generator_first_stage_attention": True,
-            "gamma3": 10.0,
-        },
-        ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
+        {**_PLACED_G10, "generator_first_stage_attention": True},
+        _NO_CLIP,
     ),
     "positions-wide": (
         "positions with 32-channel generator and discriminators",
-        {"generator_attention_positions": True, "generator_channels": 32, "discriminator_channels": 32},
-        ["--max_grad_norm", "0", "--adam_beta1", "0.5"],
+        {**_PLACED, "generator_channels": 32, "discriminator_channels": 32},
+        _NO_CLIP,
     ),
     "captioner": ("the captioner alone (no generator), phase2_generators.yaml's optimiser", _ONLY_CAPTIONER, []),
     "captioner-fast": (

@@ -44,7 +44,11 @@ def _generator(c) -> str:
     if not c.use_tim:
         return "none"
     stages = ", ".join(f"{s}×{s}" for s in c.generator_sizes)
-    return stages + (", place-aware word attention" if c.generator_attention_positions else "")
+    attention = [
+        "place-aware word attention" if c.generator_attention_positions else "",
+        "first stage attends to the words" if c.generator_first_stage_attention else "",
+    ]
+    return ", ".join([stages, *filter(None, attention)])
 
 
 LAVITER_CARD = LaviterCardInfo(
