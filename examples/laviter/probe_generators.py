@@ -103,6 +103,21 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
         {**_PLACED_G10, "generator_first_stage_attention": True},
         _NO_CLIP,
     ),
+    "place-d": (
+        "first-attention against discriminators that read the words place by place (discriminator_place_words)",
+        {**_PLACED_G10, "generator_first_stage_attention": True, "discriminator_place_words": True},
+        _NO_CLIP,
+    ),
+    "place-d-context": (
+        "place-d with the generator's own self-attention over the words (generator_word_context)",
+        {
+            **_PLACED_G10,
+            "generator_first_stage_attention": True,
+            "discriminator_place_words": True,
+            "generator_word_context": True,
+        },
+        _NO_CLIP,
+    ),
     "positions-wide": (
         "positions with 32-channel generator and discriminators",
         {**_PLACED, "generator_channels": 32, "discriminator_channels": 32},

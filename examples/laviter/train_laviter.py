@@ -75,8 +75,9 @@ FOLDER_DATASETS = ("cub200_captions", "flowers102_captions", "coco_captions")
 # what phase 2 (which trains the generator and captioner from scratch) may choose with --init_from
 GENERATOR_FIELDS = {
     "use_tim", "use_itm", "noise_dim", "condition_dim", "generator_channels", "num_generator_stages",
-    "generator_attention_positions", "generator_first_stage_attention",
-    "discriminator_channels", "captioner_num_layers", "captioner_num_heads", "captioner_frozen_layers",
+    "generator_attention_positions", "generator_first_stage_attention", "generator_word_context",
+    "discriminator_channels", "discriminator_place_words",
+    "captioner_num_layers", "captioner_num_heads", "captioner_frozen_layers",
 }  # fmt: skip
 _RUN_KEYS = (*RUN_KEYS, "phase", "hard_batch_ratio")
 _LOSSES = (

@@ -164,6 +164,35 @@ def test_place_aware_word_attention_binds_words_to_positions():
     assert first.generate_images(ids).shape == (2, 3, SIZE, SIZE)
 
 
+def test_place_reading_discriminator_and_generator_word_context():
+    from mmquant.modules.discriminator import PlaceWords
+
+    torch.manual_seed(0)
+    words, mask = torch.randn(2, 6, 16), torch.ones(2, 6)
+    mask[1, 4:] = 0
+    reader = PlaceWords(16, 8, 4)
+    places = reader(words, mask)  # (2, 8, 4, 4): what the words say about each place
+    assert places.shape == (2, 8, 4, 4) and not torch.allclose(places[..., 0, 0], places[..., 3, 3])
+    padded = words.clone()
+    padded[1, 4:] = 100.0  # padding takes no part
+    assert torch.allclose(reader(padded, mask), places, atol=1e-6)
+    model = tiny(generator_attention_positions=True, generator_word_context=True, discriminator_place_words=True)
+    model.set_phase("generators")
+    discriminator = model.make_discriminator()
+    assert all(hasattr(d, "place_words") for d in discriminator)
+    pixels, ids = batch()
+    out = model(pixels, ids, discriminator=discriminator)
+    assert out.word_embeds.shape == (4, LENGTH, 16) and out.word_mask.shape == (4, LENGTH)
+    g = grads(model, out.loss)
+    assert g["generator"] and not g["text_encoder"]
+    assert any("word_context" in n and p.grad is not None for n, p in model.generator.named_parameters())
+    d_loss = model.discriminator_loss(discriminator, pixels, out)
+    d_loss.backward()
+    assert all(p.grad is not None for p in discriminator[0].place_words.parameters())
+    with pytest.raises(ValueError, match="words, word_mask"):
+        discriminator([x.detach() for x in out.generated_images], out.text_embeds)
+
+
 @pytest.mark.parametrize("sample", [False, True])
 def test_caption_decoding_with_the_cache_equals_without(sample):
     model = tiny().eval()

@@ -76,7 +76,9 @@ class AttnGANGenerator(nn.Module):
     first, values in [-1, 1]), and the conditioning's ``mu``, ``logvar``. ``attention_positions``: the word
     attention's queries carry their place (:class:`WordAttention`). ``first_stage_attention``: the first stage's
     4x4 features also attend to the words (AttnGAN's first stage reads the sentence alone), so a layout that binds
-    words to places is set before the first upsampling."""
+    words to places is set before the first upsampling. ``word_context``: the (frozen) word features are re-read by one
+    trainable self-attention layer of the generator's own before any attention, so a place word can take in the digit
+    and colour words it is bound to."""
 
     def __init__(
         self,
@@ -88,9 +90,14 @@ class AttnGANGenerator(nn.Module):
         out_channels: int = 3,
         attention_positions: bool = False,
         first_stage_attention: bool = False,
+        word_context: bool = False,
     ):
         super().__init__()
         ngf = channels
+        if word_context:
+            self.word_context = nn.TransformerEncoderLayer(
+                sentence_dim, 4, 2 * sentence_dim, dropout=0.0, batch_first=True, norm_first=True
+            )
         self.ca = ConditioningAugmentation(sentence_dim, condition_dim)
         n_up = int(math.log2(sizes[0] // 4))
         width = ngf * 2**n_up  # halved by each upsampling, down to ngf at the first stage's size
@@ -120,6 +127,8 @@ class AttnGANGenerator(nn.Module):
         generator: torch.Generator | None = None,
     ) -> tuple[list[Tensor], Tensor, Tensor]:
         c, mu, logvar = self.ca(sentence, generator)  # (B, c_dim)
+        if hasattr(self, "word_context"):
+            words = self.word_context(words, src_key_padding_mask=word_mask == 0)  # (B, T, S)
         h = self.fc(torch.cat([noise, c], dim=1)).view(len(noise), self._width, 4, 4)  # (B, W, 4, 4)
         if hasattr(self, "first_attention"):
             h = h + self.first_attention(h, words, word_mask)  # (B, W, 4, 4)

@@ -1,5 +1,7 @@
 """Conditional image discriminators for text-to-image GANs (StackGAN++ / AttnGAN): each scores an image alone
-(unconditional) and together with a sentence feature (conditional); one per generator stage."""
+(unconditional) and together with a sentence feature (conditional); one per generator stage. Optionally the
+conditional branch also reads the words place by place (:class:`PlaceWords`), so that it can check which object sits
+where, not only which objects the sentence names."""
 
 from __future__ import annotations
 
@@ -9,13 +11,37 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["MultiScaleDiscriminator", "StageDiscriminator"]
+from .attn_generator import WordAttention
+
+__all__ = ["MultiScaleDiscriminator", "PlaceWords", "StageDiscriminator"]
+
+
+class PlaceWords(nn.Module):
+    """What a caption says about each place of a ``size x size`` grid: ``words (B, T, D)``, ``word_mask (B, T)``
+    -> ``(B, channels, size, size)``. The words are re-read by one trainable self-attention layer (so a place word can
+    take in the digit and colour words it is bound to), then each place attends over them with a learned query of
+    its own (2-D sine-cosine at the start), independent of the image."""
+
+    def __init__(self, word_dim: int, channels: int, size: int, num_heads: int = 4):
+        super().__init__()
+        self.context = nn.TransformerEncoderLayer(
+            word_dim, num_heads, 2 * word_dim, dropout=0.0, batch_first=True, norm_first=True
+        )
+        self.attention = WordAttention(channels, word_dim, size)
+        self.size = size
+
+    def forward(self, words: Tensor, word_mask: Tensor) -> Tensor:
+        words = self.context(words, src_key_padding_mask=word_mask == 0)  # (B, T, D)
+        places = words.new_zeros(len(words), self.attention.proj.out_features, self.size, self.size)
+        return self.attention(places, words, word_mask)  # (B, channels, size, size): the place queries alone
 
 
 class StageDiscriminator(nn.Module):
-    """``images (B, C, S, S)``, ``sentence (B, D)`` -> unconditional and conditional logits, each ``(B,)``."""
+    """``images (B, C, S, S)``, ``sentence (B, D)`` -> unconditional and conditional logits, each ``(B,)``. With
+    ``place_words``, the conditional branch also takes ``words (B, T, D)`` and ``word_mask (B, T)`` read place by
+    place on its 4x4 grid (:class:`PlaceWords`)."""
 
-    def __init__(self, in_channels: int, size: int, channels: int, condition_dim: int):
+    def __init__(self, in_channels: int, size: int, channels: int, condition_dim: int, place_words: bool = False):
         super().__init__()
         layers: list[nn.Module] = [nn.Conv2d(in_channels, channels, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
         ch = channels
@@ -24,24 +50,41 @@ class StageDiscriminator(nn.Module):
             ch *= 2
         self.features = nn.Sequential(*layers)
         self.unconditional = nn.Conv2d(ch, 1, 4)
-        joint = nn.Conv2d(ch + condition_dim, ch, 3, padding=1)
+        if place_words:
+            self.place_words = PlaceWords(condition_dim, ch, 4)
+        joint = nn.Conv2d(ch * (2 if place_words else 1) + condition_dim, ch, 3, padding=1)
         self.joint = nn.Sequential(joint, nn.BatchNorm2d(ch), nn.LeakyReLU(0.2))
         self.conditional = nn.Conv2d(ch, 1, 4)
 
-    def forward(self, images: Tensor, sentence: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, images: Tensor, sentence: Tensor, words: Tensor | None = None, word_mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         h = self.features(images)  # (B, ch, 4, 4)
         s = sentence[:, :, None, None].expand(-1, -1, *h.shape[2:])  # (B, D, 4, 4)
-        joint = self.joint(torch.cat([h, s], dim=1))
+        parts = [h, s]
+        if hasattr(self, "place_words"):
+            if words is None or word_mask is None:
+                raise ValueError("words, word_mask: this discriminator reads the words place by place; pass both.")
+            parts.append(self.place_words(words, word_mask))  # (B, ch, 4, 4)
+        joint = self.joint(torch.cat(parts, dim=1))
         return self.unconditional(h).flatten(), self.conditional(joint).flatten()
 
 
 class MultiScaleDiscriminator(nn.ModuleList):
     """One :class:`StageDiscriminator` per image size; called with the list of stage images."""
 
-    def __init__(self, in_channels: int, sizes: Sequence[int], channels: int, condition_dim: int):
-        super().__init__(StageDiscriminator(in_channels, s, channels, condition_dim) for s in sizes)
+    def __init__(
+        self, in_channels: int, sizes: Sequence[int], channels: int, condition_dim: int, place_words: bool = False
+    ):
+        super().__init__(StageDiscriminator(in_channels, s, channels, condition_dim, place_words) for s in sizes)
 
-    def forward(self, images: Sequence[Tensor], sentence: Tensor) -> list[tuple[Tensor, Tensor]]:
+    def forward(
+        self,
+        images: Sequence[Tensor],
+        sentence: Tensor,
+        words: Tensor | None = None,
+        word_mask: Tensor | None = None,
+    ) -> list[tuple[Tensor, Tensor]]:
         if len(images) != len(self):
             raise ValueError(f"images: expected {len(self)} stage images, got {len(images)}.")
-        return [d(x, sentence) for d, x in zip(self, images)]
+        return [d(x, sentence, words, word_mask) for d, x in zip(self, images)]

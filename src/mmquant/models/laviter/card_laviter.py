@@ -47,6 +47,8 @@ def _generator(c) -> str:
     attention = [
         "place-aware word attention" if c.generator_attention_positions else "",
         "first stage attends to the words" if c.generator_first_stage_attention else "",
+        "its own self-attention over the words" if c.generator_word_context else "",
+        "trained against place-reading discriminators" if c.discriminator_place_words else "",
     ]
     return ", ".join([stages, *filter(None, attention)])
 

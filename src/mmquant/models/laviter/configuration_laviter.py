@@ -154,7 +154,13 @@ class LaviterConfig(PretrainedConfig):
         generator_first_stage_attention (`bool`, defaults to `False`): the first stage's 4x4 features attend to the
             words too (with the positions above when those are on): AttnGAN's first stage reads the sentence
             feature alone, which decides the layout before any word is attended.
+        generator_word_context (`bool`, defaults to `False`): the generator re-reads the word features with one
+            self-attention layer of its own before attending to them (in phase 2 the text encoder is frozen, and its
+            words were trained to match image regions by content, not to carry where their object is).
         discriminator_channels (`int`, defaults to 32): width of each stage's discriminator (built by training).
+        discriminator_place_words (`bool`, defaults to `False`): each discriminator's conditional branch also reads
+            what the words say about each place of its 4x4 grid (`mmquant.modules.discriminator.PlaceWords`); the
+            sentence feature alone names the objects but not where each one is.
         lambda_fake_image_damsm (`float`, defaults to 5.0): λ of eq. 11, weight of the generated-image matching.
         captioner_num_layers (`int`, defaults to 2), captioner_num_heads (`int`, defaults to 4): the ITM encoder over
             region features and the GPT-2 style caption decoder with cross-attention (paper: 6 layers, 8 heads).
@@ -189,7 +195,9 @@ class LaviterConfig(PretrainedConfig):
         num_generator_stages: int = 3,
         generator_attention_positions: bool = False,
         generator_first_stage_attention: bool = False,
+        generator_word_context: bool = False,
         discriminator_channels: int = 32,
+        discriminator_place_words: bool = False,
         lambda_fake_image_damsm: float = 5.0,
         captioner_num_layers: int = 2,
         captioner_num_heads: int = 4,
@@ -264,7 +272,9 @@ class LaviterConfig(PretrainedConfig):
         self.num_generator_stages = num_generator_stages
         self.generator_attention_positions = bool(generator_attention_positions)
         self.generator_first_stage_attention = bool(generator_first_stage_attention)
+        self.generator_word_context = bool(generator_word_context)
         self.discriminator_channels = discriminator_channels
+        self.discriminator_place_words = bool(discriminator_place_words)
         self.lambda_fake_image_damsm = lambda_fake_image_damsm
         self.captioner_num_layers = captioner_num_layers
         self.captioner_num_heads = captioner_num_heads

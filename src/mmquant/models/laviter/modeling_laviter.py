@@ -53,6 +53,8 @@ class LaviterOutput(ModelOutput):
         generated_images: one `(B, C, s, s)` tensor per generator stage, smallest first, in [-1, 1].
         caption_logits: `(B, T - 1, vocab_size)` the captioner's next-word logits (teacher forcing), `T` the
             longest caption of the batch.
+        word_embeds / word_mask: `(B, T, D)` word features and `(B, T)` their mask (set when the generator trains:
+            what a place-reading discriminator is conditioned on).
     """
 
     loss: Tensor | None = None
@@ -67,6 +69,8 @@ class LaviterOutput(ModelOutput):
     kl_loss: Tensor | None = None
     generated_images: tuple[Tensor, ...] | None = None
     caption_logits: Tensor | None = None
+    word_embeds: Tensor | None = None
+    word_mask: Tensor | None = None
 
 
 class LaviterPreTrainedModel(PushToHubWithCardMixin, PreTrainedModel):
@@ -106,6 +110,7 @@ class LaviterModel(LaviterPreTrainedModel):
             self.generator = AttnGANGenerator(
                 d, config.noise_dim, config.condition_dim, config.generator_channels, config.generator_sizes,
                 v.in_channels, config.generator_attention_positions, config.generator_first_stage_attention,
+                config.generator_word_context,
             )  # fmt: skip
         if config.use_itm:
             self.captioner = TransformerCaptioner(
@@ -188,19 +193,24 @@ class LaviterModel(LaviterPreTrainedModel):
         """A fresh discriminator per generator stage (trained by the training loop, not saved with the model)."""
         c = self.config
         return MultiScaleDiscriminator(
-            c.vision_config.in_channels, c.generator_sizes, c.discriminator_channels, c.embed_dim
-        )
+            c.vision_config.in_channels, c.generator_sizes, c.discriminator_channels, c.embed_dim,
+            c.discriminator_place_words,
+        )  # fmt: skip
 
     def discriminator_loss(
         self, discriminator: MultiScaleDiscriminator, pixel_values: Tensor, output: LaviterOutput
     ) -> Tensor:
         """Eq. 10 for the discriminators: real images (resized to each stage) against `output.generated_images`
-        (detached), conditioned on `output.text_embeds` (detached); mismatched = the next pair's sentence."""
-        sentence = output.text_embeds.detach()
+        (detached), conditioned on `output.text_embeds` (and `output.word_embeds`, detached); mismatched = the next
+        pair's caption."""
+        sentence, words, mask = output.text_embeds.detach(), output.word_embeds, output.word_mask
+        if words is not None:
+            words = words.detach()
+        wrong = (None, None) if words is None else (words.roll(1, 0), mask.roll(1, 0))
         real = [F.interpolate(pixel_values, size=x.shape[-2:], mode="area") for x in output.generated_images]
-        real_scores = discriminator(real, sentence)
-        fake_scores = discriminator([x.detach() for x in output.generated_images], sentence)
-        mismatched = [d(x, sentence.roll(1, 0))[1] for d, x in zip(discriminator, real)]
+        real_scores = discriminator(real, sentence, words, mask)
+        fake_scores = discriminator([x.detach() for x in output.generated_images], sentence, words, mask)
+        mismatched = [d(x, sentence.roll(1, 0), *wrong)[1] for d, x in zip(discriminator, real)]
         return discriminator_loss(real_scores, fake_scores, mismatched)
 
     # ------------------------------------------------------------------ phases
@@ -282,12 +292,14 @@ class LaviterModel(LaviterPreTrainedModel):
         noise = self._noise(len(words), generator, words.device)
         images, mu, logvar = self.generator(noise, sentence, words, mask, generator)
         out.generated_images = tuple(images)
+        out.word_embeds, out.word_mask = words, mask
         fake_regions, fake_global = self.image_encoder(images[-1])  # the last stage's images only (section 3.2)
         out.fake_image_loss = self._vta(words, mask, sentence, fake_regions, fake_global)  # L_fi-rt
         out.kl_loss = kl_to_standard_normal(mu, logvar)
         out.tim_loss = c.lambda_fake_image_damsm * out.fake_image_loss + out.kl_loss
         if discriminator is not None:
-            out.generator_adversarial_loss = generator_adversarial_loss(discriminator(images, sentence))  # eq. 9
+            scores = discriminator(images, sentence, words, mask)
+            out.generator_adversarial_loss = generator_adversarial_loss(scores)  # eq. 9
             out.tim_loss = out.tim_loss + out.generator_adversarial_loss
 
     def _fake_text_loss(self, logits, input_ids, mask, regions, global_features) -> Tensor:
