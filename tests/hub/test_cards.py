@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from huggingface_hub import ModelCard
 
@@ -71,3 +72,29 @@ def test_results_metrics_limits_the_rows_shown(tmp_path):
     assert "| vq | psnr | test | 30.125 |" in card.text and "code_usage" not in card.text
     assert {r.metric_type for r in card.data.eval_results} == {"psnr"}
     assert main(["render", str(card_path)]) == 0 and check_card(card_path) == []
+
+
+def test_results_tables_render_runs_by_metrics_with_std(tmp_path):
+    """``results_tables`` (a seeded ablation's per-seed table) shows a row per run, a column per metric, a mean's
+    recorded ``<metric>_std`` as ``value ± std``, and names a run the results file lacks."""
+    card_path = _project(tmp_path)
+    results = json.loads((tmp_path / "results.json").read_text())
+    results["mean"] = {
+        "command": "python evaluate",
+        "metrics": [
+            {"metric": "psnr", "split": "test", "value": 32.0},
+            {"metric": "psnr_std", "split": "test", "value": 1.5},
+        ],
+    }
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    data = yaml.safe_load(card_path.read_text())
+    data["results_tables"] = [{"title": "Seeds", "runs": ["optvq", "vq", "mean"], "metrics": ["psnr", "code_usage"]}]
+    card_path.write_text(yaml.safe_dump(data))
+    text = render_model_card(card_path).text
+    assert "### Seeds" in text and "| run | psnr | code_usage |" in text
+    assert "| optvq | 34.567 | 1.0 |" in text and "| mean | 32.0 ± 1.5 | — |" in text
+    assert main(["render", str(card_path)]) == 0 and check_card(card_path) == []
+    data["results_tables"][0]["runs"].append("absent")
+    card_path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ValueError, match="absent"):
+        render_model_card(card_path)

@@ -97,6 +97,35 @@ def _rows(data: dict) -> tuple[list[dict], list[dict]]:
     return rows, runs
 
 
+def _tables(data: dict) -> list[dict]:
+    """The card data's ``results_tables`` (optional; e.g. a seeded ablation): each ``{title, runs, metrics}`` becomes
+    a table, a row per run of the results file and a column per metric; a run's ``<metric>_std``, when recorded (a
+    mean over seeds), is shown as ``value ± std``; a metric the run lacks shows as ``—``."""
+    specs = data.get("results_tables") or []
+    if not specs:
+        return []
+    results = json.loads(data["_results"].read_text())
+    tables = []
+    for spec in specs:
+        missing = [run for run in spec["runs"] if run not in results]
+        if missing:
+            raise ValueError(
+                f"results file {data['_results']}: no run(s) {missing} (results_tables {spec['title']!r})."
+            )
+        rows = []
+        for run in spec["runs"]:
+            values = {m["metric"]: m["value"] for m in results[run]["metrics"]}
+            cells = []
+            for metric in spec["metrics"]:
+                value = values.get(metric, "—")
+                std = values.get(f"{metric}_std")
+                cells.append(f"{value} ± {std}" if std is not None else str(value))
+            rows.append({"run": run, "cells": cells})
+        command = results[spec["runs"][0]].get("command")
+        tables.append({"title": spec["title"], "metrics": spec["metrics"], "rows": rows, "command": command})
+    return tables
+
+
 def render_model_card(card_data: str | Path | dict, sample_image: str | None = None):
     """The ``huggingface_hub.ModelCard`` of the checkpoint described by ``card_data`` (a ``hub_cards/*.yaml`` path, or
     the dict of :func:`output_card_data`); ``sample_image`` (or the card data's ``sample_image``): a file of the repo
@@ -154,6 +183,7 @@ def render_model_card(card_data: str | Path | dict, sample_image: str | None = N
         usage=usage,
         results=rows,
         runs=runs,
+        tables=_tables(data),
         limitations=data.get("limitations", info.limitations).strip(),
         citation=data.get("citation", info.citation).strip(),
     )
