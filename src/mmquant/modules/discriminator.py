@@ -56,16 +56,30 @@ class StageDiscriminator(nn.Module):
         self.joint = nn.Sequential(joint, nn.BatchNorm2d(ch), nn.LeakyReLU(0.2))
         self.conditional = nn.Conv2d(ch, 1, 4)
 
+    def read_places(self, words: Tensor, word_mask: Tensor) -> Tensor:
+        """What the words say about each place of the 4x4 grid, ``(B, ch, 4, 4)``: it depends on the caption alone,
+        so a training step reads it once for the real, generated and (rolled) mismatched images."""
+        return self.place_words(words, word_mask)
+
     def forward(
-        self, images: Tensor, sentence: Tensor, words: Tensor | None = None, word_mask: Tensor | None = None
+        self,
+        images: Tensor,
+        sentence: Tensor,
+        words: Tensor | None = None,
+        word_mask: Tensor | None = None,
+        places: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         h = self.features(images)  # (B, ch, 4, 4)
         s = sentence[:, :, None, None].expand(-1, -1, *h.shape[2:])  # (B, D, 4, 4)
         parts = [h, s]
         if hasattr(self, "place_words"):
-            if words is None or word_mask is None:
-                raise ValueError("words, word_mask: this discriminator reads the words place by place; pass both.")
-            parts.append(self.place_words(words, word_mask))  # (B, ch, 4, 4)
+            if places is None:
+                if words is None or word_mask is None:
+                    raise ValueError(
+                        "words, word_mask: this discriminator reads the words place by place; pass both (or places)."
+                    )
+                places = self.read_places(words, word_mask)
+            parts.append(places)  # (B, ch, 4, 4)
         joint = self.joint(torch.cat(parts, dim=1))
         return self.unconditional(h).flatten(), self.conditional(joint).flatten()
 
@@ -84,7 +98,15 @@ class MultiScaleDiscriminator(nn.ModuleList):
         sentence: Tensor,
         words: Tensor | None = None,
         word_mask: Tensor | None = None,
+        places: Sequence[Tensor | None] | None = None,
     ) -> list[tuple[Tensor, Tensor]]:
         if len(images) != len(self):
             raise ValueError(f"images: expected {len(self)} stage images, got {len(images)}.")
-        return [d(x, sentence, words, word_mask) for d, x in zip(self, images)]
+        places = places or [None] * len(self)
+        return [d(x, sentence, words, word_mask, p) for d, x, p in zip(self, images, places)]
+
+    def read_places(self, words: Tensor | None, word_mask: Tensor | None) -> list[Tensor | None]:
+        """Each stage's :meth:`StageDiscriminator.read_places` (``None`` for a stage that does not read words)."""
+        if words is None:
+            return [None] * len(self)
+        return [d.read_places(words, word_mask) if hasattr(d, "place_words") else None for d in self]

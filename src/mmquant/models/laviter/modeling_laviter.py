@@ -204,13 +204,12 @@ class LaviterModel(LaviterPreTrainedModel):
         (detached), conditioned on `output.text_embeds` (and `output.word_embeds`, detached); mismatched = the next
         pair's caption."""
         sentence, words, mask = output.text_embeds.detach(), output.word_embeds, output.word_mask
-        if words is not None:
-            words = words.detach()
-        wrong = (None, None) if words is None else (words.roll(1, 0), mask.roll(1, 0))
+        places = discriminator.read_places(None if words is None else words.detach(), mask)  # once per step
+        wrong = [None if p is None else p.roll(1, 0) for p in places]  # the next pair's caption, place by place
         real = [F.interpolate(pixel_values, size=x.shape[-2:], mode="area") for x in output.generated_images]
-        real_scores = discriminator(real, sentence, words, mask)
-        fake_scores = discriminator([x.detach() for x in output.generated_images], sentence, words, mask)
-        mismatched = [d(x, sentence.roll(1, 0), *wrong)[1] for d, x in zip(discriminator, real)]
+        real_scores = discriminator(real, sentence, places=places)
+        fake_scores = discriminator([x.detach() for x in output.generated_images], sentence, places=places)
+        mismatched = [d(x, sentence.roll(1, 0), places=p)[1] for d, x, p in zip(discriminator, real, wrong)]
         return discriminator_loss(real_scores, fake_scores, mismatched)
 
     # ------------------------------------------------------------------ phases
