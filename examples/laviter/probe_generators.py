@@ -36,6 +36,12 @@ _ONLY_CAPTIONER = {"use_itm": True, "use_tim": False, "lambda_tim": 0.0, "lambda
 _NO_CLIP = ["--max_grad_norm", "0", "--adam_beta1", "0.5"]  # AttnGAN's optimiser
 _PLACED = {"generator_attention_positions": True}
 _PLACED_G10 = {**_PLACED, "gamma3": 10.0}  # the generated-image matching at AttnGAN's sharpness
+_PLACE_D_CONTEXT = {
+    **_PLACED_G10,
+    "generator_first_stage_attention": True,
+    "discriminator_place_words": True,
+    "generator_word_context": True,
+}
 # name -> (what it tests, --model_config, other train_laviter arguments)
 VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
     "paper": (
@@ -110,12 +116,12 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
     ),
     "place-d-context": (
         "place-d with the generator's own self-attention over the words (generator_word_context)",
-        {
-            **_PLACED_G10,
-            "generator_first_stage_attention": True,
-            "discriminator_place_words": True,
-            "generator_word_context": True,
-        },
+        _PLACE_D_CONTEXT,
+        _NO_CLIP,
+    ),
+    "swapped-halves": (
+        "place-d-context with real images whose halves are swapped as mismatched pairs (discriminator_swapped_halves)",
+        {**_PLACE_D_CONTEXT, "discriminator_swapped_halves": True},
         _NO_CLIP,
     ),
     "positions-wide": (

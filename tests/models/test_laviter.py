@@ -176,7 +176,12 @@ def test_place_reading_discriminator_and_generator_word_context():
     padded = words.clone()
     padded[1, 4:] = 100.0  # padding takes no part
     assert torch.allclose(reader(padded, mask), places, atol=1e-6)
-    model = tiny(generator_attention_positions=True, generator_word_context=True, discriminator_place_words=True)
+    model = tiny(
+        generator_attention_positions=True,
+        generator_word_context=True,
+        discriminator_place_words=True,
+        discriminator_swapped_halves=True,
+    )
     model.set_phase("generators")
     discriminator = model.make_discriminator()
     assert all(hasattr(d, "place_words") for d in discriminator)
@@ -187,6 +192,8 @@ def test_place_reading_discriminator_and_generator_word_context():
     assert g["generator"] and not g["text_encoder"]
     assert any("word_context" in n and p.grad is not None for n, p in model.generator.named_parameters())
     d_loss = model.discriminator_loss(discriminator, pixels, out)
+    model.config.discriminator_swapped_halves = False  # without the swapped-halves mismatched pairs: another loss
+    assert not torch.isclose(model.discriminator_loss(discriminator, pixels, out), d_loss)
     d_loss.backward()
     assert all(p.grad is not None for p in discriminator[0].place_words.parameters())
     with pytest.raises(ValueError, match="words, word_mask"):

@@ -49,6 +49,7 @@ def _generator(c) -> str:
         "first stage attends to the words" if c.generator_first_stage_attention else "",
         "its own self-attention over the words" if c.generator_word_context else "",
         "trained against place-reading discriminators" if c.discriminator_place_words else "",
+        "swapped-halves negatives" if c.discriminator_swapped_halves else "",
     ]
     return ", ".join([stages, *filter(None, attention)])
 

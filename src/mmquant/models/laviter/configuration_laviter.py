@@ -161,6 +161,11 @@ class LaviterConfig(PretrainedConfig):
         discriminator_place_words (`bool`, defaults to `False`): each discriminator's conditional branch also reads
             what the words say about each place of its 4x4 grid (`mmquant.modules.discriminator.PlaceWords`); the
             sentence feature alone names the objects but not where each one is.
+        discriminator_swapped_halves (`bool`, defaults to `False`): real images with their left and right halves
+            swapped (and, separately, their top and bottom halves), each with its own caption, are also mismatched
+            pairs for the discriminators' conditional branch. For captions that say where each object is (Caption
+            MNIST) these are the pairs that differ only in place, which random mismatched captions almost never are;
+            leave it off for captions that name no place, where a swapped image may still match.
         lambda_fake_image_damsm (`float`, defaults to 5.0): λ of eq. 11, weight of the generated-image matching.
         captioner_num_layers (`int`, defaults to 2), captioner_num_heads (`int`, defaults to 4): the ITM encoder over
             region features and the GPT-2 style caption decoder with cross-attention (paper: 6 layers, 8 heads).
@@ -198,6 +203,7 @@ class LaviterConfig(PretrainedConfig):
         generator_word_context: bool = False,
         discriminator_channels: int = 32,
         discriminator_place_words: bool = False,
+        discriminator_swapped_halves: bool = False,
         lambda_fake_image_damsm: float = 5.0,
         captioner_num_layers: int = 2,
         captioner_num_heads: int = 4,
@@ -275,6 +281,7 @@ class LaviterConfig(PretrainedConfig):
         self.generator_word_context = bool(generator_word_context)
         self.discriminator_channels = discriminator_channels
         self.discriminator_place_words = bool(discriminator_place_words)
+        self.discriminator_swapped_halves = bool(discriminator_swapped_halves)
         self.lambda_fake_image_damsm = lambda_fake_image_damsm
         self.captioner_num_layers = captioner_num_layers
         self.captioner_num_heads = captioner_num_heads

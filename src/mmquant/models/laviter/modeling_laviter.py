@@ -202,7 +202,8 @@ class LaviterModel(LaviterPreTrainedModel):
     ) -> Tensor:
         """Eq. 10 for the discriminators: real images (resized to each stage) against `output.generated_images`
         (detached), conditioned on `output.text_embeds` (and `output.word_embeds`, detached); mismatched = the next
-        pair's caption."""
+        pair's caption (and, with `discriminator_swapped_halves`, the real images with swapped halves and their own
+        captions)."""
         sentence, words, mask = output.text_embeds.detach(), output.word_embeds, output.word_mask
         places = discriminator.read_places(None if words is None else words.detach(), mask)  # once per step
         wrong = [None if p is None else p.roll(1, 0) for p in places]  # the next pair's caption, place by place
@@ -210,6 +211,11 @@ class LaviterModel(LaviterPreTrainedModel):
         real_scores = discriminator(real, sentence, places=places)
         fake_scores = discriminator([x.detach() for x in output.generated_images], sentence, places=places)
         mismatched = [d(x, sentence.roll(1, 0), places=p)[1] for d, x, p in zip(discriminator, real, wrong)]
+        if self.config.discriminator_swapped_halves:  # the same objects at other places: mismatched too
+            for dim in (-1, -2):  # left <-> right, top <-> bottom
+                swapped = [x.roll(x.shape[dim] // 2, dim) for x in real]
+                scores = discriminator(swapped, sentence, places=places)
+                mismatched = [torch.cat([m, c]) for m, (_, c) in zip(mismatched, scores)]
         return discriminator_loss(real_scores, fake_scores, mismatched)
 
     # ------------------------------------------------------------------ phases
