@@ -37,11 +37,12 @@ from pathlib import Path
 import torch
 
 from mmquant.arguments import make_parser
-from mmquant.data.caption_grammar import CENTER, CaptionParseError, parse_caption
+from mmquant.data.caption_grammar import CENTER, parse_caption
 from mmquant.data.caption_mnist import DEFAULT_COLORS
 from mmquant.data.color_words import find_color_words
 from mmquant.data.pairs import CaptionPairs, load_caption_mnist_pairs, tokenize_captions
 from mmquant.metrics.alignment import aimcos, r_precision
+from mmquant.metrics.caption_objects import caption_accuracy
 from mmquant.models.laviter import PHASES, LaviterConfig, LaviterModel, LaviterTextConfig, LaviterVisionConfig
 from mmquant.models.registry import MODEL_SIZES, get_config
 from mmquant.modules.grid_features import load_digit_cnn
@@ -289,23 +290,6 @@ def caption_attributes(captions: list[str], dataset: str) -> list[list[str]]:
             words += [str(obj.digit), obj.color]
         out.append(words)
     return out
-
-
-def caption_accuracy(generated: list[str], truth: list[str]) -> tuple[float, float]:
-    """Object accuracy (fraction of the true (digit, colour, position) objects that the generated caption states)
-    and pair accuracy (fraction of captions stating exactly the true objects); a caption that does not parse states
-    none."""
-    hits = total = exact = 0
-    for text, true in zip(generated, truth):
-        want = set(parse_caption(true, DEFAULT_COLORS))
-        try:
-            got = set(parse_caption(text, DEFAULT_COLORS))
-        except CaptionParseError:
-            got = set()
-        hits += len(want & got)
-        total += len(want)
-        exact += got == want
-    return hits / max(total, 1), exact / max(len(truth), 1)
 
 
 def quadrant_positions(captions: list[str]) -> list[set[str]]:
