@@ -3,6 +3,7 @@
 mmquant zoo list                                   # named checkpoints (shipped and on the Hub)
 mmquant zoo info optvq-mnist
 mmquant publish OUTPUT_DIR --repo_id you/name      # upload a trained model with its generated card
+mmquant publish OUTPUT_DIR --card_data hub_cards/NAME.yaml --local_dir checkpoints/NAME   # or write it locally
 mmquant publish-metric psnr --repo_id you/psnr     # upload an evaluate module folder (a Space repo)
 mmquant data build caption_mnist --config quad4 --output out/caption-mnist   # = mmquant-data build ...
 
@@ -21,15 +22,28 @@ __all__ = ["main"]
 def _publish(argv: list[str]) -> int:
     parser = make_parser("Upload a model folder with its card.", prog="mmquant publish")
     parser.add_argument("folder", help="a save_pretrained / training output folder")
-    parser.add_argument("--repo_id", required=True, help="namespace/name of the Hub model repo")
+    parser.add_argument("--repo_id", default=None, help="namespace/name of the Hub model repo (default: card_data's)")
+    parser.add_argument(
+        "--local_dir", default=None, help="write the files and card into this folder instead of uploading them"
+    )
     parser.add_argument("--card_data", default=None, help="hub_cards/<name>.yaml (default: card from the folder)")
     parser.add_argument("--title", default=None, help="card title (default: from the repo id and model type)")
     parser.add_argument("--revision", default=None, help="branch to commit to (created when missing)")
     parser.add_argument("--private", action="store_true", help="create the repo as private")
     parser.add_argument("--commit_message", default=None, help="commit message (default: one naming the folder)")
     args = parser.parse_args(argv)
-    from .hub.publish import publish_folder
+    if args.repo_id is None and args.card_data is None:
+        parser.error("--repo_id is required without --card_data (which names the repo)")
+    from .hub.publish import export_folder, publish_folder
 
+    if args.local_dir is not None:
+        written = export_folder(args.folder, args.local_dir, card_data=args.card_data, repo_id=args.repo_id)
+        print(f"wrote {len(written)} files into {args.local_dir}: {', '.join(p.name for p in written)}")
+        return 0
+    if args.repo_id is None:
+        from .hub.cards import load_card_data
+
+        args.repo_id = load_card_data(args.card_data)["repo_id"]
     info = publish_folder(
         args.folder,
         args.repo_id,

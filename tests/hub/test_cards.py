@@ -98,3 +98,22 @@ def test_results_tables_render_runs_by_metrics_with_std(tmp_path):
     card_path.write_text(yaml.safe_dump(data))
     with pytest.raises(ValueError, match="absent"):
         render_model_card(card_path)
+
+
+def test_publish_local_dir_writes_the_checkpoint_folder_its_card_checks(tmp_path):
+    """``mmquant publish RUN --card_data CARD --local_dir DIR`` (how checkpoints/<name>/ are made): the model files,
+    the newest sample grid and the card rendered from the results file, which then checks against it."""
+    from mmquant.cli import main as cli
+
+    card_path = _project(tmp_path)
+    run = tmp_path / "run"
+    mmquant.create_model("test").save_pretrained(run)
+    (run / "samples").mkdir()
+    (run / "samples" / "step-1.png").write_bytes(b"\x89PNG old")
+    (run / "samples" / "step-2.png").write_bytes(b"\x89PNG new")
+    (run / "samples" / "step-2.png").touch()
+    out = tmp_path / "ckpt"  # the card data's checkpoint_dir
+    assert cli(["publish", str(run), "--card_data", str(card_path), "--local_dir", str(out)]) == 0
+    assert {"config.json", "model.safetensors", "samples.png", "README.md"} <= {p.name for p in out.iterdir()}
+    assert (out / "samples.png").read_bytes() == b"\x89PNG new"
+    assert check_card(card_path) == [] and "| vq | psnr | test | 30.125 |" in (out / "README.md").read_text()

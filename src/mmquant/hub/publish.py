@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["check_model_folder", "publish_folder", "publish_metric", "unfinished_run_hint"]
+__all__ = ["check_model_folder", "export_folder", "publish_folder", "publish_metric", "unfinished_run_hint"]
 
 _WEIGHTS = ("model.safetensors", "diffusion_pytorch_model.safetensors")
 _EXTRA_FILES = (
@@ -110,6 +110,36 @@ def _newest_sample(folder: Path) -> Path | None:
     return samples[-1] if samples else None
 
 
+def _folder_files(
+    folder: Path, repo_id: str | None, card_data: str | Path | None, title: str | None, show_sample: bool = True
+) -> tuple[str, dict[str, Path]]:
+    """The rendered card and ``{name in the repo: file}`` of a checked model folder (see the module docstring).
+    ``show_sample=False``: the card shows a sample only where its card data names one (as ``check_card`` renders)."""
+    from .cards import load_card_data, output_card_data, render_model_card
+
+    weights = check_model_folder(folder)
+    sample = _newest_sample(folder)
+    if card_data is not None:
+        data = load_card_data(card_data)
+        data["repo_id"] = repo_id or data["repo_id"]
+        data["_checkpoint"] = folder
+    else:
+        if repo_id is None:
+            raise ValueError("repo_id: needed when no card_data names it (e.g. repo_id='you/name').")
+        data = output_card_data(folder, repo_id, title)
+    card = render_model_card(data, sample_image="samples.png" if sample and show_sample else None)
+    files = {}
+    for path in [folder / "config.json", *weights, *(folder / name for name in _EXTRA_FILES)]:
+        if path.is_file():
+            files[path.name] = path
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        files[index.name] = index
+    if sample is not None:
+        files["samples.png"] = sample
+    return str(card), files
+
+
 def publish_folder(
     folder: str | Path,
     repo_id: str,
@@ -124,27 +154,10 @@ def publish_folder(
     """Upload a checked model folder with its card in one commit; returns the ``CommitInfo``."""
     from huggingface_hub import CommitOperationAdd, HfApi
 
-    from .cards import load_card_data, output_card_data, render_model_card
-
     folder = Path(folder)
-    weights = check_model_folder(folder)
-    sample = _newest_sample(folder)
-    if card_data is not None:
-        data = load_card_data(card_data)
-        data["repo_id"] = repo_id
-        data["_checkpoint"] = folder
-    else:
-        data = output_card_data(folder, repo_id, title)
-    card = render_model_card(data, sample_image="samples.png" if sample else None)
-    operations = [CommitOperationAdd("README.md", str(card).encode())]
-    for path in [folder / "config.json", *weights, *(folder / name for name in _EXTRA_FILES)]:
-        if path.is_file():
-            operations.append(CommitOperationAdd(path.name, str(path)))
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        operations.append(CommitOperationAdd(index.name, str(index)))
-    if sample is not None:
-        operations.append(CommitOperationAdd("samples.png", str(sample)))
+    card, files = _folder_files(folder, repo_id, card_data, title)
+    operations = [CommitOperationAdd("README.md", card.encode())]
+    operations += [CommitOperationAdd(name, str(path)) for name, path in files.items()]
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
     if revision is not None:
@@ -155,6 +168,25 @@ def publish_folder(
         commit_message=commit_message or f"Publish {folder.name} with mmquant",
         revision=revision,
     )
+
+
+def export_folder(
+    folder: str | Path, local_dir: str | Path, *, card_data: str | Path | None = None, repo_id: str | None = None
+) -> list[Path]:
+    """Write what :func:`publish_folder` would upload into ``local_dir`` instead (how the repository's shipped
+    ``checkpoints/<name>/`` are made from a training output); returns the files written. The card is rendered with
+    ``card_data``'s results and the model in ``folder``. Files already in ``local_dir`` are replaced; others stay."""
+    import shutil
+
+    folder, local_dir = Path(folder), Path(local_dir)
+    card, files = _folder_files(folder, repo_id, card_data, None, show_sample=card_data is None)
+    local_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, path in files.items():
+        shutil.copyfile(path, local_dir / name)
+        written.append(local_dir / name)
+    (local_dir / "README.md").write_text(card)
+    return [*written, local_dir / "README.md"]
 
 
 def publish_metric(
