@@ -282,6 +282,29 @@ def test_damsm_scores_prefer_the_paired_caption():
     aligned = damsm_loss(words, mask, regions.mean(1), regions, regions.mean(1))
     shuffled = damsm_loss(words, mask, regions.mean(1), regions.roll(1, 0), regions.mean(1).roll(1, 0))
     assert aligned < shuffled
+    # images no caption describes are extra negatives of the caption's posterior: a copy of each caption's own image
+    # makes it ambiguous (more loss), a far-away one changes little, and both halves of a pair are needed
+    copies = damsm_loss(
+        words, mask, regions.mean(1), regions, regions.mean(1), 10.0, 5.0, 10.0, regions, regions.mean(1)
+    )
+    far = -regions
+    distant = damsm_loss(words, mask, regions.mean(1), regions, regions.mean(1), 10.0, 5.0, 10.0, far, far.mean(1))
+    plain = damsm_loss(words, mask, regions.mean(1), regions, regions.mean(1), 10.0, 5.0, 10.0)
+    assert copies > distant >= plain and copies - plain > 1.0
+    with pytest.raises(ValueError, match="negative_regions, negative_global"):
+        damsm_loss(words, mask, regions.mean(1), regions, regions.mean(1), negative_regions=regions)
+
+
+def test_vta_swapped_negatives_rank_the_image_above_its_swapped_halves():
+    model = tiny(vta_swapped_negatives=True)
+    model.set_phase("vta")
+    pixels, ids = batch()
+    with_negatives = model(pixels, ids).vta_loss
+    model.config.vta_swapped_negatives = False
+    without = model(pixels, ids).vta_loss
+    assert torch.isfinite(with_negatives) and with_negatives > without  # more candidates in each caption's softmax
+    regions, global_features = model._swapped_negatives(pixels)
+    assert regions.shape[0] == global_features.shape[0] == 2 * len(pixels)
 
 
 @pytest.mark.parametrize(

@@ -85,12 +85,18 @@ def word_region_scores(
 
 def symmetric_matching_loss(scores: Tensor, gamma3: float = 10.0) -> tuple[Tensor, Tensor]:
     """``scores (B, B)``, row i a caption, column j an image, paired on the diagonal -> the two negative
-    log-posteriors of eqs. 6-7 (image given caption, caption given image), each averaged over the batch."""
-    if scores.ndim != 2 or scores.shape[0] != scores.shape[1]:
-        raise ValueError(f"scores: expected a square (batch, batch) matrix, got {tuple(scores.shape)}.")
+    log-posteriors of eqs. 6-7 (image given caption, caption given image), each averaged over the batch.
+
+    ``scores (B, B + N)``: the N last columns are images without a caption, extra negatives of the image-given-caption
+    posterior only."""
+    if scores.ndim != 2 or scores.shape[1] < scores.shape[0]:
+        raise ValueError(
+            f"scores: expected a (batch, batch) matrix, or (batch, batch + negatives), got {tuple(scores.shape)}."
+        )
     logits = gamma3 * scores.float()
-    labels = torch.arange(len(scores), device=scores.device)
-    return F.cross_entropy(logits, labels), F.cross_entropy(logits.T, labels)
+    batch = len(scores)
+    labels = torch.arange(batch, device=scores.device)
+    return F.cross_entropy(logits, labels), F.cross_entropy(logits[:, :batch].T, labels)
 
 
 def damsm_loss(
@@ -102,15 +108,24 @@ def damsm_loss(
     gamma1: float = 4.0,
     gamma2: float = 5.0,
     gamma3: float = 10.0,
+    negative_regions: Tensor | None = None,
+    negative_global: Tensor | None = None,
 ) -> Tensor:
     """L_VTA of eq. 8: ``L_w1 + L_w2`` (word–region, eqs. 4-7) ``+ L_s1 + L_s2`` (sentence–image cosines in
     eqs. 5-7), for a batch of paired captions ``(words (B, T, D), word_mask, sentence (B, D))`` and images
-    ``(regions (B, R, D), global_features (B, D))``."""
+    ``(regions (B, R, D), global_features (B, D))``. ``negative_regions (N, R, D)`` and ``negative_global (N, D)``:
+    images no caption describes, extra candidates each caption must rank below its own image (eqs. 6 and 7's
+    image-given-caption posteriors only)."""
     if len(words) != len(regions) or len(sentence) != len(global_features) or len(words) != len(sentence):
         raise ValueError(
             f"captions ({len(words)}) and images ({len(regions)}): expected paired batches of the same size."
         )
+    if (negative_regions is None) != (negative_global is None):
+        raise ValueError("negative_regions, negative_global: pass both (the same negative images) or neither.")
+    if negative_regions is not None:
+        regions = torch.cat([regions, negative_regions])  # (B + N, R, D)
+        global_features = torch.cat([global_features, negative_global])  # (B + N, D)
     word_1, word_2 = symmetric_matching_loss(word_region_scores(words, word_mask, regions, gamma1, gamma2), gamma3)
-    cosine = F.normalize(sentence.float(), dim=-1) @ F.normalize(global_features.float(), dim=-1).T  # (B, B)
+    cosine = F.normalize(sentence.float(), dim=-1) @ F.normalize(global_features.float(), dim=-1).T  # (B, B + N)
     sentence_1, sentence_2 = symmetric_matching_loss(cosine, gamma3)
     return word_1 + word_2 + sentence_1 + sentence_2

@@ -142,6 +142,11 @@ class LaviterConfig(PretrainedConfig):
         gamma1, gamma2, gamma3 (`float`, defaults to 4.0, 5.0, 10.0): the attention sharpness of eq. 4, the
             most-relevant-word magnification of eq. 5 and the smoothing of the batch posterior of eq. 6 (AttnGAN's
             settings, as the paper).
+        vta_swapped_negatives (`bool`, defaults to `False`): in L_VTA each caption must also rank its image above
+            the same image with its left and right halves swapped and with its top and bottom halves swapped (extra
+            negative images, eqs. 6-7's image-given-caption posteriors): the same objects at other places, which
+            random in-batch images almost never are, so the encoders must carry where each object is. For captions
+            that say where (Caption MNIST); leave it off where a swapped image may still match its caption.
         noise_dim (`int`, defaults to 32): the generator's noise vector.
         condition_dim (`int`, defaults to 32): the conditioning-augmentation code of the sentence feature.
         generator_channels (`int`, defaults to 32): generator width (AttnGAN: 32 per stage after the first).
@@ -194,6 +199,7 @@ class LaviterConfig(PretrainedConfig):
         gamma1: float = 4.0,
         gamma2: float = 5.0,
         gamma3: float = 10.0,
+        vta_swapped_negatives: bool = False,
         noise_dim: int = 32,
         condition_dim: int = 32,
         generator_channels: int = 32,
@@ -272,6 +278,7 @@ class LaviterConfig(PretrainedConfig):
         self.use_tim = use_tim
         self.use_itm = use_itm
         self.gamma1, self.gamma2, self.gamma3 = gamma1, gamma2, gamma3
+        self.vta_swapped_negatives = bool(vta_swapped_negatives)
         self.noise_dim = noise_dim
         self.condition_dim = condition_dim
         self.generator_channels = generator_channels

@@ -157,12 +157,20 @@ class LaviterModel(LaviterPreTrainedModel):
     def get_text_features(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         return self.encode_text(input_ids, attention_mask)[1]
 
-    def _vta(self, words, mask, sentence, regions, global_features) -> Tensor:
+    def _vta(self, words, mask, sentence, regions, global_features, negatives=None) -> Tensor:
+        """Eq. 8 on a batch; ``negatives``: ``(regions, global)`` of images no caption describes."""
         c = self.config
-        batch = (words, mask, sentence, regions, global_features)
+        batch = (words, mask, sentence, regions, global_features, *(negatives or ()))
         if self.training:  # the softmax over the batch: under torch.distributed, over the global batch
             batch = gather_batch(*batch)
-        return damsm_loss(*batch, c.gamma1, c.gamma2, c.gamma3)  # eq. 8
+        return damsm_loss(*batch[:5], c.gamma1, c.gamma2, c.gamma3, *batch[5:])  # eq. 8
+
+    def _swapped_negatives(self, pixel_values: Tensor) -> tuple[Tensor, Tensor]:
+        """Region and global features of the images with their left and right halves swapped, and with their top
+        and bottom halves swapped (`vta_swapped_negatives`): ``(2B, R, D)``, ``(2B, D)``."""
+        width, height = pixel_values.shape[-1], pixel_values.shape[-2]
+        swapped = torch.cat([pixel_values.roll(width // 2, -1), pixel_values.roll(height // 2, -2)])  # (2B, C, H, W)
+        return self.image_encoder(swapped)
 
     # ------------------------------------------------------------------ TIM and ITM
     def _noise(self, batch: int, generator: torch.Generator | None, device) -> Tensor:
@@ -273,7 +281,8 @@ class LaviterModel(LaviterPreTrainedModel):
         if not return_loss:
             return out
         if phase != "generators":
-            out.vta_loss = self._vta(words, mask, sentence, regions, global_features)  # eq. 8
+            negatives = self._swapped_negatives(pixel_values) if c.vta_swapped_negatives else None
+            out.vta_loss = self._vta(words, mask, sentence, regions, global_features, negatives)  # eq. 8
         if self._runs("generator", c.lambda_tim, c.lambda_fake_image):
             self._tim(out, words, mask, sentence, discriminator, generator)
         if self._runs("captioner", c.lambda_itm, c.lambda_fake_text):
