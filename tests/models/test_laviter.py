@@ -305,6 +305,14 @@ def test_vta_swapped_negatives_rank_the_image_above_its_swapped_halves():
     assert torch.isfinite(with_negatives) and with_negatives > without  # more candidates in each caption's softmax
     regions, global_features = model._swapped_negatives(pixels)
     assert regions.shape[0] == global_features.shape[0] == 2 * len(pixels)
+    # the generated images' matching (L_fi-rt) gets the same negatives, and its gradient reaches the generator
+    model.set_phase("generators")
+    torch.manual_seed(1)
+    plain = model(pixels, ids).fake_image_loss
+    model.config.vta_swapped_negatives = True
+    torch.manual_seed(1)
+    out = model(pixels, ids)
+    assert out.fake_image_loss > plain and grads(model, out.fake_image_loss)["generator"]
 
 
 @pytest.mark.parametrize(

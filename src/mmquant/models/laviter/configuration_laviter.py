@@ -146,7 +146,9 @@ class LaviterConfig(PretrainedConfig):
             the same image with its left and right halves swapped and with its top and bottom halves swapped (extra
             negative images, eqs. 6-7's image-given-caption posteriors): the same objects at other places, which
             random in-batch images almost never are, so the encoders must carry where each object is. For captions
-            that say where (Caption MNIST); leave it off where a swapped image may still match its caption.
+            that say where (Caption MNIST); leave it off where a swapped image may still match its caption. The
+            matching of generated images (L_fi-rt) gets the same negatives: a generated image must beat its own
+            swapped halves, which tells the generator where each object goes.
         noise_dim (`int`, defaults to 32): the generator's noise vector.
         condition_dim (`int`, defaults to 32): the conditioning-augmentation code of the sentence feature.
         generator_channels (`int`, defaults to 32): generator width (AttnGAN: 32 per stage after the first).

@@ -308,7 +308,8 @@ class LaviterModel(LaviterPreTrainedModel):
         out.generated_images = tuple(images)
         out.word_embeds, out.word_mask = words, mask
         fake_regions, fake_global = self.image_encoder(images[-1])  # the last stage's images only (section 3.2)
-        out.fake_image_loss = self._vta(words, mask, sentence, fake_regions, fake_global)  # L_fi-rt
+        negatives = self._swapped_negatives(images[-1]) if c.vta_swapped_negatives else None
+        out.fake_image_loss = self._vta(words, mask, sentence, fake_regions, fake_global, negatives)  # L_fi-rt
         out.kl_loss = kl_to_standard_normal(mu, logvar)
         out.tim_loss = c.lambda_fake_image_damsm * out.fake_image_loss + out.kl_loss
         if discriminator is not None:
