@@ -40,6 +40,13 @@ from .configuration_laviter import PHASES, LaviterConfig
 __all__ = ["LaviterModel", "LaviterOutput", "LaviterPreTrainedModel"]
 
 
+def _swap_halves(images: Tensor, dim: int) -> Tensor:
+    """``images`` with their two halves along ``dim`` swapped (-1: left and right, -2: top and bottom): the same
+    objects at other places, the swapped-halves negatives of `vta_swapped_negatives` and
+    `discriminator_swapped_halves`."""
+    return images.roll(images.shape[dim] // 2, dim)
+
+
 @dataclass
 class LaviterOutput(ModelOutput):
     """Output of [`LaviterModel.forward`].
@@ -168,8 +175,7 @@ class LaviterModel(LaviterPreTrainedModel):
     def _swapped_negatives(self, pixel_values: Tensor) -> tuple[Tensor, Tensor]:
         """Region and global features of the images with their left and right halves swapped, and with their top
         and bottom halves swapped (`vta_swapped_negatives`): ``(2B, R, D)``, ``(2B, D)``."""
-        width, height = pixel_values.shape[-1], pixel_values.shape[-2]
-        swapped = torch.cat([pixel_values.roll(width // 2, -1), pixel_values.roll(height // 2, -2)])  # (2B, C, H, W)
+        swapped = torch.cat([_swap_halves(pixel_values, -1), _swap_halves(pixel_values, -2)])  # (2B, C, H, W)
         return self.image_encoder(swapped)
 
     # ------------------------------------------------------------------ TIM and ITM
@@ -221,7 +227,7 @@ class LaviterModel(LaviterPreTrainedModel):
         mismatched = [d(x, sentence.roll(1, 0), places=p)[1] for d, x, p in zip(discriminator, real, wrong)]
         if self.config.discriminator_swapped_halves:  # the same objects at other places: mismatched too
             for dim in (-1, -2):  # left <-> right, top <-> bottom
-                swapped = [x.roll(x.shape[dim] // 2, dim) for x in real]
+                swapped = [_swap_halves(x, dim) for x in real]
                 scores = discriminator(swapped, sentence, places=places)
                 mismatched = [torch.cat([m, c]) for m, (_, c) in zip(mismatched, scores)]
         return discriminator_loss(real_scores, fake_scores, mismatched)
