@@ -8,8 +8,9 @@ encodes). It sees MNIST's training digits and their digit labels only: no captio
 
 Each digit is placed as Caption MNIST places it in a 64-pixel canvas's quadrant (28 pixels with a 2-pixel margin,
 32x32), resized to ``--crop_size`` (16: a quadrant of the 32-pixel canvases jWAE trains on) and shifted by up to
-one pixel. Writes ``grid_features.safetensors`` (the CNN, without its classifier), ``grid_features.json`` (its
-shape, the MNIST test accuracy of the classifier, the command and commit) under ``--output_dir``.
+``--max_shift`` pixels (default one). Writes ``grid_features.safetensors`` (the CNN, without its classifier),
+``grid_features.json`` (its shape, the MNIST test accuracy of the classifier, the command and commit) under
+``--output_dir``.
 """
 
 from __future__ import annotations
@@ -42,11 +43,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch_size", type=int, default=128, help="digits per optimizer step")
     p.add_argument("--learning_rate", type=float, default=3e-3, help="peak of the one-cycle schedule")
     p.add_argument("--train_examples", type=int, default=None, help="MNIST training digits used (default: all)")
+    p.add_argument("--max_shift", type=int, default=1, help="training crops are shifted by up to this many pixels")
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation, the batches and the shifts")
     add_mnist_arguments(p)
     args = p.parse_args(argv)
     if args.crop_size < 8 or args.max_steps < 1 or args.batch_size < 1:
         p.error("--crop_size must be >= 8, --max_steps and --batch_size >= 1")
+    if not 0 <= args.max_shift < args.crop_size // 2:
+        p.error(f"--max_shift {args.max_shift}: expected 0 <= --max_shift < --crop_size / 2")
     return args
 
 
@@ -75,8 +79,8 @@ def main(args) -> dict:
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, args.learning_rate, total_steps=args.max_steps)
     for step in range(args.max_steps):
         index = torch.randint(len(x_train), (args.batch_size,), generator=generator)
-        shift = torch.randint(-1, 2, (2,), generator=generator).tolist()
-        x = torch.roll(x_train[index], shifts=shift, dims=(2, 3))  # (B, 1, s, s), up to one pixel off centre
+        shift = torch.randint(-args.max_shift, args.max_shift + 1, (2,), generator=generator).tolist()
+        x = torch.roll(x_train[index], shifts=shift, dims=(2, 3))  # (B, 1, s, s), up to max_shift pixels off centre
         loss = F.cross_entropy(classifier(cnn(x)), train_labels[index])
         loss.backward()
         optimizer.step()
@@ -99,6 +103,7 @@ def main(args) -> dict:
         "crop_size": args.crop_size,
         "mnist_test_accuracy": round(accuracy, 4),
         "steps": args.max_steps,
+        "max_shift": args.max_shift,
         "command": command_line(),
         "commit": git_commit(HERE),
     }
