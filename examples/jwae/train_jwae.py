@@ -345,7 +345,9 @@ def main(args) -> dict:
 
     def evaluate() -> dict:
         final = evaluate_retrieval(unwrapped, test.head(args.eval_images))
-        plot_losses(log.read(), [k for k in (*keys, "critic_loss") if k in record], output_dir / "losses.png")
+        logged = log.read()  # the whole run's records (a resumed finished run trains no step here)
+        names = [k for k in (*keys, "critic_loss") if any(k in r for r in logged)]
+        plot_losses(logged, names, output_dir / "losses.png")
         accelerator.print(json.dumps(final))
         return {"metrics": [{"metric": k, "split": "test", "value": round(v, 4)} for k, v in final.items()]}
 

@@ -80,6 +80,14 @@ def test_jwae_smoke_resume_evaluate_and_retrieve(tmp_path, capsys):
             b["critic_loss"], rel=1e-5
         )
 
+    # resuming the finished run trains nothing and records its evaluation (how a results row is made afterwards)
+    results_file = tmp_path / "results.json"
+    again = [*common, "--output_dir", str(full), "--lr_schedule", "constant", "--resume_from_checkpoint", "latest"]
+    train_jwae.main(train_jwae.parse_args([*again, "--results_file", str(results_file)]))
+    assert len([r for r in _records(full) if "loss" in r]) == len(steps)
+    recorded = {m["metric"]: m["value"] for m in json.loads(results_file.read_text())["full"]["metrics"]}
+    assert recorded["rsum"] == pytest.approx(next(m["value"] for m in result["metrics"] if m["metric"] == "rsum"))
+
     # phase 2: the captioning head alone on the finished run; the embeddings stay the joint run's
     head = tmp_path / "head"
     head_args = [*common, "--phase", "caption_head", "--init_from", str(full), "--output_dir", str(head)]
