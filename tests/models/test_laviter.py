@@ -229,6 +229,35 @@ def test_round_trip_through_auto_classes(tmp_path):
     assert torch.equal(loaded.generate_captions(pixels), model.generate_captions(pixels))
 
 
+def test_gru_sentence_pooling_reads_words_in_order_and_ignores_padding(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("laviter-test", text_config={**TEXT, "sentence_pooling": "gru"}).eval()
+    pixels, ids = batch()
+    words, sentence = model.text_encoder(ids, (ids != 0).long())
+    assert words.shape == (4, LENGTH, 16) and sentence.shape == (4, 16)
+    # more padding after [EOS] changes nothing
+    padded = torch.cat([ids, torch.zeros(4, 3, dtype=ids.dtype)], 1)
+    encoder = model.text_encoder
+    encoder.position.data = torch.cat([encoder.position.data, torch.zeros(1, 3, 16)], 1)
+    assert torch.allclose(encoder(padded, (padded != 0).long())[1], sentence, atol=1e-5)
+    encoder.position.data = encoder.position.data[:, :LENGTH]
+    # the order of the words matters beyond the positions: a mean of per-word features cannot tell these apart
+    encoder.position.data.zero_()
+    swapped = ids.clone()
+    swapped[:, [1, 2]] = ids[:, [2, 1]]
+    mean = tiny().eval().text_encoder
+    mean.position.data.zero_()
+    assert torch.allclose(mean(ids, (ids != 0).long())[1], mean(swapped, (swapped != 0).long())[1], atol=1e-5)
+    assert not torch.allclose(encoder(ids, (ids != 0).long())[1], encoder(swapped, (swapped != 0).long())[1])
+    # soft word distributions (the captioner's) take the same path; round trip through the Auto classes
+    probs = torch.nn.functional.one_hot(ids, VOCAB).float()
+    assert torch.allclose(encoder(None, (ids != 0).long(), word_probs=probs)[1], encoder(ids, (ids != 0).long())[1])
+    model.save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.text_config.sentence_pooling == "gru"
+    assert torch.equal(loaded.get_text_features(ids), model.get_text_features(ids))
+
+
 def test_models_without_generator_or_captioner():
     model = tiny(use_tim=False, use_itm=False, lambda_tim=0.0, lambda_itm=0.0, lambda_fake_image=0.0,
                  lambda_fake_text=0.0)  # fmt: skip
@@ -347,6 +376,8 @@ def test_bad_configs_are_named():
         LaviterConfig(vision_config=dict(backbone="resnet"))
     with pytest.raises(ValueError, match="generator_attention_positions"):
         LaviterConfig(generator_channels=6, generator_attention_positions=True)
+    with pytest.raises(ValueError, match="sentence_pooling"):
+        LaviterConfig(text_config=dict(sentence_pooling="max"))
 
 
 def test_inception_backbone_regions_and_frozen_phase_one(tmp_path):

@@ -6,19 +6,36 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["TransformerTextEncoder"]
+__all__ = ["SENTENCE_POOLINGS", "TransformerTextEncoder"]
+
+SENTENCE_POOLINGS = ("mean", "gru")
 
 
 class TransformerTextEncoder(nn.Module):
     """``input_ids (B, L)`` (or soft word distributions ``(B, L, vocab)``) -> words ``(B, L, D)``, sentence ``(B, D)``.
 
-    The sentence feature is the mean of the non-padding word features, projected; padding takes no part in the
-    attention. Soft inputs (a captioner's word distributions) are embedded as the expectation of the word
-    embeddings.
+    The sentence feature pools the non-padding word features, then is projected: ``pooling="mean"`` averages them (the
+    paper's encoder), ``pooling="gru"`` reads them in order with a bidirectional GRU and takes its two final states
+    (a reading that can keep which digit and colour go with which place, which a mean of the words need not).
+    Padding takes no part in the attention or the pooling. Soft inputs (a captioner's word distributions) are
+    embedded as the expectation of the word embeddings.
     """
 
-    def __init__(self, vocab_size: int, max_length: int, dim: int, num_layers: int, num_heads: int, ffn: int):
+    def __init__(
+        self,
+        vocab_size: int,
+        max_length: int,
+        dim: int,
+        num_layers: int,
+        num_heads: int,
+        ffn: int,
+        pooling: str = "mean",
+    ):
         super().__init__()
+        if pooling not in SENTENCE_POOLINGS:
+            raise ValueError(f"pooling={pooling!r}: expected one of {SENTENCE_POOLINGS}.")
+        if pooling == "gru" and dim % 2:
+            raise ValueError(f"dim={dim}: pooling='gru' splits it between two directions; use an even size.")
         self.embed = nn.Embedding(vocab_size, dim)
         self.position = nn.Parameter(torch.zeros(1, max_length, dim))
         layer = nn.TransformerEncoderLayer(dim, num_heads, ffn, dropout=0.0, batch_first=True, norm_first=True)
@@ -26,6 +43,18 @@ class TransformerTextEncoder(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.word_proj = nn.Linear(dim, dim)
         self.sentence_proj = nn.Linear(dim, dim)
+        self.pooling = pooling
+        self.pool_gru = nn.GRU(dim, dim // 2, batch_first=True, bidirectional=True) if pooling == "gru" else None
+
+    def pool(self, x: Tensor, attention_mask: Tensor) -> Tensor:
+        """Word features ``(B, L, D)`` and their mask ``(B, L)`` -> one feature per sentence ``(B, D)``."""
+        mask = attention_mask.to(x.dtype)[..., None]  # (B, L, 1)
+        if self.pool_gru is None:
+            return (x * mask).sum(1) / mask.sum(1).clamp(min=1)  # (B, D)
+        lengths = attention_mask.sum(1).clamp(min=1).cpu()  # the words come first, then the padding
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        _, last = self.pool_gru(packed)  # (2, B, D / 2): the forward and the backward direction's final states
+        return torch.cat([last[0], last[1]], dim=-1)  # (B, D)
 
     def forward(self, input_ids: Tensor | None, attention_mask: Tensor, word_probs: Tensor | None = None):
         if word_probs is not None:
@@ -34,6 +63,4 @@ class TransformerTextEncoder(nn.Module):
             x = self.embed(input_ids)  # (B, L, D)
         x = self.layers(x + self.position[:, : x.shape[1]], src_key_padding_mask=attention_mask == 0)  # eqs. 1-3
         x = self.norm(x)
-        mask = attention_mask.to(x.dtype)[..., None]  # (B, L, 1)
-        sentence = (x * mask).sum(1) / mask.sum(1).clamp(min=1)  # (B, D)
-        return self.word_proj(x), self.sentence_proj(sentence)
+        return self.word_proj(x), self.sentence_proj(self.pool(x, attention_mask))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
+from ...modules.transformer_text import SENTENCE_POOLINGS
+
 __all__ = ["PHASES", "LaviterConfig", "LaviterTextConfig", "LaviterVisionConfig"]
 
 _BACKBONES = ("cnn", "digit_grid", "inception_v3")
@@ -95,6 +97,9 @@ class LaviterTextConfig(PretrainedConfig):
         num_layers (`int`, defaults to 1), num_heads (`int`, defaults to 4), intermediate_size (`int`, defaults to
             256): the transformer (paper: 1 layer, 8 heads).
         embed_dim (`int`, defaults to 128): word embedding and feature size; must equal the vision `embed_dim`.
+        sentence_pooling (`str`, defaults to `"mean"`): how the sentence feature pools the word features: `"mean"`
+            (the paper's) or `"gru"` (a bidirectional GRU's final states; not in the paper: it can bind each digit and
+            colour to its place, which the mean of the words need not do).
     """
 
     model_type = "laviter_text"
@@ -107,6 +112,7 @@ class LaviterTextConfig(PretrainedConfig):
         num_heads: int = 4,
         intermediate_size: int = 256,
         embed_dim: int = 128,
+        sentence_pooling: str = "mean",
         pad_token_id: int = 0,
         bos_token_id: int = 1,
         eos_token_id: int = 2,
@@ -115,12 +121,15 @@ class LaviterTextConfig(PretrainedConfig):
         _positive_ints(vocab_size=vocab_size, max_length=max_length, num_layers=num_layers, num_heads=num_heads)
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim={embed_dim}, num_heads={num_heads}: embed_dim must be divisible by it.")
+        if sentence_pooling not in SENTENCE_POOLINGS:
+            raise ValueError(f"sentence_pooling={sentence_pooling!r}: expected one of {SENTENCE_POOLINGS}.")
         self.vocab_size = vocab_size
         self.max_length = max_length
         self.num_layers = num_layers
         self.num_heads = num_heads
         self.intermediate_size = intermediate_size
         self.embed_dim = embed_dim
+        self.sentence_pooling = sentence_pooling
         super().__init__(pad_token_id=pad_token_id, bos_token_id=bos_token_id, eos_token_id=eos_token_id, **kwargs)
 
 

@@ -111,7 +111,7 @@ class LaviterModel(LaviterPreTrainedModel):
         else:
             self.image_encoder = CNNRegionEncoder(v.in_channels, v.channels, d)
         self.text_encoder = TransformerTextEncoder(
-            t.vocab_size, t.max_length, d, t.num_layers, t.num_heads, t.intermediate_size
+            t.vocab_size, t.max_length, d, t.num_layers, t.num_heads, t.intermediate_size, t.sentence_pooling
         )
         if config.use_tim:
             self.generator = AttnGANGenerator(
