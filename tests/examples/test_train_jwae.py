@@ -103,10 +103,11 @@ def test_jwae_smoke_resume_evaluate_and_retrieve(tmp_path, capsys):
     info = pretrain_grid_features.main(
         pretrain_grid_features.parse_args(
             ["--output_dir", str(grid), "--channels", "4", "--feature_dim", "4", "--max_steps", "3"]
-            + ["--train_examples", "256"]
+            + ["--train_examples", "256", "--max_shift", "2"]
         )
     )
     assert 0 <= info["mnist_test_accuracy"] <= 1 and (grid / "grid_features.safetensors").exists()
+    assert info["max_shift"] == 2
     vsepp = tmp_path / "vsepp"
     train_jwae.main(
         train_jwae.parse_args(
@@ -263,6 +264,9 @@ def test_bad_arguments_are_named(tmp_path):
         train_jwae.parse_args(["--model_size", "no-such-size"])
     with pytest.raises(SystemExit):
         evaluate_jwae.parse_args(["--models", "no-equals-sign"])
+    with pytest.raises(SystemExit):
+        pretrain_grid_features.parse_args(["--max_shift", "8"])  # half a 16-pixel crop: the digit would wrap around
+    assert pretrain_grid_features.parse_args(["--max_shift", "0"]).max_shift == 0
 
 
 def test_five_caption_folders_with_pixels_and_with_precomputed_features(tmp_path):
