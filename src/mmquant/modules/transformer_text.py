@@ -43,13 +43,12 @@ class TransformerTextEncoder(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.word_proj = nn.Linear(dim, dim)
         self.sentence_proj = nn.Linear(dim, dim)
-        self.pooling = pooling
         self.pool_gru = nn.GRU(dim, dim // 2, batch_first=True, bidirectional=True) if pooling == "gru" else None
 
     def pool(self, x: Tensor, attention_mask: Tensor) -> Tensor:
         """Word features ``(B, L, D)`` and their mask ``(B, L)`` -> one feature per sentence ``(B, D)``."""
-        mask = attention_mask.to(x.dtype)[..., None]  # (B, L, 1)
         if self.pool_gru is None:
+            mask = attention_mask.to(x.dtype)[..., None]  # (B, L, 1)
             return (x * mask).sum(1) / mask.sum(1).clamp(min=1)  # (B, D)
         lengths = attention_mask.sum(1).clamp(min=1).cpu()  # the words come first, then the padding
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
