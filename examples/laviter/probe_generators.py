@@ -7,9 +7,10 @@ judge, which the training never sees, and the generated captions against the tru
         --variants no-clip positions positions-g10 --max_steps 1500 --output_dir outputs/laviter-probes
 
 Every variant trains one of the two alone (the image generator with ``use_itm`` off, the captioner with ``use_tim``
-off: they share nothing in phase 2) for the same ``--max_steps`` and batch, and writes ``<output_dir>/<variant>/`` (a
-``train_laviter.py`` run of ``configs/phase2_generators.yaml`` whose ``model_config`` is the variant's alone). The
-table ``probes.json`` / ``probes.md`` under ``--output_dir`` gives, on the first ``--eval_images`` Quad2 test pairs:
+off: they share nothing in phase 2), except the ``redescribe`` ones (the generator learns from the captioner too, and
+both train), for the same ``--max_steps`` and batch, and writes ``<output_dir>/<variant>/`` (a ``train_laviter.py`` run
+of ``configs/phase2_generators.yaml`` whose ``model_config`` is the variant's alone). The table ``probes.json`` /
+``probes.md`` under ``--output_dir`` gives, on the first ``--eval_images`` Quad2 test pairs:
 for the generator the judge's object accuracy (the caption's objects seen at their quadrant with their digit and
 colour), pair accuracy (all of them, nothing else), judge-scored R-precision and the model's own DAMSM-scored
 R-precision; for the captioner its teacher-forcing next-word accuracy and the object and pair accuracy of its greedy
@@ -36,6 +37,8 @@ _ONLY_CAPTIONER = {"use_itm": True, "use_tim": False, "lambda_tim": 0.0, "lambda
 _NO_CLIP = ["--max_grad_norm", "0", "--adam_beta1", "0.5"]  # AttnGAN's optimiser
 _PLACED = {"generator_attention_positions": True}
 _PLACED_G10 = {**_PLACED, "gamma3": 10.0}  # the generated-image matching at AttnGAN's sharpness
+_FIRST_ATTENTION = {**_PLACED_G10, "generator_first_stage_attention": True}
+_WITH_CAPTIONER = {"use_itm": True, "lambda_itm": 0.1, "lambda_fake_text": 1.0}  # both modules, as phase 2 trains them
 _PLACE_D_CONTEXT = {
     **_PLACED_G10,
     "generator_first_stage_attention": True,
@@ -106,12 +109,12 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
     ),
     "first-attention": (
         "positions-g10 with the first stage's 4x4 layout attending to the words too",
-        {**_PLACED_G10, "generator_first_stage_attention": True},
+        _FIRST_ATTENTION,
         _NO_CLIP,
     ),
     "place-d": (
         "first-attention against discriminators that read the words place by place (discriminator_place_words)",
-        {**_PLACED_G10, "generator_first_stage_attention": True, "discriminator_place_words": True},
+        {**_FIRST_ATTENTION, "discriminator_place_words": True},
         _NO_CLIP,
     ),
     "place-d-context": (
@@ -127,6 +130,16 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
     "positions-wide": (
         "positions with 32-channel generator and discriminators",
         {**_PLACED, "generator_channels": 32, "discriminator_channels": 32},
+        _NO_CLIP,
+    ),
+    "redescribe": (
+        "first-attention with the captioner trained beside it and reading its images (lambda_redescription = 2)",
+        {**_FIRST_ATTENTION, **_WITH_CAPTIONER, "lambda_redescription": 2.0},
+        _NO_CLIP,
+    ),
+    "redescribe-10": (
+        "redescribe with lambda_redescription = 10",
+        {**_FIRST_ATTENTION, **_WITH_CAPTIONER, "lambda_redescription": 10.0},
         _NO_CLIP,
     ),
     "captioner": ("the captioner alone (no generator), phase2_generators.yaml's optimiser", _ONLY_CAPTIONER, []),

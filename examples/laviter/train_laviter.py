@@ -90,6 +90,7 @@ _LOSSES = (
     "fake_text_loss",
     "generator_adversarial_loss",
     "kl_loss",
+    "redescription_loss",
 )
 
 

@@ -344,6 +344,38 @@ def test_vta_swapped_negatives_rank_the_image_above_its_swapped_halves():
     assert out.fake_image_loss > plain and grads(model, out.fake_image_loss)["generator"]
 
 
+def test_redescription_trains_the_generator_alone_and_reads_the_caption():
+    model = tiny(lambda_redescription=2.0)
+    model.set_phase("generators")
+    model.train()
+    pixels, ids = batch()
+    torch.manual_seed(1)
+    out = model(pixels, ids)
+    assert torch.isfinite(out.redescription_loss) and out.redescription_loss > 0
+    # only the generator learns from it: the captioner and the encoders read the generated image with fixed weights
+    assert grads(model, out.redescription_loss) == {
+        "image_encoder": False, "text_encoder": False, "generator": True, "captioner": False,
+    }  # fmt: skip
+    # it is the captioner's own cross-entropy (eq. 14) on the generated image, and part of L_TIM
+    regions, _ = model.image_encoder(out.generated_images[-1])
+    expected = model.captioner.loss(model.captioner(regions, ids, (ids != 0).long()), ids)
+    torch.testing.assert_close(out.redescription_loss, expected)
+    model.config.lambda_redescription = 0.0
+    torch.manual_seed(1)
+    without = model(pixels, ids)
+    assert without.redescription_loss is None
+    torch.testing.assert_close(out.tim_loss - without.tim_loss, 2.0 * out.redescription_loss)
+    # in the joint phase it also reaches the text encoder that conditions the generator (as L_fi-rt does), still
+    # not the captioner or the image encoder
+    model.config.lambda_redescription = 2.0
+    model.set_phase("joint")
+    out = model(pixels, ids)
+    got = grads(model, out.redescription_loss)
+    assert got == {"image_encoder": False, "text_encoder": True, "generator": True, "captioner": False}
+    with pytest.raises(ValueError, match="lambda_redescription=1.0: .*use_itm=True"):
+        tiny(use_itm=False, lambda_itm=0.0, lambda_fake_text=0.0, lambda_redescription=1.0)
+
+
 @pytest.mark.parametrize(
     "change, match",
     [

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.func import functional_call
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
@@ -57,6 +58,8 @@ class LaviterOutput(ModelOutput):
         vta_loss, tim_loss, itm_loss, fake_image_loss, fake_text_loss: L_VTA, L_TIM, L_ITM, L_fi-rt, L_ri-ft
             (those the phase and the model's modules have).
         generator_adversarial_loss / kl_loss: the parts of L_TIM (eq. 9; the conditioning augmentation's KL).
+        redescription_loss: the captioner's cross-entropy of the real caption given the generated image (with
+            `lambda_redescription` > 0; part of L_TIM).
         generated_images: one `(B, C, s, s)` tensor per generator stage, smallest first, in [-1, 1].
         caption_logits: `(B, T - 1, vocab_size)` the captioner's next-word logits (teacher forcing), `T` the
             longest caption of the batch.
@@ -74,6 +77,7 @@ class LaviterOutput(ModelOutput):
     fake_text_loss: Tensor | None = None
     generator_adversarial_loss: Tensor | None = None
     kl_loss: Tensor | None = None
+    redescription_loss: Tensor | None = None
     generated_images: tuple[Tensor, ...] | None = None
     caption_logits: Tensor | None = None
     word_embeds: Tensor | None = None
@@ -290,7 +294,7 @@ class LaviterModel(LaviterPreTrainedModel):
             negatives = self._swapped_negatives(pixel_values) if c.vta_swapped_negatives else None
             out.vta_loss = self._vta(words, mask, sentence, regions, global_features, negatives)  # eq. 8
         if self._runs("generator", c.lambda_tim, c.lambda_fake_image):
-            self._tim(out, words, mask, sentence, discriminator, generator)
+            self._tim(out, input_ids, words, mask, sentence, discriminator, generator)
         if self._runs("captioner", c.lambda_itm, c.lambda_fake_text):
             out.caption_logits = self.captioner(regions, input_ids, mask)  # (B, T - 1, V)
             out.itm_loss = self.captioner.loss(out.caption_logits, input_ids)  # eq. 14
@@ -306,8 +310,9 @@ class LaviterModel(LaviterPreTrainedModel):
             return False
         return self.phase == "generators" or any(w > 0 for w in joint_weights)
 
-    def _tim(self, out: LaviterOutput, words, mask, sentence, discriminator, generator) -> None:
-        """L_TIM (eq. 11) = L_G (eq. 9, when a discriminator is given) + λ L_fi-rt + KL, with L_fi-rt (eq. 15)."""
+    def _tim(self, out: LaviterOutput, input_ids, words, mask, sentence, discriminator, generator) -> None:
+        """L_TIM (eq. 11) = L_G (eq. 9, when a discriminator is given) + λ L_fi-rt + KL, with L_fi-rt (eq. 15);
+        plus the redescription term when `lambda_redescription` > 0."""
         c = self.config
         noise = self._noise(len(words), generator, words.device)
         images, mu, logvar = self.generator(noise, sentence, words, mask, generator)
@@ -318,10 +323,25 @@ class LaviterModel(LaviterPreTrainedModel):
         out.fake_image_loss = self._vta(words, mask, sentence, fake_regions, fake_global, negatives)  # L_fi-rt
         out.kl_loss = kl_to_standard_normal(mu, logvar)
         out.tim_loss = c.lambda_fake_image_damsm * out.fake_image_loss + out.kl_loss
+        if c.lambda_redescription > 0:
+            out.redescription_loss = self._redescription_loss(images[-1], input_ids, mask)
+            out.tim_loss = out.tim_loss + c.lambda_redescription * out.redescription_loss
         if discriminator is not None:
             scores = discriminator(images, sentence, words, mask)
             out.generator_adversarial_loss = generator_adversarial_loss(scores)  # eq. 9
             out.tim_loss = out.tim_loss + out.generator_adversarial_loss
+
+    def _redescription_loss(self, images: Tensor, input_ids: Tensor, mask: Tensor) -> Tensor:
+        """The captioner's eq. 14 on generated ``images`` (B, C, H, W) and their real captions, with the image
+        encoder's and the captioner's weights detached (MirrorGAN's redescription): the generator learns from it (in
+        the joint phase also the text encoder that conditions it), and the captioner from real images alone."""
+
+        def fixed(module: nn.Module) -> dict[str, Tensor]:
+            return {name: p.detach() for name, p in module.named_parameters()}
+
+        regions, _ = functional_call(self.image_encoder, fixed(self.image_encoder), (images,))  # (B, R, D)
+        logits = functional_call(self.captioner, fixed(self.captioner), (regions, input_ids, mask))  # (B, T-1, V)
+        return self.captioner.loss(logits, input_ids)
 
     def _fake_text_loss(self, logits, input_ids, mask, regions, global_features) -> Tensor:
         """L_ri-ft (eq. 15): the captioner's word distributions, after [BOS], read by the text encoder as a caption
