@@ -142,6 +142,16 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
         {**_FIRST_ATTENTION, **_WITH_CAPTIONER, "lambda_redescription": 10.0},
         _NO_CLIP,
     ),
+    "redescribe-context": (
+        "redescribe-10 with the generator's own self-attention over the words (generator_word_context)",
+        {**_FIRST_ATTENTION, **_WITH_CAPTIONER, "lambda_redescription": 10.0, "generator_word_context": True},
+        _NO_CLIP,
+    ),
+    "redescribe-context-30": (
+        "redescribe-context with lambda_redescription = 30",
+        {**_FIRST_ATTENTION, **_WITH_CAPTIONER, "lambda_redescription": 30.0, "generator_word_context": True},
+        _NO_CLIP,
+    ),
     "captioner": ("the captioner alone (no generator), phase2_generators.yaml's optimiser", _ONLY_CAPTIONER, []),
     "captioner-fast": (
         "the captioner alone at learning rate 1e-3",
