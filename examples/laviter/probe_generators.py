@@ -152,6 +152,16 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
         {**_FIRST_ATTENTION, **_WITH_CAPTIONER, "lambda_redescription": 30.0, "generator_word_context": True},
         _NO_CLIP,
     ),
+    "word-rnn": (
+        "first-attention with the generator's own GRU over the words feeding the first stage (generator_word_rnn)",
+        {**_FIRST_ATTENTION, "generator_word_rnn": True},
+        _NO_CLIP,
+    ),
+    "word-rnn-redescribe": (
+        "word-rnn with the captioner trained beside it and reading its images (lambda_redescription = 10)",
+        {**_FIRST_ATTENTION, **_WITH_CAPTIONER, "lambda_redescription": 10.0, "generator_word_rnn": True},
+        _NO_CLIP,
+    ),
     "captioner": ("the captioner alone (no generator), phase2_generators.yaml's optimiser", _ONLY_CAPTIONER, []),
     "captioner-fast": (
         "the captioner alone at learning rate 1e-3",

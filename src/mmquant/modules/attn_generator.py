@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from .gru_text import bidirectional_final_states
 from .positions import sincos_positions_2d
 
 __all__ = ["AttnGANGenerator", "ConditioningAugmentation", "WordAttention"]
@@ -78,7 +79,10 @@ class AttnGANGenerator(nn.Module):
     4x4 features also attend to the words (AttnGAN's first stage reads the sentence alone), so a layout that binds
     words to places is set before the first upsampling. ``word_context``: the (frozen) word features are re-read by one
     trainable self-attention layer of the generator's own before any attention, so a place word can take in the digit
-    and colour words it is bound to."""
+    and colour words it is bound to. ``word_rnn``: a bidirectional GRU of the generator's own reads the word features
+    in order, and its final states join the noise and the condition that the first stage's layout is drawn from, so
+    the layout starts from a code of which object is where (the word attention, whose queries are places, is slow to
+    learn that binding from words trained to match regions by content)."""
 
     def __init__(
         self,
@@ -91,9 +95,14 @@ class AttnGANGenerator(nn.Module):
         attention_positions: bool = False,
         first_stage_attention: bool = False,
         word_context: bool = False,
+        word_rnn: bool = False,
     ):
         super().__init__()
         ngf = channels
+        words_code = 0
+        if word_rnn:
+            self.word_rnn = nn.GRU(sentence_dim, sentence_dim, batch_first=True, bidirectional=True)
+            words_code = 2 * sentence_dim
         if word_context:
             self.word_context = nn.TransformerEncoderLayer(
                 sentence_dim, 4, 2 * sentence_dim, dropout=0.0, batch_first=True, norm_first=True
@@ -102,7 +111,9 @@ class AttnGANGenerator(nn.Module):
         n_up = int(math.log2(sizes[0] // 4))
         width = ngf * 2**n_up  # halved by each upsampling, down to ngf at the first stage's size
         self.fc = nn.Sequential(
-            nn.Linear(noise_dim + condition_dim, width * 2 * 16, bias=False), nn.BatchNorm1d(width * 2 * 16), nn.GLU(1)
+            nn.Linear(noise_dim + condition_dim + words_code, width * 2 * 16, bias=False),
+            nn.BatchNorm1d(width * 2 * 16),
+            nn.GLU(1),
         )
         if first_stage_attention:  # the 4x4 layout, before any upsampling, also reads the words
             self.first_attention = WordAttention(width, sentence_dim, 4 if attention_positions else None)
@@ -129,7 +140,10 @@ class AttnGANGenerator(nn.Module):
         c, mu, logvar = self.ca(sentence, generator)  # (B, c_dim)
         if hasattr(self, "word_context"):
             words = self.word_context(words, src_key_padding_mask=word_mask == 0)  # (B, T, S)
-        h = self.fc(torch.cat([noise, c], dim=1)).view(len(noise), self._width, 4, 4)  # (B, W, 4, 4)
+        code = [noise, c]  # (B, Z), (B, c_dim)
+        if hasattr(self, "word_rnn"):
+            code.append(bidirectional_final_states(self.word_rnn, words, word_mask))  # (B, 2S): the caption in order
+        h = self.fc(torch.cat(code, dim=1)).view(len(noise), self._width, 4, 4)  # (B, W, 4, 4)
         if hasattr(self, "first_attention"):
             h = h + self.first_attention(h, words, word_mask)  # (B, W, 4, 4)
         h = self.first(h)  # (B, ngf, s0, s0)

@@ -8,7 +8,16 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-__all__ = ["GRUTextDecoder", "GRUTextEncoder"]
+__all__ = ["GRUTextDecoder", "GRUTextEncoder", "bidirectional_final_states"]
+
+
+def bidirectional_final_states(gru: nn.GRU, features: Tensor, mask: Tensor) -> Tensor:
+    """A one-layer bidirectional ``gru`` over the unpadded ``features (B, L, D)`` (``mask (B, L)``: the real ones
+    first, then padding) -> its forward and backward final states side by side, ``(B, 2H)``."""
+    lengths = mask.sum(1).clamp(min=1).cpu()
+    packed = pack_padded_sequence(features, lengths, batch_first=True, enforce_sorted=False)
+    _, last = gru(packed)  # (2, B, H): the forward and the backward direction's final states
+    return torch.cat([last[0], last[1]], dim=-1)  # (B, 2H)
 
 
 class GRUTextEncoder(nn.Module):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .gru_text import bidirectional_final_states
+
 __all__ = ["SENTENCE_POOLINGS", "TransformerTextEncoder"]
 
 SENTENCE_POOLINGS = ("mean", "gru")
@@ -50,10 +52,7 @@ class TransformerTextEncoder(nn.Module):
         if self.pool_gru is None:
             mask = attention_mask.to(x.dtype)[..., None]  # (B, L, 1)
             return (x * mask).sum(1) / mask.sum(1).clamp(min=1)  # (B, D)
-        lengths = attention_mask.sum(1).clamp(min=1).cpu()  # the words come first, then the padding
-        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        _, last = self.pool_gru(packed)  # (2, B, D / 2): the forward and the backward direction's final states
-        return torch.cat([last[0], last[1]], dim=-1)  # (B, D)
+        return bidirectional_final_states(self.pool_gru, x, attention_mask)  # (B, D)
 
     def forward(self, input_ids: Tensor | None, attention_mask: Tensor, word_probs: Tensor | None = None):
         if word_probs is not None:

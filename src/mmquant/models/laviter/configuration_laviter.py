@@ -173,6 +173,12 @@ class LaviterConfig(PretrainedConfig):
         generator_word_context (`bool`, defaults to `False`): the generator re-reads the word features with one
             self-attention layer of its own before attending to them (in phase 2 the text encoder is frozen, and its
             words were trained to match image regions by content, not to carry where their object is).
+        generator_word_rnn (`bool`, defaults to `False`): a bidirectional GRU of the generator's own reads the word
+            features in order, and its final states join the noise and the sentence's condition that the first
+            stage's 4x4 layout is drawn from. The word attention's place queries must find each place's words by
+            their features, and words trained to match image regions by content barely carry which place their
+            object is at (on Caption MNIST, a supervised read-out of each quadrant's digit from the frozen phase-1
+            words through that attention reached 0.68 in 1,500 steps, through a GRU 0.97).
         discriminator_channels (`int`, defaults to 32): width of each stage's discriminator (built by training).
         discriminator_place_words (`bool`, defaults to `False`): each discriminator's conditional branch also reads
             what the words say about each place of its 4x4 grid (`mmquant.modules.discriminator.PlaceWords`); the
@@ -225,6 +231,7 @@ class LaviterConfig(PretrainedConfig):
         generator_attention_positions: bool = False,
         generator_first_stage_attention: bool = False,
         generator_word_context: bool = False,
+        generator_word_rnn: bool = False,
         discriminator_channels: int = 32,
         discriminator_place_words: bool = False,
         discriminator_swapped_halves: bool = False,
@@ -311,6 +318,7 @@ class LaviterConfig(PretrainedConfig):
         self.generator_attention_positions = bool(generator_attention_positions)
         self.generator_first_stage_attention = bool(generator_first_stage_attention)
         self.generator_word_context = bool(generator_word_context)
+        self.generator_word_rnn = bool(generator_word_rnn)
         self.discriminator_channels = discriminator_channels
         self.discriminator_place_words = bool(discriminator_place_words)
         self.discriminator_swapped_halves = bool(discriminator_swapped_halves)

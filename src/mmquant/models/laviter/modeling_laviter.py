@@ -121,7 +121,7 @@ class LaviterModel(LaviterPreTrainedModel):
             self.generator = AttnGANGenerator(
                 d, config.noise_dim, config.condition_dim, config.generator_channels, config.generator_sizes,
                 v.in_channels, config.generator_attention_positions, config.generator_first_stage_attention,
-                config.generator_word_context,
+                config.generator_word_context, config.generator_word_rnn,
             )  # fmt: skip
         if config.use_itm:
             self.captioner = TransformerCaptioner(
