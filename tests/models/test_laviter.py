@@ -258,6 +258,36 @@ def test_gru_sentence_pooling_reads_words_in_order_and_ignores_padding(tmp_path)
     assert torch.equal(loaded.get_text_features(ids), model.get_text_features(ids))
 
 
+def test_generator_word_rnn_reads_the_words_in_order_and_trains_with_the_generator(tmp_path):
+    model = tiny(generator_word_rnn=True).eval()
+    pixels, ids = batch()
+    mask = (ids != 0).long()
+    words, sentence = model.text_encoder(ids, mask)
+    noise = torch.randn(4, model.config.noise_dim)
+
+    def first_stage(w, m):
+        return model.generator(noise, sentence, w, m, torch.Generator().manual_seed(0))[0][0]
+
+    image = first_stage(words, mask)
+    # padding after the words changes nothing; the same words in another order change the layout
+    padded = torch.cat([words, torch.randn(4, 3, words.shape[-1])], 1)
+    assert torch.allclose(first_stage(padded, torch.cat([mask, torch.zeros(4, 3, dtype=mask.dtype)], 1)), image)
+    assert not torch.allclose(first_stage(words.flip(1), mask.flip(1).sort(1, descending=True).values), image)
+    # it trains with the generator (phase 2), and round-trips through the Auto classes
+    model.set_phase("generators")
+    model.train()
+    out = model(pixels, ids)
+    assert model.generator.word_rnn.weight_ih_l0.requires_grad and grads(model, out.tim_loss)["generator"]
+    assert model.generator.word_rnn.weight_ih_l0.grad.abs().sum() > 0
+    model.eval().save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.generator_word_rnn and hasattr(loaded.generator, "word_rnn")
+    g = [torch.Generator().manual_seed(1) for _ in range(2)]
+    assert torch.allclose(
+        loaded.generate_images(ids, generator=g[0]), model.generate_images(ids, generator=g[1]), atol=1e-6
+    )
+
+
 def test_models_without_generator_or_captioner():
     model = tiny(use_tim=False, use_itm=False, lambda_tim=0.0, lambda_itm=0.0, lambda_fake_image=0.0,
                  lambda_fake_text=0.0)  # fmt: skip
