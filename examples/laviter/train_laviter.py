@@ -77,6 +77,7 @@ FOLDER_DATASETS = ("cub200_captions", "flowers102_captions", "coco_captions")
 GENERATOR_FIELDS = {
     "use_tim", "use_itm", "noise_dim", "condition_dim", "generator_channels", "num_generator_stages",
     "generator_attention_positions", "generator_first_stage_attention", "generator_word_context",
+    "generator_word_rnn",
     "discriminator_channels", "discriminator_place_words", "discriminator_swapped_halves",
     "captioner_num_layers", "captioner_num_heads", "captioner_frozen_layers",
 }  # fmt: skip
