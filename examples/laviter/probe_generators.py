@@ -162,6 +162,11 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
         {**_FIRST_ATTENTION, **_WITH_CAPTIONER, "lambda_redescription": 10.0, "generator_word_rnn": True},
         _NO_CLIP,
     ),
+    "word-rnn-read": (
+        "word-rnn-redescribe with the word attention reading the GRU's outputs (generator_word_rnn since 2026-12-04)",
+        {**_FIRST_ATTENTION, **_WITH_CAPTIONER, "lambda_redescription": 10.0, "generator_word_rnn": True},
+        _NO_CLIP,
+    ),
     "captioner": ("the captioner alone (no generator), phase2_generators.yaml's optimiser", _ONLY_CAPTIONER, []),
     "captioner-fast": (
         "the captioner alone at learning rate 1e-3",

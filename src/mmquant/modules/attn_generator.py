@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .gru_text import bidirectional_final_states
+from .gru_text import bidirectional_read
 from .positions import sincos_positions_2d
 
 __all__ = ["AttnGANGenerator", "ConditioningAugmentation", "WordAttention"]
@@ -80,9 +80,10 @@ class AttnGANGenerator(nn.Module):
     words to places is set before the first upsampling. ``word_context``: the (frozen) word features are re-read by one
     trainable self-attention layer of the generator's own before any attention, so a place word can take in the digit
     and colour words it is bound to. ``word_rnn``: a bidirectional GRU of the generator's own reads the word features
-    in order, and its final states join the noise and the condition that the first stage's layout is drawn from, so
-    the layout starts from a code of which object is where (the word attention, whose queries are places, is slow to
-    learn that binding from words trained to match regions by content)."""
+    in order; its final states join the noise and the condition that the first stage's layout is drawn from, and its
+    outputs (each word read with the words around it) are what the word attention reads, so a digit word carries the
+    place it is bound to (the word attention, whose queries are places, is slow to learn that binding from words
+    trained to match regions by content)."""
 
     def __init__(
         self,
@@ -101,8 +102,12 @@ class AttnGANGenerator(nn.Module):
         ngf = channels
         words_code = 0
         if word_rnn:
-            self.word_rnn = nn.GRU(sentence_dim, sentence_dim, batch_first=True, bidirectional=True)
-            words_code = 2 * sentence_dim
+            if sentence_dim % 2:
+                raise ValueError(
+                    f"sentence_dim={sentence_dim}: word_rnn splits it between two directions; use an even size."
+                )
+            self.word_rnn = nn.GRU(sentence_dim, sentence_dim // 2, batch_first=True, bidirectional=True)
+            words_code = sentence_dim
         if word_context:
             self.word_context = nn.TransformerEncoderLayer(
                 sentence_dim, 4, 2 * sentence_dim, dropout=0.0, batch_first=True, norm_first=True
@@ -141,8 +146,9 @@ class AttnGANGenerator(nn.Module):
         if hasattr(self, "word_context"):
             words = self.word_context(words, src_key_padding_mask=word_mask == 0)  # (B, T, S)
         code = [noise, c]  # (B, Z), (B, c_dim)
-        if hasattr(self, "word_rnn"):
-            code.append(bidirectional_final_states(self.word_rnn, words, word_mask))  # (B, 2S): the caption in order
+        if hasattr(self, "word_rnn"):  # the words read in order: (B, T, S) at each word, (B, S) the whole caption
+            words, caption = bidirectional_read(self.word_rnn, words, word_mask)
+            code.append(caption)
         h = self.fc(torch.cat(code, dim=1)).view(len(noise), self._width, 4, 4)  # (B, W, 4, 4)
         if hasattr(self, "first_attention"):
             h = h + self.first_attention(h, words, word_mask)  # (B, W, 4, 4)

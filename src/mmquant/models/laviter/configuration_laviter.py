@@ -174,8 +174,9 @@ class LaviterConfig(PretrainedConfig):
             self-attention layer of its own before attending to them (in phase 2 the text encoder is frozen, and its
             words were trained to match image regions by content, not to carry where their object is).
         generator_word_rnn (`bool`, defaults to `False`): a bidirectional GRU of the generator's own reads the word
-            features in order, and its final states join the noise and the sentence's condition that the first
-            stage's 4x4 layout is drawn from. The word attention's place queries must find each place's words by
+            features in order: its final states join the noise and the sentence's condition that the first stage's
+            4x4 layout is drawn from, and its outputs at each word replace the word features that the generator's
+            word attention reads. The word attention's place queries must find each place's words by
             their features, and words trained to match image regions by content barely carry which place their
             object is at (on Caption MNIST, a supervised read-out of each quadrant's digit from the frozen phase-1
             words through that attention reached 0.68 in 1,500 steps, through a GRU 0.97).
