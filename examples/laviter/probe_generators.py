@@ -167,6 +167,22 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
         {**_FIRST_ATTENTION, **_WITH_CAPTIONER, "lambda_redescription": 10.0, "generator_word_rnn": True},
         _NO_CLIP,
     ),
+    "image-match": (
+        "first-attention with the generated images matched to their pairs' real images (lambda_image_match = 5)",
+        {**_FIRST_ATTENTION, "lambda_image_match": 5.0},
+        _NO_CLIP,
+    ),
+    "image-match-all": (
+        "word-rnn-read with the image-match term too (lambda_image_match = 5)",
+        {
+            **_FIRST_ATTENTION,
+            **_WITH_CAPTIONER,
+            "lambda_redescription": 10.0,
+            "generator_word_rnn": True,
+            "lambda_image_match": 5.0,
+        },
+        _NO_CLIP,
+    ),
     "captioner": ("the captioner alone (no generator), phase2_generators.yaml's optimiser", _ONLY_CAPTIONER, []),
     "captioner-fast": (
         "the captioner alone at learning rate 1e-3",

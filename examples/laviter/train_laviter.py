@@ -92,6 +92,7 @@ _LOSSES = (
     "generator_adversarial_loss",
     "kl_loss",
     "redescription_loss",
+    "image_match_loss",
 )
 
 

@@ -197,6 +197,12 @@ class LaviterConfig(PretrainedConfig):
             phase, the text encoder that conditions it) and never the captioner or the image encoder. The captioner
             tells which digit and colour it sees at which place, which DAMSM's scores barely do on Caption MNIST.
             Needs the captioner (`use_itm`).
+        lambda_image_match (`float`, defaults to 0.0): weight of an image-to-image contrastive term in L_TIM, an
+            addition to the paper's eq. 11 after XMC-GAN (Zhang et al. 2021): the global feature of each generated
+            image, read by the image encoder with its weights held fixed, must be nearer its pair's real image than
+            the batch's other real images (InfoNCE, temperature 0.1). The image features carry which object is where
+            even where the sentence feature does not, so this tells the generator which digit and colour go to which
+            place. Trains the generator (and, in the joint phase, the text encoder that conditions it).
         captioner_num_layers (`int`, defaults to 2), captioner_num_heads (`int`, defaults to 4): the ITM encoder over
             region features and the GPT-2 style caption decoder with cross-attention (paper: 6 layers, 8 heads).
         captioner_frozen_layers (`int`, defaults to 1): in the joint phase the first layers of the captioner's
@@ -238,6 +244,7 @@ class LaviterConfig(PretrainedConfig):
         discriminator_swapped_halves: bool = False,
         lambda_fake_image_damsm: float = 5.0,
         lambda_redescription: float = 0.0,
+        lambda_image_match: float = 0.0,
         captioner_num_layers: int = 2,
         captioner_num_heads: int = 4,
         captioner_frozen_layers: int = 1,
@@ -290,6 +297,7 @@ class LaviterConfig(PretrainedConfig):
             gamma3=gamma3,
             lambda_fake_image_damsm=lambda_fake_image_damsm,
             lambda_redescription=lambda_redescription,
+            lambda_image_match=lambda_image_match,
             lambda_tim=lambda_tim,
             lambda_itm=lambda_itm,
             lambda_fake_image=lambda_fake_image,
@@ -325,6 +333,7 @@ class LaviterConfig(PretrainedConfig):
         self.discriminator_swapped_halves = bool(discriminator_swapped_halves)
         self.lambda_fake_image_damsm = lambda_fake_image_damsm
         self.lambda_redescription = lambda_redescription
+        self.lambda_image_match = lambda_image_match
         self.captioner_num_layers = captioner_num_layers
         self.captioner_num_heads = captioner_num_heads
         self.captioner_frozen_layers = captioner_frozen_layers

@@ -60,6 +60,8 @@ class LaviterOutput(ModelOutput):
         generator_adversarial_loss / kl_loss: the parts of L_TIM (eq. 9; the conditioning augmentation's KL).
         redescription_loss: the captioner's cross-entropy of the real caption given the generated image (with
             `lambda_redescription` > 0; part of L_TIM).
+        image_match_loss: the generated images' contrastive matching with their pairs' real images (with
+            `lambda_image_match` > 0; part of L_TIM).
         generated_images: one `(B, C, s, s)` tensor per generator stage, smallest first, in [-1, 1].
         caption_logits: `(B, T - 1, vocab_size)` the captioner's next-word logits (teacher forcing), `T` the
             longest caption of the batch.
@@ -78,6 +80,7 @@ class LaviterOutput(ModelOutput):
     generator_adversarial_loss: Tensor | None = None
     kl_loss: Tensor | None = None
     redescription_loss: Tensor | None = None
+    image_match_loss: Tensor | None = None
     generated_images: tuple[Tensor, ...] | None = None
     caption_logits: Tensor | None = None
     word_embeds: Tensor | None = None
@@ -294,7 +297,7 @@ class LaviterModel(LaviterPreTrainedModel):
             negatives = self._swapped_negatives(pixel_values) if c.vta_swapped_negatives else None
             out.vta_loss = self._vta(words, mask, sentence, regions, global_features, negatives)  # eq. 8
         if self._runs("generator", c.lambda_tim, c.lambda_fake_image):
-            self._tim(out, input_ids, words, mask, sentence, discriminator, generator)
+            self._tim(out, input_ids, words, mask, sentence, global_features, discriminator, generator)
         if self._runs("captioner", c.lambda_itm, c.lambda_fake_text):
             out.caption_logits = self.captioner(regions, input_ids, mask)  # (B, T - 1, V)
             out.itm_loss = self.captioner.loss(out.caption_logits, input_ids)  # eq. 14
@@ -310,9 +313,9 @@ class LaviterModel(LaviterPreTrainedModel):
             return False
         return self.phase == "generators" or any(w > 0 for w in joint_weights)
 
-    def _tim(self, out: LaviterOutput, input_ids, words, mask, sentence, discriminator, generator) -> None:
+    def _tim(self, out: LaviterOutput, input_ids, words, mask, sentence, real_global, discriminator, generator):
         """L_TIM (eq. 11) = L_G (eq. 9, when a discriminator is given) + λ L_fi-rt + KL, with L_fi-rt (eq. 15);
-        plus the redescription term when `lambda_redescription` > 0."""
+        plus the redescription and image-match terms when their weights are > 0."""
         c = self.config
         noise = self._noise(len(words), generator, words.device)
         images, mu, logvar = self.generator(noise, sentence, words, mask, generator)
@@ -323,25 +326,38 @@ class LaviterModel(LaviterPreTrainedModel):
         out.fake_image_loss = self._vta(words, mask, sentence, fake_regions, fake_global, negatives)  # L_fi-rt
         out.kl_loss = kl_to_standard_normal(mu, logvar)
         out.tim_loss = c.lambda_fake_image_damsm * out.fake_image_loss + out.kl_loss
+        if c.lambda_redescription > 0 or c.lambda_image_match > 0:
+            regions, fixed_global = self._fixed(self.image_encoder, images[-1])  # (B, R, D), (B, D)
         if c.lambda_redescription > 0:
-            out.redescription_loss = self._redescription_loss(images[-1], input_ids, mask)
+            out.redescription_loss = self._redescription_loss(regions, input_ids, mask)
             out.tim_loss = out.tim_loss + c.lambda_redescription * out.redescription_loss
+        if c.lambda_image_match > 0:
+            out.image_match_loss = self._image_match_loss(fixed_global, real_global)
+            out.tim_loss = out.tim_loss + c.lambda_image_match * out.image_match_loss
         if discriminator is not None:
             scores = discriminator(images, sentence, words, mask)
             out.generator_adversarial_loss = generator_adversarial_loss(scores)  # eq. 9
             out.tim_loss = out.tim_loss + out.generator_adversarial_loss
 
-    def _redescription_loss(self, images: Tensor, input_ids: Tensor, mask: Tensor) -> Tensor:
-        """The captioner's eq. 14 on generated ``images`` (B, C, H, W) and their real captions, with the image
-        encoder's and the captioner's weights detached (MirrorGAN's redescription): the generator learns from it (in
-        the joint phase also the text encoder that conditions it), and the captioner from real images alone."""
+    def _fixed(self, module: nn.Module, *args):
+        """``module(*args)`` with its weights detached: gradients reach ``args`` only (the generator's images)."""
+        return functional_call(module, {name: p.detach() for name, p in module.named_parameters()}, args)
 
-        def fixed(module: nn.Module) -> dict[str, Tensor]:
-            return {name: p.detach() for name, p in module.named_parameters()}
-
-        regions, _ = functional_call(self.image_encoder, fixed(self.image_encoder), (images,))  # (B, R, D)
-        logits = functional_call(self.captioner, fixed(self.captioner), (regions, input_ids, mask))  # (B, T-1, V)
+    def _redescription_loss(self, regions: Tensor, input_ids: Tensor, mask: Tensor) -> Tensor:
+        """The captioner's eq. 14 on the generated images' ``regions (B, R, D)`` (read with fixed weights) and their
+        real captions, with the captioner's weights detached too (MirrorGAN's redescription): the generator learns
+        from it (in the joint phase also the text encoder that conditions it), the captioner from real images
+        alone."""
+        logits = self._fixed(self.captioner, regions, input_ids, mask)  # (B, T - 1, V)
         return self.captioner.loss(logits, input_ids)
+
+    def _image_match_loss(self, fake_global: Tensor, real_global: Tensor) -> Tensor:
+        """XMC-GAN's image-to-image contrastive term: each generated image's global feature ``(B, D)`` (read with
+        fixed weights) must be nearer its own pair's real image than the batch's other real images (InfoNCE, cosine
+        over a temperature of 0.1 as XMC-GAN); the real features are targets (detached)."""
+        fake, real = F.normalize(fake_global.float(), dim=-1), F.normalize(real_global.detach().float(), dim=-1)
+        logits = fake @ real.T / 0.1  # (B, B)
+        return F.cross_entropy(logits, torch.arange(len(fake), device=fake.device))
 
     def _fake_text_loss(self, logits, input_ids, mask, regions, global_features) -> Tensor:
         """L_ri-ft (eq. 15): the captioner's word distributions, after [BOS], read by the text encoder as a caption
