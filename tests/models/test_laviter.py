@@ -406,6 +406,26 @@ def test_redescription_trains_the_generator_alone_and_reads_the_caption():
         tiny(use_itm=False, lambda_itm=0.0, lambda_fake_text=0.0, lambda_redescription=1.0)
 
 
+def test_image_match_pulls_each_generated_image_to_its_own_real_image():
+    model = tiny(lambda_image_match=5.0)
+    model.set_phase("generators")
+    model.train()
+    pixels, ids = batch()
+    torch.manual_seed(1)
+    out = model(pixels, ids)
+    assert torch.isfinite(out.image_match_loss) and out.redescription_loss is None
+    got = grads(model, out.image_match_loss)
+    assert got == {"image_encoder": False, "text_encoder": False, "generator": True, "captioner": False}
+    # InfoNCE over the batch: lowest when each generated image is its own real image, higher when shuffled
+    _, real = model.image_encoder(pixels)
+    own = model._image_match_loss(real, real)
+    shuffled = model._image_match_loss(real.roll(1, 0), real)
+    assert own < shuffled and own < torch.log(torch.tensor(4.0))
+    model.config.lambda_image_match = 0.0
+    torch.manual_seed(1)
+    torch.testing.assert_close(out.tim_loss - model(pixels, ids).tim_loss, 5.0 * out.image_match_loss)
+
+
 @pytest.mark.parametrize(
     "change, match",
     [
