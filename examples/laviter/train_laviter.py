@@ -23,7 +23,9 @@ Writes into ``--output_dir``: ``args.json``, ``checkpoint-<step>/`` (model, disc
 ``eval_results.json``: R-precision of generated images (top-1 and top-3 among 100 captions, by the model's own
 encoders), the same for real images, AIMCoS with the caption's digit and colour words as attributes; on Caption MNIST
 quadrant layouts also the judge's reading of the generated images (``judge_object_accuracy``, ``judge_pair_accuracy``,
-``judge_r_precision@k``: a reader the training never sees), and the captioner's object, pair and teacher-forcing
+``judge_r_precision@k``: a reader the training never sees; ``judge_place``, ``judge_digit``, ``judge_color`` and
+``judge_digit_from_other`` / ``judge_color_from_other``, the attributes one by one, the last two counting a digit or
+colour drawn at the place of another object of the caption), and the captioner's object, pair and teacher-forcing
 accuracy.
 """
 
@@ -344,10 +346,13 @@ def evaluate_alignment(
         metrics["aimcos"] = aimcos(images[has], attributes, [[index[w] for w in row] for row in words if row])
     if dataset == "caption_mnist" and generated and all(CENTER not in c for c in quadrant_positions(pairs.captions)):
         # the judge, which the training never sees, reads the generated quadrant canvases
-        from mmquant.metrics.judged import judged_generation
+        from mmquant.metrics.judged import judged_attributes, judged_generation
 
         judged = judged_generation(torch.cat(generated), pairs.captions, None, num_candidates=k)
         metrics.update({f"judge_{n}" if not n.startswith("judge_") else n: v for n, v in judged.items()})
+        # attribute by attribute: where an object's digit or colour is another object's, it is bound to the wrong place
+        attributes = judged_attributes(torch.cat(generated), pairs.captions)
+        metrics.update({f"judge_{n}": v for n, v in attributes.items()})
     if captions and dataset == "caption_mnist":
         accuracy = caption_accuracy(captions, pairs.captions)
         metrics["caption_object_accuracy"], metrics["caption_pair_accuracy"] = accuracy

@@ -18,6 +18,7 @@ from mmquant.metrics.judged import (
     caption_indicators,
     judge_log_probs,
     judge_r_precision,
+    judged_attributes,
     judged_generation,
     resize_for_judge,
 )
@@ -83,3 +84,23 @@ def test_bad_inputs_are_named(judge, quad2):
         resize_for_judge(images[:, :, :, :16], judge)
     with pytest.raises(ValueError, match="quadrant layouts"):
         caption_indicators(["This is red 3."])
+
+
+def test_judged_attributes_tell_objects_bound_to_the_wrong_place(judge, quad2):
+    images, captions = quad2
+    right = judged_attributes(images, captions, judge)
+    assert right["place"] == 1.0 and right["digit"] >= 0.9 and right["color"] >= 0.9
+    assert right["digit_from_other"] <= 0.1 and right["color_from_other"] <= 0.1
+    # the two objects' quadrants exchanged: same places, digits and colours, each bound to the other's place
+    swapped = images.clone()
+    half = images.shape[-1] // 2
+    corner = {"upper left": (0, 0), "upper right": (0, half), "lower left": (half, 0), "lower right": (half, half)}
+    for i, caption in enumerate(captions):
+        (y0, x0), (y1, x1) = (corner[o.position] for o in parse_caption(caption, DEFAULT_COLORS))
+        swapped[i, :, y0 : y0 + half, x0 : x0 + half] = images[i, :, y1 : y1 + half, x1 : x1 + half]
+        swapped[i, :, y1 : y1 + half, x1 : x1 + half] = images[i, :, y0 : y0 + half, x0 : x0 + half]
+    wrong = judged_attributes(swapped, captions, judge)
+    assert wrong["place"] == 1.0
+    # a digit or colour both objects share stays right; every other one now comes from the other object
+    assert wrong["digit"] + wrong["digit_from_other"] >= 0.9 and wrong["digit_from_other"] >= 0.6
+    assert wrong["color"] + wrong["color_from_other"] >= 0.9 and wrong["color_from_other"] >= 0.3

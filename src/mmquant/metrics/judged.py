@@ -7,6 +7,9 @@ text-to-image results are reported beside its own DAMSM-scored R-precision:
   by the generator's own encoders.
 * :func:`judged_generation`: the judge's object and pair accuracy of images generated from captions, and that
   R-precision, in one call.
+* :func:`judged_attributes`: what an object accuracy below 1 is made of: the caption's objects whose place is
+  occupied, whose digit or colour is right there, and whose digit or colour there is another object's of the same
+  caption (the attributes drawn, but bound to the wrong place).
 """
 
 from __future__ import annotations
@@ -17,12 +20,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..data.caption_grammar import CENTER, QUADRANTS, parse_caption
+from ..data.caption_grammar import CENTER, QUADRANTS, CaptionParseError, parse_caption
 from ..data.caption_mnist import DEFAULT_COLORS
 from .alignment import r_precision
 from .consistency import load_judge, semantic_consistency
 
-__all__ = ["caption_indicators", "judge_log_probs", "judge_r_precision", "judged_generation", "resize_for_judge"]
+__all__ = [
+    "caption_indicators",
+    "judge_log_probs",
+    "judge_r_precision",
+    "judged_attributes",
+    "judged_generation",
+    "resize_for_judge",
+]
 
 
 def resize_for_judge(pixel_values: Tensor, judge) -> Tensor:
@@ -101,3 +111,43 @@ def judged_generation(
         "pair_accuracy": read["consistency"],
         **{f"judge_{name}": v for name, v in ranked.items()},
     }
+
+
+@torch.no_grad()
+def judged_attributes(
+    pixel_values: Tensor, captions: Sequence[str], judge=None, colors: Sequence[str] = DEFAULT_COLORS
+) -> dict[str, float]:
+    """Quadrant-layout images generated from ``captions`` as the judge reads them, attribute by attribute, as
+    fractions of the captions' objects: ``place`` (the judge sees an object at its quadrant), ``digit`` / ``color``
+    (with its digit / colour), ``digit_from_other`` / ``color_from_other`` (with a wrong digit / colour that another
+    object of the same caption has: drawn, but at the wrong place). Unparsed captions count no objects.
+
+    >>> from mmquant.models.caption_mnist_judge import CaptionMnistJudgeConfig, CaptionMnistJudgeModel
+    >>> judge = CaptionMnistJudgeModel(CaptionMnistJudgeConfig(hidden_channels=[4, 4, 4]))  # untrained
+    >>> sorted(judged_attributes(torch.zeros(1, 3, 64, 64), ["the red 3 is on the upper left."], judge))
+    ['color', 'color_from_other', 'digit', 'digit_from_other', 'place']
+    """
+    judge = load_judge(judge)
+    colors = tuple(colors)
+    images = resize_for_judge(pixel_values, judge)
+    read = judge.read_objects(images.to(judge.dtype), single=False, colors=colors)
+    counts = dict.fromkeys(("place", "digit", "color", "digit_from_other", "color_from_other"), 0)
+    total = 0
+    for caption, seen in zip(captions, read):
+        try:
+            objects = parse_caption(caption, colors)
+        except CaptionParseError:
+            continue
+        at = {o.position: o for o in seen}
+        for obj in objects:
+            total += 1
+            got = at.get(obj.position)
+            if got is None:
+                continue
+            others = [o for o in objects if o is not obj]
+            counts["place"] += 1
+            counts["digit"] += got.digit == obj.digit
+            counts["color"] += got.color == obj.color
+            counts["digit_from_other"] += got.digit != obj.digit and any(got.digit == o.digit for o in others)
+            counts["color_from_other"] += got.color != obj.color and any(got.color == o.color for o in others)
+    return {k: v / total if total else 0.0 for k, v in counts.items()}
