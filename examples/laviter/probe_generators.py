@@ -183,6 +183,23 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
         },
         _NO_CLIP,
     ),
+    "image-match-exchanged": (
+        "word-rnn-read with the image-match term whose negatives include the real image with two quadrants exchanged",
+        {
+            **_FIRST_ATTENTION,
+            **_WITH_CAPTIONER,
+            "lambda_redescription": 10.0,
+            "generator_word_rnn": True,
+            "lambda_image_match": 5.0,
+            "image_match_exchanged_quadrants": True,
+        },
+        _NO_CLIP,
+    ),
+    "image-match-exchanged-only": (
+        "first-attention with the image-match term whose negatives include the real image, two quadrants exchanged",
+        {**_FIRST_ATTENTION, "lambda_image_match": 5.0, "image_match_exchanged_quadrants": True},
+        _NO_CLIP,
+    ),
     "captioner": ("the captioner alone (no generator), phase2_generators.yaml's optimiser", _ONLY_CAPTIONER, []),
     "captioner-fast": (
         "the captioner alone at learning rate 1e-3",

@@ -203,6 +203,10 @@ class LaviterConfig(PretrainedConfig):
             the batch's other real images (InfoNCE, temperature 0.1). The image features carry which object is where
             even where the sentence feature does not, so this tells the generator which digit and colour go to which
             place. Trains the generator (and, in the joint phase, the text encoder that conditions it).
+        image_match_exchanged_quadrants (`bool`, defaults to `False`): in the image-match term each generated image
+            must also be nearer its real image than that real image with any two of its quadrants exchanged (six
+            extra negatives each): the same contents at the same places but bound to each other's place, which random
+            batch images almost never are. For layouts of objects in quadrants (Caption MNIST).
         captioner_num_layers (`int`, defaults to 2), captioner_num_heads (`int`, defaults to 4): the ITM encoder over
             region features and the GPT-2 style caption decoder with cross-attention (paper: 6 layers, 8 heads).
         captioner_frozen_layers (`int`, defaults to 1): in the joint phase the first layers of the captioner's
@@ -245,6 +249,7 @@ class LaviterConfig(PretrainedConfig):
         lambda_fake_image_damsm: float = 5.0,
         lambda_redescription: float = 0.0,
         lambda_image_match: float = 0.0,
+        image_match_exchanged_quadrants: bool = False,
         captioner_num_layers: int = 2,
         captioner_num_heads: int = 4,
         captioner_frozen_layers: int = 1,
@@ -334,6 +339,7 @@ class LaviterConfig(PretrainedConfig):
         self.lambda_fake_image_damsm = lambda_fake_image_damsm
         self.lambda_redescription = lambda_redescription
         self.lambda_image_match = lambda_image_match
+        self.image_match_exchanged_quadrants = bool(image_match_exchanged_quadrants)
         self.captioner_num_layers = captioner_num_layers
         self.captioner_num_heads = captioner_num_heads
         self.captioner_frozen_layers = captioner_frozen_layers

@@ -48,6 +48,22 @@ def _swap_halves(images: Tensor, dim: int) -> Tensor:
     return images.roll(images.shape[dim] // 2, dim)
 
 
+def _exchange_quadrants(images: Tensor) -> Tensor:
+    """``images (B, C, H, W)`` with each of the six pairs of their quadrants exchanged, ``(6B, C, H, W)`` (pair by
+    pair): the same contents at the same places, but two of them bound to each other's place."""
+    h, w = images.shape[-2] // 2, images.shape[-1] // 2
+    corners = [(0, 0), (0, w), (h, 0), (h, w)]
+    out = []
+    for i in range(4):
+        for j in range(i + 1, 4):
+            (y0, x0), (y1, x1) = corners[i], corners[j]
+            x = images.clone()
+            x[..., y0 : y0 + h, x0 : x0 + w] = images[..., y1 : y1 + h, x1 : x1 + w]
+            x[..., y1 : y1 + h, x1 : x1 + w] = images[..., y0 : y0 + h, x0 : x0 + w]
+            out.append(x)
+    return torch.cat(out)
+
+
 @dataclass
 class LaviterOutput(ModelOutput):
     """Output of [`LaviterModel.forward`].
@@ -297,7 +313,7 @@ class LaviterModel(LaviterPreTrainedModel):
             negatives = self._swapped_negatives(pixel_values) if c.vta_swapped_negatives else None
             out.vta_loss = self._vta(words, mask, sentence, regions, global_features, negatives)  # eq. 8
         if self._runs("generator", c.lambda_tim, c.lambda_fake_image):
-            self._tim(out, input_ids, words, mask, sentence, global_features, discriminator, generator)
+            self._tim(out, pixel_values, input_ids, words, mask, sentence, global_features, discriminator, generator)
         if self._runs("captioner", c.lambda_itm, c.lambda_fake_text):
             out.caption_logits = self.captioner(regions, input_ids, mask)  # (B, T - 1, V)
             out.itm_loss = self.captioner.loss(out.caption_logits, input_ids)  # eq. 14
@@ -313,7 +329,8 @@ class LaviterModel(LaviterPreTrainedModel):
             return False
         return self.phase == "generators" or any(w > 0 for w in joint_weights)
 
-    def _tim(self, out: LaviterOutput, input_ids, words, mask, sentence, real_global, discriminator, generator):
+    def _tim(self, out: LaviterOutput, real_pixels, input_ids, words, mask, sentence, real_global, discriminator,
+             generator):  # fmt: skip
         """L_TIM (eq. 11) = L_G (eq. 9, when a discriminator is given) + λ L_fi-rt + KL, with L_fi-rt (eq. 15);
         plus the redescription and image-match terms when their weights are > 0."""
         c = self.config
@@ -332,7 +349,11 @@ class LaviterModel(LaviterPreTrainedModel):
             out.redescription_loss = self._redescription_loss(regions, input_ids, mask)
             out.tim_loss = out.tim_loss + c.lambda_redescription * out.redescription_loss
         if c.lambda_image_match > 0:
-            out.image_match_loss = self._image_match_loss(fixed_global, real_global)
+            exchanged = None
+            if c.image_match_exchanged_quadrants:  # the real images' quadrants exchanged pair by pair: (6B, D)
+                with torch.no_grad():
+                    exchanged = self.image_encoder(_exchange_quadrants(real_pixels))[1]
+            out.image_match_loss = self._image_match_loss(fixed_global, real_global, exchanged)
             out.tim_loss = out.tim_loss + c.lambda_image_match * out.image_match_loss
         if discriminator is not None:
             scores = discriminator(images, sentence, words, mask)
@@ -351,12 +372,17 @@ class LaviterModel(LaviterPreTrainedModel):
         logits = self._fixed(self.captioner, regions, input_ids, mask)  # (B, T - 1, V)
         return self.captioner.loss(logits, input_ids)
 
-    def _image_match_loss(self, fake_global: Tensor, real_global: Tensor) -> Tensor:
+    def _image_match_loss(self, fake_global: Tensor, real_global: Tensor, exchanged: Tensor | None = None) -> Tensor:
         """XMC-GAN's image-to-image contrastive term: each generated image's global feature ``(B, D)`` (read with
         fixed weights) must be nearer its own pair's real image than the batch's other real images (InfoNCE, cosine
-        over a temperature of 0.1 as XMC-GAN); the real features are targets (detached)."""
+        over a temperature of 0.1 as XMC-GAN) and, given ``exchanged`` ``(6B, D)`` (the real images' features with
+        two quadrants exchanged, pair by pair), than its own real image with any two quadrants exchanged. The real
+        features are targets (detached)."""
         fake, real = F.normalize(fake_global.float(), dim=-1), F.normalize(real_global.detach().float(), dim=-1)
         logits = fake @ real.T / 0.1  # (B, B)
+        if exchanged is not None:  # (B, 6): each image against its own exchanged versions
+            own = F.normalize(exchanged.detach().float(), dim=-1).view(6, len(fake), -1)  # (6, B, D)
+            logits = torch.cat([logits, torch.einsum("bd,kbd->bk", fake, own) / 0.1], dim=1)  # (B, B + 6)
         return F.cross_entropy(logits, torch.arange(len(fake), device=fake.device))
 
     def _fake_text_loss(self, logits, input_ids, mask, regions, global_features) -> Tensor:
