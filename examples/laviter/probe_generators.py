@@ -200,6 +200,19 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
         {**_FIRST_ATTENTION, "lambda_image_match": 5.0, "image_match_exchanged_quadrants": True},
         _NO_CLIP,
     ),
+    "binding-d": (
+        "word-rnn-read against discriminators that read the words with a GRU and see exchanged-quadrant real images "
+        "as mismatched (discriminator_word_rnn, discriminator_exchanged_quadrants)",
+        {
+            **_FIRST_ATTENTION,
+            **_WITH_CAPTIONER,
+            "lambda_redescription": 10.0,
+            "generator_word_rnn": True,
+            "discriminator_word_rnn": True,
+            "discriminator_exchanged_quadrants": True,
+        },
+        _NO_CLIP,
+    ),
     "captioner": ("the captioner alone (no generator), phase2_generators.yaml's optimiser", _ONLY_CAPTIONER, []),
     "captioner-fast": (
         "the captioner alone at learning rate 1e-3",

@@ -81,7 +81,7 @@ GENERATOR_FIELDS = {
     "generator_attention_positions", "generator_first_stage_attention", "generator_word_context",
     "generator_word_rnn",
     "discriminator_channels", "discriminator_place_words", "discriminator_swapped_halves",
-    "image_match_exchanged_quadrants",
+    "image_match_exchanged_quadrants", "discriminator_word_rnn", "discriminator_exchanged_quadrants",
     "captioner_num_layers", "captioner_num_heads", "captioner_frozen_layers",
 }  # fmt: skip
 _RUN_KEYS = (*RUN_KEYS, "phase", "hard_batch_ratio")

@@ -200,6 +200,30 @@ def test_place_reading_discriminator_and_generator_word_context():
         discriminator([x.detach() for x in out.generated_images], out.text_embeds)
 
 
+def test_binding_discriminator_reads_words_in_order_and_rejects_exchanged_quadrants():
+    from mmquant.models.laviter.modeling_laviter import _exchange_quadrants
+
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    exchanged = _exchange_quadrants(x)  # (6, 1, 4, 4): each pair of quadrants exchanged
+    assert exchanged.shape == (6, 1, 4, 4) and not any(torch.equal(e, x[0]) for e in exchanged)
+    assert torch.equal(exchanged[0, 0, :2], torch.tensor([[2.0, 3.0, 0.0, 1.0], [6.0, 7.0, 4.0, 5.0]]))  # UL <-> UR
+    assert all(torch.equal(e.flatten().sort().values, x.flatten()) for e in exchanged)  # the same contents
+    model = tiny(discriminator_word_rnn=True, discriminator_exchanged_quadrants=True)
+    model.set_phase("generators")
+    discriminator = model.make_discriminator()
+    pixels, ids = batch()
+    out = model(pixels, ids, discriminator=discriminator)
+    places = discriminator.read_places(out.word_embeds, out.word_mask)
+    assert all(p.shape == (4, 16, 4, 4) for p in places)  # the GRU's reading, at every place
+    flipped = discriminator.read_places(out.word_embeds.flip(1), out.word_mask)
+    assert not torch.allclose(flipped[0], places[0])  # read in order
+    d_loss = model.discriminator_loss(discriminator, pixels, out)
+    model.config.discriminator_exchanged_quadrants = False  # without the exchanged-quadrant mismatched pairs
+    assert not torch.isclose(model.discriminator_loss(discriminator, pixels, out), d_loss)
+    d_loss.backward()
+    assert all(p.grad is not None for p in discriminator[0].word_rnn.parameters())
+
+
 @pytest.mark.parametrize("sample", [False, True])
 def test_caption_decoding_with_the_cache_equals_without(sample):
     model = tiny().eval()

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from .attn_generator import WordAttention
+from .gru_text import bidirectional_final_states
 
 __all__ = ["MultiScaleDiscriminator", "PlaceWords", "StageDiscriminator"]
 
@@ -39,9 +40,18 @@ class PlaceWords(nn.Module):
 class StageDiscriminator(nn.Module):
     """``images (B, C, S, S)``, ``sentence (B, D)`` -> unconditional and conditional logits, each ``(B,)``. With
     ``place_words``, the conditional branch also takes ``words (B, T, D)`` and ``word_mask (B, T)`` read place by
-    place on its 4x4 grid (:class:`PlaceWords`)."""
+    place on its 4x4 grid (:class:`PlaceWords`); with ``word_rnn``, the words read in order by a bidirectional GRU of
+    its own (its final states, which can tell which object is where where the sentence feature barely does)."""
 
-    def __init__(self, in_channels: int, size: int, channels: int, condition_dim: int, place_words: bool = False):
+    def __init__(
+        self,
+        in_channels: int,
+        size: int,
+        channels: int,
+        condition_dim: int,
+        place_words: bool = False,
+        word_rnn: bool = False,
+    ):
         super().__init__()
         layers: list[nn.Module] = [nn.Conv2d(in_channels, channels, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
         ch = channels
@@ -52,14 +62,28 @@ class StageDiscriminator(nn.Module):
         self.unconditional = nn.Conv2d(ch, 1, 4)
         if place_words:
             self.place_words = PlaceWords(condition_dim, ch, 4)
-        joint = nn.Conv2d(ch * (2 if place_words else 1) + condition_dim, ch, 3, padding=1)
+        if word_rnn:
+            self.word_rnn = nn.GRU(condition_dim, condition_dim // 2, batch_first=True, bidirectional=True)
+        read = (ch if place_words else 0) + (2 * (condition_dim // 2) if word_rnn else 0)
+        joint = nn.Conv2d(ch + read + condition_dim, ch, 3, padding=1)
         self.joint = nn.Sequential(joint, nn.BatchNorm2d(ch), nn.LeakyReLU(0.2))
         self.conditional = nn.Conv2d(ch, 1, 4)
 
     def read_places(self, words: Tensor, word_mask: Tensor) -> Tensor:
-        """What the words say about each place of the 4x4 grid, ``(B, ch, 4, 4)``: it depends on the caption alone,
-        so a training step reads it once for the real, generated and (rolled) mismatched images."""
-        return self.place_words(words, word_mask)
+        """What the words say about each place of the 4x4 grid, ``(B, ch', 4, 4)`` (`place_words`, then the
+        `word_rnn` reading broadcast to every place): it depends on the caption alone, so a training step reads it
+        once for the real, generated and (rolled) mismatched images."""
+        parts = []
+        if hasattr(self, "place_words"):
+            parts.append(self.place_words(words, word_mask))  # (B, ch, 4, 4)
+        if hasattr(self, "word_rnn"):
+            code = bidirectional_final_states(self.word_rnn, words, word_mask)  # (B, D)
+            parts.append(code[:, :, None, None].expand(-1, -1, 4, 4))
+        return torch.cat(parts, dim=1)
+
+    @property
+    def reads_words(self) -> bool:
+        return hasattr(self, "place_words") or hasattr(self, "word_rnn")
 
     def forward(
         self,
@@ -72,14 +96,14 @@ class StageDiscriminator(nn.Module):
         h = self.features(images)  # (B, ch, 4, 4)
         s = sentence[:, :, None, None].expand(-1, -1, *h.shape[2:])  # (B, D, 4, 4)
         parts = [h, s]
-        if hasattr(self, "place_words"):
+        if self.reads_words:
             if places is None:
                 if words is None or word_mask is None:
                     raise ValueError(
                         "words, word_mask: this discriminator reads the words place by place; pass both (or places)."
                     )
                 places = self.read_places(words, word_mask)
-            parts.append(places)  # (B, ch, 4, 4)
+            parts.append(places)  # (B, ch', 4, 4)
         joint = self.joint(torch.cat(parts, dim=1))
         return self.unconditional(h).flatten(), self.conditional(joint).flatten()
 
@@ -88,9 +112,17 @@ class MultiScaleDiscriminator(nn.ModuleList):
     """One :class:`StageDiscriminator` per image size; called with the list of stage images."""
 
     def __init__(
-        self, in_channels: int, sizes: Sequence[int], channels: int, condition_dim: int, place_words: bool = False
+        self,
+        in_channels: int,
+        sizes: Sequence[int],
+        channels: int,
+        condition_dim: int,
+        place_words: bool = False,
+        word_rnn: bool = False,
     ):
-        super().__init__(StageDiscriminator(in_channels, s, channels, condition_dim, place_words) for s in sizes)
+        super().__init__(
+            StageDiscriminator(in_channels, s, channels, condition_dim, place_words, word_rnn) for s in sizes
+        )
 
     def forward(
         self,
@@ -109,4 +141,4 @@ class MultiScaleDiscriminator(nn.ModuleList):
         """Each stage's :meth:`StageDiscriminator.read_places` (``None`` for a stage that does not read words)."""
         if words is None:
             return [None] * len(self)
-        return [d.read_places(words, word_mask) if hasattr(d, "place_words") else None for d in self]
+        return [d.read_places(words, word_mask) if d.reads_words else None for d in self]

@@ -189,6 +189,13 @@ class LaviterConfig(PretrainedConfig):
             pairs for the discriminators' conditional branch. For captions that say where each object is (Caption
             MNIST) these are the pairs that differ only in place, which random mismatched captions almost never are;
             leave it off for captions that name no place, where a swapped image may still match.
+        discriminator_word_rnn (`bool`, defaults to `False`): each discriminator's conditional branch also reads the
+            words in order with a bidirectional GRU of its own (the sentence feature barely tells which object is
+            where; a GRU over the same words does).
+        discriminator_exchanged_quadrants (`bool`, defaults to `False`): real images with two of their quadrants
+            exchanged (each of the six pairs), each with its own caption, are also mismatched pairs for the
+            discriminators' conditional branch: the same objects at the same places but bound to each other's
+            place. For layouts of objects in quadrants (Caption MNIST).
         lambda_fake_image_damsm (`float`, defaults to 5.0): λ of eq. 11, weight of the generated-image matching.
         lambda_redescription (`float`, defaults to 0.0): weight of a redescription term in L_TIM, an addition to the
             paper's eq. 11 after MirrorGAN (Qiao et al. 2019, which LAViTeR cites as its inspiration): the captioner's
@@ -246,6 +253,8 @@ class LaviterConfig(PretrainedConfig):
         discriminator_channels: int = 32,
         discriminator_place_words: bool = False,
         discriminator_swapped_halves: bool = False,
+        discriminator_word_rnn: bool = False,
+        discriminator_exchanged_quadrants: bool = False,
         lambda_fake_image_damsm: float = 5.0,
         lambda_redescription: float = 0.0,
         lambda_image_match: float = 0.0,
@@ -336,6 +345,8 @@ class LaviterConfig(PretrainedConfig):
         self.discriminator_channels = discriminator_channels
         self.discriminator_place_words = bool(discriminator_place_words)
         self.discriminator_swapped_halves = bool(discriminator_swapped_halves)
+        self.discriminator_word_rnn = bool(discriminator_word_rnn)
+        self.discriminator_exchanged_quadrants = bool(discriminator_exchanged_quadrants)
         self.lambda_fake_image_damsm = lambda_fake_image_damsm
         self.lambda_redescription = lambda_redescription
         self.lambda_image_match = lambda_image_match

@@ -231,7 +231,7 @@ class LaviterModel(LaviterPreTrainedModel):
         c = self.config
         return MultiScaleDiscriminator(
             c.vision_config.in_channels, c.generator_sizes, c.discriminator_channels, c.embed_dim,
-            c.discriminator_place_words,
+            c.discriminator_place_words, c.discriminator_word_rnn,
         )  # fmt: skip
 
     def discriminator_loss(
@@ -253,6 +253,10 @@ class LaviterModel(LaviterPreTrainedModel):
                 swapped = [_swap_halves(x, dim) for x in real]
                 scores = discriminator(swapped, sentence, places=places)
                 mismatched = [torch.cat([m, c]) for m, (_, c) in zip(mismatched, scores)]
+        if self.config.discriminator_exchanged_quadrants:  # the same objects bound to each other's place: mismatched
+            six = [None if p is None else p.repeat(6, 1, 1, 1) for p in places]
+            scores = discriminator([_exchange_quadrants(x) for x in real], sentence.repeat(6, 1), places=six)
+            mismatched = [torch.cat([m, c]) for m, (_, c) in zip(mismatched, scores)]
         return discriminator_loss(real_scores, fake_scores, mismatched)
 
     # ------------------------------------------------------------------ phases
