@@ -39,6 +39,8 @@ _PLACED = {"generator_attention_positions": True}
 _PLACED_G10 = {**_PLACED, "gamma3": 10.0}  # the generated-image matching at AttnGAN's sharpness
 _FIRST_ATTENTION = {**_PLACED_G10, "generator_first_stage_attention": True}
 _WITH_CAPTIONER = {"use_itm": True, "lambda_itm": 0.1, "lambda_fake_text": 1.0}  # both modules, as phase 2 trains them
+_REDESCRIBE = {**_FIRST_ATTENTION, **_WITH_CAPTIONER, "lambda_redescription": 10.0}
+_WORD_RNN_READ = {**_REDESCRIBE, "generator_word_rnn": True}
 _PLACE_D_CONTEXT = {
     **_PLACED_G10,
     "generator_first_stage_attention": True,
@@ -139,17 +141,17 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
     ),
     "redescribe-10": (
         "redescribe with lambda_redescription = 10",
-        {**_FIRST_ATTENTION, **_WITH_CAPTIONER, "lambda_redescription": 10.0},
+        _REDESCRIBE,
         _NO_CLIP,
     ),
     "redescribe-context": (
         "redescribe-10 with the generator's own self-attention over the words (generator_word_context)",
-        {**_FIRST_ATTENTION, **_WITH_CAPTIONER, "lambda_redescription": 10.0, "generator_word_context": True},
+        {**_REDESCRIBE, "generator_word_context": True},
         _NO_CLIP,
     ),
     "redescribe-context-30": (
         "redescribe-context with lambda_redescription = 30",
-        {**_FIRST_ATTENTION, **_WITH_CAPTIONER, "lambda_redescription": 30.0, "generator_word_context": True},
+        {**_REDESCRIBE, "lambda_redescription": 30.0, "generator_word_context": True},
         _NO_CLIP,
     ),
     "word-rnn": (
@@ -157,14 +159,9 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
         {**_FIRST_ATTENTION, "generator_word_rnn": True},
         _NO_CLIP,
     ),
-    "word-rnn-redescribe": (
-        "word-rnn with the captioner trained beside it and reading its images (lambda_redescription = 10)",
-        {**_FIRST_ATTENTION, **_WITH_CAPTIONER, "lambda_redescription": 10.0, "generator_word_rnn": True},
-        _NO_CLIP,
-    ),
     "word-rnn-read": (
-        "word-rnn-redescribe with the word attention reading the GRU's outputs (generator_word_rnn since 2026-12-04)",
-        {**_FIRST_ATTENTION, **_WITH_CAPTIONER, "lambda_redescription": 10.0, "generator_word_rnn": True},
+        "word-rnn with the captioner trained beside it and reading its images (lambda_redescription = 10)",
+        _WORD_RNN_READ,
         _NO_CLIP,
     ),
     "image-match": (
@@ -174,25 +171,12 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
     ),
     "image-match-all": (
         "word-rnn-read with the image-match term too (lambda_image_match = 5)",
-        {
-            **_FIRST_ATTENTION,
-            **_WITH_CAPTIONER,
-            "lambda_redescription": 10.0,
-            "generator_word_rnn": True,
-            "lambda_image_match": 5.0,
-        },
+        {**_WORD_RNN_READ, "lambda_image_match": 5.0},
         _NO_CLIP,
     ),
     "image-match-exchanged": (
         "word-rnn-read with the image-match term whose negatives include the real image with two quadrants exchanged",
-        {
-            **_FIRST_ATTENTION,
-            **_WITH_CAPTIONER,
-            "lambda_redescription": 10.0,
-            "generator_word_rnn": True,
-            "lambda_image_match": 5.0,
-            "image_match_exchanged_quadrants": True,
-        },
+        {**_WORD_RNN_READ, "lambda_image_match": 5.0, "image_match_exchanged_quadrants": True},
         _NO_CLIP,
     ),
     "image-match-exchanged-only": (
@@ -203,14 +187,7 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
     "binding-d": (
         "word-rnn-read against discriminators that read the words with a GRU and see exchanged-quadrant real images "
         "as mismatched (discriminator_word_rnn, discriminator_exchanged_quadrants)",
-        {
-            **_FIRST_ATTENTION,
-            **_WITH_CAPTIONER,
-            "lambda_redescription": 10.0,
-            "generator_word_rnn": True,
-            "discriminator_word_rnn": True,
-            "discriminator_exchanged_quadrants": True,
-        },
+        {**_WORD_RNN_READ, "discriminator_word_rnn": True, "discriminator_exchanged_quadrants": True},
         _NO_CLIP,
     ),
     "captioner": ("the captioner alone (no generator), phase2_generators.yaml's optimiser", _ONLY_CAPTIONER, []),

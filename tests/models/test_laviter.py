@@ -398,13 +398,18 @@ def test_vta_swapped_negatives_rank_the_image_above_its_swapped_halves():
     assert out.fake_image_loss > plain and grads(model, out.fake_image_loss)["generator"]
 
 
-def test_redescription_trains_the_generator_alone_and_reads_the_caption():
-    model = tiny(lambda_redescription=2.0)
+def phase2_output(**overrides):
+    """A tiny model in phase 2 (training mode), a batch and its output (noise seeded with 1)."""
+    model = tiny(**overrides)
     model.set_phase("generators")
     model.train()
     pixels, ids = batch()
     torch.manual_seed(1)
-    out = model(pixels, ids)
+    return model, pixels, ids, model(pixels, ids)
+
+
+def test_redescription_trains_the_generator_alone_and_reads_the_caption():
+    model, pixels, ids, out = phase2_output(lambda_redescription=2.0)
     assert torch.isfinite(out.redescription_loss) and out.redescription_loss > 0
     # only the generator learns from it: the captioner and the encoders read the generated image with fixed weights
     assert grads(model, out.redescription_loss) == {
@@ -431,12 +436,7 @@ def test_redescription_trains_the_generator_alone_and_reads_the_caption():
 
 
 def test_image_match_pulls_each_generated_image_to_its_own_real_image():
-    model = tiny(lambda_image_match=5.0)
-    model.set_phase("generators")
-    model.train()
-    pixels, ids = batch()
-    torch.manual_seed(1)
-    out = model(pixels, ids)
+    model, pixels, ids, out = phase2_output(lambda_image_match=5.0)
     assert torch.isfinite(out.image_match_loss) and out.redescription_loss is None
     got = grads(model, out.image_match_loss)
     assert got == {"image_encoder": False, "text_encoder": False, "generator": True, "captioner": False}
