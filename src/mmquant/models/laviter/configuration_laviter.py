@@ -158,6 +158,10 @@ class LaviterConfig(PretrainedConfig):
             that say where (Caption MNIST); leave it off where a swapped image may still match its caption. The
             matching of generated images (L_fi-rt) gets the same negatives: a generated image must beat its own
             swapped halves, which tells the generator where each object goes.
+        vta_exchanged_quadrants (`bool`, defaults to `False`): the same for each image with two of its quadrants
+            exchanged (six extra negatives per image): the same objects at the same places, but bound to each other's
+            place, so the sentence feature must carry which object is where. For layouts of objects in quadrants
+            (Caption MNIST).
         noise_dim (`int`, defaults to 32): the generator's noise vector.
         condition_dim (`int`, defaults to 32): the conditioning-augmentation code of the sentence feature.
         generator_channels (`int`, defaults to 32): generator width (AttnGAN: 32 per stage after the first).
@@ -242,6 +246,7 @@ class LaviterConfig(PretrainedConfig):
         gamma2: float = 5.0,
         gamma3: float = 10.0,
         vta_swapped_negatives: bool = False,
+        vta_exchanged_quadrants: bool = False,
         noise_dim: int = 32,
         condition_dim: int = 32,
         generator_channels: int = 32,
@@ -334,6 +339,7 @@ class LaviterConfig(PretrainedConfig):
         self.use_itm = use_itm
         self.gamma1, self.gamma2, self.gamma3 = gamma1, gamma2, gamma3
         self.vta_swapped_negatives = bool(vta_swapped_negatives)
+        self.vta_exchanged_quadrants = bool(vta_exchanged_quadrants)
         self.noise_dim = noise_dim
         self.condition_dim = condition_dim
         self.generator_channels = generator_channels

@@ -195,11 +195,17 @@ class LaviterModel(LaviterPreTrainedModel):
             batch = gather_batch(*batch)
         return damsm_loss(*batch[:5], c.gamma1, c.gamma2, c.gamma3, *batch[5:])  # eq. 8
 
-    def _swapped_negatives(self, pixel_values: Tensor) -> tuple[Tensor, Tensor]:
-        """Region and global features of the images with their left and right halves swapped, and with their top
-        and bottom halves swapped (`vta_swapped_negatives`): ``(2B, R, D)``, ``(2B, D)``."""
-        swapped = torch.cat([_swap_halves(pixel_values, -1), _swap_halves(pixel_values, -2)])  # (2B, C, H, W)
-        return self.image_encoder(swapped)
+    def _swapped_negatives(self, pixel_values: Tensor) -> tuple[Tensor, Tensor] | None:
+        """Region and global features of the images no caption of the batch describes (``None`` when neither
+        option is on): with `vta_swapped_negatives` the images with their left and right halves swapped and with their
+        top and bottom halves swapped (2B), with `vta_exchanged_quadrants` the images with each pair of their
+        quadrants exchanged (6B); ``(kB, R, D)``, ``(kB, D)``."""
+        c, images = self.config, []
+        if c.vta_swapped_negatives:
+            images += [_swap_halves(pixel_values, -1), _swap_halves(pixel_values, -2)]  # (B, C, H, W) each
+        if c.vta_exchanged_quadrants:
+            images.append(_exchange_quadrants(pixel_values))  # (6B, C, H, W)
+        return self.image_encoder(torch.cat(images)) if images else None
 
     # ------------------------------------------------------------------ TIM and ITM
     def _noise(self, batch: int, generator: torch.Generator | None, device) -> Tensor:
@@ -314,7 +320,7 @@ class LaviterModel(LaviterPreTrainedModel):
         if not return_loss:
             return out
         if phase != "generators":
-            negatives = self._swapped_negatives(pixel_values) if c.vta_swapped_negatives else None
+            negatives = self._swapped_negatives(pixel_values)
             out.vta_loss = self._vta(words, mask, sentence, regions, global_features, negatives)  # eq. 8
         if self._runs("generator", c.lambda_tim, c.lambda_fake_image):
             self._tim(out, pixel_values, input_ids, words, mask, sentence, global_features, discriminator, generator)
@@ -343,7 +349,7 @@ class LaviterModel(LaviterPreTrainedModel):
         out.generated_images = tuple(images)
         out.word_embeds, out.word_mask = words, mask
         fake_regions, fake_global = self.image_encoder(images[-1])  # the last stage's images only (section 3.2)
-        negatives = self._swapped_negatives(images[-1]) if c.vta_swapped_negatives else None
+        negatives = self._swapped_negatives(images[-1])
         out.fake_image_loss = self._vta(words, mask, sentence, fake_regions, fake_global, negatives)  # L_fi-rt
         out.kl_loss = kl_to_standard_normal(mu, logvar)
         out.tim_loss = c.lambda_fake_image_damsm * out.fake_image_loss + out.kl_loss
