@@ -339,8 +339,7 @@ class LaviterModel(LaviterPreTrainedModel):
             return False
         return self.phase == "generators" or any(w > 0 for w in joint_weights)
 
-    def _tim(self, out: LaviterOutput, real_pixels, input_ids, words, mask, sentence, real_global, discriminator,
-             generator):  # fmt: skip
+    def _tim(self, out, real_pixels, input_ids, words, mask, sentence, real_global, discriminator, generator) -> None:
         """L_TIM (eq. 11) = L_G (eq. 9, when a discriminator is given) + λ L_fi-rt + KL, with L_fi-rt (eq. 15);
         plus the redescription and image-match terms when their weights are > 0."""
         c = self.config
