@@ -11,21 +11,26 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 __all__ = ["GRUTextDecoder", "GRUTextEncoder", "bidirectional_final_states", "bidirectional_read"]
 
 
+def _bidirectional(gru: nn.GRU, features: Tensor, mask: Tensor):
+    """``gru`` over the unpadded ``features``: its packed outputs, and its forward and backward final states side by
+    side ``(B, 2H)``."""
+    lengths = mask.sum(1).clamp(min=1).cpu()
+    outputs, last = gru(pack_padded_sequence(features, lengths, batch_first=True, enforce_sorted=False))
+    return outputs, torch.cat([last[0], last[1]], dim=-1)
+
+
 def bidirectional_final_states(gru: nn.GRU, features: Tensor, mask: Tensor) -> Tensor:
     """A one-layer bidirectional ``gru`` over the unpadded ``features (B, L, D)`` (``mask (B, L)``: the real ones
     first, then padding) -> its forward and backward final states side by side, ``(B, 2H)``."""
-    return bidirectional_read(gru, features, mask)[1]
+    return _bidirectional(gru, features, mask)[1]
 
 
 def bidirectional_read(gru: nn.GRU, features: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-    """A one-layer bidirectional ``gru`` over the unpadded ``features (B, L, D)`` (``mask (B, L)``: the real ones
-    first, then padding) -> its outputs at every position ``(B, L, 2H)`` (zeros at padding) and its forward and
-    backward final states side by side ``(B, 2H)``."""
-    lengths = mask.sum(1).clamp(min=1).cpu()
-    packed = pack_padded_sequence(features, lengths, batch_first=True, enforce_sorted=False)
-    outputs, last = gru(packed)  # last: (2, B, H), the forward and the backward direction's final states
+    """:func:`bidirectional_final_states`, and the GRU's outputs at every position ``(B, L, 2H)`` (zeros at
+    padding) before them."""
+    outputs, final = _bidirectional(gru, features, mask)
     outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=features.shape[1])  # (B, L, 2H)
-    return outputs, torch.cat([last[0], last[1]], dim=-1)
+    return outputs, final
 
 
 class GRUTextEncoder(nn.Module):
