@@ -29,6 +29,13 @@ def _per_seed(r: dict) -> str:
     return ", ".join(f"{x:.2f}" for x in r.get("psnr_per_seed", [r["psnr"]]))
 
 
+def _where(q: dict) -> str:
+    """The machine a results file was measured on: its threads, and the GPU and worker processes when it used them."""
+    m, jobs = q["machine"], q["settings"].get("jobs", 1)
+    where = f"{m['threads']} thread(s)" + (f" on one {m['device']}" if m.get("device") else "")
+    return where + (f", {jobs} runs at a time (step times measured under that sharing)" if jobs > 1 else "")
+
+
 def _quality_section(q: dict, title: str) -> list[str]:
     s = q["settings"]
     seeds = s.get("seeds", [s.get("seed")])
@@ -40,7 +47,7 @@ def _quality_section(q: dict, title: str) -> list[str]:
         + (" (figures are means over seeds, PSNR ± its standard deviation)" if len(seeds) > 1 else "")
         + f"; test set: {s['test_images']} MNIST digits. Command: "
         f"`{q['command']}` at commit `{q['commit']}`, torch {q['torch']}, vector-quantize-pytorch "
-        f"{q['vector_quantize_pytorch']}, {q['machine']['threads']} thread(s).",
+        f"{q['vector_quantize_pytorch']}, {_where(q)}.",
         "",
         "| quantizer | PSNR (dB) | PSNR per seed | SSIM | code usage | perplexity | codes | s/step | step time / "
         "fastest VQ |",
@@ -105,7 +112,8 @@ def _codebook_sections(files: list[tuple[str, dict]]) -> list[str]:
         s = q["settings"]
         sinkhorn = [f"{k} {s[o]}" for k, o in (("ε", "optvq_epsilon"), ("iterations", "optvq_n_iters")) if s.get(o)]
         sinkhorn = f", OptVQ Sinkhorn {' and '.join(sinkhorn)}" if sinkhorn else ""
-        title = f"Tokenizer quality at K = {s['codebook_size']}, {s['steps']} steps{sinkhorn} (`{name}`)"
+        stopped = f", stopped after {s['stopped_after']}" if s.get("stopped_after") else ""
+        title = f"Tokenizer quality at K = {s['codebook_size']}, {s['steps']} steps{sinkhorn}{stopped} (`{name}`)"
         lines += _quality_section(q, title)
         lines += standing(q)
         lines += _usage_curves(q)
@@ -118,13 +126,15 @@ def _residual_sections(files: list[tuple[str, dict]]) -> list[str]:
         s = q["settings"]
         seeds = s["seeds"]
         lines += [
-            f"## Residual quantization, {s['num_stages']} stages of {s['codebook_size']} codes "
-            f"(`bench_residual_quality.py`, `{name}`)",
+            f"## Residual quantization, {s['num_stages']} stages of {s['codebook_size']} codes"
+            + (f", stopped after {s['stopped_after']} " if s.get("stopped_after") else " ")
+            + f"(`bench_residual_quality.py`, `{name}`)",
             "",
             f"{s['model']}, {s['steps']} steps at batch {s['batch_size']}, learning rate {s['learning_rate']} "
             f"({s['lr_schedule']}), seed(s) {', '.join(map(str, seeds))}; test set: {s['test_images']} MNIST digits. "
             f"Command: `{q['command']}` at commit `{q['commit']}`, torch {q['torch']}, vector-quantize-pytorch "
-            f"{q['vector_quantize_pytorch']}. Code usage and perplexity are per stage, on the whole test set.",
+            f"{q['vector_quantize_pytorch']}, {_where(q)}. Code usage and perplexity are per stage, on the whole "
+            "test set.",
             "",
             "| quantizer | PSNR (dB) | PSNR per seed | SSIM | mean stage usage | usage per stage | perplexity per "
             "stage | s/step | step time / fastest |",

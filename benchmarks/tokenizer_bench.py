@@ -7,12 +7,16 @@ Used by ``bench_tokenizer_quality.py`` (one quantizer per row) and ``bench_resid
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
+import multiprocessing
 import os
 import platform
 import statistics
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -33,6 +37,7 @@ __all__ = [
     "finish_rows",
     "make_benchmark_parser",
     "mean_row",
+    "one_run",
     "parse_benchmark_args",
     "previous_results",
     "quantizer_options",
@@ -76,7 +81,20 @@ def make_benchmark_parser(doc: str, name: str):
         help="the Sinkhorn iterations of every mmquant OptVQ quantizer or stage (default: its own, 5)",
     )
     p.add_argument("--test_images", type=int, default=10000, help="MNIST test images scored")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (per job)")
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="torch device to train and score on (cpu, cuda, cuda:1); on a GPU each step is timed to its end "
+        "(synchronised)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="train this many (quantizer, seed) runs at once in worker processes (they share --device; step times "
+        "are then measured under that sharing, and the file records --jobs)",
+    )
     p.add_argument("--only", nargs="+", default=None, help="run only these quantizers")
     p.add_argument("--quick", action="store_true", help="100 steps and 2,000 test digits")
     add_output_arguments(p, name)
@@ -92,13 +110,20 @@ def parse_benchmark_args(p, argv, name: str):
     args = resolve_output(p.parse_args(argv), name)
     if args.quick:
         args.steps, args.test_images = 100, 2000
-    for key, low in (("steps", 1), ("batch_size", 1), ("codebook_size", 2), ("test_images", 1), ("usage_every", 0)):
+    limits = {"steps": 1, "batch_size": 1, "codebook_size": 2, "test_images": 1, "usage_every": 0, "jobs": 1}
+    for key, low in limits.items():
         if getattr(args, key) < low:
             p.error(f"--{key} {getattr(args, key)}: expected an integer >= {low}.")
     if args.optvq_epsilon is not None and not args.optvq_epsilon > 0:
         p.error(f"--optvq_epsilon {args.optvq_epsilon}: expected a positive number.")
     if args.optvq_n_iters is not None and args.optvq_n_iters < 1:
         p.error(f"--optvq_n_iters {args.optvq_n_iters}: expected an integer >= 1.")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as err:
+        p.error(f"--device {args.device!r}: {err}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        p.error(f"--device {args.device}: no CUDA device is available here; use --device cpu.")
     if args.usage_every > args.steps:
         p.error(f"--usage_every {args.usage_every}: more than --steps {args.steps}; no checkpoint would be recorded.")
     return args
@@ -118,11 +143,13 @@ def quantizer_options(config: dict, args) -> dict:
 def settings_of(args) -> dict:
     """The options a results file's rows depend on: ``--append`` adds rows only to a file measured with these."""
     keys = ("steps", "batch_size", "learning_rate", "lr_schedule", "seeds", "codebook_size")
-    return {k: getattr(args, k) for k in (*keys, "optvq_epsilon", "optvq_n_iters")}
+    return {k: getattr(args, k) for k in (*keys, "optvq_epsilon", "optvq_n_iters")} | {
+        "device": torch.device(args.device).type
+    }
 
 
 # what files written before an option existed were measured with
-SETTINGS_DEFAULTS = {"codebook_size": 1024, "optvq_epsilon": None, "optvq_n_iters": None}
+SETTINGS_DEFAULTS = {"codebook_size": 1024, "optvq_epsilon": None, "optvq_n_iters": None, "device": "cpu"}
 
 
 @torch.no_grad()
@@ -155,6 +182,8 @@ def train(model, args, train_images, seed: int, probe: Callable | None = None) -
         optimizer.step()
         optimizer.zero_grad()
         scheduler.step()
+        if x.is_cuda:
+            torch.cuda.synchronize(x.device)  # the step's kernels have finished, not only been queued
         times.append(time.perf_counter() - start)
         cpu_times.append(time.thread_time() - cpu_start)
         if probe is not None and args.usage_every and (step + 1) % args.usage_every == 0:
@@ -220,14 +249,17 @@ def write_results(args, benchmark: str, rows: list[dict], previous: dict | None,
         "benchmark": benchmark,
         "command": command_line(),
         "commit": commit,
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "threads": args.threads},
+        "machine": _machine(args),
         "torch": torch.__version__,
         "vector_quantize_pytorch": getattr(vector_quantize_pytorch, "__version__", None) or _dist_version(),
         "settings": settings,
     }
     result["rows"] = rows
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")  # a run stopped while writing leaves the last whole file
+    partial.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(partial, out)
     return result
 
 
@@ -239,41 +271,86 @@ def run_benchmark(
     ``build(name, args)`` makes the tokenizer; ``score(model, images)`` gives the row's figures (``psnr``,
     ``code_usage``, ``perplexity``, ...) on the test images, and on the probe images at each ``--usage_every``
     checkpoint (there each figure gets a ``probe_`` prefix); ``settings`` are what ``--append`` must match;
-    ``list_means`` are list-valued figures averaged over the seeds element by element."""
+    ``list_means`` are list-valued figures averaged over the seeds element by element. With ``--jobs N`` the runs
+    go to N worker processes (``build`` and ``score`` must then be module-level functions)."""
     commit = git_commit(HERE)  # the code this run imports, before anything else can change the tree
-    torch.set_num_threads(args.threads)
     names = args.only or known
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ValueError(f"--only {unknown}: unknown quantizers; expected names from {known}.")
     previous = previous_results(args, settings)  # refuses other settings before any training
-    train_images = mnist_images("train", 32)
-    test_images = mnist_images("test", 32)[: args.test_images]
+    test_images = min(args.test_images, _MNIST_TEST_SIZE)
+    extra = {"test_images": test_images, "model": MODEL, "usage_every": args.usage_every}
+    extra |= {"usage_probe_images": min(MAX_PROBE_IMAGES, test_images), "jobs": args.jobs}
+
+    def save(rows: list[dict]) -> dict:
+        """The results file with the rows finished so far (a stopped run keeps them; the file says so)."""
+        done = finish_rows([dict(r) for r in rows], names[: len(rows)], copy.deepcopy(previous), commit)
+        stopped = {} if len(rows) == len(names) else {"stopped_after": f"{len(rows)} of {len(names)} quantizers"}
+        return write_results(args, benchmark, done, copy.deepcopy(previous), commit, settings | extra | stopped)
+
+    plan = [(name, seed) for name in names for seed in args.seeds]
+    if args.jobs == 1:
+        runs = (one_run(name, seed, args, build, score) for name, seed in plan)
+        return _rows_as_they_finish(runs, len(args.seeds), list_means, save)
+    context = multiprocessing.get_context("spawn")  # CUDA cannot be used in a forked process
+    with ProcessPoolExecutor(min(args.jobs, len(plan)), mp_context=context) as pool:
+        n = len(plan)
+        runs = pool.map(one_run, *zip(*plan), [args] * n, [build] * n, [score] * n)
+        return _rows_as_they_finish(runs, len(args.seeds), list_means, save)
+
+
+def _rows_as_they_finish(runs, seeds: int, list_means, save: Callable) -> dict:
+    """Group the runs (in plan order: each quantizer's seeds in a row) into one row per quantizer, printing each
+    and saving the results file after each; returns the last file written."""
+    rows, group, result = [], [], {}
+    for run in runs:
+        group.append(run)
+        if len(group) == seeds:
+            rows.append(mean_row(group, list_means))
+            print(json.dumps({k: v for k, v in rows[-1].items() if k != "usage_curve_per_seed"}), flush=True)
+            result, group = save(rows), []
+    return result
+
+
+_MNIST_TEST_SIZE = 10000
+
+
+@functools.cache
+def _images(test_images: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST train and (the first ``test_images``) test digits at 32x32 on ``device``, loaded once per process."""
+    train_images = mnist_images("train", 32).to(device)
+    return train_images, mnist_images("test", 32)[:test_images].to(device)
+
+
+def one_run(name: str, seed: int, args, build: Callable, score: Callable) -> dict:
+    """Train the quantizer ``name`` from ``seed`` on ``args.device`` and score it: one seed's figures of its row."""
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    train_images, test_images = _images(args.test_images, str(device))
     probe_images = test_images[:MAX_PROBE_IMAGES]
 
     def probe(model) -> dict:
         return {f"probe_{k}": v for k, v in score(model, probe_images).items()}
 
-    rows = []
-    for name in names:
-        runs = []
-        for seed in args.seeds:
-            torch.manual_seed(seed)
-            model = build(name, args)
-            times, cpu_times, curve = train(model, args, train_images, seed, probe=probe)
-            runs.append(
-                {"quantizer": name, **score(model, test_images), "ssim": round(test_ssim(model, test_images), 4)}
-                | {"codebook_size": model.config.quantizer_config["codebook_size"]}
-                | {"seconds_per_step": round(statistics.median(times), 5)}
-                | {"cpu_seconds_per_step": round(statistics.median(cpu_times), 5)}
-                | ({"usage_curve": curve} if curve else {})
-            )
-        rows.append(mean_row(runs, list_means))
-        print(json.dumps({k: v for k, v in rows[-1].items() if k != "usage_curve_per_seed"}), flush=True)
-    rows = finish_rows(rows, names, previous, commit)
-    extra = {"test_images": len(test_images), "model": MODEL, "usage_every": args.usage_every}
-    extra["usage_probe_images"] = len(probe_images)
-    return write_results(args, benchmark, rows, previous, commit, settings | extra)
+    torch.manual_seed(seed)
+    model = build(name, args).to(device)  # initialised on the CPU: the same weights on every device
+    times, cpu_times, curve = train(model, args, train_images, seed, probe=probe)
+    return (
+        {"quantizer": name, **score(model, test_images), "ssim": round(test_ssim(model, test_images), 4)}
+        | {"codebook_size": model.config.quantizer_config["codebook_size"]}
+        | {"seconds_per_step": round(statistics.median(times), 5)}
+        | {"cpu_seconds_per_step": round(statistics.median(cpu_times), 5)}
+        | ({"usage_curve": curve} if curve else {})
+    )
+
+
+def _machine(args) -> dict:
+    machine = {"platform": platform.platform(), "processor": platform.processor(), "threads": args.threads}
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        machine["device"] = torch.cuda.get_device_name(device)
+    return machine
 
 
 def _dist_version():

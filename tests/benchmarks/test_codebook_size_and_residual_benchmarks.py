@@ -135,6 +135,14 @@ def test_residual_benchmark_gives_per_stage_usage_and_renders(tmp_path, monkeypa
         assert len(r["stage_perplexity"]) == 2 and all(p >= 1 for p in r["stage_perplexity"])
         assert abs(r["code_usage"] - sum(r["stage_usage"]) / 2) < 1e-3
         assert [len(p["probe_stage_usage"]) for p in r["usage_curve_per_seed"][0]] == [2, 2]
+    # --jobs 2: the same runs in two worker processes give the same figures (the seed fixes them, not the process)
+    only = ["mmquant_rq_vq", "mmquant_rq_sinkhorn"]
+    parallel = bench_residual_quality.main(
+        bench_residual_quality.parse_args([*args, "--jobs", "2", "--only", *only, "--output", str(tmp_path / "j")])
+    )
+    assert parallel["settings"]["jobs"] == 2 and [r["quantizer"] for r in parallel["rows"]] == only
+    for r in parallel["rows"]:
+        assert (r["psnr"], r["stage_usage"]) == (rows[r["quantizer"]]["psnr"], rows[r["quantizer"]]["stage_usage"])
 
     page = _render(tmp_path, monkeypatch, "bench_residual_quality_2stages.json", out)
     assert "Residual quantization, 2 stages of 64 codes" in page and "| vqp_rvq_ema_kmeans_dead |" in page
@@ -148,6 +156,8 @@ def test_bad_options_are_refused_with_the_option_named(capsys):
         (["--steps", "4", "--usage_every", "5"], "--usage_every"),
         (["--codebook_size", "1"], "--codebook_size"),
         (["--optvq_epsilon", "0"], "--optvq_epsilon"),
+        (["--jobs", "0"], "--jobs"),
+        (["--device", "nonsense"], "--device"),
     ):
         with pytest.raises(SystemExit):
             bench_residual_quality.parse_args(argv)

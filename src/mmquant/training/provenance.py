@@ -5,6 +5,7 @@ shipped results file records no machine's absolute paths."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,9 @@ EXTERNAL = "<external>"
 
 def git_commit(where: str | Path) -> str:
     """HEAD of the repository holding ``where``, with ``+uncommitted`` when code under src/ or examples/ differs
-    from it (results folders aside), or ``"unknown"`` outside a git checkout."""
+    from it (results folders aside). Outside a git checkout: ``$MMQUANT_COPIED_FROM_COMMIT`` when set (a copy of a
+    clean checkout run on another machine, e.g. a GPU one, after ``benchmarks/tree_manifest.py check`` confirmed
+    that every tracked file is that commit's), else ``"unknown"``."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, check=True)
         status = subprocess.run(
@@ -25,7 +28,7 @@ def git_commit(where: str | Path) -> str:
         dirty = [line for line in status if "/results/" not in line]
         return out.stdout.strip() + ("+uncommitted" if dirty else "")
     except (subprocess.CalledProcessError, FileNotFoundError):
-        return "unknown"
+        return os.environ.get("MMQUANT_COPIED_FROM_COMMIT", "unknown")
 
 
 def _repo_root(where: str | Path | None = None) -> Path | None:
