@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# The large-codebook and residual tokenizer benchmarks, three seeds each, on one CUDA GPU in about ten minutes:
+# The large-codebook and residual tokenizer benchmarks (issue 24), three seeds each, on one CUDA GPU, one part at a
+# time:
 #
-#     bash benchmarks/gpu_suite.sh            # from the repository root; writes benchmarks/results/*.json
-#     python benchmarks/render_results.py     # then renders them into benchmarks/RESULTS.md
+#     bash benchmarks/gpu_suite.sh k1024      # or k8192, k16384, long, residual, sweep; from the repository root
+#     python benchmarks/render_results.py     # then render benchmarks/results/*.json into benchmarks/RESULTS.md
 #
-# Every benchmark runs at once, each with a few worker processes (--jobs) sharing the GPU, so step times are
-# measured under that sharing (each results file records its --jobs). Logs go to outputs/gpu_suite/. Each command
-# is stopped after $SUITE_TIMEOUT seconds (default 540); a stopped benchmark's file keeps the quantizers it finished
-# and names how many (settings.stopped_after).
+# Each part runs its benchmarks at once, each with a few worker processes (--jobs) sharing the GPU, so step times
+# are measured under that sharing (each results file records its --jobs). Logs go to outputs/gpu_suite/. Every
+# command is stopped after $SUITE_TIMEOUT seconds (default 540); a stopped benchmark's file keeps the quantizers it
+# finished and names how many (settings.stopped_after).
+#
+# Sizing, as measured on an H200 (2026-12-04): one optvq-mnist step with 4-head OptVQ at K = 16384 took 0.12 s on
+# its own, and all six parts started at once (21 processes on 16 cores) finished no benchmark in 490 s. Run one part
+# per call, under an outer limit that leaves time to copy the results off, e.g. on a lent machine:
+#     SUITE_TIMEOUT=480 bash benchmarks/gpu_suite.sh k8192; tar czf "$OUT/results.tgz" benchmarks/results
 set -u
 cd "$(dirname "$0")/.."
 mkdir -p outputs/gpu_suite
@@ -27,23 +33,42 @@ bench() {  # bench NAME SCRIPT ARGS...: one benchmark, its log, its exit status
     echo "$name: exit status $?"
 }
 
-bench k1024 bench_tokenizer_quality.py $SEEDS --jobs 3 --output $R/bench_tokenizer_quality_k1024.json &
-for k in 8192 16384; do
-    bench "k$k" bench_tokenizer_quality.py $SEEDS --jobs 3 --codebook_size $k --usage_every 50 \
-        --output $R/bench_tokenizer_quality_k$k.json &
-    bench "k${k}_2000" bench_tokenizer_quality.py $SEEDS --jobs 3 --codebook_size $k --steps 2000 \
-        --usage_every 200 --only $LEADERS --output $R/bench_tokenizer_quality_k${k}_2000steps.json &
-done
-for stages in 4 8; do
-    bench "residual$stages" bench_residual_quality.py $SEEDS --jobs 2 --num_stages $stages --usage_every 100 \
-        --output $R/bench_residual_quality_${stages}stages.json &
-done
-(  # the Sinkhorn's epsilon and iterations at the largest codebook
-    bench k16384_eps3 bench_tokenizer_quality.py $SEEDS --jobs 2 --codebook_size 16384 --optvq_epsilon 3 \
-        --only $OPTVQ --output $R/bench_tokenizer_quality_k16384_eps3.json
-    bench k16384_eps30 bench_tokenizer_quality.py $SEEDS --jobs 2 --codebook_size 16384 --optvq_epsilon 30 \
-        --only $OPTVQ --output $R/bench_tokenizer_quality_k16384_eps30.json
-    bench k16384_iters20 bench_tokenizer_quality.py $SEEDS --jobs 2 --codebook_size 16384 --optvq_n_iters 20 \
-        --only $OPTVQ --output $R/bench_tokenizer_quality_k16384_iters20.json
-) &
-wait
+case "${1:-}" in
+k1024)
+    bench k1024 bench_tokenizer_quality.py $SEEDS --jobs 6 --output $R/bench_tokenizer_quality_k1024.json
+    ;;
+k8192 | k16384)
+    k=${1#k}
+    bench "k$k" bench_tokenizer_quality.py $SEEDS --jobs 6 --codebook_size "$k" --usage_every 50 \
+        --output "$R/bench_tokenizer_quality_k$k.json"
+    ;;
+long)
+    for k in 8192 16384; do
+        bench "k${k}_2000" bench_tokenizer_quality.py $SEEDS --jobs 6 --codebook_size $k --steps 2000 \
+            --usage_every 200 --only $LEADERS --output "$R/bench_tokenizer_quality_k${k}_2000steps.json" &
+    done
+    wait
+    ;;
+residual)
+    for stages in 4 8; do
+        bench "residual$stages" bench_residual_quality.py $SEEDS --jobs 6 --num_stages $stages --usage_every 100 \
+            --output "$R/bench_residual_quality_${stages}stages.json" &
+    done
+    wait
+    ;;
+sweep)  # the Sinkhorn's epsilon and iterations at the largest codebook
+    for option in "--optvq_epsilon 3" "--optvq_epsilon 30" "--optvq_n_iters 20"; do
+        set -- $option
+        tag=${1#--optvq_}
+        tag=${tag/epsilon/eps}
+        tag=${tag/n_iters/iters}$2
+        bench "k16384_$tag" bench_tokenizer_quality.py $SEEDS --jobs 4 --codebook_size 16384 $option \
+            --only $OPTVQ --output "$R/bench_tokenizer_quality_k16384_$tag.json" &
+    done
+    wait
+    ;;
+*)
+    echo "usage: bash benchmarks/gpu_suite.sh {k1024|k8192|k16384|long|residual|sweep}" >&2
+    exit 2
+    ;;
+esac
