@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..data.caption_grammar import CENTER, QUADRANTS, CaptionParseError, parse_caption
+from ..data.caption_grammar import CENTER, QUADRANTS, parse_caption
 from ..data.caption_mnist import DEFAULT_COLORS
 from .alignment import r_precision
-from .consistency import load_judge, semantic_consistency
+from .consistency import _parse_or_none, load_judge, semantic_consistency
 
 __all__ = [
     "caption_indicators",
@@ -134,9 +134,8 @@ def judged_attributes(
     counts = dict.fromkeys(("place", "digit", "color", "digit_from_other", "color_from_other"), 0)
     total = 0
     for caption, seen in zip(captions, read):
-        try:
-            objects = parse_caption(caption, colors)
-        except CaptionParseError:
+        objects = _parse_or_none(caption, colors)
+        if objects is None:
             continue
         at = {o.position: o for o in seen}
         for obj in objects:
