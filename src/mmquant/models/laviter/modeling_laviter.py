@@ -352,8 +352,10 @@ class LaviterModel(LaviterPreTrainedModel):
         out.fake_image_loss = self._vta(words, mask, sentence, fake_regions, fake_global, negatives)  # L_fi-rt
         out.kl_loss = kl_to_standard_normal(mu, logvar)
         out.tim_loss = c.lambda_fake_image_damsm * out.fake_image_loss + out.kl_loss
-        if c.lambda_redescription > 0 or c.lambda_image_match > 0:
-            regions, fixed_global = self._fixed(self.image_encoder, images[-1])  # (B, R, D), (B, D)
+        if c.lambda_redescription > 0 or c.lambda_image_match > 0:  # read with fixed weights: (B, R, D), (B, D)
+            regions, fixed_global = fake_regions, fake_global  # phase 2 (a frozen encoder): the same reading
+            if any(p.requires_grad for p in self.image_encoder.parameters()):
+                regions, fixed_global = self._fixed(self.image_encoder, images[-1])
         if c.lambda_redescription > 0:
             out.redescription_loss = self._redescription_loss(regions, input_ids, mask)
             out.tim_loss = out.tim_loss + c.lambda_redescription * out.redescription_loss
