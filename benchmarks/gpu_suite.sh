@@ -10,9 +10,10 @@
 # command is stopped after $SUITE_TIMEOUT seconds (default 540); a stopped benchmark's file keeps the quantizers it
 # finished and names how many (settings.stopped_after).
 #
-# Sizing, as measured on an H200 (2026-12-04): one optvq-mnist step with 4-head OptVQ at K = 16384 took 0.12 s on
-# its own, and all six parts started at once (21 processes on 16 cores) finished no benchmark in 490 s. Run one part
-# per call, under an outer limit that leaves time to copy the results off, e.g. on a lent machine:
+# Sizing, as measured on an H200 (2026-12-04, before the Sinkhorn kernel's GPU blocks grew from 8 to 256 MiB): one
+# optvq-mnist step with 4-head OptVQ at K = 16384 took 0.12 s on its own, and all six parts started at once (21
+# processes on 16 cores) finished no benchmark in 490 s. Run one part per call, under an outer limit that leaves time
+# to copy the results off, e.g. on a lent machine:
 #     SUITE_TIMEOUT=480 bash benchmarks/gpu_suite.sh k8192; tar czf "$OUT/results.tgz" benchmarks/results
 set -u
 cd "$(dirname "$0")/.."

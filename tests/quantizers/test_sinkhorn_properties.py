@@ -16,6 +16,7 @@ from mmquant.quantizers import (
     sinkhorn_assign,
     sinkhorn_plan,
 )
+from mmquant.quantizers.functional import _default_block_rows, nearest_code
 
 
 @pytest.mark.parametrize("n,k", [(512, 128), (2048, 64), (300, 300)])
@@ -97,6 +98,11 @@ def test_chunked_mode_matches_buffered_mode():
     dense = sinkhorn_assign(x, c)
     assert torch.equal(sinkhorn_assign(x, c, max_buffer_elements=10_000, block_rows=97), dense)
     assert torch.equal(sinkhorn_assign(x, c, block_rows=1), dense)
+    # a GPU's default blocks (256 MiB: here the whole matrix in one block) give the same indices
+    gpu_rows = _default_block_rows(700, torch.device("cuda"))
+    assert gpu_rows >= 3000 > _default_block_rows(700, torch.device("cpu"))
+    assert torch.equal(sinkhorn_assign(x, c, block_rows=gpu_rows), dense)
+    assert torch.equal(nearest_code(x, c, block_rows=gpu_rows), nearest_code(x, c))
 
 
 def test_sinkhorn_only_in_training_by_default():

@@ -11,7 +11,8 @@ in scaling-vector form (see ``../shared/prototypes/sinkhorn_scaling.py`` for the
   the reference (with its ``+1e-8`` guards) become updates of the vectors ``a`` (tokens) and ``b`` (codes).
 * The final argmax over codes of ``P[n, k]`` equals ``argmax_k M[n, k] b_k``, so the last token update is skipped.
 
-The N x K matrix is held once (one buffer) and visited in row blocks of ~8 MiB, each worked on while it is in cache:
+The N x K matrix is held once (one buffer) and visited in row blocks of ~8 MiB (on a GPU 256 MiB: no cache to
+fit, fewer launches), each worked on while it is in cache:
 
 1. distances in the matrix-product form of ``torch.cdist`` (same operands; bit-identical to it in our tests), their
    row minima, per-row sums and norms for ``std(D)``; the buffer receives ``D - rowmin D``;
@@ -279,7 +280,7 @@ def _run_sinkhorn(
     distributed = is_distributed() if distributed is None else distributed
     x, codebook = x.detach().float().contiguous(), codebook.detach().float().contiguous()
     n, k = x.shape[0], codebook.shape[0]
-    block_rows = block_rows or _default_block_rows(k)
+    block_rows = block_rows or _default_block_rows(k, x.device)
     max_buffer_elements = max_buffer_elements or _DEFAULT_MAX_BUFFER_ELEMENTS
     kern = _Kernel(x, codebook, block_rows, n * k if want_plan else max_buffer_elements, plan=want_plan)
 
@@ -347,7 +348,7 @@ def sinkhorn_assign(
         normalize: ``"all"`` = decentering and non-negativisation of the distance matrix (eqs. 11-12, the
             reference's ``normalize_mode="all"``); ``"dim"`` divides distances by ``sqrt(D)``; ``"none"`` uses them
             raw.
-        block_rows: rows per block (default: about 8 MiB per block).
+        block_rows: rows per block (default: about 8 MiB per block on the CPU, 256 MiB on a GPU).
         max_buffer_elements: the most entries of the N x K kernel kept in memory (default 2^29, 2 GiB); the row
             blocks past it are recomputed in each pass.
         distributed: all-reduce the sums over the default process group (default: when one is active).
