@@ -279,15 +279,16 @@ def run_benchmark(
     if unknown:
         raise ValueError(f"--only {unknown}: unknown quantizers; expected names from {known}.")
     previous = previous_results(args, settings)  # refuses other settings before any training
-    test_images = min(args.test_images, _MNIST_TEST_SIZE)
+    test_images = len(mnist_images("test", 32)[: args.test_images])  # as many as the runs score
     extra = {"test_images": test_images, "model": MODEL, "usage_every": args.usage_every}
     extra |= {"usage_probe_images": min(MAX_PROBE_IMAGES, test_images), "jobs": args.jobs}
 
     def save(rows: list[dict]) -> dict:
         """The results file with the rows finished so far (a stopped run keeps them; the file says so)."""
-        done = finish_rows([dict(r) for r in rows], names[: len(rows)], copy.deepcopy(previous), commit)
+        kept = copy.deepcopy(previous)  # finish_rows and write_results fill it in: each save starts from the original
+        done = finish_rows([dict(r) for r in rows], names[: len(rows)], kept, commit)
         stopped = {} if len(rows) == len(names) else {"stopped_after": f"{len(rows)} of {len(names)} quantizers"}
-        return write_results(args, benchmark, done, copy.deepcopy(previous), commit, settings | extra | stopped)
+        return write_results(args, benchmark, done, kept, commit, settings | extra | stopped)
 
     plan = [(name, seed) for name in names for seed in args.seeds]
     if args.jobs == 1:
@@ -311,9 +312,6 @@ def _rows_as_they_finish(runs, seeds: int, list_means, save: Callable) -> dict:
             print(json.dumps({k: v for k, v in rows[-1].items() if k != "usage_curve_per_seed"}), flush=True)
             result, group = save(rows), []
     return result
-
-
-_MNIST_TEST_SIZE = 10000
 
 
 @functools.cache
