@@ -7,6 +7,9 @@
     # text -> image / image -> text accuracy on the layout's test pairs
     python examples/mxqvae/evaluate_mxqvae.py consistency --pipeline outputs/mxqvae-prior-quad4/pipeline \\
         --num_samples 500 --name quad4 --layout quad4
+    # the same with the paper's sampling (the prior's codes decoded as they are)
+    python examples/mxqvae/evaluate_mxqvae.py consistency --pipeline outputs/mxqvae-prior-quad4/pipeline \\
+        --num_samples 500 --name quad4-paper --layout quad4 --paper_sampling
 
 Degree accuracy is reported twice: ``degree_accuracy`` compares the digit and colour tokens of the reconstruction
 with the input caption's position by position (the text decoder predicts one token per input position), and
@@ -20,6 +23,9 @@ completes each test caption's codes (encoded alone) into an image, and ``text_to
 of images in which the judge reads exactly the caption's objects; image -> text completes each test image's codes
 into a caption, and ``image_to_text_pair_accuracy`` is the share of captions that parse and describe exactly the
 objects the judge reads in the image (``*_object_accuracy``: per named object).
+
+Sampling uses the pipeline's defaults (a low temperature for the caption's codes and a stage-1 refinement of the
+caption, both not in the paper; see ``mmquant.pipelines.pipeline_mxqvae``) unless ``--paper_sampling`` is given.
 """
 
 from __future__ import annotations
@@ -128,7 +134,7 @@ def run_consistency(args, provenance: dict) -> None:
     started = time.time()
     for start in range(0, args.num_samples, args.batch_size):
         n = min(args.batch_size, args.num_samples - start)
-        out = pipe(num_samples=n, seed=args.seed + start, top_k=args.top_k, temperature=args.temperature)
+        out = pipe(num_samples=n, seed=args.seed + start, **_sampling(args, pipe))
         images += out.images
         captions += out.captions
     scores = semantic_consistency(images, captions, judge)
@@ -142,6 +148,7 @@ def run_consistency(args, provenance: dict) -> None:
         "pipeline": repo_relative(args.pipeline),
         "num_samples": args.num_samples,
         "sampling": {"top_k": args.top_k, "temperature": args.temperature, "seed": args.seed}
+        | {k: v for k, v in _sampling(args, pipe).items() if k in ("text_temperature", "refine")}
         | (
             {
                 "conditional_inputs": args.conditional_inputs,
@@ -171,7 +178,7 @@ def conditional_accuracy(pipe, judge, args) -> dict[str, float]:
         args.layout or args.name, sizes, c.max_text_length, args.dataset_cache_dir, pipe.tokenizer
     )
     pairs = splits["test"].resized(c.image_size)
-    sampling = dict(num_samples=1, top_k=args.top_k, temperature=args.temperature, guidance_scale=args.guidance_scale)
+    sampling = dict(num_samples=1, guidance_scale=args.guidance_scale, **_sampling(args, pipe))
     drawn, described = [], []
     for i, caption in enumerate(pairs.captions):
         drawn += pipe(caption=caption, seed=args.seed + i, **sampling).images
@@ -186,6 +193,16 @@ def conditional_accuracy(pipe, judge, args) -> dict[str, float]:
         "image_to_text_object_accuracy": i2t["object_accuracy"],
         "image_to_text_parse_rate": i2t["parse_rate"],
     }
+
+
+def _sampling(args, pipe) -> dict:
+    """The pipeline's sampling arguments: top-k and temperature, and with ``--paper_sampling`` the paper's procedure
+    (no low text temperature, no stage-1 refinement); otherwise the pipeline's defaults for those two."""
+    import inspect
+
+    defaults = {k: v.default for k, v in inspect.signature(type(pipe).__call__).parameters.items()}
+    extra = pipe.PAPER_SAMPLING if args.paper_sampling else {k: defaults[k] for k in pipe.PAPER_SAMPLING}
+    return {"top_k": args.top_k, "temperature": args.temperature} | extra
 
 
 def _record(args, key: str, entry: dict) -> None:
@@ -227,6 +244,12 @@ def main(argv=None) -> None:
     p.add_argument("--top_k", type=int, default=10, help="top-k sampling (consistency)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (consistency)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (consistency)")
+    p.add_argument(
+        "--paper_sampling",
+        action="store_true",
+        help="sample as the paper does: the prior's codes decoded as they are, without the pipeline's low text "
+        "temperature and stage-1 refinement (consistency)",
+    )
     p.add_argument(
         "--conditional_inputs",
         type=int,

@@ -39,6 +39,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--top_k", type=int, default=10, help="the reference samples with top-k 10")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    p.add_argument(
+        "--paper_sampling",
+        action="store_true",
+        help="the paper's procedure: the prior's codes decoded as they are (no low text temperature, no stage-1 "
+        "refinement of the caption)",
+    )
     p.add_argument("--judge", default=None, help="judge checkpoint (default: checkpoints/caption-mnist-judge)")
     p.add_argument("--output", default="outputs/mxqvae-pairs.png", help="the PNG grid written")
     args = p.parse_args(argv)
@@ -64,6 +70,7 @@ def main(args) -> dict:
         seed=args.seed,
         top_k=args.top_k,
         temperature=args.temperature,
+        **(MXQVAEPipeline.PAPER_SAMPLING if args.paper_sampling else {}),
     )
     judge = load_judge(args.judge)
     verdicts = [

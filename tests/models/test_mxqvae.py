@@ -9,6 +9,7 @@ from transformers import AutoModel, AutoModelForCausalLM
 
 import mmquant
 from mmquant.data.caption_grammar import caption_vocabulary
+from mmquant.data.pairs import tokenize_captions
 from mmquant.data.tokenizer import build_word_tokenizer
 from mmquant.models.mxqvae import MXQVAEConfig, MXQVAEModel, MXQVAEPriorConfig, MXQVAEPriorForCausalLM
 
@@ -327,6 +328,51 @@ def test_guidance_follows_the_prefix_against_the_other_order(prior):
         prior.sample_codes(1, guidance_scale=2.0)
     with pytest.raises(ValueError, match="guidance_scale=-1"):
         prior.sample_codes(1, prefix=rows, guidance_scale=-1)
+
+
+def test_text_temperature_samples_the_caption_codes_after_the_image(prior):
+    """text_temperature: the image positions come from the first generate call (as without it), the text positions
+    from a second one at that temperature; equal to `temperature` it is the one-call sampling."""
+    one_call = prior.sample_codes(3, generator_seed=5, temperature=0.7)
+    assert torch.equal(prior.sample_codes(3, generator_seed=5, temperature=0.7, text_temperature=0.7), one_call)
+    two = prior.sample_codes(3, generator_seed=5, temperature=0.7, text_temperature=1e-4)
+    assert torch.equal(two[:, :64], one_call[:, :64]) and not torch.equal(two, one_call)
+    # at a tiny temperature the text codes are the prior's most likely ones given the image (greedy)
+    greedy = prior.sample_codes(1, prefix=two[:, :64], top_k=1)
+    assert torch.equal(two, greedy)
+    rows = torch.randint(0, 32, (2, 64))  # an image prefix: only the text is sampled, num_samples per row
+    assert prior.sample_codes(2, prefix=rows, text_temperature=0.5, generator_seed=0).shape == (4, 72)
+    with pytest.raises(ValueError, match="text_first=False"):
+        prior.sample_codes(1, text_first=True, prefix=rows[:, :8], text_temperature=0.5)
+    with pytest.raises(ValueError, match="text_temperature=0"):
+        prior.sample_codes(1, text_temperature=0)
+
+
+def test_refine_keeps_the_image_codes_and_re_encodes_the_caption(tokenizer, prior):
+    """refine: the image codes are the prior's, the text codes those of stage 1 encoding (decoded image, sampled
+    caption); the returned codes decode to the returned caption. PAPER_SAMPLING decodes the prior's codes."""
+    from mmquant.pipelines import MXQVAEPipeline
+
+    stage1 = MXQVAEModel(prior.config.stage1_config).eval()
+    pipe = MXQVAEPipeline(stage1=stage1, prior=prior, tokenizer=tokenizer)
+    paper = pipe(num_samples=3, seed=2, **MXQVAEPipeline.PAPER_SAMPLING)
+    assert torch.equal(paper.codes, prior.sample_codes(3, generator_seed=2, top_k=10))
+    low = pipe(num_samples=3, seed=2, refine=False)
+    refined = pipe(num_samples=3, seed=2)
+    assert torch.equal(refined.codes[:, :64], low.codes[:, :64])
+    images, ids = stage1.decode_indices(low.codes)
+    expected = stage1.encode_to_indices(images, ids)[:, 64:]
+    assert torch.equal(refined.codes[:, 64:], expected)
+    _, ids = stage1.decode_indices(refined.codes)
+    assert tokenizer.batch_decode(ids, skip_special_tokens=True) == refined.captions
+    # text -> image: the input caption is the template of the re-encoding
+    caption = "The red 7 is on the upper left."
+    t2i = pipe(num_samples=2, caption=caption, seed=1)
+    drawn, _ = stage1.decode_indices(t2i.codes)
+    template = tokenize_captions(tokenizer, [caption], stage1.config.max_text_length).expand(2, -1)
+    assert torch.equal(t2i.codes[:, 64:], stage1.encode_to_indices(drawn, template)[:, 64:])
+    with pytest.raises(TypeError, match="refine"):
+        pipe(num_samples=1, refine="yes")
 
 
 def test_pipeline_samples_saves_and_loads(tmp_path, tokenizer, prior):

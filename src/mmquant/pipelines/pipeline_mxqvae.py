@@ -6,6 +6,17 @@ and the stage-1 model decodes it into an image and a caption. Saved and loaded a
     out = pipe(caption="The red 7 is on the upper left, ...")    # text -> image (the caption's codes prefix)
     out = pipe(image=pil_image)                                  # image -> text (the image's codes prefix)
     out.images, out.captions; pipe.save_grid(out, "pairs.png")
+    out = pipe(num_samples=8, seed=0, **MXQVAEPipeline.PAPER_SAMPLING)  # the paper's procedure: prior samples only
+
+Two sampling steps, on by default, are not in the paper (``PAPER_SAMPLING`` turns both off):
+
+* ``text_temperature=0.2``: the caption's codes, which come after the image's, are sampled at a low temperature,
+  so that the sampled caption is well formed (the template of the caption).
+* ``refine=True``: the pair is encoded once more by stage 1, with the image kept, and the caption is decoded from
+  the new text-position codes. Stage 1 is trained with text corruption (TC: digit and colour words masked or
+  replaced), so its encoder takes those words from the image: the caption is rewritten to say what the image shows.
+  With a ``caption`` given (text -> image) the input caption is the template, so the returned caption is stage 1's
+  reading of the generated image in the words of the input.
 """
 
 from __future__ import annotations
@@ -53,6 +64,9 @@ class MXQVAEPipeline(DiffusionPipeline):
     r"""Sample image–caption pairs from an MXQ-VAE stage-1 model (`stage1`), its prior (`prior`) and the caption
     tokenizer (`tokenizer`)."""
 
+    #: the paper's sampling: the prior's codes decoded as they are (see the module docstring)
+    PAPER_SAMPLING = {"text_temperature": None, "refine": False}
+
     def __init__(self, stage1, prior, tokenizer):
         super().__init__()
         self.register_modules(stage1=stage1, prior=prior, tokenizer=tokenizer)
@@ -89,13 +103,27 @@ class MXQVAEPipeline(DiffusionPipeline):
         codes = self.stage1.encode_to_indices(*self.stage1.text_only_inputs(ids))  # (1, N)
         return codes[:, c.num_image_tokens :]
 
-    def _prefix_from_image(self, image) -> torch.Tensor:
-        """The image-position codes of `image` encoded alone (`stage1.image_only_inputs`: an all-[MASK] caption):
-        `(1, h*w)`."""
+    def _image_tensor(self, image) -> torch.Tensor:
+        """A PIL image or array of the model's size as `(1, C, H, W)` in [-1, 1] on the model's device."""
         c = self.stage1.config
-        x = image_to_tensor(image, c.image_size, resize=False, name="image")[None].to(self.stage1.device)
-        codes = self.stage1.encode_to_indices(*self.stage1.image_only_inputs(x))  # (1, N)
-        return codes[:, : c.num_image_tokens]
+        return image_to_tensor(image, c.image_size, resize=False, name="image")[None].to(self.stage1.device)
+
+    def _prefix_from_image(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The image-position codes of `pixel_values` `(1, C, H, W)` encoded alone (`stage1.image_only_inputs`: an
+        all-[MASK] caption): `(1, h*w)`."""
+        codes = self.stage1.encode_to_indices(*self.stage1.image_only_inputs(pixel_values))  # (1, N)
+        return codes[:, : self.stage1.config.num_image_tokens]
+
+    def _refined_codes(self, codes: torch.Tensor, pixel_values: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
+        """`refine`: the image-position `codes` `(B, N)` kept, the text positions replaced by those of stage 1
+        encoding (`pixel_values`, `template` caption ids `(B, L)`)."""
+        c = self.stage1.config
+        empty = (template == c.pad_token_id).all(1)  # a sampled caption of padding only: half [MASK] instead
+        if empty.any():
+            template = template.clone()
+            template[empty, : c.max_text_length // 2] = c.mask_token_id
+        encoded = self.stage1.encode_to_indices(pixel_values.to(self.stage1.dtype), template)  # (B, N)
+        return torch.cat([codes[:, : c.num_image_tokens], encoded[:, c.num_image_tokens :]], 1)
 
     @torch.no_grad()
     def __call__(
@@ -109,10 +137,17 @@ class MXQVAEPipeline(DiffusionPipeline):
         seed: int | None = None,
         use_cache: bool = True,
         guidance_scale: float | None = None,
+        text_temperature: float | None = 0.2,
+        refine: bool = True,
     ) -> MXQVAEPipelineOutput:
         """Sample `num_samples` pairs: unconditionally, or completing a given `caption` (text -> image) or a given
         `image` (image -> text; a PIL image or array of the model's image size). `guidance_scale` (with a caption or
-        an image; not in the paper): classifier-free-style guidance of the prior towards it (1 or None: none)."""
+        an image; not in the paper): classifier-free-style guidance of the prior towards it (1 or None: none).
+
+        `text_temperature` (not in the paper): temperature of the caption's codes when they follow the image's
+        (unconditional and image -> text; None: `temperature`). `refine` (not in the paper): stage 1 encodes the
+        sampled pair once more and the caption is decoded from those text-position codes (see the module
+        docstring). `PAPER_SAMPLING` turns both off."""
         if caption is not None and image is not None:
             raise ValueError("caption and image: give at most one of them (the other is generated).")
         # every user-given number is checked before the prior allocates its (num_samples, tokens) buffers and cache
@@ -120,13 +155,16 @@ class MXQVAEPipeline(DiffusionPipeline):
         if seed is not None:
             check_seed(seed)
         check_temperature(temperature)
+        if not isinstance(refine, bool):
+            raise TypeError(f"refine={refine!r}: expected True or False.")
         self.stage1.eval()
         self.prior.eval()
-        prefix, text_first = None, False
+        prefix, text_first, pixel_values = None, False, None
         if caption is not None:
             prefix, text_first = self._prefix_from_caption(caption), True
         elif image is not None:
-            prefix = self._prefix_from_image(image)
+            pixel_values = self._image_tensor(image)
+            prefix = self._prefix_from_image(pixel_values)
         codes = self.prior.sample_codes(
             num_samples,
             prefix=prefix,
@@ -137,8 +175,18 @@ class MXQVAEPipeline(DiffusionPipeline):
             use_cache=use_cache,
             generator_seed=seed,
             guidance_scale=guidance_scale,
+            text_temperature=None if text_first else text_temperature,
         )
-        images, token_ids = self.stage1.decode_indices(codes.to(self.stage1.device))
+        codes = codes.to(self.stage1.device)
+        images, token_ids = self.stage1.decode_indices(codes)
+        if refine:
+            template = token_ids
+            if caption is not None:  # text -> image: the input caption is the template
+                template = tokenize_captions(self.tokenizer, [caption], self.stage1.config.max_text_length)
+                template = template.to(codes.device).expand(len(codes), -1)
+            shown = images if pixel_values is None else pixel_values.expand(len(codes), -1, -1, -1)
+            codes = self._refined_codes(codes, shown, template)
+            _, token_ids = self.stage1.decode_indices(codes)
         captions = self.tokenizer.batch_decode(token_ids, skip_special_tokens=True)
         pixels = ((images.float().cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
         from PIL import Image

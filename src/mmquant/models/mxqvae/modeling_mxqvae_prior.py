@@ -81,6 +81,7 @@ class MXQVAEPriorForCausalLM(PushToHubWithCardMixin, GPT2LMHeadModel):
         use_cache: bool = True,
         generator_seed: int | None = None,
         guidance_scale: float | None = None,
+        text_temperature: float | None = None,
     ) -> Tensor:
         """Sample joint code sequences `(num_samples, N)` in canonical order.
 
@@ -90,11 +91,20 @@ class MXQVAEPriorForCausalLM(PushToHubWithCardMixin, GPT2LMHeadModel):
         `guidance_scale` (with a `prefix`; not in the paper): classifier-free-style guidance, transformers'
         `guidance_scale` / `negative_prompt_ids`. The unconditional branch is the other order's start token alone,
         whose first codes are the remaining modality's without the prefix (the prior learns both orders), so each
-        step samples from `log p(x | prefix) + (g - 1) * (log p(x | prefix) - log p(x))`; 1 or None: no guidance."""
+        step samples from `log p(x | prefix) + (g - 1) * (log p(x | prefix) - log p(x))`; 1 or None: no guidance.
+
+        `text_temperature` (image-first order only; not in the paper): the temperature of the text-position codes,
+        which are then sampled in a second `generate` call after the image positions (None: `temperature` for all,
+        one call). A low one (0.2) keeps the caption's codes to the ones the prior finds most likely after the image:
+        on the shipped Quad4 prior the share of sampled captions that parse rises from 0.77 to 0.99."""
         s1 = self.config.stage1_config
         start = self.config.text_first_token_id if text_first else self.config.image_first_token_id
         check_int(num_samples, "num_samples", 1, MAX_NUM_SAMPLES, "sample in several calls")
         check_temperature(temperature)
+        if text_temperature is not None:
+            check_temperature(text_temperature, "text_temperature")
+            if text_first:
+                raise ValueError("text_temperature: only with text_first=False (the text positions come last).")
         if generator_seed is not None:
             check_seed(generator_seed, "generator_seed")
         if top_p is not None and not 0 < top_p <= 1:
@@ -125,11 +135,25 @@ class MXQVAEPriorForCausalLM(PushToHubWithCardMixin, GPT2LMHeadModel):
                 negative_prompt_ids=negative,
                 negative_prompt_attention_mask=torch.ones_like(negative),
             )
-        sequence = self.generate(
+        settings = dict(top_k=top_k, top_p=top_p, use_cache=use_cache, guidance=guidance)
+        if text_temperature is None or text_temperature == temperature:
+            sequence = self._generate(input_ids, s1.num_tokens + 1, temperature, num_samples, **settings)
+            return self.from_sequence(sequence)
+        # image positions at `temperature`, then the text positions at `text_temperature`
+        if input_ids.shape[1] < s1.num_image_tokens + 1:
+            input_ids = self._generate(input_ids, s1.num_image_tokens + 1, temperature, num_samples, **settings)
+            num_samples = 1
+        sequence = self._generate(input_ids, s1.num_tokens + 1, text_temperature, num_samples, **settings)
+        return self.from_sequence(sequence)
+
+    def _generate(self, input_ids, length, temperature, num_samples, top_k, top_p, use_cache, guidance) -> Tensor:
+        """`generate` from `input_ids` `(B, n)` to sequences of `length` (start token included),
+        `num_samples` per row."""
+        return self.generate(
             input_ids=input_ids,
             attention_mask=torch.ones_like(input_ids),
-            max_new_tokens=s1.num_tokens + 1 - input_ids.shape[1],
-            min_new_tokens=s1.num_tokens + 1 - input_ids.shape[1],
+            max_new_tokens=length - input_ids.shape[1],
+            min_new_tokens=length - input_ids.shape[1],
             do_sample=True,
             temperature=temperature,
             top_k=top_k if top_k else None,
@@ -140,4 +164,3 @@ class MXQVAEPriorForCausalLM(PushToHubWithCardMixin, GPT2LMHeadModel):
             pad_token_id=self.config.image_first_token_id,
             **guidance,
         )
-        return self.from_sequence(sequence)
