@@ -28,6 +28,12 @@ On ``--test_examples`` test pairs of ``--dataset_config`` (scored by the Caption
   ``--conditional_inputs`` test captions / images with ``--per_input`` samples each, judged against the input; the
   same with the prefix taken from the real pair's codes (an oracle prefix: is it the prefix or the prior that loses
   the input?), sampled with top-k 10 and greedily (top-k 1), and the caption decoded from the text prefix itself.
+* **refinement** (f): the pipeline's two sampling steps that are not in the paper (``text_temperature``, ``refine``),
+  one at a time and together, on ``--setting_samples`` unconditional pairs and on ``--conditional_inputs`` test
+  images (image -> text, one caption each; and stage 1 alone reading an image into another pair's caption); and
+  image masking: the image stage 1 decodes from (real image with 0/30/60/100% of its patches masked, another pair's
+  caption), scored against that caption and against the image's own (can stage 1 draw what a caption says?).
+  ``--only_refinement`` runs this probe alone.
 
 Writes ``<output_dir>/probe.json`` (default ``outputs/mxqvae-probe``) and prints a diagnosis table; ``--results_file``
 merges the figures under ``probes-<name>``.
@@ -96,6 +102,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--output_dir", default="outputs/mxqvae-probe", help="where probe.json is written")
     p.add_argument("--results_file", default=None, help="results file to merge the figures into (off by default)")
     p.add_argument("--num_threads", type=int, default=1, help="torch intra-op threads")
+    p.add_argument(
+        "--only_refinement",
+        action="store_true",
+        help="run probe (f) alone (a few minutes instead of ~45 on one CPU thread)",
+    )
     args = p.parse_args(argv)
     for name in ("test_examples", "num_samples", "setting_samples", "conditional_inputs", "per_input"):
         if getattr(args, name) < 2:
@@ -353,6 +364,54 @@ def probe_conditional(pipe, judge, pairs, real_codes: torch.Tensor, args) -> tup
     return text_to_image, image_to_text
 
 
+def probe_refinement(pipe, judge, pairs, args) -> dict:
+    """(f): the pipeline's two sampling steps that are not in the paper, one at a time, and whether stage 1 can draw
+    a caption's objects at all (image masking: the image decoded from (masked image, another pair's caption))."""
+    from mmquant.pipelines import MXQVAEPipeline
+
+    c, n = pipe.stage1.config, args.setting_samples
+    settings = {
+        "paper": MXQVAEPipeline.PAPER_SAMPLING,
+        "text_temperature_0.2": {"text_temperature": 0.2, "refine": False},
+        "refine": {"text_temperature": None, "refine": True},
+        "text_temperature_0.2_and_refine": {"text_temperature": 0.2, "refine": True},
+    }
+    unconditional = {}
+    for name, kwargs in settings.items():
+        out = pipe(num_samples=n, seed=args.seed + 1, **kwargs)
+        unconditional[name] = scores(torch.stack([_pil_to_tensor(im) for im in out.images]), out.captions, judge)
+    k = args.conditional_inputs
+    real = pairs.pixel_values(torch.arange(k))
+    image_to_text = {}
+    for name in ("paper", "text_temperature_0.2_and_refine"):
+        described = []
+        for i in range(k):
+            image = np.ascontiguousarray(pairs.images[i].permute(1, 2, 0).numpy())
+            described += pipe(num_samples=1, image=image, seed=args.seed + i, **settings[name]).captions
+        image_to_text[name] = scores(real, described, judge)
+    donor = torch.roll(torch.arange(k), 1)  # stage 1 alone, another pair's real caption as the template
+    template = pairs.input_ids[:k][donor]
+    image_to_text["stage1_other_caption_template"] = scores(
+        real, decode(pipe.stage1, pipe.tokenizer, pipe.stage1.encode_to_indices(real, template))[1], judge
+    )
+    masking, ratio = {}, c.image_mask_ratio
+    generator = torch.Generator().manual_seed(args.seed)
+    donor_captions = [pairs.captions[i] for i in donor]
+    try:
+        for r in (0.0, 0.3, 0.6, 1.0):
+            c.image_mask_ratio = r
+            masked = pipe.stage1.mask_image(real, generator=generator) if r < 1 else torch.zeros_like(real)
+            drawn = decode(pipe.stage1, pipe.tokenizer, pipe.stage1.encode_to_indices(masked, template))[0]
+            masking[f"mask_{r:g}"] = {
+                "given_caption_object_accuracy": scores(drawn, donor_captions, judge)["object_accuracy"],
+                "own_image_object_accuracy": scores(drawn, pairs.captions[:k], judge)["object_accuracy"],
+            }
+    finally:
+        c.image_mask_ratio = ratio
+    return {"unconditional": unconditional, "image_to_text": image_to_text, "image_masking": masking,
+            "samples": n, "inputs": k}  # fmt: skip
+
+
 def _pil_to_tensor(image) -> torch.Tensor:
     from mmquant.data.collate import image_to_tensor
 
@@ -385,6 +444,10 @@ def main(args) -> dict:
         return time.time()
 
     t = time.time()
+    if args.only_refinement:
+        report = {"refinement": probe_refinement(pipe, judge, pairs, args)}
+        lap("refinement", t)
+        return _finish(args, report, seconds, started, cpu_started, command, commit, len(pairs))
     real_codes = encode_pairs(stage1, pairs)
     sampled = sample(pipe, args.num_samples, args.seed)
     t = lap("encode_and_sample", t)
@@ -436,10 +499,11 @@ def main(args) -> dict:
 
     # (e) conditional generation
     text_to_image, image_to_text = probe_conditional(pipe, judge, pairs, real_codes, args)
-    lap("conditional", t)
+    t = lap("conditional", t)
 
-    seconds["total_wall"] = round(time.time() - started, 1)
-    seconds["total_cpu"] = round(time.process_time() - cpu_started, 1)
+    # (f) the pipeline's refinement, and image masking
+    refinement = probe_refinement(pipe, judge, pairs, args)
+    lap("refinement", t)
     report = {
         "prior_nll": prior_nll,
         "text_codes": text_codes,
@@ -447,8 +511,16 @@ def main(args) -> dict:
         "sampling": sampling,
         "text_to_image": text_to_image,
         "image_to_text": image_to_text,
-        "seconds": seconds,
+        "refinement": refinement,
     }
+    return _finish(args, report, seconds, started, cpu_started, command, commit, len(pairs))
+
+
+def _finish(args, report, seconds, started, cpu_started, command, commit, test_examples) -> dict:
+    """Times, ``probe.json``, the results file (with ``--results_file``) and the printed diagnosis."""
+    seconds["total_wall"] = round(time.time() - started, 1)
+    seconds["total_cpu"] = round(time.process_time() - cpu_started, 1)
+    report["seconds"] = seconds
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "probe.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -458,7 +530,7 @@ def main(args) -> dict:
             "commit": commit,
             "pipeline": repo_relative(args.pipeline) if Path(args.pipeline).exists() else args.pipeline,
             "dataset": f"caption_mnist/{args.dataset_config}",
-            "test_examples": len(pairs),
+            "test_examples": test_examples,
             "num_threads": args.num_threads,
             "probes": report,
         }
@@ -468,6 +540,23 @@ def main(args) -> dict:
 
 
 def print_diagnosis(r: dict) -> None:
+    rows = _diagnosis_rows(r) if "prior_nll" in r else []
+    if "refinement" in r:
+        f = r["refinement"]
+        for name, s in f["unconditional"].items():
+            rows.append((f"(f) unconditional consistency, {name}", f"{s['consistency']} (parse {s['parse_rate']})"))
+        for name, s in f["image_to_text"].items():
+            rows.append((f"(f) image->text pair accuracy, {name}", s["consistency"]))
+        for name, s in f["image_masking"].items():
+            rows.append((f"(f) image of ({name} image, other caption): given / own objects",
+                         f"{s['given_caption_object_accuracy']} / {s['own_image_object_accuracy']}"))  # fmt: skip
+    rows.append(("seconds (wall / cpu)", f"{r['seconds']['total_wall']} / {r['seconds']['total_cpu']}"))
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+def _diagnosis_rows(r: dict) -> list[tuple[str, object]]:
     a, b, c = r["prior_nll"], r["text_codes"], r["image_codes"]
     rows = [
         ("(a) prior NLL/code, real text | matched image", a["real"]["image_first/text"]),
@@ -508,11 +597,8 @@ def print_diagnosis(r: dict) -> None:
         ("(e) image->text pair accuracy: pipeline / oracle prefix",
          f"{i2t['pipeline']['pair_accuracy']} / {i2t['oracle_prefix']['pair_accuracy']}"),
         ("(e) image->text pair accuracy: oracle prefix, greedy", i2t["oracle_prefix_greedy"]["pair_accuracy"]),
-        ("seconds (wall / cpu)", f"{r['seconds']['total_wall']} / {r['seconds']['total_cpu']}"),
     ]  # fmt: skip
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    return rows
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def test_probes_on_a_tiny_pipeline(tmp_path, tiny_pipeline):
     written = json.loads((tmp_path / "out" / "probe.json").read_text())
     assert written == json.loads(json.dumps(report))
     assert set(written) == {"prior_nll", "text_codes", "image_codes", "sampling", "text_to_image", "image_to_text",
-                            "seconds"}  # fmt: skip
+                            "refinement", "seconds"}  # fmt: skip
 
     # (a) NLL per code: positive and finite; top-1 rates are fractions. Text-first, the text codes come before any
     # image code, so replacing the image codes leaves their NLL as it was (and image-first, the image codes' NLL)
@@ -150,3 +150,27 @@ def test_evaluate_reports_conditional_accuracy_recomputed_from_the_pipeline(tmp_
     t2i = semantic_consistency(drawn, captions, load_judge(None))
     assert metrics["text_to_image_pair_accuracy"] == round(t2i["consistency"], 4)
     assert metrics["text_to_image_object_accuracy"] == round(t2i["object_accuracy"], 4)
+
+
+@needs_mnist
+def test_refinement_probe_alone(tmp_path, tiny_pipeline):
+    """--only_refinement: probe (f) alone, its four unconditional settings (the paper's: the prior's codes decoded as
+    they are, computed here again), image -> text and the image-masking rows, all fractions."""
+    from mmquant.metrics.consistency import load_judge, semantic_consistency
+    from mmquant.pipelines import MXQVAEPipeline
+
+    argv = ["--pipeline", str(tiny_pipeline), "--test_examples", "6", "--setting_samples", "4",
+            "--conditional_inputs", "3", "--output_dir", str(tmp_path / "out"),
+            "--dataset_cache_dir", str(tmp_path / "data"), "--only_refinement"]  # fmt: skip
+    report = probe_mxqvae.main(probe_mxqvae.parse_args(argv))
+    assert set(report) == {"refinement", "seconds"}
+    f = report["refinement"]
+    assert set(f["unconditional"]) == {"paper", "text_temperature_0.2", "refine", "text_temperature_0.2_and_refine"}
+    assert set(f["image_to_text"]) == {"paper", "text_temperature_0.2_and_refine", "stage1_other_caption_template"}
+    assert set(f["image_masking"]) == {"mask_0", "mask_0.3", "mask_0.6", "mask_1"}
+    for rows in (f["unconditional"], f["image_to_text"], f["image_masking"]):
+        assert all(0 <= v <= 1 for row in rows.values() for v in row.values())
+    pipe = MXQVAEPipeline.from_pretrained(tiny_pipeline)
+    out = pipe(num_samples=4, seed=1, **MXQVAEPipeline.PAPER_SAMPLING)
+    paper = semantic_consistency(out.images, out.captions, load_judge())
+    assert f["unconditional"]["paper"]["consistency"] == round(paper["consistency"], 4)
