@@ -4,6 +4,7 @@ shipped results file records no machine's absolute paths."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -81,15 +82,35 @@ def command_line() -> str:
 
 
 def merge_result(path: str | Path, key: str, entry: dict) -> Path:
-    """Put ``entry`` under ``key`` in the JSON results file ``path`` (created when missing), keeping other runs."""
+    """Put ``entry`` under ``key`` in the JSON results file ``path`` (created when missing), keeping other runs.
+
+    The read, merge and atomic replace hold an exclusive lock on ``.<name>.lock`` beside the file (where ``fcntl``
+    exists), so that two runs finishing at once both keep their entry."""
     path = Path(path)
-    merged = json.loads(path.read_text()) if path.exists() else {}
-    merged[key] = entry
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(merged, indent=2) + "\n")
-    tmp.replace(path)
+    with _locked(path.with_name(f".{path.name}.lock")):
+        merged = json.loads(path.read_text()) if path.exists() else {}
+        merged[key] = entry
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(merged, indent=2) + "\n")
+        tmp.replace(path)
     return path
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path):
+    """An exclusive ``fcntl.flock`` on ``lock_path`` for the ``with`` block (no lock where ``fcntl`` is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def save_run_result(output_dir: str | Path, result: dict, results_file: str | None, run_name: str | None) -> Path:
