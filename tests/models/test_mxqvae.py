@@ -342,6 +342,12 @@ def test_text_temperature_samples_the_caption_codes_after_the_image(prior):
     assert torch.equal(two, greedy)
     rows = torch.randint(0, 32, (2, 64))  # an image prefix: only the text is sampled, num_samples per row
     assert prior.sample_codes(2, prefix=rows, text_temperature=0.5, generator_seed=0).shape == (4, 72)
+    # with guidance and a part of the image given, the second call's unconditional branch continues from the codes
+    # drawn in the first: greedy (top-k 1, so the temperatures do not matter) it is the one-call guided sampling
+    part = rows[:, :10]
+    one = prior.sample_codes(2, prefix=part, top_k=1, guidance_scale=3.0, generator_seed=0)
+    two = prior.sample_codes(2, prefix=part, top_k=1, guidance_scale=3.0, generator_seed=0, text_temperature=0.5)
+    assert torch.equal(one, two)
     with pytest.raises(ValueError, match="text_first=False"):
         prior.sample_codes(1, text_first=True, prefix=rows[:, :8], text_temperature=0.5)
     with pytest.raises(ValueError, match="text_temperature=0"):

@@ -141,8 +141,14 @@ class MXQVAEPriorForCausalLM(PushToHubWithCardMixin, GPT2LMHeadModel):
             return self.from_sequence(sequence)
         # image positions at `temperature`, then the text positions at `text_temperature`
         if input_ids.shape[1] < s1.num_image_tokens + 1:
+            given = input_ids.shape[1]
             input_ids = self._generate(input_ids, s1.num_image_tokens + 1, temperature, num_samples, **settings)
             num_samples = 1
+            if guided:  # the unconditional branch goes on from the codes drawn so far, as in one call
+                negative = torch.cat([guidance["negative_prompt_ids"], input_ids[:, given:]], 1)
+                settings["guidance"] = guidance | dict(
+                    negative_prompt_ids=negative, negative_prompt_attention_mask=torch.ones_like(negative)
+                )
         sequence = self._generate(input_ids, s1.num_tokens + 1, text_temperature, num_samples, **settings)
         return self.from_sequence(sequence)
 
