@@ -118,10 +118,10 @@ class MXQVAEPipeline(DiffusionPipeline):
         """`refine`: the image-position `codes` `(B, N)` kept, the text positions replaced by those of stage 1
         encoding (`pixel_values`, `template` caption ids `(B, L)`)."""
         c = self.stage1.config
-        empty = (template == c.pad_token_id).all(1)  # a sampled caption of padding only: half [MASK] instead
+        empty = (template == c.pad_token_id).all(1)  # a sampled caption of padding only: the image-only caption
         if empty.any():
             template = template.clone()
-            template[empty, : c.max_text_length // 2] = c.mask_token_id
+            template[empty] = self.stage1.image_only_inputs(pixel_values[empty])[1]
         encoded = self.stage1.encode_to_indices(pixel_values.to(self.stage1.dtype), template)  # (B, N)
         return torch.cat([codes[:, : c.num_image_tokens], encoded[:, c.num_image_tokens :]], 1)
 
