@@ -8,7 +8,8 @@
 # Each part runs its benchmarks at once, each with a few worker processes (--jobs) sharing the GPU, so step times
 # are measured under that sharing (each results file records its --jobs). Logs go to outputs/gpu_suite/. Every
 # command is stopped after $SUITE_TIMEOUT seconds (default 540); a stopped benchmark's file keeps the quantizers it
-# finished and names how many (settings.stopped_after).
+# finished and names how many (settings.stopped_after). $SUITE_JOBS sets each benchmark's --jobs (default 6; 4 for
+# the sweep's three benchmarks) when several parts run at once.
 #
 # Sizing, as measured on an H200 (2026-12-04, before the Sinkhorn kernel's GPU blocks grew from 8 to 256 MiB): one
 # optvq-mnist step with 4-head OptVQ at K = 16384 took 0.12 s on its own, and all six parts started at once (21
@@ -20,6 +21,7 @@ cd "$(dirname "$0")/.."
 mkdir -p outputs/gpu_suite
 PY=${PYTHON:-python}
 T=${SUITE_TIMEOUT:-540}
+J=${SUITE_JOBS:-6}
 R=benchmarks/results
 SEEDS="--seeds 0 1 2 --device cuda"
 # the leading rows at K = 1024 (RESULTS.md), most important first: a stopped benchmark keeps the rows it finished
@@ -36,23 +38,23 @@ bench() {  # bench NAME SCRIPT ARGS...: one benchmark, its log, its exit status
 
 case "${1:-}" in
 k1024)
-    bench k1024 bench_tokenizer_quality.py $SEEDS --jobs 6 --output $R/bench_tokenizer_quality_k1024.json
+    bench k1024 bench_tokenizer_quality.py $SEEDS --jobs $J --output $R/bench_tokenizer_quality_k1024.json
     ;;
 k8192 | k16384)
     k=${1#k}
-    bench "k$k" bench_tokenizer_quality.py $SEEDS --jobs 6 --codebook_size "$k" --usage_every 50 \
+    bench "k$k" bench_tokenizer_quality.py $SEEDS --jobs $J --codebook_size "$k" --usage_every 50 \
         --output "$R/bench_tokenizer_quality_k$k.json"
     ;;
 long)
     for k in 8192 16384; do
-        bench "k${k}_2000" bench_tokenizer_quality.py $SEEDS --jobs 6 --codebook_size $k --steps 2000 \
+        bench "k${k}_2000" bench_tokenizer_quality.py $SEEDS --jobs $J --codebook_size $k --steps 2000 \
             --usage_every 200 --only $LEADERS --output "$R/bench_tokenizer_quality_k${k}_2000steps.json" &
     done
     wait
     ;;
 residual)
     for stages in 4 8; do
-        bench "residual$stages" bench_residual_quality.py $SEEDS --jobs 6 --num_stages $stages --usage_every 100 \
+        bench "residual$stages" bench_residual_quality.py $SEEDS --jobs $J --num_stages $stages --usage_every 100 \
             --output "$R/bench_residual_quality_${stages}stages.json" &
     done
     wait
@@ -63,7 +65,7 @@ sweep)  # the Sinkhorn's epsilon and iterations at the largest codebook
         tag=${1#--optvq_}
         tag=${tag/epsilon/eps}
         tag=${tag/n_iters/iters}$2
-        bench "k16384_$tag" bench_tokenizer_quality.py $SEEDS --jobs 4 --codebook_size 16384 $option \
+        bench "k16384_$tag" bench_tokenizer_quality.py $SEEDS --jobs ${SUITE_JOBS:-4} --codebook_size 16384 $option \
             --only $OPTVQ --output "$R/bench_tokenizer_quality_k16384_$tag.json" &
     done
     wait
