@@ -14,7 +14,11 @@
 # Sizing, as measured on an H200 (2026-12-04, before the Sinkhorn kernel's GPU blocks grew from 8 to 256 MiB): one
 # optvq-mnist step with 4-head OptVQ at K = 16384 took 0.12 s on its own, and all six parts started at once (21
 # processes on 16 cores) finished no benchmark in 490 s. Run one part per call, under an outer limit that leaves time
-# to copy the results off, e.g. on a lent machine:
+# to copy the results off. Second try (2026-12-04, 256 MiB blocks): k8192, k16384 and residual at once with
+# SUITE_JOBS=3 (12 workers) finished residual (4 stages) and 11, 9 and 4 of the other files' quantizers in 540 s; an
+# --append call finished them, except vector-quantize-pytorch's 4-head VectorQuantize at K >= 8192, which ran out
+# of the GPU's memory while 11 other workers held it. Copy results off while the runs go (a loop taring
+# benchmarks/results into $OUT every few seconds), e.g. on a lent machine:
 #     SUITE_TIMEOUT=480 bash benchmarks/gpu_suite.sh k8192; tar czf "$OUT/results.tgz" benchmarks/results
 set -u
 cd "$(dirname "$0")/.."

@@ -14,6 +14,7 @@ training; every ``bench_residual_quality*.json`` a table with each stage's code 
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -77,6 +78,39 @@ def _added_rows(q: dict) -> list[str]:
     return lines
 
 
+def _known(benchmark: str) -> list[str]:
+    """Every quantizer a benchmark script measures when ``--only`` is not given."""
+    from peer_quantizers import PEERS, RESIDUAL_PEERS
+
+    if benchmark == "residual_quality":
+        from bench_residual_quality import OURS
+
+        return [*OURS, *RESIDUAL_PEERS]
+    from bench_tokenizer_quality import OURS
+
+    return [*OURS, *PEERS]
+
+
+def _not_measured(q: dict) -> str:
+    """``", 13 of 14 quantizers (not measured: ...)"`` when the file's runs (its command and those of rows added with
+    ``--append``) set out to measure quantizers that have no row (a run stopped at its deadline, or one that failed);
+    computed from the commands' ``--only`` lists (every known quantizer without one), not from ``stopped_after``,
+    which an ``--append`` run does not update."""
+    planned = []
+    for command in [q["command"], *(r["command"] for r in q["rows"] if "command" in r)]:
+        words = command.split()
+        if "--only" in words:
+            names = list(itertools.takewhile(lambda w: not w.startswith("--"), words[words.index("--only") + 1 :]))
+        else:
+            names = _known(q.get("benchmark", ""))
+        planned += [n for n in names if n not in planned]
+    measured = {r["quantizer"] for r in q["rows"]}
+    missing = [n for n in planned if n not in measured]
+    if not missing:
+        return ""
+    return f", {len(measured)} of {len(measured) + len(missing)} quantizers (not measured: {', '.join(missing)})"
+
+
 def _usage_curves(q: dict) -> list[str]:
     """Code usage over training (``--usage_every``): per row, the eval-mode usage of the probe images at each
     checkpoint, averaged over the seeds, with the training batch's usage after it."""
@@ -105,15 +139,20 @@ def _usage_curves(q: dict) -> list[str]:
     return lines
 
 
+def _sinkhorn_settings(s: dict) -> list[str]:
+    """The Sinkhorn options a results file's settings changed from their defaults, e.g. ``["ε 3.0"]``."""
+    return [f"{k} {s[o]}" for k, o in (("ε", "optvq_epsilon"), ("iterations", "optvq_n_iters")) if s.get(o)]
+
+
 def _codebook_sections(files: list[tuple[str, dict]]) -> list[str]:
     """One section per large-codebook results file: the rows, the standing against each peer, usage over training."""
     lines = []
     for name, q in files:
         s = q["settings"]
-        sinkhorn = [f"{k} {s[o]}" for k, o in (("ε", "optvq_epsilon"), ("iterations", "optvq_n_iters")) if s.get(o)]
+        sinkhorn = _sinkhorn_settings(s)
         sinkhorn = f", OptVQ Sinkhorn {' and '.join(sinkhorn)}" if sinkhorn else ""
-        stopped = f", stopped after {s['stopped_after']}" if s.get("stopped_after") else ""
-        title = f"Tokenizer quality at K = {s['codebook_size']}, {s['steps']} steps{sinkhorn}{stopped} (`{name}`)"
+        title = f"Tokenizer quality at K = {s['codebook_size']}, {s['steps']} steps{sinkhorn}{_not_measured(q)}"
+        title += f" (`{name}`)"
         lines += _quality_section(q, title)
         lines += standing(q)
         lines += _usage_curves(q)
@@ -127,8 +166,7 @@ def _residual_sections(files: list[tuple[str, dict]]) -> list[str]:
         seeds = s["seeds"]
         lines += [
             f"## Residual quantization, {s['num_stages']} stages of {s['codebook_size']} codes"
-            + (f", stopped after {s['stopped_after']} " if s.get("stopped_after") else " ")
-            + f"(`bench_residual_quality.py`, `{name}`)",
+            + f"{_not_measured(q)} (`bench_residual_quality.py`, `{name}`)",
             "",
             f"{s['model']}, {s['steps']} steps at batch {s['batch_size']}, learning rate {s['learning_rate']} "
             f"({s['lr_schedule']}), seed(s) {', '.join(map(str, seeds))}; test set: {s['test_images']} MNIST digits. "
@@ -152,6 +190,14 @@ def _residual_sections(files: list[tuple[str, dict]]) -> list[str]:
 
 
 FULL_USAGE = 0.999  # "100% usage" as the issue means it: every code used on the test set, to rounding
+
+
+def _paired(a: dict, b: dict) -> tuple[list[float], str]:
+    """Per-seed PSNR differences a - b and the verdict they give (leads/trails only when every seed agrees)."""
+    deltas = [x - y for x, y in zip(a.get("psnr_per_seed", [a["psnr"]]), b.get("psnr_per_seed", [b["psnr"]]))]
+    if len(deltas) == 1:
+        return deltas, "leads (one seed)" if deltas[0] > 0 else "trails (one seed)"
+    return deltas, "leads" if min(deltas) > 0 else ("trails" if max(deltas) < 0 else "mixed: depends on the seed")
 
 
 def standing(q: dict, timing: dict | None = None) -> list[str]:
@@ -189,14 +235,8 @@ def standing(q: dict, timing: dict | None = None) -> list[str]:
     ]
     for r in sorted(peers, key=lambda r: -r["psnr"]):
         ratio, source = time_ratio(best["quantizer"], r["quantizer"])
-        deltas = [
-            a - b for a, b in zip(best.get("psnr_per_seed", [best["psnr"]]), r.get("psnr_per_seed", [r["psnr"]]))
-        ]
+        deltas, verdict = _paired(best, r)
         delta = sum(deltas) / len(deltas)
-        if len(deltas) > 1:
-            verdict = "leads" if min(deltas) > 0 else ("trails" if max(deltas) < 0 else "mixed: depends on the seed")
-        else:
-            verdict = "leads (one seed)" if delta > 0 else "trails (one seed)"
         if ratio is not None:
             verdict += ", faster or within 1.15x" if ratio <= 1.15 else f", {ratio:.2f}x slower"
         per_seed = ", ".join(f"{d:+.2f}" for d in deltas)
@@ -205,6 +245,69 @@ def standing(q: dict, timing: dict | None = None) -> list[str]:
             f"{'-' if ratio is None else f'{ratio:.2f}'} ({source}) | {verdict} |"
         )
     return [*lines, ""]
+
+
+def headline(q: dict, setting: str) -> str | None:
+    """One table row: the best Sinkhorn row of a results file against the strongest other row. For single
+    quantizers both sides at full usage (the issue's criterion); for residual stacks every row (usage shown)."""
+    residual = q.get("benchmark") == "residual_quality"
+    ours_prefix = "mmquant_rq_sinkhorn" if residual else "mmquant_optvq"
+    rows = q["rows"] if residual else [r for r in q["rows"] if r["code_usage"] >= FULL_USAGE]
+    ours = [r for r in rows if r["quantizer"].startswith(ours_prefix)]
+    others = [r for r in rows if not r["quantizer"].startswith(ours_prefix)]
+    if not ours or not others:
+        return None
+    best, rival = max(ours, key=lambda r: r["psnr"]), max(others, key=lambda r: r["psnr"])
+    deltas, verdict = _paired(best, rival)
+    per_seed = ", ".join(f"{d:+.2f}" for d in deltas)
+    return (
+        f"| {setting} | `{best['quantizer']}` | {_psnr(best)} ({best['code_usage']:.1%}) | `{rival['quantizer']}` "
+        f"| {_psnr(rival)} ({rival['code_usage']:.1%}) | {per_seed} | {verdict} |"
+    )
+
+
+def headlines(per_k: list[tuple[str, dict]], residual: list[tuple[str, dict]]) -> list[str]:
+    """The large-codebook and residual standings in one table (RESULTS.md and the README's "where mmquant stands")."""
+    rows = []
+    for _, q in per_k:
+        s = q["settings"]
+        extra = "".join(f", {x}" for x in _sinkhorn_settings(s))
+        rows.append(headline(q, f"K = {s['codebook_size']}, {s['steps']} steps{extra}"))
+    for _, q in residual:
+        s = q["settings"]
+        rows.append(headline(q, f"residual, {s['num_stages']} stages of {s['codebook_size']}, {s['steps']} steps"))
+    rows = [r for r in rows if r]
+    if not rows:
+        return []
+    return [
+        "Large codebooks and residual stacks (each row: the best Sinkhorn row against the strongest other row of one "
+        "results file, 3 seeds paired by seed; single quantizers compared at full test-set usage, residual stacks "
+        "at any usage; PSNR in dB, mean ± std, test-set code usage in brackets):",
+        "",
+        "| setting | best Sinkhorn row | PSNR (usage) | strongest other row | PSNR (usage) | ΔPSNR per seed "
+        "| verdict |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
+README_BEGIN = "<!-- standing: rendered by benchmarks/render_results.py -->"
+README_END = "<!-- /standing -->"
+
+
+def render_readme(block: list[str], readme: Path) -> bool:
+    """Replace the README's block between ``README_BEGIN`` and ``README_END`` with ``block``; False when the
+    README has no such block (nothing is written)."""
+    if not readme.is_file():
+        return False
+    text = readme.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        return False
+    head, rest = text.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.write_text(head + README_BEGIN + "\n" + "\n".join(block) + README_END + tail)
+    return True
 
 
 def grid_standing(g: dict) -> list[str]:
@@ -320,6 +423,8 @@ def main() -> Path:
     if q is not None or qs is not None:
         source = "the several-seed rows (PSNR) and the all-quantizer run (step time)" if qs and q else "the rows below"
         lines += ["## Where mmquant stands", "", f"Computed from {source}.", "", *standing(qs or q, q)]
+    top = headlines(per_k, residual)
+    lines += top
     if g is not None:
         lines += grid_standing(g)
     if q is not None:
@@ -335,6 +440,8 @@ def main() -> Path:
     out = HERE / "RESULTS.md"
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")
+    if top and render_readme(top, HERE.parent / "README.md"):
+        print(f"wrote the standing table into {HERE.parent / 'README.md'}")
     return out
 
 

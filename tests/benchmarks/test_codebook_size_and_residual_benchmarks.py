@@ -164,3 +164,43 @@ def test_bad_options_are_refused_with_the_option_named(capsys):
         assert option in capsys.readouterr().err
     with pytest.raises(ValueError, match="--only"):
         bench_tokenizer_quality.main(bench_tokenizer_quality.parse_args(["--only", "no_such_quantizer"]))
+
+
+def _row(name: str, psnr_per_seed: list[float], usage: float = 1.0, command: str | None = None) -> dict:
+    row = {"quantizer": name, "psnr": sum(psnr_per_seed) / len(psnr_per_seed), "psnr_per_seed": psnr_per_seed}
+    return row | {"code_usage": usage} | ({"command": command} if command else {})
+
+
+def test_not_measured_comes_from_the_commands_not_from_a_stale_stopped_after():
+    cmd = "python benchmarks/bench_tokenizer_quality.py --seeds 0 1 --only mmquant_vq vqp_fsq vqp_lfq --output x.json"
+    rows = [_row("mmquant_vq", [1.0, 2.0]), _row("vqp_fsq", [1.0, 2.0])]
+    q = {"benchmark": "tokenizer_quality", "command": cmd, "settings": {"stopped_after": "1 of 3"}, "rows": rows}
+    assert render_results._not_measured(q) == ", 2 of 3 quantizers (not measured: vqp_lfq)"
+    # a row added with --append completes the plan: nothing is reported missing, whatever stopped_after says
+    q["rows"].append(_row("vqp_lfq", [1.0, 2.0], command=cmd.replace("mmquant_vq vqp_fsq ", "") + " --append"))
+    assert render_results._not_measured(q) == ""
+    # a run without --only planned every quantizer the script knows
+    q_all = {"benchmark": "residual_quality", "command": "python benchmarks/bench_residual_quality.py", "rows": []}
+    known = [*bench_residual_quality.OURS, *peer_quantizers.RESIDUAL_PEERS]
+    assert render_results._not_measured(q_all).endswith(f"(not measured: {', '.join(known)})")
+
+
+def test_headline_pairs_the_best_sinkhorn_row_with_the_strongest_other_row_by_seed(tmp_path):
+    rows = [
+        _row("mmquant_optvq_4heads", [26.0, 26.5, 26.2]),
+        _row("mmquant_optvq_1head", [27.0, 27.0, 27.0], usage=0.9),  # not at full usage: left out
+        _row("vqp_ema_kmeans_dead", [25.9, 26.6, 26.0]),
+        _row("mmquant_vq", [20.0, 20.0, 20.0]),
+    ]
+    line = render_results.headline({"benchmark": "tokenizer_quality", "rows": rows}, "K = 8")
+    assert "`mmquant_optvq_4heads`" in line and "`vqp_ema_kmeans_dead`" in line
+    assert "+0.10, -0.10, +0.20" in line and line.endswith("| mixed: depends on the seed |")
+    residual = [_row("mmquant_rq_sinkhorn", [25.0, 25.0], usage=0.5), _row("mmquant_rq_vq", [24.0, 24.5])]
+    line = render_results.headline({"benchmark": "residual_quality", "rows": residual}, "4 stages")
+    assert "(50.0%)" in line and line.endswith("| leads |")  # residual stacks: compared at any usage
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{render_results.README_BEGIN}\nold\n{render_results.README_END}\nrest\n")
+    assert render_results.render_readme(["| new |", ""], readme)
+    assert readme.read_text() == f"intro\n{render_results.README_BEGIN}\n| new |\n{render_results.README_END}\nrest\n"
+    assert not render_results.render_readme(["x"], tmp_path / "missing.md")

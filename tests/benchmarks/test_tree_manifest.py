@@ -59,3 +59,9 @@ def test_a_copy_is_checked_against_its_commit_and_git_commit_names_it(tmp_path, 
     assert git_commit(copy) == "unknown"
     monkeypatch.setenv("MMQUANT_COPIED_FROM_COMMIT", head)
     assert git_commit(copy) == head
+    # a copy that carries a .git of another commit still records the checked one
+    (copy / "src" / "a.py").write_text("x = 1\n")
+    _git(copy, "init", "-q")
+    _git(copy, "add", "-A")
+    _git(copy, "commit", "-qm", "other")
+    assert _git(copy, "rev-parse", "HEAD").strip() != head and git_commit(copy) == head

@@ -1,9 +1,11 @@
 """Residual (multi-stage) quantization: RQ-VAE, "Autoregressive Image Generation using Residual Quantization"
 (Lee et al., arXiv:2203.01941). Each stage quantizes what the previous stages left; the codes are summed.
 
-Any quantizer type can be a stage, the OptVQ Sinkhorn quantizer included: its distance normalisation (eqs. 11-12)
-makes the assignment independent of the shrinking scale of later residuals, so deep stages keep using their whole
-codebook instead of collapsing.
+Any quantizer type can be a stage, the OptVQ Sinkhorn quantizer included. Measured (``benchmarks/RESULTS.md``,
+residual sections: the optvq-mnist model, 4 and 8 stages of 1,024 codes, 3 seeds): Sinkhorn stages keep far more of
+their codebooks than plain nearest-neighbour stages, but their usage still falls stage by stage, while
+nearest-neighbour stages with EMA, k-means initialisation and dead-code restart keep all of
+theirs; the stack's PSNR is then level with or below theirs.
 """
 
 from __future__ import annotations

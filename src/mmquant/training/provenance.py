@@ -18,9 +18,13 @@ EXTERNAL = "<external>"
 
 def git_commit(where: str | Path) -> str:
     """HEAD of the repository holding ``where``, with ``+uncommitted`` when code under src/ or examples/ differs
-    from it (results folders aside). Outside a git checkout: ``$MMQUANT_COPIED_FROM_COMMIT`` when set (a copy of a
-    clean checkout run on another machine, e.g. a GPU one, after ``benchmarks/tree_manifest.py check`` confirmed
-    that every tracked file is that commit's), else ``"unknown"``."""
+    from it (results folders aside); outside a git checkout ``"unknown"``. ``$MMQUANT_COPIED_FROM_COMMIT``, when
+    set, wins over both: it is set for a copy of a clean checkout run on another machine (a GPU one, say) after
+    ``benchmarks/tree_manifest.py check`` confirmed that every tracked file is that commit's, and such a copy can
+    carry a ``.git`` of another commit (seen on a lent GPU machine: a ``.git`` of the session's first commit)."""
+    copied = os.environ.get("MMQUANT_COPIED_FROM_COMMIT")
+    if copied:
+        return copied
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, check=True)
         status = subprocess.run(
@@ -29,7 +33,7 @@ def git_commit(where: str | Path) -> str:
         dirty = [line for line in status if "/results/" not in line]
         return out.stdout.strip() + ("+uncommitted" if dirty else "")
     except (subprocess.CalledProcessError, FileNotFoundError):
-        return os.environ.get("MMQUANT_COPIED_FROM_COMMIT", "unknown")
+        return "unknown"
 
 
 def _repo_root(where: str | Path | None = None) -> Path | None:
