@@ -139,6 +139,27 @@ def _usage_curves(q: dict) -> list[str]:
     return lines
 
 
+def _tokens_per_code_section(t: dict) -> list[str]:
+    """The Sinkhorn assignment against the nearest code as the codebook outgrows the batch (no training)."""
+    lines = [
+        "## Sinkhorn assignment when codes outnumber tokens (`bench_sinkhorn_tokens_per_code.py`)",
+        "",
+        f"Tokens and codes drawn from N(0, I), D = {t['settings']['dim']}, means over seeds "
+        f"{', '.join(map(str, t['settings']['seeds']))}. Command: `{t['command']}` at commit `{t['commit']}`. "
+        "Error ratio: mean squared distance to the Sinkhorn-assigned code over that to the nearest code.",
+        "",
+        "| tokens N | codes K | K / N | tokens not at their nearest code | error ratio | codes used (Sinkhorn) "
+        "| codes used (nearest) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in t["rows"]:
+        lines.append(
+            f"| {r['tokens']} | {r['codebook_size']} | {r['codes_per_token']:g} | {r['moved_share']:.1%} "
+            f"| {r['error_ratio']:.2f} | {r['codes_used_sinkhorn']:.0f} | {r['codes_used_nearest']:.0f} |"
+        )
+    return [*lines, ""]
+
+
 def _sinkhorn_settings(s: dict) -> list[str]:
     """The Sinkhorn options a results file's settings changed from their defaults, e.g. ``["ε 3.0"]``."""
     return [f"{k} {s[o]}" for k, o in (("ε", "optvq_epsilon"), ("iterations", "optvq_n_iters")) if s.get(o)]
@@ -433,6 +454,9 @@ def main() -> Path:
     if qs is not None:
         lines += _quality_section(qs, "Tokenizer quality, the leading rows over several seeds")
     lines += _codebook_sections(per_k)
+    tokens_per_code = _load("bench_sinkhorn_tokens_per_code.json")
+    if tokens_per_code is not None:
+        lines += _tokens_per_code_section(tokens_per_code["sinkhorn_tokens_per_code"])
     lines += _residual_sections(residual)
     if g is not None:
         lines += _grid_section(g)

@@ -204,3 +204,18 @@ def test_headline_pairs_the_best_sinkhorn_row_with_the_strongest_other_row_by_se
     assert render_results.render_readme(["| new |", ""], readme)
     assert readme.read_text() == f"intro\n{render_results.README_BEGIN}\n| new |\n{render_results.README_END}\nrest\n"
     assert not render_results.render_readme(["x"], tmp_path / "missing.md")
+
+
+def test_tokens_per_code_benchmark_runs_and_renders(tmp_path, monkeypatch):
+    import bench_sinkhorn_tokens_per_code as bench
+
+    out = tmp_path / "tpc.json"
+    args = ["--tokens", "64", "--codebook_sizes", "32", "128", "--seeds", "0", "1", "--results_file", str(out)]
+    result = bench.main(bench.parse_args(args))
+    rows = {r["codebook_size"]: r for r in result["rows"]}
+    assert set(rows) == {32, 128} and rows[128]["codes_per_token"] == 2.0
+    for r in rows.values():  # figures are measured, only their ranges are checked
+        assert 0 <= r["moved_share"] <= 1 and r["error_ratio"] >= 1 - 1e-6
+        assert r["codes_used_nearest"] <= min(64, r["codebook_size"])
+    page = _render(tmp_path, monkeypatch, "bench_sinkhorn_tokens_per_code.json", out)
+    assert "| 64 | 128 | 2 |" in page
