@@ -3,6 +3,7 @@ sampling equal to uncached sampling, prefix completion, pipeline save/load, and 
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoModel, AutoModelForCausalLM
@@ -369,12 +370,15 @@ def test_refine_keeps_the_image_codes_and_re_encodes_the_caption(tokenizer, prio
     images, ids = stage1.decode_indices(low.codes)
     expected = stage1.encode_to_indices(images, ids)[:, 64:]
     assert torch.equal(refined.codes[:, 64:], expected)
-    _, ids = stage1.decode_indices(refined.codes)
+    decoded, ids = stage1.decode_indices(refined.codes)
     assert tokenizer.batch_decode(ids, skip_special_tokens=True) == refined.captions
-    # text -> image: the input caption is the template of the re-encoding
+    # the returned images are decoded from the returned codes too
+    pixels = ((decoded.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+    assert all(np.array_equal(np.asarray(im), p.numpy()) for im, p in zip(refined.images, pixels))
+    # text -> image: the input caption is the template of the re-encoding of the prior's image
     caption = "The red 7 is on the upper left."
     t2i = pipe(num_samples=2, caption=caption, seed=1)
-    drawn, _ = stage1.decode_indices(t2i.codes)
+    drawn, _ = stage1.decode_indices(pipe(num_samples=2, caption=caption, seed=1, refine=False).codes)
     template = tokenize_captions(tokenizer, [caption], stage1.config.max_text_length).expand(2, -1)
     assert torch.equal(t2i.codes[:, 64:], stage1.encode_to_indices(drawn, template)[:, 64:])
     with pytest.raises(TypeError, match="refine"):

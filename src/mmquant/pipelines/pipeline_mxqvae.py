@@ -16,7 +16,9 @@ Two sampling steps, on by default, are not in the paper (``PAPER_SAMPLING`` turn
   the new text-position codes. Stage 1 is trained with text corruption (TC: digit and colour words masked or
   replaced), so its encoder takes those words from the image: the caption is rewritten to say what the image shows.
   With a ``caption`` given (text -> image) the input caption is the template, so the returned caption is stage 1's
-  reading of the generated image in the words of the input.
+  reading of the generated image in the words of the input. The returned image and caption are both decoded from
+  the returned codes (the image codes are the prior's; the decoder reads every position, so the image can differ by
+  a few levels from the one the prior's codes alone decode to).
 """
 
 from __future__ import annotations
@@ -186,7 +188,7 @@ class MXQVAEPipeline(DiffusionPipeline):
                 template = template.to(codes.device).expand(len(codes), -1)
             shown = images if pixel_values is None else pixel_values.expand(len(codes), -1, -1, -1)
             codes = self._refined_codes(codes, shown, template)
-            _, token_ids = self.stage1.decode_indices(codes)
+            images, token_ids = self.stage1.decode_indices(codes)  # the returned pair is decoded from `codes`
         captions = self.tokenizer.batch_decode(token_ids, skip_special_tokens=True)
         pixels = ((images.float().cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
         from PIL import Image
