@@ -33,7 +33,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer
 
@@ -182,8 +181,7 @@ def conditional_accuracy(pipe, judge, args) -> dict[str, float]:
     drawn, described = [], []
     for i, caption in enumerate(pairs.captions):
         drawn += pipe(caption=caption, seed=args.seed + i, **sampling).images
-        image = np.ascontiguousarray(pairs.images[i].permute(1, 2, 0).numpy())  # (H, W, 3) uint8
-        described += pipe(image=image, seed=args.seed + i, **sampling).captions
+        described += pipe(image=pairs.image_array(i), seed=args.seed + i, **sampling).captions
     t2i = semantic_consistency(drawn, pairs.captions, judge)
     i2t = semantic_consistency(pairs.pixel_values(torch.arange(len(pairs))), described, judge)
     return {

@@ -337,8 +337,7 @@ def probe_conditional(pipe, judge, pairs, real_codes: torch.Tensor, args) -> tup
             t2i[name][1] += generated
             codes = sample(pipe, m, seed, top_k=top_k, prefix=real_codes[i : i + 1, :n_img])
             i2t[name] += decode(pipe.stage1, pipe.tokenizer, codes)[1]
-        image = pairs.images[i].permute(1, 2, 0).numpy()
-        i2t["pipeline"] += pipe(num_samples=m, image=np.ascontiguousarray(image), seed=seed, top_k=10).captions
+        i2t["pipeline"] += pipe(num_samples=m, image=pairs.image_array(i), seed=seed, top_k=10).captions
     repeated = [cap for cap in captions for _ in range(m)]
     text_to_image = {}
     for name, (images, generated) in t2i.items():
@@ -386,8 +385,7 @@ def probe_refinement(pipe, judge, pairs, args) -> dict:
     for name in ("paper", "text_temperature_0.2_and_refine"):
         described = []
         for i in range(k):
-            image = np.ascontiguousarray(pairs.images[i].permute(1, 2, 0).numpy())
-            described += pipe(num_samples=1, image=image, seed=args.seed + i, **settings[name]).captions
+            described += pipe(num_samples=1, image=pairs.image_array(i), seed=args.seed + i, **settings[name]).captions
         image_to_text[name] = scores(real, described, judge)
     donor = torch.roll(torch.arange(k), 1)  # stage 1 alone, another pair's real caption as the template
     template = pairs.input_ids[:k][donor]

@@ -39,6 +39,10 @@ class CaptionPairs:
         images = F.interpolate(self.images.float(), size=(size, size), mode="area").round().clamp(0, 255)
         return CaptionPairs(images.to(torch.uint8), self.input_ids, self.captions, self.extra)
 
+    def image_array(self, index: int) -> np.ndarray:
+        """Image ``index`` as a contiguous ``(H, W, 3)`` uint8 array (what the pipelines take as ``image=``)."""
+        return np.ascontiguousarray(self.images[index].permute(1, 2, 0).numpy())
+
     def pixel_values(self, index) -> torch.Tensor:
         """Float ``(B, 3, H, W)`` in [-1, 1] of the rows ``index``."""
         return self.images[index].float() / 127.5 - 1.0
