@@ -9,7 +9,10 @@ where mmquant's OptVQ leads and trails (computed from those rows: the several-se
 ``benchmarks/RESULTS.md``, ``benchmarks/results/psnr_vs_usage.png`` and ``benchmarks/results/time_ratio_vs_n.png``.
 Every ``bench_tokenizer_quality_k<K>*.json`` (one codebook size and budget per file, from ``--codebook_size``) gets a
 table of its own with the standing against each peer and, when recorded (``--usage_every``), code usage over
-training; every ``bench_residual_quality*.json`` a table with each stage's code usage.
+training; every ``bench_residual_quality*.json`` a table with each stage's code usage;
+``bench_sinkhorn_tokens_per_code.json`` a table of its own. The large-codebook and residual files also give one
+standing row each (the best Sinkhorn row against the strongest other row, seed by seed), at the top of the page and
+in the README between its ``<!-- standing ... -->`` and ``<!-- /standing -->`` markers.
 """
 
 from __future__ import annotations
