@@ -4,8 +4,8 @@
 Any quantizer type can be a stage, the OptVQ Sinkhorn quantizer included. Measured (``benchmarks/RESULTS.md``,
 residual sections: the optvq-mnist model, 4 and 8 stages of 1,024 codes, 3 seeds): Sinkhorn stages keep far more of
 their codebooks than plain nearest-neighbour stages, but their usage still falls stage by stage, while
-nearest-neighbour stages with EMA, k-means initialisation and dead-code restart keep all of
-theirs; the stack's PSNR is then level with or below theirs.
+nearest-neighbour stages with EMA, k-means initialisation and dead-code restart keep all of theirs; the stack's
+PSNR is then level with or below theirs.
 """
 
 from __future__ import annotations
