@@ -190,6 +190,16 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
         {**_WORD_RNN_READ, "discriminator_word_rnn": True, "discriminator_exchanged_quadrants": True},
         _NO_CLIP,
     ),
+    "pixel": (
+        "first-attention with each stage's image pulled to its pair's real image (pixel L1, lambda_pixel = 50)",
+        {**_FIRST_ATTENTION, "lambda_pixel": 50.0},
+        _NO_CLIP,
+    ),
+    "pixel-redescribe": (
+        "redescribe-10 with the pixel term too (lambda_pixel = 50)",
+        {**_REDESCRIBE, "lambda_pixel": 50.0},
+        _NO_CLIP,
+    ),
     "captioner": ("the captioner alone (no generator), phase2_generators.yaml's optimiser", _ONLY_CAPTIONER, []),
     "captioner-fast": (
         "the captioner alone at learning rate 1e-3",

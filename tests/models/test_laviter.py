@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from transformers import AutoConfig, AutoModel
 
 import mmquant  # noqa: F401  (registers the Auto classes)
 from mmquant import LaviterConfig, LaviterModel, create_model
 from mmquant.losses import damsm_loss, word_region_scores
+from mmquant.models.laviter.modeling_laviter import _pixel_loss
 
 VOCAB, LENGTH, SIZE = 20, 12, 16
 TEXT = dict(vocab_size=VOCAB, max_length=LENGTH, embed_dim=16, num_heads=2, intermediate_size=32)
@@ -454,6 +456,28 @@ def test_image_match_pulls_each_generated_image_to_its_own_real_image():
     model.config.lambda_image_match = 0.0
     torch.manual_seed(1)
     torch.testing.assert_close(out.tim_loss - model(pixels, ids).tim_loss, 5.0 * out.image_match_loss)
+
+
+def test_pixel_term_pulls_every_stage_to_its_own_real_image():
+    model, pixels, ids, out = phase2_output(lambda_pixel=10.0)
+    assert torch.isfinite(out.pixel_loss) and out.image_match_loss is None
+    assert grads(model, out.pixel_loss) == {
+        "image_encoder": False,
+        "text_encoder": False,
+        "generator": True,
+        "captioner": False,
+    }
+    stages = [F.interpolate(pixels, size=x.shape[-2:], mode="area") for x in out.generated_images]
+    assert float(_pixel_loss(stages, pixels)) < 1e-6  # each stage's real image: no loss
+    expected = sum((x - y).abs().mean() for x, y in zip(out.generated_images, stages))
+    torch.testing.assert_close(out.pixel_loss, expected)
+    model.config.lambda_pixel = 0.0
+    torch.manual_seed(1)
+    without = model(pixels, ids)
+    assert without.pixel_loss is None
+    torch.testing.assert_close(out.tim_loss - without.tim_loss, 10.0 * out.pixel_loss)
+    with pytest.raises(ValueError, match="lambda_pixel=-1.0"):
+        tiny(lambda_pixel=-1.0)
 
 
 @pytest.mark.parametrize(

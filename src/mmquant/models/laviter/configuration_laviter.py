@@ -214,6 +214,13 @@ class LaviterConfig(PretrainedConfig):
             the batch's other real images (InfoNCE, temperature 0.1). The image features carry which object is where
             even where the sentence feature does not, so this tells the generator which digit and colour go to which
             place. Trains the generator (and, in the joint phase, the text encoder that conditions it).
+        lambda_pixel (`float`, defaults to 0.0): weight of a pixel reconstruction term in L_TIM, an addition to the
+            paper's eq. 11 after pix2pix (Isola et al. 2017): the mean absolute difference between each stage's
+            generated image and its pair's real image at that stage's size, summed over the stages. Where a caption
+            fixes what is where (Caption MNIST: a digit of a colour in a quadrant), this tells the generator directly
+            which digit and colour to draw at which place; the discriminators keep the images sharp. It pulls every
+            noise towards the captions' average image, so it trades diversity for following the caption. Trains the
+            generator (and, in the joint phase, the text encoder that conditions it).
         image_match_exchanged_quadrants (`bool`, defaults to `False`): in the image-match term each generated image
             must also be nearer its real image than that real image with any two of its quadrants exchanged (six
             extra negatives each): the same contents at the same places but bound to each other's place, which random
@@ -263,6 +270,7 @@ class LaviterConfig(PretrainedConfig):
         lambda_fake_image_damsm: float = 5.0,
         lambda_redescription: float = 0.0,
         lambda_image_match: float = 0.0,
+        lambda_pixel: float = 0.0,
         image_match_exchanged_quadrants: bool = False,
         captioner_num_layers: int = 2,
         captioner_num_heads: int = 4,
@@ -317,6 +325,7 @@ class LaviterConfig(PretrainedConfig):
             lambda_fake_image_damsm=lambda_fake_image_damsm,
             lambda_redescription=lambda_redescription,
             lambda_image_match=lambda_image_match,
+            lambda_pixel=lambda_pixel,
             lambda_tim=lambda_tim,
             lambda_itm=lambda_itm,
             lambda_fake_image=lambda_fake_image,
@@ -356,6 +365,7 @@ class LaviterConfig(PretrainedConfig):
         self.lambda_fake_image_damsm = lambda_fake_image_damsm
         self.lambda_redescription = lambda_redescription
         self.lambda_image_match = lambda_image_match
+        self.lambda_pixel = lambda_pixel
         self.image_match_exchanged_quadrants = bool(image_match_exchanged_quadrants)
         self.captioner_num_layers = captioner_num_layers
         self.captioner_num_heads = captioner_num_heads

@@ -64,6 +64,13 @@ def _exchange_quadrants(images: Tensor) -> Tensor:
     return torch.cat(out)
 
 
+def _pixel_loss(stages: list[Tensor], real: Tensor) -> Tensor:
+    """Sum over the generator's stages `(B, C, s, s)` of the mean absolute difference from the real images `(B, C, H,
+    W)` resized to `s` (area averaging; the real images are targets)."""
+    real = real.detach()
+    return sum((x - F.interpolate(real, size=x.shape[-2:], mode="area")).abs().mean() for x in stages)
+
+
 @dataclass
 class LaviterOutput(ModelOutput):
     """Output of [`LaviterModel.forward`].
@@ -78,6 +85,8 @@ class LaviterOutput(ModelOutput):
             `lambda_redescription` > 0; part of L_TIM).
         image_match_loss: the generated images' contrastive matching with their pairs' real images (with
             `lambda_image_match` > 0; part of L_TIM).
+        pixel_loss: the generated images' mean absolute difference from their pairs' real images, summed over the
+            stages (with `lambda_pixel` > 0; part of L_TIM).
         generated_images: one `(B, C, s, s)` tensor per generator stage, smallest first, in [-1, 1].
         caption_logits: `(B, T - 1, vocab_size)` the captioner's next-word logits (teacher forcing), `T` the
             longest caption of the batch.
@@ -97,6 +106,7 @@ class LaviterOutput(ModelOutput):
     kl_loss: Tensor | None = None
     redescription_loss: Tensor | None = None
     image_match_loss: Tensor | None = None
+    pixel_loss: Tensor | None = None
     generated_images: tuple[Tensor, ...] | None = None
     caption_logits: Tensor | None = None
     word_embeds: Tensor | None = None
@@ -341,7 +351,7 @@ class LaviterModel(LaviterPreTrainedModel):
 
     def _tim(self, out, real_pixels, input_ids, words, mask, sentence, real_global, discriminator, generator) -> None:
         """L_TIM (eq. 11) = L_G (eq. 9, when a discriminator is given) + λ L_fi-rt + KL, with L_fi-rt (eq. 15);
-        plus the redescription and image-match terms when their weights are > 0."""
+        plus the redescription, image-match and pixel terms when their weights are > 0."""
         c = self.config
         noise = self._noise(len(words), generator, words.device)
         images, mu, logvar = self.generator(noise, sentence, words, mask, generator)
@@ -366,6 +376,9 @@ class LaviterModel(LaviterPreTrainedModel):
                     exchanged = self.image_encoder(_exchange_quadrants(real_pixels))[1]
             out.image_match_loss = self._image_match_loss(fixed_global, real_global, exchanged)
             out.tim_loss = out.tim_loss + c.lambda_image_match * out.image_match_loss
+        if c.lambda_pixel > 0:
+            out.pixel_loss = _pixel_loss(images, real_pixels)
+            out.tim_loss = out.tim_loss + c.lambda_pixel * out.pixel_loss
         if discriminator is not None:
             scores = discriminator(images, sentence, words, mask)
             out.generator_adversarial_loss = generator_adversarial_loss(scores)  # eq. 9
