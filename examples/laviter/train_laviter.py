@@ -96,6 +96,7 @@ _LOSSES = (
     "kl_loss",
     "redescription_loss",
     "image_match_loss",
+    "pixel_loss",
 )
 
 
