@@ -195,6 +195,11 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
         {**_FIRST_ATTENTION, "lambda_pixel": 50.0},
         _NO_CLIP,
     ),
+    "pixel-500": (
+        "pixel with lambda_pixel = 500: the pixel term outweighs the others (nearly a regression to the real image)",
+        {**_FIRST_ATTENTION, "lambda_pixel": 500.0},
+        _NO_CLIP,
+    ),
     "pixel-redescribe": (
         "redescribe-10 with the pixel term too (lambda_pixel = 50)",
         {**_REDESCRIBE, "lambda_pixel": 50.0},
