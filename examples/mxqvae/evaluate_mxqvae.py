@@ -147,7 +147,7 @@ def run_consistency(args, provenance: dict) -> None:
         "pipeline": repo_relative(args.pipeline),
         "num_samples": args.num_samples,
         "sampling": {"top_k": args.top_k, "temperature": args.temperature, "seed": args.seed}
-        | {k: v for k, v in _sampling(args, pipe).items() if k in ("text_temperature", "refine")}
+        | {k: v for k, v in _sampling(args, pipe).items() if k in ("text_temperature", "refine", "caption_drafts")}
         | (
             {
                 "conditional_inputs": args.conditional_inputs,
@@ -195,11 +195,14 @@ def conditional_accuracy(pipe, judge, args) -> dict[str, float]:
 
 def _sampling(args, pipe) -> dict:
     """The pipeline's sampling arguments: top-k and temperature, and with ``--paper_sampling`` the paper's procedure
-    (no low text temperature, no stage-1 refinement); otherwise the pipeline's defaults for those two."""
+    (no low text temperature, no stage-1 refinement, one caption per image); otherwise the pipeline's defaults for
+    those three; ``--caption_drafts`` over either."""
     import inspect
 
     defaults = {k: v.default for k, v in inspect.signature(type(pipe).__call__).parameters.items()}
     extra = pipe.PAPER_SAMPLING if args.paper_sampling else {k: defaults[k] for k in pipe.PAPER_SAMPLING}
+    if args.caption_drafts is not None:
+        extra = extra | {"caption_drafts": args.caption_drafts}
     return {"top_k": args.top_k, "temperature": args.temperature} | extra
 
 
@@ -246,7 +249,13 @@ def main(argv=None) -> None:
         "--paper_sampling",
         action="store_true",
         help="sample as the paper does: the prior's codes decoded as they are, without the pipeline's low text "
-        "temperature and stage-1 refinement (consistency)",
+        "temperature, stage-1 refinement and caption drafts (consistency)",
+    )
+    p.add_argument(
+        "--caption_drafts",
+        type=int,
+        default=None,
+        help="captions drawn per image, the one the prior agrees on best kept (consistency; default: the pipeline's)",
     )
     p.add_argument(
         "--conditional_inputs",

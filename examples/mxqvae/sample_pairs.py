@@ -43,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--paper_sampling",
         action="store_true",
         help="the paper's procedure: the prior's codes decoded as they are (no low text temperature, no stage-1 "
-        "refinement of the caption)",
+        "refinement of the caption, one caption per image)",
     )
     p.add_argument("--judge", default=None, help="judge checkpoint (default: checkpoints/caption-mnist-judge)")
     p.add_argument("--output", default="outputs/mxqvae-pairs.png", help="the PNG grid written")

@@ -364,8 +364,8 @@ def test_refine_keeps_the_image_codes_and_re_encodes_the_caption(tokenizer, prio
     pipe = MXQVAEPipeline(stage1=stage1, prior=prior, tokenizer=tokenizer)
     paper = pipe(num_samples=3, seed=2, **MXQVAEPipeline.PAPER_SAMPLING)
     assert torch.equal(paper.codes, prior.sample_codes(3, generator_seed=2, top_k=10))
-    low = pipe(num_samples=3, seed=2, refine=False)
-    refined = pipe(num_samples=3, seed=2)
+    low = pipe(num_samples=3, seed=2, refine=False, caption_drafts=1)
+    refined = pipe(num_samples=3, seed=2, caption_drafts=1)
     assert torch.equal(refined.codes[:, :64], low.codes[:, :64])
     images, ids = stage1.decode_indices(low.codes)
     expected = stage1.encode_to_indices(images, ids)[:, 64:]
@@ -383,6 +383,49 @@ def test_refine_keeps_the_image_codes_and_re_encodes_the_caption(tokenizer, prio
     assert torch.equal(t2i.codes[:, 64:], stage1.encode_to_indices(drawn, template)[:, 64:])
     with pytest.raises(TypeError, match="refine"):
         pipe(num_samples=1, refine="yes")
+
+
+def test_code_log_probs_are_the_teacher_forced_log_probabilities_in_either_order(prior):
+    codes = prior.sample_codes(2, generator_seed=0)  # (2, 72): 64 image codes, then 8 text codes
+    for text_first in (False, True):
+        sequence = prior.to_sequence(codes, text_first)
+        expected = prior(sequence).logits[:, :-1].log_softmax(-1).gather(-1, sequence[:, 1:, None])[..., 0]
+        got = prior.code_log_probs(codes, text_first)
+        order = prior._text_first_order(codes.device) if text_first else torch.arange(72)
+        torch.testing.assert_close(got[:, order], expected)  # canonical order back to the sequence's
+    assert (got <= 0).all()
+
+
+def test_caption_drafts_keep_the_draft_the_prior_agrees_on_best(tokenizer, prior, monkeypatch):
+    """caption_drafts: the first draft is the one-caption sample; the kept pair scores at least as high under the
+    prior's two orders, keeps the first call's image codes, and its codes decode to the returned caption."""
+    from mmquant.pipelines import MXQVAEPipeline, pipeline_mxqvae
+
+    stage1 = MXQVAEModel(prior.config.stage1_config).eval()
+    pipe = MXQVAEPipeline(stage1=stage1, prior=prior, tokenizer=tokenizer)
+
+    def score(codes):
+        return prior.code_log_probs(codes)[:, 64:].sum(1) + prior.code_log_probs(codes, True)[:, :64].sum(1)
+
+    one = pipe(num_samples=3, seed=4, caption_drafts=1)
+    best = pipe(num_samples=3, seed=4, caption_drafts=6)
+    assert torch.equal(best.codes[:, :64], one.codes[:, :64])
+    assert (score(best.codes) >= score(one.codes) - 1e-4).all()
+    _, ids = stage1.decode_indices(best.codes)
+    assert tokenizer.batch_decode(ids, skip_special_tokens=True) == best.captions
+    assert torch.equal(pipe(num_samples=3, seed=4, caption_drafts=6).codes, best.codes)  # seeded
+    # image -> text drafts too; text -> image has no caption to draw
+    image = best.images[0]
+    assert len(pipe(image=image, num_samples=2, seed=0, caption_drafts=3).captions) == 2
+    caption = "The red 7 is on the upper left."
+    assert torch.equal(
+        pipe(caption=caption, seed=1, caption_drafts=5).codes, pipe(caption=caption, seed=1, caption_drafts=1).codes
+    )
+    # more rows than the prior samples in one call: drafted in chunks
+    monkeypatch.setattr(pipeline_mxqvae, "MAX_NUM_SAMPLES", 8)
+    assert pipe(num_samples=5, seed=0, caption_drafts=4).codes.shape == (5, 72)
+    with pytest.raises(ValueError, match="caption_drafts=0"):
+        pipe(num_samples=1, caption_drafts=0)
 
 
 def test_pipeline_samples_saves_and_loads(tmp_path, tokenizer, prior):

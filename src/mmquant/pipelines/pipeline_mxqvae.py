@@ -8,7 +8,7 @@ and the stage-1 model decodes it into an image and a caption. Saved and loaded a
     out.images, out.captions; pipe.save_grid(out, "pairs.png")
     out = pipe(num_samples=8, seed=0, **MXQVAEPipeline.PAPER_SAMPLING)  # the paper's procedure: prior samples only
 
-Two sampling steps, on by default, are not in the paper (``PAPER_SAMPLING`` turns both off):
+Three sampling steps, on by default, are not in the paper (``PAPER_SAMPLING`` turns them off):
 
 * ``text_temperature=0.2``: the caption's codes, which come after the image's, are sampled at a low temperature,
   so that the sampled caption is well formed (the template of the caption).
@@ -19,6 +19,11 @@ Two sampling steps, on by default, are not in the paper (``PAPER_SAMPLING`` turn
   reading of the generated image in the words of the input. The returned image and caption are both decoded from
   the returned codes (the image codes are the prior's; the decoder reads every position, so the image can differ by
   a few levels from the one the prior's codes alone decode to).
+* ``caption_drafts=16`` (unconditional and image -> text): the caption's codes are drawn that many times after the
+  image's (at ``text_temperature``), each draft is refined, and the pipeline keeps the draft on which the prior's two
+  orders agree best: the largest ``log p(text codes | image codes) + log p(image codes | text codes)`` (teacher
+  forcing, :meth:`~mmquant.models.mxqvae.MXQVAEPriorForCausalLM.code_log_probs`). A small prior sometimes writes a
+  caption that names one quadrant twice; such a draft, once refined, is one that the prior itself finds unlikely.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from ..data.pairs import tokenize_captions
 from ..limits import MAX_NUM_SAMPLES, check_int, check_seed, check_temperature
 
 __all__ = ["MXQVAEPipeline", "MXQVAEPipelineOutput"]
+
+MAX_CAPTION_DRAFTS = 256  # captions drawn per image with `caption_drafts`
 
 
 def _register_with_diffusers() -> None:
@@ -67,7 +74,7 @@ class MXQVAEPipeline(DiffusionPipeline):
     tokenizer (`tokenizer`)."""
 
     #: the paper's sampling: the prior's codes decoded as they are (see the module docstring)
-    PAPER_SAMPLING = {"text_temperature": None, "refine": False}
+    PAPER_SAMPLING = {"text_temperature": None, "refine": False, "caption_drafts": 1}
 
     def __init__(self, stage1, prior, tokenizer):
         super().__init__()
@@ -127,6 +134,30 @@ class MXQVAEPipeline(DiffusionPipeline):
         encoded = self.stage1.encode_to_indices(pixel_values.to(self.stage1.dtype), template)  # (B, N)
         return torch.cat([codes[:, : c.num_image_tokens], encoded[:, c.num_image_tokens :]], 1)
 
+    def _best_caption_draft(self, codes, pixel_values, caption_drafts: int, refine: bool, sampling: dict):
+        """`caption_drafts`: for each row of `codes` `(B, N)`, `caption_drafts - 1` more captions drawn after its
+        image codes (`sampling`: the prior's sampling arguments); every draft refined (with `refine`) and the one
+        whose codes the prior's two orders find most likely kept: `(B, N)`."""
+        rows = max(1, MAX_NUM_SAMPLES // caption_drafts)  # the prior samples at most MAX_NUM_SAMPLES sequences a call
+        if len(codes) > rows:
+            chunks = codes.split(rows)
+            return torch.cat(
+                [self._best_caption_draft(c, pixel_values, caption_drafts, refine, sampling) for c in chunks]
+            )
+        n_img, b = self.stage1.config.num_image_tokens, len(codes)
+        more = self.prior.sample_codes(caption_drafts - 1, prefix=codes[:, :n_img], **sampling)  # grouped by row
+        drafts = torch.cat([codes[:, None], more.to(codes.device).view(b, caption_drafts - 1, -1)], 1)
+        drafts = drafts.flatten(0, 1)  # (B * drafts, N)
+        if refine:
+            images, token_ids = self.stage1.decode_indices(drafts)
+            shown = images if pixel_values is None else pixel_values.expand(len(drafts), -1, -1, -1)
+            drafts = self._refined_codes(drafts, shown, token_ids)
+        # log p(text | image) + log p(image | text), each under its order: (B * drafts,)
+        score = self.prior.code_log_probs(drafts)[:, n_img:].sum(1)
+        score = score + self.prior.code_log_probs(drafts, text_first=True)[:, :n_img].sum(1)
+        best = score.view(b, caption_drafts).argmax(1)  # (B,)
+        return drafts.view(b, caption_drafts, -1)[torch.arange(b, device=drafts.device), best]
+
     @torch.no_grad()
     def __call__(
         self,
@@ -141,6 +172,7 @@ class MXQVAEPipeline(DiffusionPipeline):
         guidance_scale: float | None = None,
         text_temperature: float | None = 0.2,
         refine: bool = True,
+        caption_drafts: int = 16,
     ) -> MXQVAEPipelineOutput:
         """Sample `num_samples` pairs: unconditionally, or completing a given `caption` (text -> image) or a given
         `image` (image -> text; a PIL image or array of the model's image size). `guidance_scale` (with a caption or
@@ -149,7 +181,9 @@ class MXQVAEPipeline(DiffusionPipeline):
         `text_temperature` (not in the paper): temperature of the caption's codes when they follow the image's
         (unconditional and image -> text; None: `temperature`). `refine` (not in the paper): stage 1 encodes the
         sampled pair once more and the caption is decoded from those text-position codes (see the module
-        docstring). `PAPER_SAMPLING` turns both off."""
+        docstring). `caption_drafts` (unconditional and image -> text; not in the paper): captions drawn per image,
+        the one the prior's two orders agree on best kept (see the module docstring; 1: one caption).
+        `PAPER_SAMPLING` turns these three off."""
         if caption is not None and image is not None:
             raise ValueError("caption and image: give at most one of them (the other is generated).")
         # every user-given number is checked before the prior allocates its (num_samples, tokens) buffers and cache
@@ -159,6 +193,7 @@ class MXQVAEPipeline(DiffusionPipeline):
         check_temperature(temperature)
         if not isinstance(refine, bool):
             raise TypeError(f"refine={refine!r}: expected True or False.")
+        check_int(caption_drafts, "caption_drafts", 1, MAX_CAPTION_DRAFTS)
         self.stage1.eval()
         self.prior.eval()
         prefix, text_first, pixel_values = None, False, None
@@ -180,8 +215,13 @@ class MXQVAEPipeline(DiffusionPipeline):
             text_temperature=None if text_first else text_temperature,
         )
         codes = codes.to(self.stage1.device)
+        drafted = caption is None and caption_drafts > 1
+        if drafted:
+            sampling = dict(temperature=text_temperature or temperature, top_k=top_k, top_p=top_p)
+            sampling |= dict(use_cache=use_cache, guidance_scale=guidance_scale)
+            codes = self._best_caption_draft(codes, pixel_values, caption_drafts, refine, sampling)
         images, token_ids = self.stage1.decode_indices(codes)
-        if refine:
+        if refine and not drafted:
             template = token_ids
             if caption is not None:  # text -> image: the input caption is the template
                 template = tokenize_captions(self.tokenizer, [caption], self.stage1.config.max_text_length)

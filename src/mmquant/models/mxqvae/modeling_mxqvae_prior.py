@@ -68,6 +68,18 @@ class MXQVAEPriorForCausalLM(PushToHubWithCardMixin, GPT2LMHeadModel):
         reordered = codes[:, self._text_first_order(codes.device).argsort()]
         return torch.where(text_first[:, None], reordered, codes)
 
+    @torch.no_grad()
+    def code_log_probs(self, codes: Tensor, text_first: bool = False) -> Tensor:
+        """Log-probability of each code of `codes` `(B, N)` (canonical order) given the codes before it in the
+        chosen order (teacher forcing): `(B, N)` in canonical order. Summed over the text positions with
+        `text_first=False` it is `log p(text codes | image codes)`."""
+        sequence = self.to_sequence(codes, text_first)  # (B, N + 1)
+        logits = self(sequence).logits[:, :-1].float()  # (B, N, V): the prediction of each code
+        log_probs = logits.log_softmax(-1).gather(-1, sequence[:, 1:, None])[..., 0]  # (B, N) in sequence order
+        if text_first:
+            log_probs = log_probs[:, self._text_first_order(codes.device).argsort()]
+        return log_probs
+
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
     def sample_codes(
