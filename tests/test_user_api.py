@@ -40,6 +40,23 @@ def test_create_model_is_random_by_default_and_pretrained_loads_the_zoo_weights(
     assert isinstance(stage1, mmquant.MXQVAEModel)
 
 
+def test_create_model_pretrained_with_several_checkpoints_of_a_size_loads_the_named_one(monkeypatch):
+    """Three shipped MXQ-VAE pipelines (Single, Quad2, Quad4) share the stage-1 size; the registry names Quad4's."""
+    from safetensors.torch import load_file
+
+    from mmquant.models import registry
+
+    sizes = [e.name for e in mmquant.zoo.list_checkpoints() if e.size == "mxqvae-caption-mnist"]
+    assert len(sizes) > 1 and registry.MODEL_SIZES["mxqvae-caption-mnist"].checkpoint in sizes
+    stage1 = mmquant.create_model("mxqvae-caption-mnist", pretrained=True)
+    shipped = load_file(Path(mmquant.zoo.resolve("mxqvae-caption-mnist-quad4")) / "stage1" / "model.safetensors")
+    assert all(torch.equal(stage1.state_dict()[k], v) for k, v in shipped.items())
+    unnamed = registry.MODEL_SIZES["mxqvae-caption-mnist"]._replace(checkpoint=None)
+    monkeypatch.setitem(registry.MODEL_SIZES, "mxqvae-caption-mnist", unnamed)
+    with pytest.raises(ValueError, match="several zoo checkpoints have this size"):
+        mmquant.create_model("mxqvae-caption-mnist", pretrained=True)
+
+
 def test_create_model_pretrained_without_weights_is_a_clear_error():
     with pytest.raises(ValueError, match=r"no trained weights for this size; sizes with weights: \[.*optvq-mnist"):
         mmquant.create_model("optvq-cifar10", pretrained=True)

@@ -35,6 +35,7 @@ class ModelSize(NamedTuple):
     model_class: type[PreTrainedModel]
     kwargs: dict
     description: str
+    checkpoint: str | None = None  # the zoo checkpoint `pretrained=True` loads where several have this size
 
 
 def _optvq(description: str, **kwargs) -> ModelSize:
@@ -156,6 +157,7 @@ MODEL_SIZES: dict[str, ModelSize] = {
         ),
         "MXQ-VAE stage 1 for Caption MNIST as shipped: 64x64 images, 48-token captions in 2-token chunks, 64 + 24 "
         "joint codes of 512",
+        checkpoint="mxqvae-caption-mnist-quad4",  # the Single and Quad2 pipelines share the size
     ),
     "mxqvae-test": ModelSize(
         MXQVAEConfig,
@@ -356,6 +358,14 @@ def create_model(name: str, pretrained: bool = False, **overrides) -> PreTrained
             f"create_model({name!r}, pretrained=True, {', '.join(f'{k}=...' for k in overrides)}): the trained "
             "checkpoint has a fixed architecture; drop the overrides, or use pretrained=False."
         )
+    if len(entries) > 1:  # e.g. one MXQ-VAE pipeline per Caption MNIST layout, all of one stage-1 size
+        chosen = MODEL_SIZES[name].checkpoint
+        entries = [e for e in entries if e.name == chosen]
+        if len(entries) != 1:
+            raise ValueError(
+                f"create_model({name!r}, pretrained=True): several zoo checkpoints have this size and "
+                f"the registry names none of them ({chosen!r}); load one by name with from_pretrained."
+            )
     entry = entries[0]
     folder = zoo.resolve(entry.name)
     if entry.kind == "pipeline":  # a pipeline folder (MXQ-VAE): the size is its stage-1 model
