@@ -416,6 +416,16 @@ def phase2_output(**overrides):
     return model, pixels, ids, model(pixels, ids)
 
 
+def assert_adds_to_tim_loss(model, pixels, ids, out, term: str, weight: float) -> None:
+    """`out` (noise seeded with 1) has the `<term>_loss` at `lambda_<term> = weight` in L_TIM: with the weight at 0
+    the term is not computed and L_TIM is lower by exactly `weight * <term>_loss`."""
+    setattr(model.config, f"lambda_{term}", 0.0)
+    torch.manual_seed(1)
+    without = model(pixels, ids)
+    assert getattr(without, f"{term}_loss") is None
+    torch.testing.assert_close(out.tim_loss - without.tim_loss, weight * getattr(out, f"{term}_loss"))
+
+
 def test_redescription_trains_the_generator_alone_and_reads_the_caption():
     model, pixels, ids, out = phase2_output(lambda_redescription=2.0)
     assert torch.isfinite(out.redescription_loss) and out.redescription_loss > 0
@@ -427,11 +437,7 @@ def test_redescription_trains_the_generator_alone_and_reads_the_caption():
     regions, _ = model.image_encoder(out.generated_images[-1])
     expected = model.captioner.loss(model.captioner(regions, ids, (ids != 0).long()), ids)
     torch.testing.assert_close(out.redescription_loss, expected)
-    model.config.lambda_redescription = 0.0
-    torch.manual_seed(1)
-    without = model(pixels, ids)
-    assert without.redescription_loss is None
-    torch.testing.assert_close(out.tim_loss - without.tim_loss, 2.0 * out.redescription_loss)
+    assert_adds_to_tim_loss(model, pixels, ids, out, "redescription", 2.0)
     # in the joint phase it also reaches the text encoder that conditions the generator (as L_fi-rt does), still
     # not the captioner or the image encoder
     model.config.lambda_redescription = 2.0
@@ -453,9 +459,7 @@ def test_image_match_pulls_each_generated_image_to_its_own_real_image():
     own = model._image_match_loss(real, real)
     shuffled = model._image_match_loss(real.roll(1, 0), real)
     assert own < shuffled and own < torch.log(torch.tensor(4.0))
-    model.config.lambda_image_match = 0.0
-    torch.manual_seed(1)
-    torch.testing.assert_close(out.tim_loss - model(pixels, ids).tim_loss, 5.0 * out.image_match_loss)
+    assert_adds_to_tim_loss(model, pixels, ids, out, "image_match", 5.0)
 
 
 def test_pixel_term_pulls_every_stage_to_its_own_real_image():
@@ -471,11 +475,7 @@ def test_pixel_term_pulls_every_stage_to_its_own_real_image():
     assert float(_pixel_loss(stages, pixels)) < 1e-6  # each stage's real image: no loss
     expected = sum((x - y).abs().mean() for x, y in zip(out.generated_images, stages))
     torch.testing.assert_close(out.pixel_loss, expected)
-    model.config.lambda_pixel = 0.0
-    torch.manual_seed(1)
-    without = model(pixels, ids)
-    assert without.pixel_loss is None
-    torch.testing.assert_close(out.tim_loss - without.tim_loss, 10.0 * out.pixel_loss)
+    assert_adds_to_tim_loss(model, pixels, ids, out, "pixel", 10.0)
     with pytest.raises(ValueError, match="lambda_pixel=-1.0"):
         tiny(lambda_pixel=-1.0)
 
