@@ -191,18 +191,13 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
         _NO_CLIP,
     ),
     "pixel": (
-        "first-attention with each stage's image pulled to its pair's real image (pixel L1, lambda_pixel = 50)",
-        {**_FIRST_ATTENTION, "lambda_pixel": 50.0},
+        "first-attention with each stage's image pulled to its pair's real image (pixel term, lambda_pixel = 100)",
+        {**_FIRST_ATTENTION, "lambda_pixel": 100.0},
         _NO_CLIP,
     ),
-    "pixel-500": (
-        "pixel with lambda_pixel = 500: the pixel term outweighs the others (nearly a regression to the real image)",
-        {**_FIRST_ATTENTION, "lambda_pixel": 500.0},
-        _NO_CLIP,
-    ),
-    "pixel-redescribe": (
-        "redescribe-10 with the pixel term too (lambda_pixel = 50)",
-        {**_REDESCRIBE, "lambda_pixel": 50.0},
+    "pixel-word-rnn": (
+        "word-rnn with the pixel term (lambda_pixel = 100): the GRU-read words bind each colour to its place",
+        {**_FIRST_ATTENTION, "generator_word_rnn": True, "lambda_pixel": 100.0},
         _NO_CLIP,
     ),
     "captioner": ("the captioner alone (no generator), phase2_generators.yaml's optimiser", _ONLY_CAPTIONER, []),

@@ -215,12 +215,14 @@ class LaviterConfig(PretrainedConfig):
             even where the sentence feature does not, so this tells the generator which digit and colour go to which
             place. Trains the generator (and, in the joint phase, the text encoder that conditions it).
         lambda_pixel (`float`, defaults to 0.0): weight of a pixel reconstruction term in L_TIM, an addition to the
-            paper's eq. 11 after pix2pix (Isola et al. 2017): the mean absolute difference between each stage's
+            paper's eq. 11 after pix2pix (Isola et al. 2017): the mean squared difference between each stage's
             generated image and its pair's real image at that stage's size, summed over the stages. Where a caption
             fixes what is where (Caption MNIST: a digit of a colour in a quadrant), this tells the generator directly
-            which digit and colour to draw at which place; the discriminators keep the images sharp. It pulls every
-            noise towards the captions' average image, so it trades diversity for following the caption. Trains the
-            generator (and, in the joint phase, the text encoder that conditions it).
+            which digit and colour to draw at which place; the discriminators keep the images sharp. Squared, not
+            pix2pix's absolute difference: on sparse canvases the absolute difference is least for the per-pixel
+            median, a black image. It pulls every noise towards the captions' average image, so it trades diversity
+            for following the caption. Trains the generator (and, in the joint phase, the text encoder that
+            conditions it).
         image_match_exchanged_quadrants (`bool`, defaults to `False`): in the image-match term each generated image
             must also be nearer its real image than that real image with any two of its quadrants exchanged (six
             extra negatives each): the same contents at the same places but bound to each other's place, which random

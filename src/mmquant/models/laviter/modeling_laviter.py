@@ -65,10 +65,10 @@ def _exchange_quadrants(images: Tensor) -> Tensor:
 
 
 def _pixel_loss(stages: list[Tensor], real: Tensor) -> Tensor:
-    """Sum over the generator's stages `(B, C, s, s)` of the mean absolute difference from the real images `(B, C, H,
+    """Sum over the generator's stages `(B, C, s, s)` of the mean squared difference from the real images `(B, C, H,
     W)` resized to `s` (area averaging; the real images are targets)."""
     real = real.detach()
-    return sum((x - F.interpolate(real, size=x.shape[-2:], mode="area")).abs().mean() for x in stages)
+    return sum(F.mse_loss(x, F.interpolate(real, size=x.shape[-2:], mode="area")) for x in stages)
 
 
 @dataclass
@@ -85,7 +85,7 @@ class LaviterOutput(ModelOutput):
             `lambda_redescription` > 0; part of L_TIM).
         image_match_loss: the generated images' contrastive matching with their pairs' real images (with
             `lambda_image_match` > 0; part of L_TIM).
-        pixel_loss: the generated images' mean absolute difference from their pairs' real images, summed over the
+        pixel_loss: the generated images' mean squared difference from their pairs' real images, summed over the
             stages (with `lambda_pixel` > 0; part of L_TIM).
         generated_images: one `(B, C, s, s)` tensor per generator stage, smallest first, in [-1, 1].
         caption_logits: `(B, T - 1, vocab_size)` the captioner's next-word logits (teacher forcing), `T` the
