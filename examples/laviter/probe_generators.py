@@ -16,7 +16,14 @@ colour), pair accuracy (all of them, nothing else), judge-scored R-precision and
 R-precision; for the captioner its teacher-forcing next-word accuracy and the object and pair accuracy of its greedy
 captions. Above it, how much the phase-1 sentence and global image features (what the generator is conditioned on, and
 what the encoders were trained to match) carry each quadrant's digit and colour: linear read-outs
-(``mmquant.metrics.readout``). ``--results_file`` merges each variant as ``probe/<variant>``."""
+(``mmquant.metrics.readout``). ``--results_file`` merges each variant as ``probe/<variant>``.
+
+``--regression_steps N`` probes the conditioning alone instead: each variant's generator is trained by the pixel term
+only (no discriminator, no DAMSM) for N steps, and ``regression.json`` / ``regression.md`` give where its images put
+each caption's objects and colours (``mmquant.metrics.layout``):
+
+    python examples/laviter/probe_generators.py --init_from outputs/laviter-quad2-vta-grid \\
+        --variants first-attention word-rnn --regression_steps 1200 --eval_images 300 --output_dir outputs/reg"""
 
 from __future__ import annotations
 
@@ -242,6 +249,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--test_examples", type=int, default=None, help="test pairs generated (default: phase 2's)")
     p.add_argument("--dataset_cache_dir", default=None, help="datasets cache of the prepared Caption MNIST data")
     p.add_argument("--results_file", default=None, help="also merge each variant as probe/<variant> into this file")
+    p.add_argument(
+        "--regression_steps",
+        type=int,
+        default=0,
+        help="instead of phase 2, train each variant's generator by the pixel term alone for this many steps and "
+        "report the layout of its images (regression.json / .md)",
+    )
     return p.parse_args(argv)
 
 
@@ -309,6 +323,61 @@ def encoder_readout(args) -> dict[str, float]:
     return result
 
 
+def regression_probe(args, name: str) -> dict[str, float]:
+    """The variant's generator alone, trained by the pixel term only (squared difference to the pair's real image;
+    no discriminator, no DAMSM) for ``--regression_steps`` at learning rate 1e-3 on the frozen phase-1 encoders, then
+    the layout of its images for the first ``--eval_images`` test captions (``quadrant_layout_accuracy``: the
+    regression draws average digits, which the judge cannot read, but their places and colours show): can the
+    conditioning bind each colour to its place when it is told directly?"""
+    sys.path.insert(0, str(HERE))
+    import train_laviter
+
+    from mmquant.metrics.layout import quadrant_layout_accuracy
+    from mmquant.models.laviter.modeling_laviter import _pixel_loss
+
+    model, _, train, test = train_laviter.load_model_and_data(train_laviter.parse_args(variant_argv(name, args)))
+    model.set_phase("generators")
+    model.train()
+    torch.manual_seed(args.seed)
+    optimizer = torch.optim.Adam(model.generator.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    for _ in range(args.regression_steps):
+        rows = torch.randint(len(train), (args.batch_size,))
+        ids, mask = train.input_ids[rows], model._text_mask(train.input_ids[rows], None)
+        with torch.no_grad():
+            words, sentence = model.text_encoder(ids, mask)
+        images, _, _ = model.generator(model._noise(len(ids), None, ids.device), sentence, words, mask)
+        loss = _pixel_loss(images, train.pixel_values(rows))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    n = min(args.eval_images, len(test))
+    layout = quadrant_layout_accuracy(model.generate_images(test.input_ids[:n]), test.captions[:n])
+    real = quadrant_layout_accuracy(test.pixel_values(torch.arange(n)), test.captions[:n])
+    return {f"layout_{k}": round(v, 4) for k, v in layout.items()} | {f"real_layout_{k}": v for k, v in real.items()}
+
+
+def _regression_table(args, out: Path, readout: dict) -> dict:
+    """``--regression_steps``: every variant's :func:`regression_probe`, as ``regression.json`` / ``regression.md``
+    (and ``probe-regression/<variant>`` in ``--results_file``)."""
+    from mmquant.training import command_line, git_commit, merge_result
+
+    table = {}
+    for name in args.variants:
+        table[name] = {"what": VARIANTS[name][0], **regression_probe(args, name)}
+        if args.results_file:
+            entry = {"command": command_line(), "commit": git_commit(HERE), "steps": args.regression_steps}
+            metrics = [{"metric": k, "split": "test", "value": v} for k, v in table[name].items() if k != "what"]
+            merge_result(args.results_file, f"probe-regression/{name}", entry | {"metrics": metrics})
+    (out / "regression.json").write_text(json.dumps({"encoder_readout": readout, "variants": table}, indent=2) + "\n")
+    keys = [k for k in next(iter(table.values())) if k != "what"]
+    lines = ["| variant | " + " | ".join(keys) + " | what |", "|---" * (len(keys) + 2) + "|"]
+    lines += [f"| {n} | " + " | ".join(str(r[k]) for k in keys) + f" | {r['what']} |" for n, r in table.items()]
+    (out / "regression.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return {"encoder_readout": readout, "variants": table}
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     out = Path(args.output_dir)
@@ -317,6 +386,8 @@ def main(argv=None) -> dict:
     (out / "readout.json").write_text(json.dumps(readout, indent=2) + "\n")
     print(json.dumps(readout))
     table = {}
+    if args.regression_steps:
+        return _regression_table(args, out, readout)
     for name in args.variants:
         finished = Path(args.output_dir) / name / "eval_results.json"
         if not finished.is_file():  # a finished variant is read back (delete its folder to rerun it)

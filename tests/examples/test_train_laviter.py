@@ -155,6 +155,23 @@ def test_phase_two_may_rebuild_the_generator_and_the_judge_scores_it(tmp_path, s
         evaluate_laviter.parse_args(["--models", f"x={tmp_path / 'nothing'}"])
 
 
+def test_regression_probe_trains_the_generator_alone_and_reads_its_layout(tmp_path, smoke_vta):
+    data_dir, vta, _ = smoke_vta
+    results = tmp_path / "results.json"
+    table = probe_generators.main(
+        ["--init_from", str(vta), "--variants", "word-rnn", "--regression_steps", "3", "--eval_images", "8",
+         "--train_examples", "32", "--test_examples", "16", "--readout_examples", "32", "--output_dir",
+         str(tmp_path / "regression"), "--dataset_cache_dir", str(data_dir), "--results_file", str(results)]
+    )  # fmt: skip
+    row = table["variants"]["word-rnn"]
+    assert 0 <= row["layout_place"] <= 1 and 0 <= row["layout_color"] <= 1
+    assert row["real_layout_place"] == 1.0 and row["real_layout_color"] == 1.0  # the reading of real images
+    assert not (tmp_path / "regression" / "word-rnn").exists()  # no phase-2 run
+    assert "| word-rnn |" in (tmp_path / "regression" / "regression.md").read_text()
+    recorded = json.loads(results.read_text())["probe-regression/word-rnn"]
+    assert recorded["steps"] == 3 and {m["metric"] for m in recorded["metrics"]} >= {"layout_place", "layout_color"}
+
+
 def test_bad_arguments_are_named(tmp_path):
     with pytest.raises(SystemExit):
         train_laviter.parse_args(["--phase", "joint"])  # no --init_from
