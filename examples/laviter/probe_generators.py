@@ -342,7 +342,8 @@ def regression_probe(args, name: str) -> dict[str, float]:
     optimizer = torch.optim.Adam(model.generator.parameters(), lr=1e-3, betas=(0.5, 0.999))
     for _ in range(args.regression_steps):
         rows = torch.randint(len(train), (args.batch_size,))
-        ids, mask = train.input_ids[rows], model._text_mask(train.input_ids[rows], None)
+        ids = train.input_ids[rows]
+        mask = model._text_mask(ids, None)
         with torch.no_grad():
             words, sentence = model.text_encoder(ids, mask)
         images, _, _ = model.generator(model._noise(len(ids), None, ids.device), sentence, words, mask)

@@ -123,10 +123,15 @@ class MXQVAEPipeline(DiffusionPipeline):
         codes = self.stage1.encode_to_indices(*self.stage1.image_only_inputs(pixel_values))  # (1, N)
         return codes[:, : self.stage1.config.num_image_tokens]
 
-    def _refined_codes(self, codes: torch.Tensor, pixel_values: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
+    def _refined_codes(self, codes: torch.Tensor, pixel_values=None, template=None) -> torch.Tensor:
         """`refine`: the image-position `codes` `(B, N)` kept, the text positions replaced by those of stage 1
-        encoding (`pixel_values`, `template` caption ids `(B, L)`)."""
+        encoding (image, template): the image is `pixel_values` `(1, C, H, W)` (image -> text) or else the one
+        `codes` decode to; the template is `template` `(1, L)` caption ids (text -> image) or else the caption
+        `codes` decode to."""
         c = self.stage1.config
+        decoded, token_ids = self.stage1.decode_indices(codes)
+        pixel_values = decoded if pixel_values is None else pixel_values.expand(len(codes), -1, -1, -1)
+        template = token_ids if template is None else template.to(codes.device).expand(len(codes), -1)
         empty = (template == c.pad_token_id).all(1)  # a sampled caption of padding only: the image-only caption
         if empty.any():
             template = template.clone()
@@ -149,9 +154,7 @@ class MXQVAEPipeline(DiffusionPipeline):
         drafts = torch.cat([codes[:, None], more.to(codes.device).view(b, caption_drafts - 1, -1)], 1)
         drafts = drafts.flatten(0, 1)  # (B * drafts, N)
         if refine:
-            images, token_ids = self.stage1.decode_indices(drafts)
-            shown = images if pixel_values is None else pixel_values.expand(len(drafts), -1, -1, -1)
-            drafts = self._refined_codes(drafts, shown, token_ids)
+            drafts = self._refined_codes(drafts, pixel_values)
         # log p(text | image) + log p(image | text), each under its order: (B * drafts,)
         score = self.prior.code_log_probs(drafts)[:, n_img:].sum(1)
         score = score + self.prior.code_log_probs(drafts, text_first=True)[:, :n_img].sum(1)
@@ -220,15 +223,12 @@ class MXQVAEPipeline(DiffusionPipeline):
             sampling = dict(temperature=text_temperature or temperature, top_k=top_k, top_p=top_p)
             sampling |= dict(use_cache=use_cache, guidance_scale=guidance_scale)
             codes = self._best_caption_draft(codes, pixel_values, caption_drafts, refine, sampling)
-        images, token_ids = self.stage1.decode_indices(codes)
-        if refine and not drafted:
-            template = token_ids
+        elif refine:
+            template = None
             if caption is not None:  # text -> image: the input caption is the template
                 template = tokenize_captions(self.tokenizer, [caption], self.stage1.config.max_text_length)
-                template = template.to(codes.device).expand(len(codes), -1)
-            shown = images if pixel_values is None else pixel_values.expand(len(codes), -1, -1, -1)
-            codes = self._refined_codes(codes, shown, template)
-            images, token_ids = self.stage1.decode_indices(codes)  # the returned pair is decoded from `codes`
+            codes = self._refined_codes(codes, pixel_values, template)
+        images, token_ids = self.stage1.decode_indices(codes)  # the returned pair is decoded from `codes`
         captions = self.tokenizer.batch_decode(token_ids, skip_special_tokens=True)
         pixels = ((images.float().cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
         from PIL import Image
