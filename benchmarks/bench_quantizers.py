@@ -7,6 +7,10 @@ step of ``optvq-mnist`` with Sinkhorn vs the same model with nearest-neighbour V
     python benchmarks/bench_quantizers.py --reference-repo PATH/TO/OptVQ \
         --results_file benchmarks/results/bench_quantizers.json
 
+``sinkhorn`` is ``sinkhorn_assign`` as training calls it (the compiled CPU passes of ``sinkhorn_native`` where a C
+compiler builds them; ``native_passes`` in the results says whether it did), ``sinkhorn_torch`` the same algorithm in
+PyTorch operations (``native=False``).
+
 Per size (N tokens, K codes, D dims): median (and min) wall time of each over ``--repeats`` runs after two warm-up
 runs, the methods interleaved run by run so that other load on the machine hits them alike; the ratios Sinkhorn/NN
 and reference/ours; the agreement of our assignment with the reference's (tokens with the same code); and each
@@ -41,6 +45,7 @@ from mmquant.arguments import make_parser
 from mmquant.models.optvq import OptVQModel
 from mmquant.models.registry import get_config
 from mmquant.quantizers import nearest_code, sinkhorn, sinkhorn_assign
+from mmquant.quantizers.sinkhorn_native import library
 from mmquant.training import command_line
 
 HERE = Path(__file__).resolve().parent
@@ -69,7 +74,8 @@ def _methods(reference):
     methods = {
         "nn": lambda x, c: nearest_code(x, c),  # the library's nearest-neighbour assignment (the baseline)
         "nn_cdist": lambda x, c: torch.cdist(x, c).argmin(1),  # as usually written (and as the prototype measured)
-        "sinkhorn": lambda x, c: sinkhorn_assign(x, c),
+        "sinkhorn": lambda x, c: sinkhorn_assign(x, c),  # the compiled passes where they build (native=None)
+        "sinkhorn_torch": lambda x, c: sinkhorn_assign(x, c, native=False),  # the same in PyTorch operations
         "readable": lambda x, c: sinkhorn(x, c).argmax(1),  # the readable reference, mmquant.quantizers.sinkhorn
     }
     if reference is not None:
@@ -223,6 +229,7 @@ def main(args):
         row = {"N": n, "K": k, "D": d, "ms": ms, "ms_min": {name: min(t) for name, t in times.items()}}
         row["sinkhorn_over_nn"] = ms["sinkhorn"] / ms["nn"]
         row["sinkhorn_over_nn_cdist"] = ms["sinkhorn"] / ms["nn_cdist"]
+        row["sinkhorn_torch_over_sinkhorn"] = ms["sinkhorn_torch"] / ms["sinkhorn"]
         row["readable_over_sinkhorn"] = ms["readable"] / ms["sinkhorn"]
         if reference is not None:
             row["reference_over_sinkhorn"] = ms["reference"] / ms["sinkhorn"]
@@ -257,6 +264,7 @@ def main(args):
         "machine": {"cpu": _cpu_model(), "platform": platform.platform(), "threads": torch.get_num_threads()},
         "load_average_start_end": [load_start, list(os.getloadavg())],
         "torch": torch.__version__,
+        "native_passes": library() is not None,
         "repeats": args.repeats,
         "timing": "median and min of --repeats runs after 2 warm-up runs, methods interleaved run by run",
         "memory": "peak RSS during one call (VmHWM, reset via /proc/self/clear_refs) minus RSS just before it, "

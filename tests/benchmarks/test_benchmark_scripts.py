@@ -45,7 +45,8 @@ def test_sinkhorn_assignment_and_training_step_tiny(tmp_path):
     bench_quantizers.main(bench_quantizers.parse_args([*args, "--output", str(out)]))
     result = json.loads(out.read_text())
     row = result["results"][0]
-    assert {"nn", "sinkhorn", "readable"} <= set(row["ms"]) and row["readable_over_sinkhorn"] > 0
+    assert {"nn", "sinkhorn", "sinkhorn_torch", "readable"} <= set(row["ms"]) and row["readable_over_sinkhorn"] > 0
+    assert row["sinkhorn_torch_over_sinkhorn"] > 0 and isinstance(result["native_passes"], bool)
     step = result["train_step"]
     assert step["assignment_size"] == "N=512, K=1024, D=2"  # 2 images x 8 x 8 latents x 4 heads
     assert step["step_ratio"] == step["ms"]["sinkhorn"] / step["ms"]["vq"]

@@ -221,3 +221,22 @@ def test_codebook_updates_stay_identical_across_processes():
         assert p.exitcode == 0
     assert torch.equal(results[0][0], results[1][0])
     assert torch.equal(results[0][1], results[1][1])
+
+
+def test_cpu_workspace_is_reused_and_released():
+    from mmquant.quantizers import sinkhorn_kernel
+
+    x, c = torch.randn(300, 4), torch.randn(50, 4)
+    sinkhorn_kernel.release_workspace()
+    first = sinkhorn_assign(x, c)
+    buffer = sinkhorn_kernel._workspace.buffer
+    assert buffer is not None and buffer.numel() >= 300 * 50
+    assert torch.equal(sinkhorn_assign(x, c), first)  # the same buffer, overwritten: the same answer
+    assert sinkhorn_kernel._workspace.buffer is buffer
+    assert torch.equal(sinkhorn_assign(x[:100], c), sinkhorn(x[:100], c).argmax(1))  # a smaller view of it
+    assert sinkhorn_kernel._workspace.buffer is buffer
+    plan = sinkhorn_plan(x, c)  # returned to the caller: never the shared workspace
+    assert plan.untyped_storage().data_ptr() != buffer.untyped_storage().data_ptr()
+    sinkhorn_kernel.release_workspace()
+    assert sinkhorn_kernel._workspace.buffer is None
+    assert torch.equal(sinkhorn_assign(x, c), first)

@@ -22,19 +22,22 @@ fit, fewer launches), each worked on while it is in cache:
 4. ``argmax_k M[n, k] b_k``.
 
 That is ``n_iters + 2`` passes over the buffer (7 at the default 5 iterations; the reference makes ~45 passes over
-N x K tensors, of which it allocates 7, ~4 alive at its peak). On CPU the matrix-vector products run as batched
-GEMMs (``torch.mv`` is single-threaded), the row argmax avoids ``torch.argmax`` (slow there), and a fresh buffer is
-advised onto transparent huge pages (page faults of a 4 KiB-page buffer cost as much as the distance matmul). When
+N x K tensors, of which it allocates 7, ~4 alive at its peak). Each pass is a method of the kernel class: on CPU
+(``_NativeKernel``) one call per block of the compiled sweeps of :mod:`.sinkhorn_native`, where a Sinkhorn iteration
+reads each row once (``M b``, the token update and ``M^T a`` while the row is in L1) and the small-D distances are
+computed inside the first sweep; elsewhere, or where no C compiler builds them (``_Kernel``), PyTorch operations:
+batched GEMMs for the matrix-vector products (``torch.mv`` is single-threaded), a row argmax that avoids
+``torch.argmax`` (slow on CPU). On CPU the buffer is a per-thread workspace kept between calls (up to 1 GiB;
+``release_workspace()`` frees it): a fresh buffer costs a page fault per 4 KiB at its first write, as much as the
+whole assignment at N=16384, K=1024. When
 N x K exceeds ``max_buffer_elements``, the buffer holds the first blocks that fit and each pass recomputes the others
 (identical results), so the cost rises gradually past the limit rather than all blocks being recomputed at once.
 Under ``torch.distributed`` the statistics, the column sums and the token count are
 all-reduced, so the marginals are global: a run on several processes gives the assignment of one process holding
 the whole batch.
 
-Cost, 2-core AMD EPYC (Zen 5), float32, N=16384, K=1024, D=64: ``nearest_code`` ~14 ms (one matmul, ~12 ms, and
-a row argmin), ``sinkhorn_assign`` ~43 ms, the reference ~225 ms. The gap to nearest neighbour is the algorithm's
-own work: writing the 64 MiB buffer, ``sqrt`` and ``exp2`` of every entry (~5 ms), and six more streaming passes over
-it with their products (~3 ms each).
+Cost, 2-core AMD EPYC (Zen 5), float32, one call after a warm-up: see ``benchmarks/results/bench_quantizers.json``
+(``python benchmarks/bench_quantizers.py``, which times the compiled and the PyTorch passes side by side).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from __future__ import annotations
 import ctypes
 import math
 import sys
+import threading
 
 import torch
 import torch.distributed as dist
@@ -55,8 +59,9 @@ from .functional import (
     check_sinkhorn_args,
     is_distributed,
 )
+from .sinkhorn_native import NativePasses, library
 
-__all__ = ["sinkhorn_assign", "sinkhorn_plan"]
+__all__ = ["release_workspace", "sinkhorn_assign", "sinkhorn_plan"]
 
 # At most 512 Mi entries (2 GiB of float32; N=65536 tokens x K=8192 codes) of the matrix are kept; the row blocks
 # past them are recomputed in each pass.
@@ -65,6 +70,8 @@ _DEFAULT_MAX_BUFFER_ELEMENTS = 1 << 29
 _HUGE_PAGE_MIN_BYTES = 8 << 20
 _HUGE_PAGE = 2 << 20
 _LOG2_E = 1.4426950408889634
+# Up to this feature size the compiled passes compute distances directly rather than by a GEMM of inner size D + 2
+_DIRECT_MAX_DIM = 8
 
 
 _madvise = None
@@ -116,6 +123,47 @@ def _empty_matrix(rows: int, cols: int, device: torch.device, private: bool = Tr
     return out
 
 
+def _native_passes(device: torch.device, k: int, native: bool | None) -> NativePasses | None:
+    """The compiled passes for an assignment on ``device``, or None for the PyTorch ones (see ``sinkhorn_assign``)."""
+    if native is False or device.type != "cpu":
+        if native:
+            raise ValueError(f"native=True: the compiled passes run on CPU tensors, got {device.type} ones.")
+        return None
+    lib = library()
+    if lib is None and native:
+        raise RuntimeError(
+            "native=True: the compiled Sinkhorn passes could not be built (no C compiler with OpenMP found, or "
+            "MMQUANT_NATIVE=0); install gcc or pass native=None to fall back to PyTorch."
+        )
+    return NativePasses(lib, k) if lib is not None else None
+
+
+# The N x K buffer of the last CPU assignment of each thread, reused by the next one up to this size: a fresh buffer
+# costs a page fault per 4 KiB at its first write (here ~30 ms for the 64 MiB of N=16384, K=1024, as much as the
+# whole assignment), and a training loop asks for the same size every step. Larger buffers are freed after the call.
+_WORKSPACE_MAX_BYTES = 1 << 30
+_workspace = threading.local()
+
+
+def _workspace_matrix(rows: int, cols: int, device: torch.device) -> Tensor:
+    """A float32 ``(rows, cols)`` matrix for one assignment: on CPU (up to ``_WORKSPACE_MAX_BYTES``) a view of this
+    thread's workspace, grown when too small and kept for the next call; elsewhere a fresh one."""
+    n = rows * cols
+    if device.type != "cpu" or n * 4 > _WORKSPACE_MAX_BYTES:
+        return _empty_matrix(rows, cols, device)
+    buffer = getattr(_workspace, "buffer", None)
+    if buffer is None or buffer.numel() < n:
+        _workspace.buffer = None  # the old one is freed before the new one is made
+        buffer = _workspace.buffer = _empty_matrix(1, n, device).view(-1)
+    return buffer[:n].view(rows, cols)
+
+
+def release_workspace() -> None:
+    """Free the calling thread's workspace of :func:`sinkhorn_assign` (the N x K buffer it keeps between calls on
+    CPU, at most 1 GiB); the next assignment makes a new one."""
+    _workspace.buffer = None
+
+
 def _all_reduce(t: Tensor, op=None) -> Tensor:
     dist.all_reduce(t, op=op or dist.ReduceOp.SUM)
     return t
@@ -159,7 +207,10 @@ class _Kernel:
         self.rows = max(1, min(n, block_rows))
         # the first kept_rows rows (whole blocks) are kept; the rest are recomputed into one scratch block
         kept_rows = n if n * k <= max_kept else max_kept // max(k, 1) // self.rows * self.rows
-        self.buffer = _empty_matrix(kept_rows, k, device, private=not plan) if kept_rows or plan else None
+        if plan:  # returned to the caller: its own matrix
+            self.buffer = _empty_matrix(kept_rows, k, device, private=False)
+        else:
+            self.buffer = _workspace_matrix(kept_rows, k, device) if kept_rows else None
         self.scratch = None if kept_rows == n else torch.empty(self.rows, k, dtype=torch.float32, device=device)
         self.lam = 1.0
         self.rowmin = torch.empty(n, dtype=torch.float32, device=device)
@@ -219,6 +270,95 @@ class _Kernel:
     def column_sums(self) -> Tensor:
         return self.col_parts.view(-1, self.k).sum(0, dtype=torch.float64)
 
+    # the passes of _run_sinkhorn, each a sweep over the blocks
+    def first_pass(self, normalize: str, distributed: bool) -> float | Tensor:
+        """Distances, ``kern.rowmin`` and the scale of ``lam`` (:func:`_distance_statistics`)."""
+        return _distance_statistics(self, normalize, distributed)
+
+    def second_pass(self) -> Tensor:
+        """``M`` in place of ``D - rowmin D``, and the column sums of ``diag(a) M`` (float64)."""
+        for blk in self.blocks:
+            m = self.exponentiate(blk.mat) if blk.kept else self.kernel(blk)
+            self.cols_(blk, m)
+        return self.column_sums()
+
+    def iterate(self, b: Tensor, n_global: int, eps_n: Tensor) -> Tensor:
+        """One Sinkhorn iteration's token update of each block, then that block's share of the next column sums."""
+        self.set_b(b.float())
+        for blk in self.blocks:
+            m = self.kernel(blk)
+            self.rows_(blk, m)
+            # each token receives mass 1/N: a / (a r + 1e-8) / N, as a / (N a r + N 1e-8)
+            blk.a.div_(torch.addcmul(eps_n, blk.a, blk.r, value=n_global, out=blk.r))
+            self.cols_(blk, m)
+        return self.column_sums()
+
+    def assign(self, b: Tensor, out: Tensor) -> None:
+        """``out = argmax_k M[n, k] b_k``; the blocks are overwritten."""
+        argmax = _RowArg(self.k, self.rows, self.device)
+        for blk in self.blocks:
+            argmax(self.kernel(blk).mul_(b), out[blk.s : blk.e])
+
+
+class _NativeKernel(_Kernel):
+    """The same passes as :class:`_Kernel`, each sweep one call of the compiled :mod:`.sinkhorn_native` (CPU)."""
+
+    def __init__(self, x: Tensor, codebook: Tensor, block_rows: int, max_kept: int, passes: NativePasses):
+        super().__init__(x, codebook, block_rows, max_kept)
+        self.passes = passes
+        # small D: the distances computed directly (a GEMM with an inner size of D + 2 is slow); else by the GEMM
+        self.direct = x.shape[1] <= _DIRECT_MAX_DIM
+        if self.direct:
+            self.x, self.x_norm = x, x.square().sum(1)
+            passes.set_codebook(codebook)
+        self.col64 = torch.zeros(len(self.blocks), self.k, dtype=torch.float64)
+        self.neg_lam = 0.0
+
+    def squared(self, blk: _Block):
+        """The block's squared distances: computed into its matrix by the GEMM, or (small D) the block's rows of
+        ``x`` and their norms for the compiled pass to compute them while it sweeps."""
+        if self.direct:
+            return self.x[blk.s : blk.e], self.x_norm[blk.s : blk.e]
+        torch.mm(blk.xa, self.ca.t(), out=blk.mat)
+        return None
+
+    def m(self, blk: _Block) -> Tensor:
+        """Block of ``M``: a kept block as the second pass wrote it, another one recomputed."""
+        if not blk.kept:
+            self.passes.kernel(blk.mat, blk.rowmin, self.neg_lam, rows=self.squared(blk))
+        return blk.mat
+
+    def first_pass(self, normalize: str, distributed: bool) -> float | Tensor:
+        stats = normalize == "all"
+        row_sum = torch.empty(self.n, dtype=torch.float64) if stats else None
+        row_sq = torch.empty(self.n, dtype=torch.float64) if stats else None
+        for blk in self.blocks:
+            s, e = blk.s, blk.e
+            sums = (row_sum[s:e], row_sq[s:e]) if stats else (None, None)
+            self.passes.prep(blk.mat, blk.rowmin, *sums, rows=self.squared(blk))
+        return _scale(self, normalize, distributed, row_sum, row_sq)
+
+    def second_pass(self) -> Tensor:
+        self.neg_lam = -float(self.lam)
+        self.col64.zero_()
+        for blk, col in zip(self.blocks, self.col64):
+            if blk.kept:
+                self.passes.exp_cols(blk.mat, self.neg_lam, blk.a, col)
+            else:
+                self.passes.exp_cols(self.m(blk), None, blk.a, col)
+        return self.col64.sum(0)
+
+    def iterate(self, b: Tensor, n_global: int, eps_n: Tensor) -> Tensor:
+        b32 = b.float()
+        self.col64.zero_()
+        for blk, col in zip(self.blocks, self.col64):
+            self.passes.iterate(self.m(blk), b32, blk.a, float(n_global), col)
+        return self.col64.sum(0)
+
+    def assign(self, b: Tensor, out: Tensor) -> None:
+        for blk in self.blocks:
+            self.passes.argmax(self.m(blk), b, out[blk.s : blk.e])
+
 
 def _distance_statistics(kern: _Kernel, normalize: str, distributed: bool) -> float | Tensor:
     """First pass: distances, their row minima (into ``kern.rowmin``), and the scale of ``lam``.
@@ -242,6 +382,16 @@ def _distance_statistics(kern: _Kernel, normalize: str, distributed: bool) -> fl
             torch.linalg.vector_norm(d, 2, 1, out=row_norm[blk.s : blk.e])
         elif blk.kept:
             d.sub_(blk.rowmin)
+    if not want_std:
+        return _scale(kern, normalize, distributed, None, None)
+    return _scale(kern, normalize, distributed, row_sum, row_norm.double().square())
+
+
+def _scale(
+    kern: _Kernel, normalize: str, distributed: bool, row_sum: Tensor | None, row_sq: Tensor | None
+) -> float | Tensor:
+    """The factor of ``lam = epsilon * scale``: ``1 / (std(D) + 1e-6)`` for ``normalize="all"``, from the per-row sums
+    and sums of squares of ``D - rowmin D`` (and ``kern.rowmin``)."""
     if normalize == "dim":
         return 1.0 / math.sqrt(kern.xa.shape[1] - 2)
     if normalize == "none":
@@ -250,9 +400,9 @@ def _distance_statistics(kern: _Kernel, normalize: str, distributed: bool) -> fl
     m64, s64 = kern.rowmin.double(), row_sum.double()
     sums = torch.stack(  # count, sum D, sum D^2
         [
-            torch.full((), float(n * kern.k), dtype=torch.float64, device=kern.device),  # a fill: no host copy
+            torch.full((), float(kern.n * kern.k), dtype=torch.float64, device=kern.device),  # a fill: no host copy
             s64.sum() + kern.k * m64.sum(),
-            row_norm.double().square().sum() + 2 * (m64 * s64).sum() + kern.k * m64.square().sum(),
+            row_sq.sum() + 2 * (m64 * s64).sum() + kern.k * m64.square().sum(),
         ]
     )
     if distributed:
@@ -275,6 +425,7 @@ def _run_sinkhorn(
     distributed: bool | None,
     want_plan: bool,
     check_finite: bool = True,
+    native: bool | None = None,
 ) -> tuple[_Kernel, Tensor, Tensor, int]:
     check_sinkhorn_args(x, codebook, epsilon, n_iters, normalize, check_finite)
     distributed = is_distributed() if distributed is None else distributed
@@ -282,9 +433,13 @@ def _run_sinkhorn(
     n, k = x.shape[0], codebook.shape[0]
     block_rows = block_rows or _default_block_rows(k, x.device)
     max_buffer_elements = max_buffer_elements or _DEFAULT_MAX_BUFFER_ELEMENTS
-    kern = _Kernel(x, codebook, block_rows, n * k if want_plan else max_buffer_elements, plan=want_plan)
+    passes = None if want_plan else _native_passes(x.device, k, native)
+    if passes is not None:
+        kern = _NativeKernel(x, codebook, block_rows, max_buffer_elements, passes)
+    else:
+        kern = _Kernel(x, codebook, block_rows, n * k if want_plan else max_buffer_elements, plan=want_plan)
 
-    kern.lam = lam = epsilon * _distance_statistics(kern, normalize, distributed)  # eq. 10 with eqs. 11-12 folded in
+    kern.lam = lam = epsilon * kern.first_pass(normalize, distributed)  # eq. 10 with eqs. 11-12 folded in
     rowmin = kern.rowmin
     n_global = n
     global_min = rowmin.min() if n > 0 else torch.full((), math.inf, device=x.device)
@@ -294,11 +449,7 @@ def _run_sinkhorn(
     # row factors taken out of M and kept in a: exp(-lam D) = a_n * M_nk * exp(-lam * global_min)
     a = torch.sub(rowmin, global_min, out=kern.a).mul_(-lam).exp_()
 
-    # second pass: M in place of D - rowmin D, and the column sums of diag(a) M
-    for blk in kern.blocks:
-        m = kern.exponentiate(blk.mat) if blk.kept else kern.kernel(blk)
-        kern.cols_(blk, m)
-    col = kern.column_sums()
+    col = kern.second_pass()
     if distributed:
         _all_reduce(col)
     total = col.sum() + 1e-8  # the reference's "Q /= sum(Q)"
@@ -310,15 +461,7 @@ def _run_sinkhorn(
         b = b / (b * col + 1e-8) / k  # each code receives mass 1/K
         if it == n_iters - 1 and not want_plan:
             break
-        # one fused pass: token update of each block, then that block's share of the next column sums
-        kern.set_b(b.float())
-        for blk in kern.blocks:
-            m = kern.kernel(blk)
-            kern.rows_(blk, m)
-            # each token receives mass 1/N: a / (a r + 1e-8) / N, as a / (N a r + N 1e-8)
-            blk.a.div_(torch.addcmul(eps_n, blk.a, blk.r, value=n_global, out=blk.r))
-            kern.cols_(blk, m)
-        col = kern.column_sums()
+        col = kern.iterate(b, n_global, eps_n)  # each token receives mass 1/N, and the next column sums
         if distributed:
             _all_reduce(col)
     return kern, a, b.float(), n_global
@@ -335,6 +478,7 @@ def sinkhorn_assign(
     max_buffer_elements: int | None = None,
     distributed: bool | None = None,
     check_finite: bool = True,
+    native: bool | None = None,
 ) -> Tensor:
     """OptVQ assignment (eqs. 8-12): entropic optimal transport between tokens and codes, then argmax per token.
 
@@ -354,18 +498,20 @@ def sinkhorn_assign(
         distributed: all-reduce the sums over the default process group (default: when one is active).
         check_finite: refuse non-finite or overflowing ``x`` and ``codebook`` (a ``ValueError``; one host sync
             each). The quantizers pass False: they check their input once, at their own entry point.
+        native: run the sweeps in the compiled CPU passes of :mod:`~mmquant.quantizers.sinkhorn_native` (default
+            ``None``: on CPU where they can be built; ``True``: require them, an error where they cannot be built;
+            ``False``: PyTorch only). The two agree up to float rounding.
 
     Returns:
         ``(N,)`` int64 code indices.
     """
     with torch.autocast(device_type=x.device.type, enabled=False):
         settings = (epsilon, n_iters, normalize, block_rows, max_buffer_elements, distributed)
-        kern, _, b, _ = _run_sinkhorn(x, codebook, *settings, want_plan=False, check_finite=check_finite)
+        kern, _, b, _ = _run_sinkhorn(
+            x, codebook, *settings, want_plan=False, check_finite=check_finite, native=native
+        )
         out = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
-        argmax = _RowArg(kern.k, kern.rows, x.device)
-        for blk in kern.blocks:
-            # argmax_k P[n, k] = argmax_k M[n, k] b_k; M is not needed afterwards, its block is overwritten
-            argmax(kern.kernel(blk).mul_(b), out[blk.s : blk.e])
+        kern.assign(b, out)  # argmax_k P[n, k] = argmax_k M[n, k] b_k
     return out
 
 

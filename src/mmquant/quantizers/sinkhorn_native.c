@@ -1,0 +1,165 @@
+/* The passes of the Sinkhorn (OptVQ) kernel on CPU, each fused into one sweep over a row block of the N x K
+ * matrix; compiled at first use by sinkhorn_native.py and driven by sinkhorn_kernel.py, which holds the algorithm
+ * (eqs. 8-12 of OptVQ in scaling-vector form). Every function works on `rows` consecutive rows of `K` float32
+ * entries, splits them statically over `nth` OpenMP threads, and is deterministic for a given `nth`: column sums are
+ * summed per thread (float32 over at most FLUSH_ROWS rows, then float64) and combined in thread order.
+ *
+ * Why compiled: in PyTorch each operation is one sweep over the block, so a Sinkhorn iteration (M b, the token
+ * update, M^T a) reads the matrix twice and the first passes (sqrt, shift, exp, column sums) once each; here one
+ * sweep does each group while a row is in L1. Built with -ffast-math so that expf and sqrtf vectorise (glibc's
+ * libmvec); the inputs are finite (checked by the callers).
+ */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define FLUSH_ROWS 256
+
+/* Row n of the squared distances, |x_n|^2 + |c_k|^2 - 2 x_n . c_k (the matrix-product form of torch.cdist), from the
+ * codebook transposed (ct: D x K) so that the loop over codes vectorises; for small D, where a GEMM with an inner size
+ * of D + 2 is slow and this row can be used while it is in L1. */
+static inline void row_distances(float *r, const float *xr, const float *ct, float xn, const float *cn, int64_t K,
+                                 int64_t D) {
+#pragma omp simd
+    for (int64_t k = 0; k < K; k++) r[k] = xn + cn[k];
+    for (int64_t j = 0; j < D; j++) {
+        const float w = -2.f * xr[j], *cj = ct + j * K;
+#pragma omp simd
+        for (int64_t k = 0; k < K; k++) r[k] += w * cj[k];
+    }
+}
+
+/* First pass: d (squared distances, or computed here from x when x is not NULL: x rows x D, ct D x K, xn and cn the
+ * squared norms) becomes D - rowmin D with D = sqrt(max(d, 1e-30)); rowmin, and the row sums and sums of squares of
+ * D - rowmin D (for std(D), eq. 11) when rowsum is not NULL. */
+void mmq_sk_prep(float *d, int64_t rows, int64_t K, const float *x, const float *ct, const float *xn, const float *cn,
+                 int64_t D, float *rowmin, double *rowsum, double *rowsq, int nth) {
+#pragma omp parallel for num_threads(nth) schedule(static)
+    for (int64_t n = 0; n < rows; n++) {
+        float *r = d + n * K;
+        if (x) row_distances(r, x + n * D, ct, xn[n], cn, K, D);
+        float mn = FLT_MAX;
+#pragma omp simd reduction(min : mn)
+        for (int64_t k = 0; k < K; k++) {
+            float v = sqrtf(fmaxf(r[k], 1e-30f));
+            r[k] = v;
+            mn = fminf(mn, v);
+        }
+        float s = 0.f, q = 0.f;
+#pragma omp simd reduction(+ : s, q)
+        for (int64_t k = 0; k < K; k++) {
+            float v = r[k] - mn;
+            r[k] = v;
+            s += v;
+            q += v * v;
+        }
+        rowmin[n] = mn;
+        if (rowsum) {
+            rowsum[n] = s;
+            rowsq[n] = q;
+        }
+    }
+}
+
+/* A recomputed block: d (squared distances, or from x as in mmq_sk_prep) becomes
+ * M = exp(scale * (sqrt(max(d, 1e-30)) - rowmin)). */
+void mmq_sk_kernel(float *d, int64_t rows, int64_t K, const float *x, const float *ct, const float *xn,
+                   const float *cn, int64_t D, const float *rowmin, float scale, int nth) {
+#pragma omp parallel for num_threads(nth) schedule(static)
+    for (int64_t n = 0; n < rows; n++) {
+        float *r = d + n * K;
+        if (x) row_distances(r, x + n * D, ct, xn[n], cn, K, D);
+        float mn = rowmin[n];
+#pragma omp simd
+        for (int64_t k = 0; k < K; k++) r[k] = expf(scale * (sqrtf(fmaxf(r[k], 1e-30f)) - mn));
+    }
+}
+
+/* The thread-local column sums: float32 over FLUSH_ROWS rows, then into float64; combined in thread order. */
+typedef struct {
+    float *part;
+    double *acc;
+} cols_t;
+
+static void cols_flush(cols_t *t, int64_t K) {
+    for (int64_t k = 0; k < K; k++) {
+        t->acc[k] += t->part[k];
+        t->part[k] = 0.f;
+    }
+}
+
+/* Second pass: m = exp(scale * m) in place when do_exp (M from D - rowmin D), and col = M^T a (float64). */
+/* Iteration pass (update_a): r = M b, a = a / (N a r + N 1e-8) (each token receives mass 1/N), col = M^T a. */
+static void sweep(float *m, int64_t rows, int64_t K, int do_exp, float scale, const float *b, float *a, float n_glob,
+                  double *col, int nth) {
+    double *acc = (double *)calloc((size_t)nth * (size_t)K, sizeof(double));
+    float *part = (float *)calloc((size_t)nth * (size_t)K, sizeof(float));
+#pragma omp parallel num_threads(nth)
+    {
+        int tid = 0, nt = 1;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+        nt = omp_get_num_threads();
+#endif
+        cols_t t = {part + (size_t)tid * K, acc + (size_t)tid * K};
+        int64_t chunk = (rows + nt - 1) / nt, s = tid * chunk, e = s + chunk < rows ? s + chunk : rows;
+        int count = 0;
+        for (int64_t n = s; n < e; n++) {
+            float *r = m + n * K;
+            float an = a[n];
+            if (do_exp) {
+#pragma omp simd
+                for (int64_t k = 0; k < K; k++) r[k] = expf(scale * r[k]);
+            }
+            if (b) {
+                float dot = 0.f;
+#pragma omp simd reduction(+ : dot)
+                for (int64_t k = 0; k < K; k++) dot += r[k] * b[k];
+                an = an / (n_glob * an * dot + n_glob * 1e-8f);
+                a[n] = an;
+            }
+            float *p = t.part;
+#pragma omp simd
+            for (int64_t k = 0; k < K; k++) p[k] += an * r[k];
+            if (++count == FLUSH_ROWS) {
+                cols_flush(&t, K);
+                count = 0;
+            }
+        }
+        cols_flush(&t, K);
+    }
+    for (int i = 0; i < nth; i++)
+        for (int64_t k = 0; k < K; k++) col[k] += acc[(size_t)i * K + k];
+    free(acc);
+    free(part);
+}
+
+void mmq_sk_exp_cols(float *m, int64_t rows, int64_t K, int do_exp, float scale, const float *a, double *col,
+                     int nth) {
+    sweep(m, rows, K, do_exp, scale, NULL, (float *)a, 0.f, col, nth);
+}
+
+void mmq_sk_iterate(const float *m, int64_t rows, int64_t K, const float *b, float *a, float n_glob, double *col,
+                    int nth) {
+    sweep((float *)m, rows, K, 0, 0.f, b, a, n_glob, col, nth);
+}
+
+/* Last pass: out[n] = argmax_k m[n, k] b[k], the first index on ties (as torch.argmax). */
+void mmq_sk_argmax(const float *m, int64_t rows, int64_t K, const float *b, int64_t *out, int nth) {
+#pragma omp parallel for num_threads(nth) schedule(static)
+    for (int64_t n = 0; n < rows; n++) {
+        const float *r = m + n * K;
+        float best = -FLT_MAX;
+#pragma omp simd reduction(max : best)
+        for (int64_t k = 0; k < K; k++) best = fmaxf(best, r[k] * b[k]);
+        int64_t first = K;
+#pragma omp simd reduction(min : first)
+        for (int64_t k = 0; k < K; k++) first = (r[k] * b[k] == best && k < first) ? k : first;
+        out[n] = first < K ? first : 0;
+    }
+}

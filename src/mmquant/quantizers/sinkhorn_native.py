@@ -1,0 +1,170 @@
+"""The compiled CPU passes of the Sinkhorn kernel (``sinkhorn_native.c``): built at first use, cached, optional.
+
+:mod:`~mmquant.quantizers.sinkhorn_kernel` holds the algorithm; on CPU it hands each sweep over a row block to one
+of these functions, which fuse what PyTorch does as separate sweeps (a Sinkhorn iteration reads the matrix once
+instead of twice; sqrt, shift, exp and the column sums share sweeps). The C file is compiled with the system's C
+compiler (``$CC`` or ``cc``/``gcc``, OpenMP, ``-O3 -march=native``) the first time a CPU assignment runs in a
+process, into a cache folder keyed by the source, the flags and the CPU (``$MMQUANT_NATIVE_CACHE``, default
+``~/.cache/mmquant/native``); later processes load the cached library (~1 ms). Where no compiler is found, the build
+fails or ``MMQUANT_NATIVE=0`` is set, :func:`library` returns ``None`` and the kernel stays in PyTorch (the same
+results up to float rounding; ~1.5-2x slower on CPU). Loaded after torch, the library shares torch's OpenMP runtime
+(same ``libgomp.so.1``) and takes ``torch.get_num_threads()`` threads.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+__all__ = ["library", "NativePasses"]
+
+logger = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("sinkhorn_native.c")
+FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp", "-shared", "-fPIC"]
+LIBS = ["-lmvec", "-lm"]
+
+_P, _I, _F, _INT = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_int
+_SIGNATURES = {
+    "mmq_sk_prep": [_P, _I, _I, _P, _P, _P, _P, _I, _P, _P, _P, _INT],
+    "mmq_sk_kernel": [_P, _I, _I, _P, _P, _P, _P, _I, _P, _F, _INT],
+    "mmq_sk_exp_cols": [_P, _I, _I, _INT, _F, _P, _P, _INT],
+    "mmq_sk_iterate": [_P, _I, _I, _P, _P, _F, _P, _INT],
+    "mmq_sk_argmax": [_P, _I, _I, _P, _P, _INT],
+}
+_UNSET = object()
+_library = _UNSET
+
+
+def _cpu_key() -> str:
+    """What ``-march=native`` depends on: the machine and the CPU's feature flags."""
+    flags = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = line
+                break
+    except OSError:
+        pass
+    return platform.machine() + flags
+
+
+def _compiler() -> str | None:
+    for name in (os.environ.get("CC"), "cc", "gcc"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _cache_dir() -> Path:
+    if os.environ.get("MMQUANT_NATIVE_CACHE"):
+        return Path(os.environ["MMQUANT_NATIVE_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mmquant" / "native"
+
+
+def _build(cc: str) -> Path:
+    """Compile the source into the cache (once per source, flags, compiler and CPU); the path of the library."""
+    source = SOURCE.read_bytes()
+    key = hashlib.sha256(b"\0".join([source, " ".join(FLAGS + LIBS).encode(), cc.encode(), _cpu_key().encode()]))
+    target = _cache_dir() / f"sinkhorn_native-{key.hexdigest()[:16]}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # built beside the target and renamed into place: processes building at once never load a partial file
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    try:
+        subprocess.run([cc, *FLAGS, str(SOURCE), "-o", tmp, *LIBS], check=True, capture_output=True, timeout=120)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def library() -> ctypes.CDLL | None:
+    """The compiled passes (built on the first call of the process), or ``None`` where they are not available."""
+    global _library
+    if _library is not _UNSET:
+        return _library
+    _library = None
+    if os.environ.get("MMQUANT_NATIVE", "1") == "0" or not SOURCE.exists():
+        return None
+    cc = _compiler()
+    if cc is None:
+        logger.info("no C compiler found: the Sinkhorn kernel runs in PyTorch")
+        return None
+    try:
+        lib = ctypes.CDLL(str(_build(cc)))
+        for name, argtypes in _SIGNATURES.items():
+            fn = getattr(lib, name)
+            fn.argtypes, fn.restype = argtypes, None
+    except (OSError, subprocess.SubprocessError, AttributeError) as err:
+        detail = getattr(err, "stderr", b"") or b""
+        logger.warning("building the native Sinkhorn passes failed (%s %s): using PyTorch", err, detail.decode()[:500])
+        return None
+    _library = lib
+    return lib
+
+
+def _ptr(t: Tensor) -> ctypes.c_void_p:
+    return ctypes.c_void_p(t.data_ptr())
+
+
+class NativePasses:
+    """The passes over row blocks of one assignment, on ``torch.get_num_threads()`` threads.
+
+    Every tensor is a contiguous CPU tensor: blocks ``(rows, K)`` float32, vectors of their rows or of the codes.
+    """
+
+    def __init__(self, lib: ctypes.CDLL, k: int):
+        self.lib, self.k, self.threads = lib, k, max(1, torch.get_num_threads())
+
+    def prep(self, d: Tensor, rowmin: Tensor, row_sum: Tensor | None, row_sq: Tensor | None, rows=None) -> None:
+        """Squared distances -> ``D - rowmin D`` in place; ``rowmin`` and (if given) the row statistics (float64).
+
+        ``rows``: ``(x, x_norm)`` of the block's rows, with :meth:`set_codebook`'s codes: the squared distances are
+        computed here (small D) instead of read from ``d``.
+        """
+        stats = (_ptr(row_sum), _ptr(row_sq)) if row_sum is not None else (None, None)
+        self.lib.mmq_sk_prep(_ptr(d), len(d), self.k, *self._rows(rows), _ptr(rowmin), *stats, self.threads)
+
+    def kernel(self, d: Tensor, rowmin: Tensor, scale: float, rows=None) -> None:
+        """Squared distances (or ``rows``, as in :meth:`prep`) -> ``M = exp(scale (D - rowmin D))`` in place."""
+        self.lib.mmq_sk_kernel(_ptr(d), len(d), self.k, *self._rows(rows), _ptr(rowmin), scale, self.threads)
+
+    def set_codebook(self, codebook: Tensor) -> None:
+        """The codes that :meth:`prep` and :meth:`kernel` compute distances to (transposed, and their norms)."""
+        self.ct = codebook.t().contiguous()
+        self.c_norm = codebook.square().sum(1)
+
+    def _rows(self, rows) -> tuple:
+        if rows is None:
+            return None, None, None, None, 0
+        x, x_norm = rows
+        return _ptr(x), _ptr(self.ct), _ptr(x_norm), _ptr(self.c_norm), x.shape[1]
+
+    def exp_cols(self, m: Tensor, scale: float | None, a: Tensor, col: Tensor) -> None:
+        """``M = exp(scale m)`` in place unless ``scale`` is None; ``col += M^T a`` (float64)."""
+        self.lib.mmq_sk_exp_cols(
+            _ptr(m), len(m), self.k, int(scale is not None), scale or 0.0, _ptr(a), _ptr(col), self.threads
+        )
+
+    def iterate(self, m: Tensor, b: Tensor, a: Tensor, n_global: float, col: Tensor) -> None:
+        """``a = a / (N a (M b) + N 1e-8)`` in place, then ``col += M^T a`` (float64)."""
+        self.lib.mmq_sk_iterate(_ptr(m), len(m), self.k, _ptr(b), _ptr(a), n_global, _ptr(col), self.threads)
+
+    def argmax(self, m: Tensor, b: Tensor, out: Tensor) -> None:
+        """``out = argmax_k M[n, k] b_k`` (int64, first index on ties)."""
+        self.lib.mmq_sk_argmax(_ptr(m), len(m), self.k, _ptr(b), _ptr(out), self.threads)

@@ -1,0 +1,116 @@
+"""The compiled CPU passes of the Sinkhorn kernel (``sinkhorn_native.py``): the same assignment as the readable
+reference and as the PyTorch passes, at any thread count and buffer size, deterministic, built once into a cache, and
+a clean fallback where they cannot be built."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from mmquant.quantizers import sinkhorn, sinkhorn_assign
+from mmquant.quantizers.sinkhorn_kernel import _DIRECT_MAX_DIM, _native_passes
+from mmquant.quantizers.sinkhorn_native import library
+
+pytestmark = pytest.mark.skipif(library() is None, reason="no C compiler with OpenMP: compiled passes not built")
+
+
+def _data(n, k, d, seed=0, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g) * scale, torch.randn(k, d, generator=g) * scale
+
+
+# both distance paths: computed in the compiled sweep (small D) and by the GEMM
+@pytest.mark.parametrize("d", [1, 2, _DIRECT_MAX_DIM, _DIRECT_MAX_DIM + 1, 64])
+@pytest.mark.parametrize("normalize", ["all", "dim", "none"])
+def test_native_gives_the_oracle_indices(d, normalize):
+    x, c = _data(700, 96, d, seed=d)
+    oracle = sinkhorn(x, c, normalize=normalize).argmax(1)
+    native = sinkhorn_assign(x, c, normalize=normalize, native=True)
+    assert torch.equal(native, oracle)
+    assert torch.equal(sinkhorn_assign(x, c, normalize=normalize, native=False), native)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_any_thread_count_and_buffer_gives_the_same_indices(threads):
+    x, c = _data(1500, 200, 2, seed=1)
+    oracle = sinkhorn(x, c).argmax(1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        dense = sinkhorn_assign(x, c, native=True)
+        assert torch.equal(dense, oracle)
+        # recomputed blocks past the buffer limit, odd block sizes, a single row per block
+        assert torch.equal(
+            sinkhorn_assign(x, c, native=True, max_buffer_elements=1500 * 200 // 3, block_rows=97), dense
+        )
+        assert torch.equal(sinkhorn_assign(x, c, native=True, block_rows=1), dense)
+        assert torch.equal(sinkhorn_assign(x, c, native=True), dense)  # deterministic
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_native_handles_ties_and_far_codes_like_the_oracle():
+    x, c = _data(300, 50, 3, seed=2)
+    c[7] = c[3]  # a duplicated code: ties go to the first index, as torch.argmax
+    c[10] += 40.0  # a code far from every token still receives its 1/K of the mass
+    x[:5] = c[3]
+    oracle = sinkhorn(x, c).argmax(1)
+    assert torch.equal(sinkhorn_assign(x, c, native=True), oracle)
+
+
+def test_bf16_input_and_one_token():
+    x, c = _data(64, 16, 4, seed=3)
+    assert torch.equal(sinkhorn_assign(x.bfloat16(), c, native=True), sinkhorn_assign(x.bfloat16(), c, native=False))
+    assert sinkhorn_assign(x[:1], c, native=True).shape == (1,)
+
+
+def _run(code: str, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_build_is_cached_and_the_fallback_is_clean(tmp_path):
+    code = """
+        import torch
+        from mmquant.quantizers import sinkhorn_assign
+        from mmquant.quantizers.sinkhorn_native import library
+        x, c = torch.randn(200, 2), torch.randn(32, 2)
+        print(library() is not None, sinkhorn_assign(x, c).shape[0])
+        try:
+            sinkhorn_assign(x, c, native=True)
+            print("native ok")
+        except RuntimeError as err:
+            print("error:", err)
+    """
+    cache = tmp_path / "cache"
+    first = _run(code, MMQUANT_NATIVE_CACHE=str(cache))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.split("\n")[:2] == ["True 200", "native ok"]
+    built = sorted(cache.glob("sinkhorn_native-*.so"))
+    assert len(built) == 1
+    stamp = built[0].stat().st_mtime_ns
+    again = _run(code, MMQUANT_NATIVE_CACHE=str(cache))
+    assert again.returncode == 0 and built[0].stat().st_mtime_ns == stamp  # loaded, not rebuilt
+    assert sorted(p.name for p in cache.iterdir()) == [built[0].name]  # no temporary files left
+
+    # switched off, or no compiler: PyTorch passes, and native=True says why and what to do
+    for env in ({"MMQUANT_NATIVE": "0"}, {"CC": "", "PATH": str(tmp_path)}):
+        off = _run(code, MMQUANT_NATIVE_CACHE=str(tmp_path / "empty"), **env)
+        assert off.returncode == 0, off.stderr
+        lines = off.stdout.split("\n")
+        assert lines[0] == "False 200"
+        assert lines[1].startswith("error: native=True") and "native=None" in lines[1]
+
+
+def test_native_is_for_cpu_tensors():
+    assert _native_passes(torch.device("cuda"), 4, None) is None  # auto: a GPU keeps the PyTorch passes
+    with pytest.raises(ValueError, match="native=True"):
+        _native_passes(torch.device("cuda"), 4, True)
