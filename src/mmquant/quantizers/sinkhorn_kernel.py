@@ -27,14 +27,13 @@ N x K tensors, of which it allocates 7, ~4 alive at its peak). Each pass is a me
 reads each row once (``M b``, the token update and ``M^T a`` while the row is in L1) and the small-D distances are
 computed inside the first sweep; elsewhere, or where no C compiler builds them (``_Kernel``), PyTorch operations:
 batched GEMMs for the matrix-vector products (``torch.mv`` is single-threaded), a row argmax that avoids
-``torch.argmax`` (slow on CPU). On CPU the buffer is a per-thread workspace kept between calls (up to 1 GiB;
-``release_workspace()`` frees it): a fresh buffer costs a page fault per 4 KiB at its first write, as much as the
-whole assignment at N=16384, K=1024. When
-N x K exceeds ``max_buffer_elements``, the buffer holds the first blocks that fit and each pass recomputes the others
-(identical results), so the cost rises gradually past the limit rather than all blocks being recomputed at once.
-Under ``torch.distributed`` the statistics, the column sums and the token count are
-all-reduced, so the marginals are global: a run on several processes gives the assignment of one process holding
-the whole batch.
+``torch.argmax`` (slow on CPU). On CPU the buffer is a per-thread workspace kept between calls (up to the buffer
+limit; ``release_workspace()`` frees it): a fresh buffer costs a page fault per 4 KiB at its first write, as much as
+the whole assignment at N=16384, K=1024. When N x K exceeds ``max_buffer_elements``, the buffer holds the first
+blocks that fit and each pass recomputes the others (identical results), so the cost rises gradually past the limit
+rather than all blocks being recomputed at once. Under ``torch.distributed`` the statistics, the column sums and the
+token count are all-reduced, so the marginals are global: a run on several processes gives the assignment of one
+process holding the whole batch.
 
 Cost, 2-core AMD EPYC (Zen 5), float32, one call after a warm-up: see ``benchmarks/results/bench_quantizers.json``
 (``python benchmarks/bench_quantizers.py``, which times the compiled and the PyTorch passes side by side).
@@ -138,10 +137,10 @@ def _native_passes(device: torch.device, k: int, native: bool | None) -> NativeP
     return NativePasses(lib, k) if lib is not None else None
 
 
-# The N x K buffer of the last CPU assignment of each thread, reused by the next one up to this size: a fresh buffer
-# costs a page fault per 4 KiB at its first write (here ~30 ms for the 64 MiB of N=16384, K=1024, as much as the
-# whole assignment), and a training loop asks for the same size every step. Larger buffers are freed after the call.
-_WORKSPACE_MAX_BYTES = 1 << 30
+# The N x K buffer of the last CPU assignment of each thread, reused by the next one up to the buffer limit: a fresh
+# buffer costs a page fault per 4 KiB at its first write (here ~30 ms for the 64 MiB of N=16384, K=1024, as much as
+# the whole assignment), and a training loop asks for the same size every step. ``release_workspace()`` frees it.
+_WORKSPACE_MAX_BYTES = _DEFAULT_MAX_BUFFER_ELEMENTS * 4
 _workspace = threading.local()
 
 
@@ -160,7 +159,7 @@ def _workspace_matrix(rows: int, cols: int, device: torch.device) -> Tensor:
 
 def release_workspace() -> None:
     """Free the calling thread's workspace of :func:`sinkhorn_assign` (the N x K buffer it keeps between calls on
-    CPU, at most 1 GiB); the next assignment makes a new one."""
+    CPU, at most ``max_buffer_elements`` float32: 2 GiB by default); the next assignment makes a new one."""
     _workspace.buffer = None
 
 

@@ -6,8 +6,8 @@
  *
  * Why compiled: in PyTorch each operation is one sweep over the block, so a Sinkhorn iteration (M b, the token
  * update, M^T a) reads the matrix twice and the first passes (sqrt, shift, exp, column sums) once each; here one
- * sweep does each group while a row is in L1. Built with -ffast-math so that expf and sqrtf vectorise (glibc's
- * libmvec); the inputs are finite (checked by the callers).
+ * sweep does each group while a row is in L1. Built with -ffast-math (vectorised sqrtf and reductions); the
+ * inputs are finite (checked by the callers).
  */
 #include <float.h>
 #include <math.h>
@@ -19,6 +19,26 @@
 #endif
 
 #define FLUSH_ROWS 256
+
+/* exp(x) for the kernel's arguments (x <= 0): Cody-Waite reduction x = n ln2 + r and Cephes' expf polynomial
+ * (about 1 ulp), 2^n from the exponent bits; 0 below -87 (where float32 leaves the normal range). All plain
+ * arithmetic, so the loops that call it vectorise without a vector math library, ~2x faster than glibc's. */
+static inline float kexp(float x) {
+    const float n = rintf(x * 1.44269504088896341f);
+    float r = fmaf(n, -0.693359375f, x);
+    r = fmaf(n, 2.12194440e-4f, r);
+    float p = 1.9875691500e-4f;
+    p = fmaf(p, r, 1.3981999507e-3f);
+    p = fmaf(p, r, 8.3334519073e-3f);
+    p = fmaf(p, r, 4.1665795894e-2f);
+    p = fmaf(p, r, 1.6666665459e-1f);
+    p = fmaf(p, r, 5.0000001201e-1f);
+    p = fmaf(p, r * r, r) + 1.f;
+    const int32_t bits = ((int32_t)fmaxf(n, -126.f) + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return x < -87.f ? 0.f : p * scale;
+}
 
 /* Row n of the squared distances, |x_n|^2 + |c_k|^2 - 2 x_n . c_k (the matrix-product form of torch.cdist), from the
  * codebook transposed (ct: D x K) so that the loop over codes vectorises; for small D, where a GEMM with an inner size
@@ -76,7 +96,7 @@ void mmq_sk_kernel(float *d, int64_t rows, int64_t K, const float *x, const floa
         if (x) row_distances(r, x + n * D, ct, xn[n], cn, K, D);
         float mn = rowmin[n];
 #pragma omp simd
-        for (int64_t k = 0; k < K; k++) r[k] = expf(scale * (sqrtf(fmaxf(r[k], 1e-30f)) - mn));
+        for (int64_t k = 0; k < K; k++) r[k] = kexp(scale * (sqrtf(fmaxf(r[k], 1e-30f)) - mn));
     }
 }
 
@@ -114,7 +134,7 @@ static void sweep(float *m, int64_t rows, int64_t K, int do_exp, float scale, co
             float an = a[n];
             if (do_exp) {
 #pragma omp simd
-                for (int64_t k = 0; k < K; k++) r[k] = expf(scale * r[k]);
+                for (int64_t k = 0; k < K; k++) r[k] = kexp(scale * r[k]);
             }
             if (b) {
                 float dot = 0.f;
