@@ -8,9 +8,16 @@ generation pipeline (stage 1 + prior + tokenizer) as one folder.
 
 The stage-1 model encodes every training pair once (clean inputs) into its joint codes; each training sequence is
 written image-first or text-first at random (a start token of its own), so the pipeline can complete a caption's
-codes into an image and an image's codes into a caption. Writes into ``--output_dir``: ``checkpoint-<step>/``,
-``losses.jsonl``, ``losses.png``, ``samples/step-<k>.png`` (sampled pairs with their captions), the prior
-(``prior/``), the pipeline folder (``pipeline/``) and ``eval_results.json`` (test negative log-likelihood).
+codes into an image and an image's codes into a caption.
+
+``--caption_conditioned --base_pipeline <pipeline>`` (text -> image; not in the paper) trains a caption-conditioned
+prior instead: each sequence is the caption's token ids, then the pair's codes image-first, and the loss is on the
+codes only. Stage 1 and the tokenizer come from the base pipeline, and the saved pipeline is the base one with this
+prior as its ``caption_prior``, which ``pipe(caption=...)`` then samples from.
+
+Writes into ``--output_dir``: ``checkpoint-<step>/``, ``losses.jsonl``, ``losses.png``, ``samples/step-<k>.png``
+(sampled pairs with their captions), the prior (``prior/``), the pipeline folder (``pipeline/``) and
+``eval_results.json`` (test negative log-likelihood).
 """
 
 from __future__ import annotations
@@ -73,11 +80,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--n_embd", type=int, default=128, help="prior width")
     p.add_argument("--dropout", type=float, default=0.1, help="prior dropout")
     p.add_argument("--text_first_ratio", type=float, default=0.5, help="share of sequences written text-first")
+    p.add_argument(
+        "--caption_conditioned",
+        action="store_true",
+        help="train a caption-conditioned prior (text -> image; not in the paper); needs --base_pipeline",
+    )
+    p.add_argument(
+        "--base_pipeline",
+        default=None,
+        help="with --caption_conditioned: the trained pipeline (stage 1, prior, tokenizer) that receives this prior",
+    )
     p.add_argument("--top_k", type=int, default=10, help="sampling for the sample grids")
     add_training_arguments(p, batch_size=64)
     p.set_defaults(weight_decay=0.01)  # GPT-2-style decay on the prior
     args = load_yaml_defaults(p, argv)
-    if not args.stage1:
+    if args.caption_conditioned != bool(args.base_pipeline):
+        p.error("--caption_conditioned and --base_pipeline go together (the pipeline that receives the prior)")
+    if not args.stage1 and not args.base_pipeline:
         p.error("--stage1 (the trained stage-1 folder) is required")
     return args
 
@@ -93,21 +112,31 @@ def encode_pairs(stage1, pairs: CaptionPairs, batch_size: int = 250) -> torch.Te
     return torch.cat(codes)
 
 
-def to_sequences(prior: MXQVAEPriorForCausalLM, codes: torch.Tensor, text_first: torch.Tensor) -> torch.Tensor:
-    """`[start] + codes` per row, in the order each row's `text_first` flag says."""
+def to_sequences(prior: MXQVAEPriorForCausalLM, codes: torch.Tensor, text_first: torch.Tensor, captions=None):
+    """`[start] + codes` per row, in the order each row's `text_first` flag says; for a caption-conditioned prior
+    the caption prefix, then the codes image-first. Also the labels: the sequence, caption prefix masked (-100)."""
+    if captions is not None:
+        seq = prior.to_sequence(codes, caption_ids=captions)
+        labels = seq.clone()
+        labels[:, : prior.config.caption_length + 1] = -100  # the caption and the codes' start token are given
+        return seq, labels
     image_first = prior.to_sequence(codes, text_first=False)
     text_first_seq = prior.to_sequence(codes, text_first=True)
-    return torch.where(text_first[:, None], text_first_seq, image_first)
+    seq = torch.where(text_first[:, None], text_first_seq, image_first)
+    return seq, seq
 
 
 @torch.no_grad()
-def test_nll(prior, codes: torch.Tensor, batch_size: int = 250) -> float:
-    """Mean negative log-likelihood per code (nats) of the test codes, image-first order."""
+def test_nll(prior, codes: torch.Tensor, captions=None, batch_size: int = 250) -> float:
+    """Mean negative log-likelihood per code (nats) of the test codes, image-first order (after their captions, for
+    a caption-conditioned prior)."""
     prior.eval()
     total, count = 0.0, 0
     for start in range(0, len(codes), batch_size):
-        seq = prior.to_sequence(codes[start : start + batch_size])
-        total += float(prior(input_ids=seq, labels=seq).loss) * len(seq)
+        rows = slice(start, start + batch_size)
+        image_first = torch.zeros(len(codes[rows]), dtype=torch.bool)
+        seq, labels = to_sequences(prior, codes[rows], image_first, None if captions is None else captions[rows])
+        total += float(prior(input_ids=seq, labels=labels).loss) * len(seq)
         count += len(seq)
     prior.train()
     return total / count
@@ -137,9 +166,14 @@ def _check_stage1(folder: str) -> None:
 def main(args) -> dict:
     output_dir = Path(args.output_dir)
     accelerator = make_accelerator(args, "mxqvae-prior")  # seeded: the same initial weights on every process
-    _check_stage1(args.stage1)
-    stage1 = AutoModel.from_pretrained(args.stage1).eval()
-    tokenizer = AutoTokenizer.from_pretrained(args.stage1)
+    base = None
+    if args.base_pipeline:
+        base = MXQVAEPipeline.from_pretrained(args.base_pipeline)
+        stage1, tokenizer = base.stage1.eval(), base.tokenizer
+    else:
+        _check_stage1(args.stage1)
+        stage1 = AutoModel.from_pretrained(args.stage1).eval()
+        tokenizer = AutoTokenizer.from_pretrained(args.stage1)
     with accelerator.main_process_first():  # the main process generates (and caches) the pairs, the others read them
         ds = build_dataset(
             "caption_mnist",
@@ -148,8 +182,12 @@ def main(args) -> dict:
             num_examples={"train": args.train_examples, "test": args.test_examples},
         )
     max_length = stage1.config.max_text_length
-    train_codes = encode_pairs(stage1, CaptionPairs.from_dataset(ds["train"], tokenizer, max_length))
-    test_codes = encode_pairs(stage1, CaptionPairs.from_dataset(ds["test"], tokenizer, max_length))
+    train_pairs = CaptionPairs.from_dataset(ds["train"], tokenizer, max_length)
+    test_pairs = CaptionPairs.from_dataset(ds["test"], tokenizer, max_length)
+    train_codes, test_codes = encode_pairs(stage1, train_pairs), encode_pairs(stage1, test_pairs)
+    # the caption-conditioned prior's prefixes (None: the paper's prior)
+    train_captions = train_pairs.input_ids if args.caption_conditioned else None
+    test_captions = test_pairs.input_ids if args.caption_conditioned else None
     accelerator.print(f"encoded {len(train_codes)} training pairs; codes in use: {train_codes.unique().numel()}")
     if len(train_codes) < args.batch_size:
         raise ValueError(f"--batch_size {args.batch_size} exceeds the {len(train_codes)} training pairs.")
@@ -162,6 +200,7 @@ def main(args) -> dict:
         resid_pdrop=args.dropout,
         embd_pdrop=args.dropout,
         attn_pdrop=args.dropout,
+        caption_vocab_size=stage1.config.vocab_size if args.caption_conditioned else 0,
     )
     prior = MXQVAEPriorForCausalLM(config)
     optimizer = torch.optim.AdamW(prior.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
@@ -177,7 +216,10 @@ def main(args) -> dict:
     accumulation = args.gradient_accumulation_steps
     started = time.time()
     prior.train()
-    pipe = MXQVAEPipeline(stage1=stage1, prior=unwrapped, tokenizer=tokenizer)
+    if base is not None:  # the base pipeline, with this prior for text -> image
+        pipe = MXQVAEPipeline(stage1=stage1, prior=base.prior, tokenizer=tokenizer, caption_prior=unwrapped)
+    else:
+        pipe = MXQVAEPipeline(stage1=stage1, prior=unwrapped, tokenizer=tokenizer)
     stop = GracefulStop(accelerator)  # Ctrl-C / SIGTERM: save a checkpoint at the end of the step and exit
     while run.step < args.max_steps:
         totals = {}
@@ -185,10 +227,11 @@ def main(args) -> dict:
             index = process_batch_indices(accelerator, run.step, micro, len(train_codes), args)
             # each process draws its own rows' orders (the one-process run draws the whole batch's)
             text_first = torch.rand(len(index)) < args.text_first_ratio
-            seq = to_sequences(unwrapped, train_codes[index], text_first)
+            captions = None if train_captions is None else train_captions[index]
+            seq, labels = to_sequences(unwrapped, train_codes[index], text_first, captions)
             with accelerator.accumulate(prior):
                 with accelerator.autocast():
-                    loss = prior(input_ids=seq, labels=seq).loss  # a mean over a fixed number of codes per row
+                    loss = prior(input_ids=seq, labels=labels).loss  # a mean over a fixed number of codes per row
                 backward_and_step(accelerator, loss, optimizer)
             add_micro_batch(totals, {"loss": float(loss.detach())}, accumulation)
         scheduler.step()
@@ -200,8 +243,12 @@ def main(args) -> dict:
         bar.set_postfix(loss=f"{record['loss']:.3f}")
         if run.step % args.eval_steps == 0 or run.step == args.max_steps:
             if accelerator.is_main_process:
-                log.append({"step": run.step, "eval_nll": test_nll(unwrapped, test_codes[:500])})
-                out = pipe(num_samples=8, seed=0, top_k=args.top_k)
+                head = None if test_captions is None else test_captions[:500]
+                log.append({"step": run.step, "eval_nll": test_nll(unwrapped, test_codes[:500], head)})
+                if test_captions is None:
+                    out = pipe(num_samples=8, seed=0, top_k=args.top_k)
+                else:  # text -> image for the first test caption
+                    out = pipe(num_samples=8, seed=0, top_k=args.top_k, caption=test_pairs.captions[0])
                 MXQVAEPipeline.save_grid(out, output_dir / "samples" / f"step-{run.step}.png")
                 prior.train()
             accelerator.wait_for_everyone()
@@ -217,10 +264,11 @@ def main(args) -> dict:
 
     def evaluate() -> dict:
         plot_losses(log.read(), ["loss"], output_dir / "losses.png")
-        nll = round(test_nll(unwrapped, test_codes), 4)
+        nll = round(test_nll(unwrapped, test_codes, test_captions), 4)
         return {"metrics": [{"metric": "nll_per_code", "split": "test", "value": nll}]}
 
-    description = {"model": "mxqvae_prior", "dataset": f"caption_mnist/{args.dataset_config}"}
+    model = "mxqvae_caption_prior" if args.caption_conditioned else "mxqvae_prior"
+    description = {"model": model, "dataset": f"caption_mnist/{args.dataset_config}"}
     return finish_run(
         accelerator, run, args, output_dir, started=started, saved=[(unwrapped, "prior"), (pipe, "pipeline")],
         description=description, evaluate=evaluate,

@@ -106,6 +106,24 @@ def test_stage1_smoke_resume_and_prior(tmp_path):
     assert len(out.captions) == 2 and out.codes.shape == (2, 72) and int(out.codes.max()) < 32
     assert torch.equal(pipe(num_samples=2, seed=0).codes, out.codes)
 
+    # a caption-conditioned prior on that pipeline (text -> image): saved as the pipeline's caption_prior
+    caption_out = tmp_path / "caption-prior"
+    args = ["--config", str(HERE / "configs" / "prior_smoke.yaml"), "--caption_conditioned", "--base_pipeline",
+            str(prior_out / "pipeline"), "--output_dir", str(caption_out), "--dataset_cache_dir", str(cache),
+            "--eval_steps", "4"]  # fmt: skip
+    train_mxqvae_prior.main(train_mxqvae_prior.parse_args(args))
+    result = json.loads((caption_out / "eval_results.json").read_text())
+    assert result["model"] == "mxqvae_caption_prior" and result["metrics"][0]["value"] > 0
+    both = MXQVAEPipeline.from_pretrained(caption_out / "pipeline")
+    assert both.caption_prior.config.caption_vocab_size == both.stage1.config.vocab_size
+    assert torch.equal(both(num_samples=2, seed=0).codes, out.codes)  # unconditional: the base prior, unchanged
+    caption = "the red 1 is on the left"
+    drawn = both(num_samples=3, seed=0, caption=caption)
+    assert drawn.codes.shape == (3, 72)
+    assert torch.equal(both(num_samples=3, seed=0, caption=caption).codes, drawn.codes)
+    with pytest.raises(SystemExit):
+        train_mxqvae_prior.parse_args(["--caption_conditioned", "--stage1", str(full)])  # needs --base_pipeline
+
 
 def test_two_processes_with_accelerate_launch_match_one_process(tmp_path):
     """Stage 1 in two processes: the caption loss is a mean over tokens whose count differs between the two halves of

@@ -75,10 +75,13 @@ class MXQVAEPipeline(DiffusionPipeline):
 
     #: the paper's sampling: the prior's codes decoded as they are (see the module docstring)
     PAPER_SAMPLING = {"text_temperature": None, "refine": False, "caption_drafts": 1}
+    _optional_components = ["caption_prior"]
 
-    def __init__(self, stage1, prior, tokenizer):
+    def __init__(self, stage1, prior, tokenizer, caption_prior=None):
         super().__init__()
-        self.register_modules(stage1=stage1, prior=prior, tokenizer=tokenizer)
+        if caption_prior is not None and not caption_prior.config.caption_vocab_size:
+            raise ValueError("caption_prior: expected a caption-conditioned prior (config.caption_vocab_size > 0).")
+        self.register_modules(stage1=stage1, prior=prior, tokenizer=tokenizer, caption_prior=caption_prior)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
@@ -98,19 +101,22 @@ class MXQVAEPipeline(DiffusionPipeline):
                     ) from err
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
-    def _prefix_from_caption(self, caption: str) -> torch.Tensor:
-        """The text-position codes of `caption` encoded alone (`stage1.text_only_inputs`: a blank image): `(1, T)`."""
-        c = self.stage1.config
+    def _caption_ids(self, caption: str) -> torch.Tensor:
+        """`caption` as stage-1 token ids `(1, max_text_length)`, refusing words the tokenizer does not know."""
         if not isinstance(caption, str) or not caption.strip():
             raise ValueError(f"caption: expected a non-empty string, got {caption!r}.")
-        ids = tokenize_captions(self.tokenizer, [caption], c.max_text_length).to(self.stage1.device)
+        ids = tokenize_captions(self.tokenizer, [caption], self.stage1.config.max_text_length).to(self.stage1.device)
         unk = self.tokenizer.unk_token_id
         if unk is not None and (ids == unk).any():  # conditioning on [UNK] would give an unrelated image
             enc = self.tokenizer(caption, return_offsets_mapping=True)
             unknown = [caption[a:b] for i, (a, b) in zip(enc["input_ids"], enc["offset_mapping"]) if i == unk]
             raise ValueError(f"caption: words not in the tokenizer's vocabulary: {unknown}; use the captions' words.")
-        codes = self.stage1.encode_to_indices(*self.stage1.text_only_inputs(ids))  # (1, N)
-        return codes[:, c.num_image_tokens :]
+        return ids
+
+    def _prefix_from_caption(self, caption: str) -> torch.Tensor:
+        """The text-position codes of `caption` encoded alone (`stage1.text_only_inputs`: a blank image): `(1, T)`."""
+        codes = self.stage1.encode_to_indices(*self.stage1.text_only_inputs(self._caption_ids(caption)))  # (1, N)
+        return codes[:, self.stage1.config.num_image_tokens :]
 
     def _image_tensor(self, image) -> torch.Tensor:
         """A PIL image or array of the model's size as `(1, C, H, W)` in [-1, 1] on the model's device."""
@@ -199,13 +205,15 @@ class MXQVAEPipeline(DiffusionPipeline):
         check_int(caption_drafts, "caption_drafts", 1, MAX_CAPTION_DRAFTS)
         self.stage1.eval()
         self.prior.eval()
-        prefix, text_first, pixel_values = None, False, None
-        if caption is not None:
+        prefix, text_first, pixel_values, caption_ids, prior = None, False, None, None, self.prior
+        if caption is not None and self.caption_prior is not None:  # text -> image by the caption-conditioned prior
+            caption_ids, prior = self._caption_ids(caption), self.caption_prior.eval()
+        elif caption is not None:
             prefix, text_first = self._prefix_from_caption(caption), True
         elif image is not None:
             pixel_values = self._image_tensor(image)
             prefix = self._prefix_from_image(pixel_values)
-        codes = self.prior.sample_codes(
+        codes = prior.sample_codes(
             num_samples,
             prefix=prefix,
             text_first=text_first,
@@ -216,6 +224,7 @@ class MXQVAEPipeline(DiffusionPipeline):
             generator_seed=seed,
             guidance_scale=guidance_scale,
             text_temperature=None if text_first else text_temperature,
+            **({} if caption_ids is None else {"caption_ids": caption_ids}),
         )
         codes = codes.to(self.stage1.device)
         drafted = caption is None and caption_drafts > 1

@@ -311,6 +311,11 @@ class MXQVAEPriorConfig(GPT2Config):
         n_embd (`int`, *optional*, defaults to 512):
             Width of the decoder (the reference's; the shipped prior, trained on a CPU, has 4 layers, 4 heads and
             width 128).
+        caption_vocab_size (`int`, *optional*, defaults to 0):
+            0: the paper's prior over the joint codes. Otherwise (not in the paper) a caption-conditioned prior for
+            text -> image: every sequence starts with a caption's `stage1_config.max_text_length` token ids (the
+            stage-1 tokenizer's, of this vocabulary size) after their own start token, then the codes image-first;
+            the vocabulary adds the caption start token and the caption's words after the codes' tokens.
         kwargs (*optional*):
             Other [`GPT2Config`] arguments (dropouts, `activation_function`, ...). `vocab_size`, `n_positions`,
             `bos_token_id` and `eos_token_id` are derived from the stage-1 config; values given for them are
@@ -328,17 +333,21 @@ class MXQVAEPriorConfig(GPT2Config):
     sub_configs = {"stage1_config": MXQVAEConfig}
 
     def __init__(self, stage1_config: dict | MXQVAEConfig | None = None, n_layer: int = 8, n_head: int = 8,
-                 n_embd: int = 512, **kwargs):  # fmt: skip
+                 n_embd: int = 512, caption_vocab_size: int = 0, **kwargs):  # fmt: skip
         if isinstance(stage1_config, MXQVAEConfig):
             stage1 = stage1_config
         else:
             stage1 = MXQVAEConfig(**(stage1_config or {}))
+        if not isinstance(caption_vocab_size, int) or caption_vocab_size < 0:
+            raise ValueError(f"caption_vocab_size={caption_vocab_size!r}: expected 0 (no caption) or the vocab size.")
         self.stage1_config = stage1
+        self.caption_vocab_size = caption_vocab_size
         for derived in ("vocab_size", "n_positions", "bos_token_id", "eos_token_id"):
             kwargs.pop(derived, None)
+        caption = 1 + caption_vocab_size if caption_vocab_size else 0  # the caption start token and the words
         super().__init__(
-            vocab_size=stage1.codebook_size + 2,
-            n_positions=stage1.num_tokens + 1,
+            vocab_size=stage1.codebook_size + 2 + caption,
+            n_positions=stage1.num_tokens + 1 + (1 + stage1.max_text_length if caption_vocab_size else 0),
             n_layer=n_layer,
             n_head=n_head,
             n_embd=n_embd,
@@ -354,3 +363,13 @@ class MXQVAEPriorConfig(GPT2Config):
     @property
     def text_first_token_id(self) -> int:
         return self.stage1_config.codebook_size + 1
+
+    @property
+    def caption_token_id(self) -> int:
+        """The start token of a caption prefix (caption-conditioned priors); its words follow it in the vocabulary."""
+        return self.stage1_config.codebook_size + 2
+
+    @property
+    def caption_length(self) -> int:
+        """Tokens before the codes' start token in a caption-conditioned sequence (0 for the paper's prior)."""
+        return 1 + self.stage1_config.max_text_length if self.caption_vocab_size else 0

@@ -48,17 +48,40 @@ class MXQVAEPriorForCausalLM(PushToHubWithCardMixin, GPT2LMHeadModel):
             check_code_ids(input_ids, self.config.vocab_size, self.config.n_positions, "input_ids")
         return super().forward(input_ids, *args, **kwargs)
 
-    def to_sequence(self, codes: Tensor, text_first: bool = False) -> Tensor:
-        """Canonical codes `(B, N)` -> prior input `(B, N + 1)` with the start token of the chosen order."""
+    def caption_prefix(self, caption_ids: Tensor) -> Tensor:
+        """Caption token ids `(B, L)` (the stage-1 tokenizer's, `L = max_text_length`) -> the prefix `(B, L + 1)` of a
+        caption-conditioned prior's sequences: the caption start token and the words in the prior's vocabulary."""
+        c = self.config
+        if not c.caption_vocab_size:
+            raise ValueError("caption_ids: this prior is not caption-conditioned (config.caption_vocab_size is 0).")
+        length = c.stage1_config.max_text_length
+        check_code_ids(caption_ids, c.caption_vocab_size, length, f"caption_ids (vocab {c.caption_vocab_size})")
+        if caption_ids.shape[1] != length:
+            shape = tuple(caption_ids.shape)
+            raise ValueError(f"caption_ids: expected (batch, max_text_length={length}), got {shape}.")
+        words = caption_ids.long() + c.caption_token_id + 1
+        return torch.cat([torch.full_like(words[:, :1], c.caption_token_id), words], 1)
+
+    def to_sequence(self, codes: Tensor, text_first: bool = False, caption_ids: Tensor | None = None) -> Tensor:
+        """Canonical codes `(B, N)` -> prior input `(B, N + 1)` with the start token of the chosen order; with
+        `caption_ids` `(B, L)` (caption-conditioned priors, image-first) the caption prefix before it."""
         self._check_codes(codes)
         start = self.config.text_first_token_id if text_first else self.config.image_first_token_id
         ordered = codes[:, self._text_first_order(codes.device)] if text_first else codes
-        return torch.cat([torch.full_like(codes[:, :1], start), ordered], dim=1)
+        sequence = torch.cat([torch.full_like(codes[:, :1], start), ordered], dim=1)
+        if caption_ids is None:
+            return sequence
+        if text_first:
+            raise ValueError("caption_ids: a caption-conditioned sequence is image-first (text_first=False).")
+        return torch.cat([self.caption_prefix(caption_ids.to(codes.device)), sequence], 1)
 
     def from_sequence(self, sequence: Tensor) -> Tensor:
-        """Prior output `(B, N + 1)` -> canonical codes `(B, N)` (image positions, then text positions)."""
+        """Prior output `(B, N + 1)` (after a caption prefix, if any) -> canonical codes `(B, N)` (image positions,
+        then text positions)."""
         n = self.config.stage1_config.num_tokens
-        check_code_ids(sequence, self.config.vocab_size, n + 1, "sequence")
+        check_code_ids(sequence, self.config.vocab_size, n + 1 + self.config.caption_length, "sequence")
+        if sequence.shape[1] == n + 1 + self.config.caption_length:
+            sequence = sequence[:, self.config.caption_length :]
         if sequence.shape[1] != n + 1:
             raise ValueError(
                 f"sequence: expected shape (batch, num_tokens + 1 = {n + 1}), got {tuple(sequence.shape)}."
@@ -94,8 +117,12 @@ class MXQVAEPriorForCausalLM(PushToHubWithCardMixin, GPT2LMHeadModel):
         generator_seed: int | None = None,
         guidance_scale: float | None = None,
         text_temperature: float | None = None,
+        caption_ids: Tensor | None = None,
     ) -> Tensor:
         """Sample joint code sequences `(num_samples, N)` in canonical order.
+
+        `caption_ids` `(B, L)` (caption-conditioned priors only, and required there; not in the paper): the
+        captions (stage-1 tokenizer ids) that the codes are drawn for, text -> image; each row `num_samples` times.
 
         `prefix`: codes `(B, n)` already known, in the order chosen by `text_first` (e.g. a caption's `T` text-position
         codes with `text_first=True`); each row is completed `num_samples` times.
@@ -126,7 +153,23 @@ class MXQVAEPriorForCausalLM(PushToHubWithCardMixin, GPT2LMHeadModel):
             raise ValueError(f"guidance_scale={guidance_scale!r}: expected None or a number in (0, 20] (1 = none).")
         if guided and prefix is None:
             raise ValueError("guidance_scale: guidance needs a prefix (a caption's or an image's codes) to follow.")
-        if prefix is None:
+        conditioned = bool(self.config.caption_vocab_size)
+        if conditioned != (caption_ids is not None):
+            raise ValueError(
+                "caption_ids: required by a caption-conditioned prior (text -> image) and refused by the paper's "
+                f"prior (config.caption_vocab_size={self.config.caption_vocab_size})."
+            )
+        if conditioned and (text_first or prefix is not None or guided):
+            raise ValueError("caption_ids: a caption-conditioned prior samples every code after the caption alone.")
+        if conditioned:
+            if num_samples * len(caption_ids) > MAX_NUM_SAMPLES:
+                raise ValueError(
+                    f"num_samples={num_samples} times {len(caption_ids)} captions: more than MAX_NUM_SAMPLES="
+                    f"{MAX_NUM_SAMPLES} sequences (mmquant.limits); sample in several calls."
+                )
+            caption = self.caption_prefix(caption_ids.to(self.device))
+            input_ids = torch.cat([caption, torch.full_like(caption[:, :1], start)], 1)
+        elif prefix is None:
             input_ids = torch.full((1, 1), start, dtype=torch.long, device=self.device)
         else:
             self._check_codes(prefix, "prefix", max_length=s1.num_tokens - 1)  # at least one code left to sample
@@ -148,20 +191,21 @@ class MXQVAEPriorForCausalLM(PushToHubWithCardMixin, GPT2LMHeadModel):
                 negative_prompt_attention_mask=torch.ones_like(negative),
             )
         settings = dict(top_k=top_k, top_p=top_p, use_cache=use_cache, guidance=guidance)
+        base = self.config.caption_length + 1  # tokens before the first code
         if text_temperature is None or text_temperature == temperature:
-            sequence = self._generate(input_ids, s1.num_tokens + 1, temperature, num_samples, **settings)
+            sequence = self._generate(input_ids, base + s1.num_tokens, temperature, num_samples, **settings)
             return self.from_sequence(sequence)
         # image positions at `temperature`, then the text positions at `text_temperature`
-        if input_ids.shape[1] < s1.num_image_tokens + 1:
+        if input_ids.shape[1] < base + s1.num_image_tokens:
             given = input_ids.shape[1]
-            input_ids = self._generate(input_ids, s1.num_image_tokens + 1, temperature, num_samples, **settings)
+            input_ids = self._generate(input_ids, base + s1.num_image_tokens, temperature, num_samples, **settings)
             num_samples = 1
             if guided:  # the unconditional branch goes on from the codes drawn so far, as in one call
                 negative = torch.cat([guidance["negative_prompt_ids"], input_ids[:, given:]], 1)
                 settings["guidance"] = guidance | dict(
                     negative_prompt_ids=negative, negative_prompt_attention_mask=torch.ones_like(negative)
                 )
-        sequence = self._generate(input_ids, s1.num_tokens + 1, text_temperature, num_samples, **settings)
+        sequence = self._generate(input_ids, base + s1.num_tokens, text_temperature, num_samples, **settings)
         return self.from_sequence(sequence)
 
     def _generate(self, input_ids, length, temperature, num_samples, top_k, top_p, use_cache, guidance) -> Tensor:
@@ -178,7 +222,7 @@ class MXQVAEPriorForCausalLM(PushToHubWithCardMixin, GPT2LMHeadModel):
             top_p=top_p,
             num_return_sequences=num_samples,
             use_cache=use_cache,
-            bad_words_ids=[[self.config.image_first_token_id], [self.config.text_first_token_id]],
+            bad_words_ids=[[t] for t in range(self.config.image_first_token_id, self.config.vocab_size)],  # codes only
             pad_token_id=self.config.image_first_token_id,
             **guidance,
         )
