@@ -503,3 +503,54 @@ def test_fusion_input_norm_normalises_each_modality_and_round_trips(tmp_path, to
     loaded = AutoModel.from_pretrained(tmp_path).eval()
     assert loaded.config.fusion_input_norm and torch.equal(loaded.encode_to_indices(x * 50, ids), indices)
     assert not hasattr(MXQVAEModel(tiny_config(tokenizer)), "image_token_norm")  # off by default (older checkpoints)
+
+
+def test_caption_conditioned_prior_samples_codes_after_its_caption(tmp_path, tokenizer, prior):
+    from mmquant.pipelines import MXQVAEPipeline
+
+    stage1_config = tiny_config(tokenizer)
+    torch.manual_seed(0)
+    config = MXQVAEPriorConfig(stage1_config=stage1_config.to_dict(), n_layer=1, n_head=2, n_embd=32,
+                               caption_vocab_size=stage1_config.vocab_size)  # fmt: skip
+    # the codes' 32 tokens and 2 start tokens, the caption start token and the words; the caption before the codes
+    assert config.vocab_size == 32 + 2 + 1 + stage1_config.vocab_size
+    assert config.caption_length == 1 + 48 and config.n_positions == 1 + 48 + 1 + 72
+    captioned = MXQVAEPriorForCausalLM(config).eval()
+    ids = tokenize_captions(tokenizer, ["The red 7 is on the upper left.", "The blue 2 is on the left."], 48)
+    codes = torch.randint(0, 32, (2, 72))
+    seq = captioned.to_sequence(codes, caption_ids=ids)
+    assert seq.shape == (2, 49 + 73) and seq[0, 0] == config.caption_token_id and seq[0, 49] == 32
+    assert torch.equal(seq[:, 1:49] - config.caption_token_id - 1, ids) and torch.equal(seq[:, 50:], codes)
+    assert torch.equal(captioned.from_sequence(seq), codes)
+    drawn = captioned.sample_codes(3, caption_ids=ids, generator_seed=0)
+    assert drawn.shape == (6, 72) and drawn.max() < 32  # only codes are sampled
+    assert torch.equal(captioned.sample_codes(3, caption_ids=ids, generator_seed=0), drawn)  # seeded
+    two_calls = captioned.sample_codes(2, caption_ids=ids[:1], generator_seed=0, text_temperature=0.2)
+    assert two_calls.shape == (2, 72)
+    with pytest.raises(ValueError, match="caption_ids: required"):
+        captioned.sample_codes(2)
+    with pytest.raises(ValueError, match="caption_ids: required"):
+        prior.sample_codes(2, caption_ids=ids)  # the paper's prior has no caption
+    with pytest.raises(ValueError, match="after the caption alone"):
+        captioned.sample_codes(2, caption_ids=ids, text_first=True)
+    with pytest.raises(ValueError, match="max_text_length=48"):
+        captioned.to_sequence(codes, caption_ids=ids[:, :10])
+    with pytest.raises(ValueError, match="caption_vocab_size"):
+        MXQVAEPriorConfig(stage1_config=stage1_config.to_dict(), caption_vocab_size=-1)
+
+    # in the pipeline: text -> image samples from the caption prior; the rest from the paper's prior, unchanged
+    stage1 = MXQVAEModel(stage1_config).eval()
+    plain = MXQVAEPipeline(stage1=stage1, prior=prior, tokenizer=tokenizer)
+    pipe = MXQVAEPipeline(stage1=stage1, prior=prior, tokenizer=tokenizer, caption_prior=captioned)
+    assert torch.equal(pipe(num_samples=2, seed=0).codes, plain(num_samples=2, seed=0).codes)
+    caption = "The red 7 is on the upper left."
+    out = pipe(num_samples=2, caption=caption, seed=1, refine=False, text_temperature=None)
+    expected = captioned.sample_codes(2, caption_ids=ids[:1], generator_seed=1, top_k=10)
+    assert torch.equal(out.codes, expected)
+    pipe.save_pretrained(tmp_path / "pipe")
+    loaded = MXQVAEPipeline.from_pretrained(tmp_path / "pipe")
+    assert torch.equal(
+        loaded(num_samples=2, caption=caption, seed=1).codes, pipe(num_samples=2, caption=caption, seed=1).codes
+    )
+    with pytest.raises(ValueError, match="caption-conditioned"):
+        MXQVAEPipeline(stage1=stage1, prior=prior, tokenizer=tokenizer, caption_prior=prior)
