@@ -19,7 +19,9 @@ under ``table1/<name>`` and ``table2/<name>``, and into ``--results_file`` only 
 ``--results_file examples/mxqvae/results/caption_mnist.json``).
 
 Conditional generation (``consistency``, on ``--conditional_inputs`` test pairs of ``--layout``): text -> image
-completes each test caption's codes (encoded alone) into an image, and ``text_to_image_pair_accuracy`` is the share
+samples an image for each test caption (from the pipeline's caption-conditioned prior where it has one, else by
+completing the caption's codes encoded alone; ``sampling.text_to_image`` in the row says which), and
+``text_to_image_pair_accuracy`` is the share
 of images in which the judge reads exactly the caption's objects; image -> text completes each test image's codes
 into a caption, and ``image_to_text_pair_accuracy`` is the share of captions that parse and describe exactly the
 objects the judge reads in the image (``*_object_accuracy``: per named object).
@@ -153,6 +155,7 @@ def run_consistency(args, provenance: dict) -> None:
                 "conditional_inputs": args.conditional_inputs,
                 "layout": args.layout or args.name,
                 "guidance_scale": args.guidance_scale,
+                "text_to_image": "caption_prior" if pipe.caption_prior is not None else "caption_codes_prefix",
             }
             if args.conditional_inputs
             else {}
