@@ -114,3 +114,13 @@ def test_native_is_for_cpu_tensors():
     assert _native_passes(torch.device("cuda"), 4, None) is None  # auto: a GPU keeps the PyTorch passes
     with pytest.raises(ValueError, match="native=True"):
         _native_passes(torch.device("cuda"), 4, True)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_empty_inputs(native):
+    c = torch.randn(8, 4)
+    assert sinkhorn_assign(torch.randn(0, 4), c, native=native).shape == (0,)
+    with pytest.raises(ValueError, match="codebook is empty"):
+        sinkhorn_assign(torch.randn(5, 4), c[:0], native=native)
+    with pytest.raises(ValueError, match="codebook is empty"):
+        sinkhorn(torch.randn(5, 4), c[:0])

@@ -207,6 +207,8 @@ def check_sinkhorn_args(
             f"sinkhorn: expected x (N, D) and codebook (K, D) with the same D, got x {tuple(x.shape)} and "
             f"codebook {tuple(codebook.shape)}."
         )
+    if codebook.shape[0] == 0:
+        raise ValueError("sinkhorn: the codebook is empty (K = 0); give at least one code.")
     if normalize not in SINKHORN_NORMALIZE_MODES:
         raise ValueError(f"sinkhorn: normalize={normalize!r}, expected one of {SINKHORN_NORMALIZE_MODES}.")
     if not (epsilon > 0 and math.isfinite(epsilon)):
