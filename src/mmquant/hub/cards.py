@@ -217,13 +217,17 @@ def _details(checkpoint: Path, config, info, repo_id: str) -> tuple[list[tuple[s
 
 
 def _pipeline_details(folder: Path, info, repo_id: str) -> tuple[list[tuple[str, str]], str, str]:
-    """Details of an MXQ-VAE pipeline folder (``stage1/``, ``prior/``, ``tokenizer/``, ``model_index.json``)."""
+    """Details of an MXQ-VAE pipeline folder (``stage1/``, ``prior/``, ``tokenizer/``, ``model_index.json``, and
+    ``caption_prior/`` where it has one)."""
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     stage1 = AutoModel.from_pretrained(folder / "stage1")
     prior = AutoModelForCausalLM.from_pretrained(folder / "prior")
     tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
-    rows, usage = info.pipeline_details(stage1, prior, tokenizer, repo_id)
+    caption_prior = None
+    if (folder / "caption_prior" / "config.json").is_file():  # the optional text -> image prior
+        caption_prior = AutoModelForCausalLM.from_pretrained(folder / "caption_prior")
+    rows, usage = info.pipeline_details(stage1, prior, tokenizer, repo_id, caption_prior=caption_prior)
     note = (
         "It is a diffusers pipeline of two transformers models and a tokenizer: `import mmquant` registers the "
         "models, so it loads without `trust_remote_code`. Weights are safetensors."

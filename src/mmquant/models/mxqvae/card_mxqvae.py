@@ -20,13 +20,16 @@ def _corruption_scope(config, tokenizer) -> str:
 
 
 class MXQVAECardInfo(ModelCardInfo):
-    def pipeline_details(self, stage1, prior, tokenizer, repo_id: str) -> tuple[list[tuple[str, str]], str]:
+    def pipeline_details(
+        self, stage1, prior, tokenizer, repo_id: str, caption_prior=None
+    ) -> tuple[list[tuple[str, str]], str]:
         """Model-details rows and a usage snippet for an ``MXQVAEPipeline`` folder of ``stage1``, ``prior`` and
-        ``tokenizer``."""
+        ``tokenizer`` (and the optional text -> image ``caption_prior``)."""
         c, p = stage1.config, prior.config
         q_type, masks = c.quantizer_config["type"], (c.image_mask_ratio, c.image_mask_patch_size, c.text_mask_ratio)
         rows = [
-            ("pipeline", "`MXQVAEPipeline` (diffusers `DiffusionPipeline`): `stage1/`, `prior/`, `tokenizer/`"),
+            ("pipeline", "`MXQVAEPipeline` (diffusers `DiffusionPipeline`): `stage1/`, `prior/`, `tokenizer/`"
+             + (", `caption_prior/`" if caption_prior is not None else "")),
             ("stage 1", f"`MXQVAEModel`, {parameter_count(stage1)} parameters, fusion `{c.fusion}`"),
             ("prior", f"`MXQVAEPriorForCausalLM` (GPT-2, {p.n_layer} layers, width {p.n_embd}), "
              f"{parameter_count(prior)} parameters"),
@@ -38,6 +41,14 @@ class MXQVAECardInfo(ModelCardInfo):
             ("training masks", "image masking {:.0%} of {}px patches, text corruption {:.0%}".format(*masks)
              + _corruption_scope(c, tokenizer)),
         ]  # fmt: skip
+        if caption_prior is not None:
+            q = caption_prior.config
+            rows.insert(3, (
+                "caption prior (text -> image, not in the paper)",
+                f"`caption_prior/`: `MXQVAEPriorForCausalLM` (GPT-2, {q.n_layer} layers, width {q.n_embd}), "
+                f"{parameter_count(caption_prior)} parameters, over the caption's {c.max_text_length} token ids then "
+                "the pair's codes; `pipe(caption=...)` samples from it",
+            ))  # fmt: skip
         if c.text_only_ratio or c.image_only_ratio:  # what the conditional-generation issue added to the paper
             rows.append((
                 "departures from the paper",
