@@ -533,6 +533,8 @@ def test_caption_conditioned_prior_samples_codes_after_its_caption(tmp_path, tok
         prior.sample_codes(2, caption_ids=ids)  # the paper's prior has no caption
     with pytest.raises(ValueError, match="after the caption alone"):
         captioned.sample_codes(2, caption_ids=ids, text_first=True)
+    with pytest.raises(ValueError, match="no unconditional branch"):
+        captioned.sample_codes(2, caption_ids=ids, guidance_scale=2.0)
     with pytest.raises(ValueError, match="max_text_length=48"):
         captioned.to_sequence(codes, caption_ids=ids[:, :10])
     with pytest.raises(ValueError, match="caption_vocab_size"):

@@ -151,7 +151,7 @@ class MXQVAEPriorForCausalLM(PushToHubWithCardMixin, GPT2LMHeadModel):
         guided = guidance_scale is not None and guidance_scale != 1
         if guidance_scale is not None and not (isinstance(guidance_scale, (int, float)) and 0 < guidance_scale <= 20):
             raise ValueError(f"guidance_scale={guidance_scale!r}: expected None or a number in (0, 20] (1 = none).")
-        if guided and prefix is None:
+        if guided and prefix is None and caption_ids is None:
             raise ValueError("guidance_scale: guidance needs a prefix (a caption's or an image's codes) to follow.")
         conditioned = bool(self.config.caption_vocab_size)
         if conditioned != (caption_ids is not None):
@@ -159,8 +159,13 @@ class MXQVAEPriorForCausalLM(PushToHubWithCardMixin, GPT2LMHeadModel):
                 "caption_ids: required by a caption-conditioned prior (text -> image) and refused by the paper's "
                 f"prior (config.caption_vocab_size={self.config.caption_vocab_size})."
             )
-        if conditioned and (text_first or prefix is not None or guided):
+        if conditioned and (text_first or prefix is not None):
             raise ValueError("caption_ids: a caption-conditioned prior samples every code after the caption alone.")
+        if conditioned and guided:
+            raise ValueError(
+                "guidance_scale: the caption-conditioned prior has no unconditional branch to guide against; "
+                "leave guidance_scale=None."
+            )
         if conditioned:
             if num_samples * len(caption_ids) > MAX_NUM_SAMPLES:
                 raise ValueError(
