@@ -113,9 +113,11 @@ class MXQVAEPipeline(DiffusionPipeline):
             raise ValueError(f"caption: words not in the tokenizer's vocabulary: {unknown}; use the captions' words.")
         return ids
 
-    def _prefix_from_caption(self, caption: str) -> torch.Tensor:
-        """The text-position codes of `caption` encoded alone (`stage1.text_only_inputs`: a blank image): `(1, T)`."""
-        codes = self.stage1.encode_to_indices(*self.stage1.text_only_inputs(self._caption_ids(caption)))  # (1, N)
+    def _prefix_from_caption(self, caption: str | torch.Tensor) -> torch.Tensor:
+        """The text-position codes of `caption` (a string, or its `_caption_ids`) encoded alone
+        (`stage1.text_only_inputs`: a blank image): `(1, T)`."""
+        ids = self._caption_ids(caption) if isinstance(caption, str) else caption
+        codes = self.stage1.encode_to_indices(*self.stage1.text_only_inputs(ids))  # (1, N)
         return codes[:, self.stage1.config.num_image_tokens :]
 
     def _image_tensor(self, image) -> torch.Tensor:
@@ -205,11 +207,14 @@ class MXQVAEPipeline(DiffusionPipeline):
         check_int(caption_drafts, "caption_drafts", 1, MAX_CAPTION_DRAFTS)
         self.stage1.eval()
         self.prior.eval()
-        prefix, text_first, pixel_values, caption_ids, prior = None, False, None, None, self.prior
-        if caption is not None and self.caption_prior is not None:  # text -> image by the caption-conditioned prior
-            caption_ids, prior = self._caption_ids(caption), self.caption_prior.eval()
-        elif caption is not None:
-            prefix, text_first = self._prefix_from_caption(caption), True
+        prefix, text_first, pixel_values, caption_ids, conditioning = None, False, None, None, None
+        prior = self.prior
+        if caption is not None:  # text -> image; the ids are also the refinement's template
+            caption_ids = self._caption_ids(caption)
+            if self.caption_prior is not None:  # sampled by the caption-conditioned prior
+                conditioning, prior = caption_ids, self.caption_prior.eval()
+            else:
+                prefix, text_first = self._prefix_from_caption(caption_ids), True
         elif image is not None:
             pixel_values = self._image_tensor(image)
             prefix = self._prefix_from_image(pixel_values)
@@ -224,7 +229,7 @@ class MXQVAEPipeline(DiffusionPipeline):
             generator_seed=seed,
             guidance_scale=guidance_scale,
             text_temperature=None if text_first else text_temperature,
-            **({} if caption_ids is None else {"caption_ids": caption_ids}),
+            caption_ids=conditioning,
         )
         codes = codes.to(self.stage1.device)
         drafted = caption is None and caption_drafts > 1
@@ -232,11 +237,8 @@ class MXQVAEPipeline(DiffusionPipeline):
             sampling = dict(temperature=text_temperature or temperature, top_k=top_k, top_p=top_p)
             sampling |= dict(use_cache=use_cache, guidance_scale=guidance_scale)
             codes = self._best_caption_draft(codes, pixel_values, caption_drafts, refine, sampling)
-        elif refine:
-            template = None
-            if caption is not None:  # text -> image: the input caption is the template
-                template = tokenize_captions(self.tokenizer, [caption], self.stage1.config.max_text_length)
-            codes = self._refined_codes(codes, pixel_values, template)
+        elif refine:  # with a caption (text -> image) the input caption is the template
+            codes = self._refined_codes(codes, pixel_values, caption_ids)
         images, token_ids = self.stage1.decode_indices(codes)  # the returned pair is decoded from `codes`
         captions = self.tokenizer.batch_decode(token_ids, skip_special_tokens=True)
         pixels = ((images.float().cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
