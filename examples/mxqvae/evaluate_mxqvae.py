@@ -133,21 +133,24 @@ def run_consistency(args, provenance: dict) -> None:
     judge = load_judge(args.judge)
     images, captions = [], []
     started = time.time()
-    for start in range(0, args.num_samples, args.batch_size):
+    joint = pipe.prior is not None  # without a joint prior (a text -> image pipeline): text -> image only
+    for start in range(0, args.num_samples if joint else 0, args.batch_size):
         n = min(args.batch_size, args.num_samples - start)
         out = pipe(num_samples=n, seed=args.seed + start, **_sampling(args, pipe))
         images += out.images
         captions += out.captions
-    scores = semantic_consistency(images, captions, judge)
+    scores = semantic_consistency(images, captions, judge) if joint else {}
     if args.conditional_inputs:
         scores |= conditional_accuracy(pipe, judge, args)
-    grid_dir = Path(args.results_file).parent if args.results_file else Path(args.output_dir)
-    grid = grid_dir / f"samples_{args.name}.png"
-    grid.parent.mkdir(parents=True, exist_ok=True)
-    MXQVAEPipeline.save_grid(type(out)(images=images[:16], captions=captions[:16], codes=out.codes[:0]), grid)
+    grid = None
+    if joint:
+        grid_dir = Path(args.results_file).parent if args.results_file else Path(args.output_dir)
+        grid = grid_dir / f"samples_{args.name}.png"
+        grid.parent.mkdir(parents=True, exist_ok=True)
+        MXQVAEPipeline.save_grid(type(out)(images=images[:16], captions=captions[:16], codes=out.codes[:0]), grid)
     entry = provenance | {
         "pipeline": repo_relative(args.pipeline),
-        "num_samples": args.num_samples,
+        "num_samples": args.num_samples if joint else 0,
         "sampling": {"top_k": args.top_k, "temperature": args.temperature, "seed": args.seed}
         | {k: v for k, v in _sampling(args, pipe).items() if k in ("text_temperature", "refine", "caption_drafts")}
         | (
@@ -161,7 +164,7 @@ def run_consistency(args, provenance: dict) -> None:
             else {}
         ),
         "seconds": round(time.time() - started, 1),
-        "samples_grid": repo_relative(grid),
+        "samples_grid": repo_relative(grid) if grid else None,
         "metrics": [{"metric": k, "split": "generated", "value": round(v, 4)} for k, v in scores.items()],
     }
     _record(args, f"table2/{args.name}", entry)
@@ -184,16 +187,21 @@ def conditional_accuracy(pipe, judge, args) -> dict[str, float]:
     drawn, described = [], []
     for i, caption in enumerate(pairs.captions):
         drawn += pipe(caption=caption, seed=args.seed + i, **sampling).images
-        described += pipe(image=pairs.image_array(i), seed=args.seed + i, **sampling).captions
+        if pipe.prior is not None:  # image -> text needs the joint prior
+            described += pipe(image=pairs.image_array(i), seed=args.seed + i, **sampling).captions
     t2i = semantic_consistency(drawn, pairs.captions, judge)
-    i2t = semantic_consistency(pairs.pixel_values(torch.arange(len(pairs))), described, judge)
-    return {
+    scores = {
         "text_to_image_pair_accuracy": t2i["consistency"],
         "text_to_image_object_accuracy": t2i["object_accuracy"],
-        "image_to_text_pair_accuracy": i2t["consistency"],
-        "image_to_text_object_accuracy": i2t["object_accuracy"],
-        "image_to_text_parse_rate": i2t["parse_rate"],
     }
+    if described:
+        i2t = semantic_consistency(pairs.pixel_values(torch.arange(len(pairs))), described, judge)
+        scores |= {
+            "image_to_text_pair_accuracy": i2t["consistency"],
+            "image_to_text_object_accuracy": i2t["object_accuracy"],
+            "image_to_text_parse_rate": i2t["parse_rate"],
+        }
+    return scores
 
 
 def _sampling(args, pipe) -> dict:

@@ -13,7 +13,9 @@ codes into an image and an image's codes into a caption.
 ``--caption_conditioned --base_pipeline <pipeline>`` (text -> image; not in the paper) trains a caption-conditioned
 prior instead: each sequence is the caption's token ids, then the pair's codes image-first, and the loss is on the
 codes only. Stage 1 and the tokenizer come from the base pipeline, and the saved pipeline is the base one with this
-prior as its ``caption_prior``, which ``pipe(caption=...)`` then samples from.
+prior as its ``caption_prior``, which ``pipe(caption=...)`` then samples from. ``--caption_conditioned --stage1
+<stage 1>`` (no joint prior yet, as for an ablation's text -> image) saves a text -> image pipeline: stage 1, the
+tokenizer and this prior only.
 
 Writes into ``--output_dir``: ``checkpoint-<step>/``, ``losses.jsonl``, ``losses.png``, ``samples/step-<k>.png``
 (sampled pairs with their captions), the prior (``prior/``), the pipeline folder (``pipeline/``) and
@@ -83,7 +85,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--caption_conditioned",
         action="store_true",
-        help="train a caption-conditioned prior (text -> image; not in the paper); needs --base_pipeline",
+        help="train a caption-conditioned prior (text -> image; not in the paper) on --base_pipeline's stage 1 (the "
+        "saved pipeline is that one plus this prior) or on --stage1 (a text -> image pipeline)",
     )
     p.add_argument(
         "--base_pipeline",
@@ -94,10 +97,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_training_arguments(p, batch_size=64)
     p.set_defaults(weight_decay=0.01)  # GPT-2-style decay on the prior
     args = load_yaml_defaults(p, argv)
-    if args.caption_conditioned != bool(args.base_pipeline):
-        p.error("--caption_conditioned and --base_pipeline go together (the pipeline that receives the prior)")
-    if not args.stage1 and not args.base_pipeline:
-        p.error("--stage1 (the trained stage-1 folder) is required")
+    if args.base_pipeline and not args.caption_conditioned:
+        p.error("--base_pipeline goes with --caption_conditioned (the pipeline that receives the prior)")
+    if not args.stage1 and not args.base_pipeline:  # with both, stage 1 is the base pipeline's
+        p.error("--stage1 (the trained stage-1 folder) is required (or, with --caption_conditioned, --base_pipeline)")
     return args
 
 
@@ -216,8 +219,9 @@ def main(args) -> dict:
     accumulation = args.gradient_accumulation_steps
     started = time.time()
     prior.train()
-    if base is not None:  # the base pipeline, with this prior for text -> image
-        pipe = MXQVAEPipeline(stage1=stage1, prior=base.prior, tokenizer=tokenizer, caption_prior=unwrapped)
+    if args.caption_conditioned:  # the base pipeline (or none: text -> image only) with this prior
+        joint = base.prior if base is not None else None
+        pipe = MXQVAEPipeline(stage1=stage1, prior=joint, tokenizer=tokenizer, caption_prior=unwrapped)
     else:
         pipe = MXQVAEPipeline(stage1=stage1, prior=unwrapped, tokenizer=tokenizer)
     stop = GracefulStop(accelerator)  # Ctrl-C / SIGTERM: save a checkpoint at the end of the step and exit

@@ -153,6 +153,44 @@ def test_evaluate_reports_conditional_accuracy_recomputed_from_the_pipeline(tmp_
 
 
 @needs_mnist
+def test_evaluate_a_text_to_image_pipeline_scores_text_to_image_only(tmp_path, tiny_pipeline):
+    """A pipeline with a caption-conditioned prior and no joint prior (an ablation's text -> image): consistency
+    reports text -> image alone, the figure the judge gives the pipeline's own images."""
+    import evaluate_mxqvae
+
+    from mmquant.data.pairs import load_caption_mnist_pairs
+    from mmquant.metrics.consistency import load_judge, semantic_consistency
+    from mmquant.pipelines import MXQVAEPipeline
+
+    base = MXQVAEPipeline.from_pretrained(tiny_pipeline)
+    config = MXQVAEPriorConfig(
+        stage1_config=base.stage1.config.to_dict(), n_layer=1, n_head=2, n_embd=32,
+        caption_vocab_size=base.stage1.config.vocab_size,
+    )  # fmt: skip
+    torch.manual_seed(1)
+    folder = tmp_path / "t2i"
+    caption_prior = MXQVAEPriorForCausalLM(config).eval()
+    MXQVAEPipeline(
+        stage1=base.stage1, prior=None, tokenizer=base.tokenizer, caption_prior=caption_prior
+    ).save_pretrained(folder)
+    out, data = tmp_path / "eval", str(tmp_path / "data")
+    evaluate_mxqvae.main(["consistency", "--pipeline", str(folder), "--conditional_inputs", "3", "--layout", "quad4",
+                          "--name", "t2i", "--output_dir", str(out), "--dataset_cache_dir", data])  # fmt: skip
+    entry = json.loads((out / "eval_results.json").read_text())["table2/t2i"]
+    metrics = {m["metric"]: m["value"] for m in entry["metrics"]}
+    assert set(metrics) == {"text_to_image_pair_accuracy", "text_to_image_object_accuracy"}
+    assert entry["num_samples"] == 0 and entry["samples_grid"] is None
+    assert entry["sampling"]["text_to_image"] == "caption_prior"
+    pipe = MXQVAEPipeline.from_pretrained(folder)
+    assert pipe.prior is None
+    _, splits = load_caption_mnist_pairs("quad4", {"test": 3}, 48, data, pipe.tokenizer)
+    captions = splits["test"].captions
+    drawn = [pipe(caption=c, num_samples=1, seed=i).images[0] for i, c in enumerate(captions)]
+    t2i = semantic_consistency(drawn, captions, load_judge(None))
+    assert metrics["text_to_image_object_accuracy"] == round(t2i["object_accuracy"], 4)
+
+
+@needs_mnist
 def test_refinement_probe_alone(tmp_path, tiny_pipeline):
     """--only_refinement: probe (f) alone, its four unconditional settings (the paper's: the prior's codes decoded as
     they are, computed here again), image -> text and the image-masking rows, all fractions."""

@@ -122,7 +122,20 @@ def test_stage1_smoke_resume_and_prior(tmp_path):
     assert drawn.codes.shape == (3, 72)
     assert torch.equal(both(num_samples=3, seed=0, caption=caption).codes, drawn.codes)
     with pytest.raises(SystemExit):
-        train_mxqvae_prior.parse_args(["--caption_conditioned", "--stage1", str(full)])  # needs --base_pipeline
+        train_mxqvae_prior.parse_args(["--base_pipeline", str(prior_out / "pipeline")])  # needs --caption_conditioned
+
+    # on a stage 1 alone (an ablation's text -> image): a pipeline with the caption prior and no joint prior
+    alone_out = tmp_path / "caption-prior-alone"
+    args = ["--config", str(HERE / "configs" / "prior_smoke.yaml"), "--caption_conditioned", "--stage1", str(full),
+            "--output_dir", str(alone_out), "--dataset_cache_dir", str(cache), "--eval_steps", "4"]  # fmt: skip
+    train_mxqvae_prior.main(train_mxqvae_prior.parse_args(args))
+    alone = MXQVAEPipeline.from_pretrained(alone_out / "pipeline")
+    assert alone.prior is None and alone.caption_prior is not None
+    assert alone(num_samples=2, seed=0, caption=caption).codes.shape == (2, 72)
+    with pytest.raises(ValueError, match="no joint prior"):
+        alone(num_samples=2, seed=0)
+    with pytest.raises(ValueError, match="no joint prior"):
+        alone(image=out.images[0])
 
 
 def test_two_processes_with_accelerate_launch_match_one_process(tmp_path):

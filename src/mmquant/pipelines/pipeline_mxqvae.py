@@ -75,12 +75,16 @@ class MXQVAEPipeline(DiffusionPipeline):
 
     #: the paper's sampling: the prior's codes decoded as they are (see the module docstring)
     PAPER_SAMPLING = {"text_temperature": None, "refine": False, "caption_drafts": 1}
-    _optional_components = ["caption_prior"]
+    _optional_components = ["prior", "caption_prior"]
 
     def __init__(self, stage1, prior, tokenizer, caption_prior=None):
         super().__init__()
         if caption_prior is not None and not caption_prior.config.caption_vocab_size:
             raise ValueError("caption_prior: expected a caption-conditioned prior (config.caption_vocab_size > 0).")
+        if prior is None and caption_prior is None:
+            raise ValueError(
+                "prior and caption_prior: give at least one (the joint prior, the caption-conditioned one)."
+            )
         self.register_modules(stage1=stage1, prior=prior, tokenizer=tokenizer, caption_prior=caption_prior)
 
     @classmethod
@@ -205,10 +209,14 @@ class MXQVAEPipeline(DiffusionPipeline):
         if not isinstance(refine, bool):
             raise TypeError(f"refine={refine!r}: expected True or False.")
         check_int(caption_drafts, "caption_drafts", 1, MAX_CAPTION_DRAFTS)
+        if self.prior is None and (caption is None or self.caption_prior is None):
+            raise ValueError(
+                "This pipeline has no joint prior (prior=None), only a caption-conditioned one: it generates images "
+                "from captions; call it with caption=..."
+            )
         self.stage1.eval()
-        self.prior.eval()
         prefix, text_first, pixel_values, caption_ids, conditioning = None, False, None, None, None
-        prior = self.prior
+        prior = self.prior.eval() if self.prior is not None else None
         if caption is not None:  # text -> image; the ids are also the refinement's template
             caption_ids = self._caption_ids(caption)
             if self.caption_prior is not None:  # sampled by the caption-conditioned prior
