@@ -12,7 +12,7 @@ import torch
 
 from mmquant.quantizers import sinkhorn, sinkhorn_assign
 from mmquant.quantizers.sinkhorn_kernel import _DIRECT_MAX_DIM, _native_passes
-from mmquant.quantizers.sinkhorn_native import library
+from mmquant.quantizers.sinkhorn_native import NativePasses, library
 
 pytestmark = pytest.mark.skipif(library() is None, reason="no C compiler with OpenMP: compiled passes not built")
 
@@ -124,3 +124,19 @@ def test_empty_inputs(native):
         sinkhorn_assign(torch.randn(5, 4), c[:0], native=native)
     with pytest.raises(ValueError, match="codebook is empty"):
         sinkhorn(torch.randn(5, 4), c[:0])
+
+
+@pytest.mark.parametrize("k", [1, 15, 16, 37, 1024])
+def test_argmax_pass_takes_the_first_maximum_like_torch(k):
+    """The argmax sweep keeps a maximum per lane: ties within a lane, across lanes and in the tail past the last
+    whole group of lanes all go to the first index, as ``torch.argmax``."""
+    passes = NativePasses(library(), k)
+    g = torch.Generator().manual_seed(k)
+    m = torch.randint(0, 4, (64, k), generator=g).float()  # few distinct values: many ties
+    b = torch.ones(k)
+    out = torch.empty(64, dtype=torch.long)
+    passes.argmax(m, b, out)
+    assert torch.equal(out, (m * b).argmax(1))
+    m[:, -1] = 9.0  # the maximum only in the last (tail) column
+    passes.argmax(m, b, out)
+    assert torch.equal(out, torch.full((64,), k - 1))

@@ -23,7 +23,8 @@ fit, fewer launches), each worked on while it is in cache:
 
 That is ``n_iters + 2`` passes over the buffer (7 at the default 5 iterations; the reference makes ~45 passes over
 N x K tensors, of which it allocates 7, ~4 alive at its peak). Each pass is a method of the kernel class: on CPU
-(``_NativeKernel``) one call per block of the compiled sweeps of :mod:`.sinkhorn_native`, where a Sinkhorn iteration
+(``_NativeKernel``) one call per block of the compiled sweeps of :mod:`.sinkhorn_native` (after the first
+pass, one call over the whole buffer when it holds every block), where a Sinkhorn iteration
 reads each row once (``M b``, the token update and ``M^T a`` while the row is in L1) and the small-D distances are
 computed inside the first sweep; elsewhere, or where no C compiler builds them (``_Kernel``), PyTorch operations:
 batched GEMMs for the matrix-vector products (``torch.mv`` is single-threaded), a row argmax that avoids
@@ -312,6 +313,8 @@ class _NativeKernel(_Kernel):
             passes.set_codebook(codebook)
         self.col64 = torch.zeros(len(self.blocks), self.k, dtype=torch.float64)
         self.neg_lam = 0.0
+        # every block kept: the passes after the first sweep the whole buffer in one call (one parallel region)
+        self.whole = self.buffer[: self.n] if self.scratch is None and len(self.blocks) > 1 else None
 
     def squared(self, blk: _Block):
         """The block's squared distances: computed into its matrix by the GEMM, or (small D) the block's rows of
@@ -340,6 +343,9 @@ class _NativeKernel(_Kernel):
     def second_pass(self) -> Tensor:
         self.neg_lam = -float(self.lam)
         self.col64.zero_()
+        if self.whole is not None:
+            self.passes.exp_cols(self.whole, self.neg_lam, self.a, self.col64[0])
+            return self.col64[0].clone()
         for blk, col in zip(self.blocks, self.col64):
             if blk.kept:
                 self.passes.exp_cols(blk.mat, self.neg_lam, blk.a, col)
@@ -350,11 +356,17 @@ class _NativeKernel(_Kernel):
     def iterate(self, b: Tensor, n_global: int, eps_n: Tensor) -> Tensor:
         b32 = b.float()
         self.col64.zero_()
+        if self.whole is not None:
+            self.passes.iterate(self.whole, b32, self.a, float(n_global), self.col64[0])
+            return self.col64[0].clone()
         for blk, col in zip(self.blocks, self.col64):
             self.passes.iterate(self.m(blk), b32, blk.a, float(n_global), col)
         return self.col64.sum(0)
 
     def assign(self, b: Tensor, out: Tensor) -> None:
+        if self.whole is not None:
+            self.passes.argmax(self.whole, b, out)
+            return
         for blk in self.blocks:
             self.passes.argmax(self.m(blk), b, out[blk.s : blk.e])
 

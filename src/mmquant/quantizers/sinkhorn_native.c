@@ -169,17 +169,45 @@ void mmq_sk_iterate(const float *m, int64_t rows, int64_t K, const float *b, flo
     sweep((float *)m, rows, K, 0, 0.f, b, a, n_glob, col, nth);
 }
 
-/* Last pass: out[n] = argmax_k m[n, k] b[k], the first index on ties (as torch.argmax). */
+/* Last pass: out[n] = argmax_k m[n, k] b[k], the first index on ties (as torch.argmax). One sweep: each of LANES
+ * lanes keeps its own maximum and the first index where it occurs (a strict >, so a later equal value does not
+ * replace it), then the lanes are combined: the largest value, and among lanes holding it the smallest index. */
+#define LANES 16
 void mmq_sk_argmax(const float *m, int64_t rows, int64_t K, const float *b, int64_t *out, int nth) {
 #pragma omp parallel for num_threads(nth) schedule(static)
     for (int64_t n = 0; n < rows; n++) {
         const float *r = m + n * K;
+        float lane_max[LANES];
+        int32_t lane_at[LANES];
+        for (int l = 0; l < LANES; l++) {
+            lane_max[l] = -FLT_MAX;
+            lane_at[l] = INT32_MAX;
+        }
+        int64_t k = 0;
+        for (; k + LANES <= K; k += LANES) {
+#pragma omp simd
+            for (int l = 0; l < LANES; l++) {
+                const float v = r[k + l] * b[k + l];
+                const int better = v > lane_max[l];
+                lane_max[l] = better ? v : lane_max[l];
+                lane_at[l] = better ? (int32_t)(k + l) : lane_at[l];
+            }
+        }
         float best = -FLT_MAX;
-#pragma omp simd reduction(max : best)
-        for (int64_t k = 0; k < K; k++) best = fmaxf(best, r[k] * b[k]);
         int64_t first = K;
-#pragma omp simd reduction(min : first)
-        for (int64_t k = 0; k < K; k++) first = (r[k] * b[k] == best && k < first) ? k : first;
+        for (int l = 0; l < LANES; l++) {
+            if (lane_max[l] > best || (lane_max[l] == best && lane_at[l] < first)) {
+                best = lane_max[l];
+                first = lane_at[l];
+            }
+        }
+        for (; k < K; k++) {  /* the tail: later indices than every lane's */
+            const float v = r[k] * b[k];
+            if (v > best) {
+                best = v;
+                first = k;
+            }
+        }
         out[n] = first < K ? first : 0;
     }
 }
