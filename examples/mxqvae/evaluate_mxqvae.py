@@ -25,6 +25,8 @@ completing the caption's codes encoded alone; ``sampling.text_to_image`` in the 
 of images in which the judge reads exactly the caption's objects; image -> text completes each test image's codes
 into a caption, and ``image_to_text_pair_accuracy`` is the share of captions that parse and describe exactly the
 objects the judge reads in the image (``*_object_accuracy``: per named object).
+``--text_to_image_only`` (and a pipeline without a joint prior, as ``train_mxqvae_prior.py --caption_conditioned
+--stage1`` saves) scores text -> image alone.
 
 Sampling uses the pipeline's defaults (a low temperature for the caption's codes and a stage-1 refinement of the
 caption, both not in the paper; see ``mmquant.pipelines.pipeline_mxqvae``) unless ``--paper_sampling`` is given.
@@ -133,7 +135,8 @@ def run_consistency(args, provenance: dict) -> None:
     judge = load_judge(args.judge)
     images, captions = [], []
     started = time.time()
-    joint = pipe.prior is not None  # without a joint prior (a text -> image pipeline): text -> image only
+    # text -> image alone: asked for, or a pipeline without a joint prior (a text -> image pipeline)
+    joint = pipe.prior is not None and not args.text_to_image_only
     for start in range(0, args.num_samples if joint else 0, args.batch_size):
         n = min(args.batch_size, args.num_samples - start)
         out = pipe(num_samples=n, seed=args.seed + start, **_sampling(args, pipe))
@@ -141,7 +144,7 @@ def run_consistency(args, provenance: dict) -> None:
         captions += out.captions
     scores = semantic_consistency(images, captions, judge) if joint else {}
     if args.conditional_inputs:
-        scores |= conditional_accuracy(pipe, judge, args)
+        scores |= conditional_accuracy(pipe, judge, args, image_to_text=joint)
     grid = None
     if joint:
         grid_dir = Path(args.results_file).parent if args.results_file else Path(args.output_dir)
@@ -172,7 +175,7 @@ def run_consistency(args, provenance: dict) -> None:
 
 
 @torch.no_grad()
-def conditional_accuracy(pipe, judge, args) -> dict[str, float]:
+def conditional_accuracy(pipe, judge, args, image_to_text: bool = True) -> dict[str, float]:
     """Text -> image and image -> text on the first ``--conditional_inputs`` test pairs of ``--layout``, one sample
     each (seed ``--seed + i``), judged against the input (see the module docstring)."""
     from mmquant.data.pairs import load_caption_mnist_pairs
@@ -187,7 +190,7 @@ def conditional_accuracy(pipe, judge, args) -> dict[str, float]:
     drawn, described = [], []
     for i, caption in enumerate(pairs.captions):
         drawn += pipe(caption=caption, seed=args.seed + i, **sampling).images
-        if pipe.prior is not None:  # image -> text needs the joint prior
+        if image_to_text:  # (needs the joint prior)
             described += pipe(image=pairs.image_array(i), seed=args.seed + i, **sampling).captions
     t2i = semantic_consistency(drawn, pairs.captions, judge)
     scores = {
@@ -275,6 +278,12 @@ def main(argv=None) -> None:
         help="test pairs for text->image and image->text (consistency; 0 skips them)",
     )
     p.add_argument(
+        "--text_to_image_only",
+        action="store_true",
+        help="score text->image alone: no unconditional pairs, no image->text (consistency; the only scores of a "
+        "pipeline without a joint prior)",
+    )
+    p.add_argument(
         "--layout", default=None, help="Caption MNIST layout of those test pairs (consistency; default: --name)"
     )
     p.add_argument(
@@ -294,6 +303,8 @@ def main(argv=None) -> None:
     else:
         if not args.pipeline:
             p.error("consistency: give --pipeline FOLDER")
+        if args.text_to_image_only and not args.conditional_inputs:
+            p.error("--text_to_image_only scores --conditional_inputs test captions: give it a positive number")
         run_consistency(args, provenance)
 
 

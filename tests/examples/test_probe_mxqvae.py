@@ -189,6 +189,13 @@ def test_evaluate_a_text_to_image_pipeline_scores_text_to_image_only(tmp_path, t
     t2i = semantic_consistency(drawn, captions, load_judge(None))
     assert metrics["text_to_image_object_accuracy"] == round(t2i["object_accuracy"], 4)
 
+    # --text_to_image_only on a pipeline with its joint prior: the same two figures, nothing else sampled
+    evaluate_mxqvae.main(["consistency", "--pipeline", str(tiny_pipeline), "--conditional_inputs", "3", "--layout",
+                          "quad4", "--name", "only", "--text_to_image_only", "--output_dir", str(out),
+                          "--dataset_cache_dir", data])  # fmt: skip
+    entry = json.loads((out / "eval_results.json").read_text())["table2/only"]
+    assert {m["metric"] for m in entry["metrics"]} == set(metrics) and entry["num_samples"] == 0
+
 
 @needs_mnist
 def test_refinement_probe_alone(tmp_path, tiny_pipeline):
