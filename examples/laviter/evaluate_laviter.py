@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 
 import torch
 
 from mmquant.arguments import make_parser
-from mmquant.training import command_line, git_commit, merge_result
+from mmquant.training import command_line, git_commit, merge_result, seed_summary
 
 try:
     import train_laviter
@@ -115,11 +114,7 @@ def main(args) -> dict:
     common = {"dataset": dataset, "test_pairs": args.eval_images, "command": command, "commit": commit}
     entries, lines = {}, ["| model | seed | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 2) + "|"]
     for name, seeds in rows.items():
-        summary = {}
-        for metric in sorted({m for values in seeds.values() for m in values}):
-            values = [v[metric] for v in seeds.values() if metric in v]
-            summary[metric] = round(statistics.mean(values), 4)
-            summary[f"{metric}_std"] = round(statistics.stdev(values), 4) if len(values) > 1 else 0.0
+        summary = seed_summary(seeds.values())
         for seed, values in sorted(seeds.items()):
             entries[f"ablation/{name}/seed{seed}"] = _entry(values, model=name, seed=seed, **common)
             lines.append(f"| {name} | {seed} | " + " | ".join(_cell(values, k) for k in COLUMNS) + " |")

@@ -34,6 +34,7 @@ caption, both not in the paper; see ``mmquant.pipelines.pipeline_mxqvae``) unles
 
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
@@ -46,7 +47,7 @@ from mmquant.data.builders import build_dataset
 from mmquant.data.caption_mnist import DEFAULT_COLORS
 from mmquant.data.pairs import CaptionPairs
 from mmquant.metrics.consistency import degree_accuracy, degree_token_accuracy, load_judge, semantic_consistency
-from mmquant.training import command_line, git_commit, merge_result, repo_relative
+from mmquant.training import command_line, git_commit, merge_result, repo_relative, seed_summary
 from mmquant.user_errors import check_input_paths
 
 HERE = Path(__file__).resolve().parent
@@ -143,7 +144,12 @@ def run_consistency(args, provenance: dict) -> None:
         images += out.images
         captions += out.captions
     scores = semantic_consistency(images, captions, judge) if joint else {}
-    if args.conditional_inputs:
+    per_seed = {}
+    for seed in args.seeds or []:  # text -> image alone, once per sampling seed: a row each, then their mean
+        per_seed[seed] = conditional_accuracy(pipe, judge, argparse.Namespace(**{**vars(args), "seed": seed}), False)
+    if per_seed:
+        scores = seed_summary(per_seed.values())
+    elif args.conditional_inputs:
         scores |= conditional_accuracy(pipe, judge, args, image_to_text=joint)
     grid = None
     if joint:
@@ -170,6 +176,13 @@ def run_consistency(args, provenance: dict) -> None:
         "samples_grid": repo_relative(grid) if grid else None,
         "metrics": [{"metric": k, "split": "generated", "value": round(v, 4)} for k, v in scores.items()],
     }
+    if per_seed:
+        for seed, values in per_seed.items():
+            metrics = [{"metric": k, "split": "generated", "value": round(v, 4)} for k, v in values.items()]
+            row = entry | {"sampling": entry["sampling"] | {"seed": seed}, "metrics": metrics}
+            _record(args, f"table2/{args.name}/seed{seed}", row)
+            print(f"{args.name} seed {seed}", values)
+        entry["seeds"] = list(per_seed)
     _record(args, f"table2/{args.name}", entry)
     print(args.name, scores)
 
@@ -284,6 +297,14 @@ def main(argv=None) -> None:
         "pipeline without a joint prior)",
     )
     p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="with --text_to_image_only: sampling seeds, each scored on the same test captions (rows "
+        "table2/<name>/seed<S>) and table2/<name> their mean and sample std",
+    )
+    p.add_argument(
         "--layout", default=None, help="Caption MNIST layout of those test pairs (consistency; default: --name)"
     )
     p.add_argument(
@@ -303,6 +324,8 @@ def main(argv=None) -> None:
     else:
         if not args.pipeline:
             p.error("consistency: give --pipeline FOLDER")
+        if args.seeds and not args.text_to_image_only:
+            p.error("--seeds goes with --text_to_image_only (a row per sampling seed of text->image, and their mean)")
         if args.text_to_image_only and not args.conditional_inputs:
             p.error("--text_to_image_only scores --conditional_inputs test captions: give it a positive number")
         run_consistency(args, provenance)

@@ -196,6 +196,20 @@ def test_evaluate_a_text_to_image_pipeline_scores_text_to_image_only(tmp_path, t
     entry = json.loads((out / "eval_results.json").read_text())["table2/only"]
     assert {m["metric"] for m in entry["metrics"]} == set(metrics) and entry["num_samples"] == 0
 
+    # --seeds: a row per sampling seed and their mean +- std
+    evaluate_mxqvae.main(["consistency", "--pipeline", str(folder), "--conditional_inputs", "3", "--layout", "quad4",
+                          "--name", "seeded", "--text_to_image_only", "--seeds", "0", "5", "--output_dir", str(out),
+                          "--dataset_cache_dir", data])  # fmt: skip
+    rows = json.loads((out / "eval_results.json").read_text())
+    assert rows["table2/seeded/seed0"]["metrics"] == rows["table2/t2i"]["metrics"]  # seed 0: the run above
+    values = [{m["metric"]: m["value"] for m in rows[f"table2/seeded/seed{s}"]["metrics"]} for s in (0, 5)]
+    mean = {m["metric"]: m["value"] for m in rows["table2/seeded"]["metrics"]}
+    key = "text_to_image_object_accuracy"
+    assert mean[key] == pytest.approx((values[0][key] + values[1][key]) / 2, abs=1e-4) and f"{key}_std" in mean
+    assert rows["table2/seeded"]["seeds"] == [0, 5] and rows["table2/seeded/seed5"]["sampling"]["seed"] == 5
+    with pytest.raises(SystemExit):
+        evaluate_mxqvae.main(["consistency", "--pipeline", str(folder), "--seeds", "0", "1"])
+
 
 @needs_mnist
 def test_refinement_probe_alone(tmp_path, tiny_pipeline):

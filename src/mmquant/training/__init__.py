@@ -33,6 +33,7 @@ from .provenance import (
     portable_args,
     repo_relative,
     save_run_result,
+    seed_summary,
 )
 from .run_end import finish_run
 from .run_state import RUN_KEYS, TrainingRun, save_run_checkpoint, start_or_resume
@@ -73,6 +74,7 @@ __all__ = [
     "repo_relative",
     "resolve_resume_path",
     "save_captioned_grid",
+    "seed_summary",
     "save_checkpoint",
     "save_image_grid",
     "save_resolved_args",

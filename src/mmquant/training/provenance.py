@@ -85,6 +85,21 @@ def command_line() -> str:
     return "python " + " ".join([script, *portable_args(sys.argv[1:], root)])
 
 
+def seed_summary(per_seed) -> dict[str, float]:
+    """The mean over seeds of each metric of ``per_seed`` (an iterable of ``{metric: value}``, one per seed) and its
+    sample standard deviation as ``<metric>_std`` (0 with one seed), rounded to 4 places: the mean row of a seeded
+    table (the cards show it as ``mean ± std``)."""
+    import statistics
+
+    per_seed = list(per_seed)
+    summary = {}
+    for metric in sorted({m for values in per_seed for m in values}):
+        values = [v[metric] for v in per_seed if metric in v]
+        summary[metric] = round(statistics.mean(values), 4)
+        summary[f"{metric}_std"] = round(statistics.stdev(values), 4) if len(values) > 1 else 0.0
+    return summary
+
+
 def merge_result(path: str | Path, key: str, entry: dict) -> Path:
     """Put ``entry`` under ``key`` in the JSON results file ``path`` (created when missing), keeping other runs.
 
