@@ -199,11 +199,14 @@ class _Kernel:
     block (``torch.bmm``) it is shared by the ``t`` intra-op threads (~1.7x faster on 2 cores).
     """
 
-    def __init__(self, x: Tensor, codebook: Tensor, block_rows: int, max_kept: int, plan: bool = False):
+    def __init__(
+        self, x: Tensor, codebook: Tensor, block_rows: int, max_kept: int, plan: bool = False, operands: bool = True
+    ):
         n, k = x.shape[0], codebook.shape[0]
         device = x.device
-        self.n, self.k, self.device = n, k, device
-        self.xa, self.ca = _cdist_operands(x, codebook)
+        self.n, self.k, self.dim, self.device = n, k, x.shape[1], device
+        # the GEMM operands of the distances (not made when the compiled passes compute them: `operands` False)
+        self.xa, self.ca = _cdist_operands(x, codebook) if operands else (None, None)
         self.rows = max(1, min(n, block_rows))
         # the first kept_rows rows (whole blocks) are kept; the rest are recomputed into one scratch block
         kept_rows = n if n * k <= max_kept else max_kept // max(k, 1) // self.rows * self.rows
@@ -222,7 +225,8 @@ class _Kernel:
             e = min(n, s + self.rows)
             kept = e <= kept_rows
             mat = self.buffer[s:e] if kept else self.scratch[: e - s]
-            blk = _Block(s, e, self.xa[s:e], self.rowmin[s:e, None], mat, kept, self.a[s:e], self.r[s:e], self.split)
+            xa = self.xa[s:e] if operands else None
+            blk = _Block(s, e, xa, self.rowmin[s:e, None], mat, kept, self.a[s:e], self.r[s:e], self.split)
             self.blocks.append(blk)
         # each block's float32 share of the column sums, summed over blocks in float64 at the end of a pass
         # (float32 throughout is ~7x less accurate: the sums run over all N tokens)
@@ -304,10 +308,10 @@ class _NativeKernel(_Kernel):
     """The same passes as :class:`_Kernel`, each sweep one call of the compiled :mod:`.sinkhorn_native` (CPU)."""
 
     def __init__(self, x: Tensor, codebook: Tensor, block_rows: int, max_kept: int, passes: NativePasses):
-        super().__init__(x, codebook, block_rows, max_kept)
-        self.passes = passes
         # small D: the distances computed directly (a GEMM with an inner size of D + 2 is slow); else by the GEMM
         self.direct = x.shape[1] <= _DIRECT_MAX_DIM
+        super().__init__(x, codebook, block_rows, max_kept, operands=not self.direct)
+        self.passes = passes
         if self.direct:
             self.x, self.x_norm = x, x.square().sum(1)
             passes.set_codebook(codebook)
@@ -404,7 +408,7 @@ def _scale(
     """The factor of ``lam = epsilon * scale``: ``1 / (std(D) + 1e-6)`` for ``normalize="all"``, from the per-row sums
     and sums of squares of ``D - rowmin D`` (and ``kern.rowmin``)."""
     if normalize == "dim":
-        return 1.0 / math.sqrt(kern.xa.shape[1] - 2)
+        return 1.0 / math.sqrt(kern.dim)
     if normalize == "none":
         return 1.0
     # D = t + m (t = D - rowmin, m = rowmin): sum D = sum t + K sum m, sum D^2 = sum t^2 + 2 sum m t + K sum m^2
