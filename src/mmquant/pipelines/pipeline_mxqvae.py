@@ -71,7 +71,8 @@ class MXQVAEPipelineOutput(BaseOutput):
 
 class MXQVAEPipeline(DiffusionPipeline):
     r"""Sample image–caption pairs from an MXQ-VAE stage-1 model (`stage1`), its prior (`prior`) and the caption
-    tokenizer (`tokenizer`)."""
+    tokenizer (`tokenizer`); with a caption-conditioned prior (`caption_prior`, optional) text -> image samples from
+    it. A pipeline with `caption_prior` and `prior=None` generates images from captions only."""
 
     #: the paper's sampling: the prior's codes decoded as they are (see the module docstring)
     PAPER_SAMPLING = {"text_temperature": None, "refine": False, "caption_drafts": 1}
@@ -209,7 +210,7 @@ class MXQVAEPipeline(DiffusionPipeline):
         if not isinstance(refine, bool):
             raise TypeError(f"refine={refine!r}: expected True or False.")
         check_int(caption_drafts, "caption_drafts", 1, MAX_CAPTION_DRAFTS)
-        if self.prior is None and (caption is None or self.caption_prior is None):
+        if self.prior is None and caption is None:  # (then it has a caption prior: __init__)
             raise ValueError(
                 "This pipeline has no joint prior (prior=None), only a caption-conditioned one: it generates images "
                 "from captions; call it with caption=..."
