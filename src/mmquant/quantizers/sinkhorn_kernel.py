@@ -347,24 +347,24 @@ class _NativeKernel(_Kernel):
     def second_pass(self) -> Tensor:
         self.neg_lam = -float(self.lam)
         self.col64.zero_()
-        if self.whole is not None:
+        if self.whole is not None:  # into the first row of col64 (the others stay 0)
             self.passes.exp_cols(self.whole, self.neg_lam, self.a, self.col64[0])
-            return self.col64[0].clone()
-        for blk, col in zip(self.blocks, self.col64):
-            if blk.kept:
-                self.passes.exp_cols(blk.mat, self.neg_lam, blk.a, col)
-            else:
-                self.passes.exp_cols(self.m(blk), None, blk.a, col)
+        else:
+            for blk, col in zip(self.blocks, self.col64):
+                if blk.kept:
+                    self.passes.exp_cols(blk.mat, self.neg_lam, blk.a, col)
+                else:
+                    self.passes.exp_cols(self.m(blk), None, blk.a, col)
         return self.col64.sum(0)
 
     def iterate(self, b: Tensor, n_global: int, eps_n: Tensor) -> Tensor:
         b32 = b.float()
         self.col64.zero_()
-        if self.whole is not None:
+        if self.whole is not None:  # into the first row of col64 (the others stay 0)
             self.passes.iterate(self.whole, b32, self.a, float(n_global), self.col64[0])
-            return self.col64[0].clone()
-        for blk, col in zip(self.blocks, self.col64):
-            self.passes.iterate(self.m(blk), b32, blk.a, float(n_global), col)
+        else:
+            for blk, col in zip(self.blocks, self.col64):
+                self.passes.iterate(self.m(blk), b32, blk.a, float(n_global), col)
         return self.col64.sum(0)
 
     def assign(self, b: Tensor, out: Tensor) -> None:
