@@ -93,6 +93,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=None,
         help="with --caption_conditioned: the trained pipeline (stage 1, prior, tokenizer) that receives this prior",
     )
+    p.add_argument(
+        "--init_prior",
+        default=None,
+        help="start from this trained prior's weights (a prior/ folder of an earlier run on the same stage 1) with a "
+        "fresh optimizer and learning-rate schedule: a warm restart that continues a finished run; its architecture "
+        "replaces --n_layer/--n_head/--n_embd/--dropout",
+    )
     p.add_argument("--top_k", type=int, default=10, help="sampling for the sample grids")
     add_training_arguments(p, batch_size=64)
     p.set_defaults(weight_decay=0.01)  # GPT-2-style decay on the prior
@@ -166,6 +173,25 @@ def _check_stage1(folder: str) -> None:
         raise SystemExit(f"--stage1 {folder}: no tokenizer.json; stage 1 saves it at the end: `{STAGE1_COMMAND}`.")
 
 
+def _initial_prior(folder: str, config: MXQVAEPriorConfig) -> MXQVAEPriorForCausalLM:
+    """`--init_prior`: the trained prior, refused when it was trained on another stage 1's codes (another codebook,
+    sequence length or caption conditioning) than the one this run encodes its pairs with."""
+    prior = MXQVAEPriorForCausalLM.from_pretrained(folder)
+    mine, theirs = config.stage1_config, prior.config.stage1_config
+    for key in ("codebook_size", "num_tokens", "max_text_length", "vocab_size"):
+        if getattr(mine, key) != getattr(theirs, key):
+            raise SystemExit(
+                f"--init_prior {folder}: trained on a stage 1 with {key}={getattr(theirs, key)}, this run's stage 1 "
+                f"has {key}={getattr(mine, key)}; pass the prior/ folder of a run on the same stage 1."
+            )
+    if prior.config.caption_vocab_size != config.caption_vocab_size:
+        kind = "caption-conditioned" if prior.config.caption_vocab_size else "joint (unconditional)"
+        raise SystemExit(
+            f"--init_prior {folder}: a {kind} prior; this run trains the other kind (--caption_conditioned)."
+        )
+    return prior
+
+
 def main(args) -> dict:
     output_dir = Path(args.output_dir)
     accelerator = make_accelerator(args, "mxqvae-prior")  # seeded: the same initial weights on every process
@@ -205,7 +231,7 @@ def main(args) -> dict:
         attn_pdrop=args.dropout,
         caption_vocab_size=stage1.config.vocab_size if args.caption_conditioned else 0,
     )
-    prior = MXQVAEPriorForCausalLM(config)
+    prior = MXQVAEPriorForCausalLM(config) if args.init_prior is None else _initial_prior(args.init_prior, config)
     optimizer = torch.optim.AdamW(prior.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     scheduler = make_scheduler(optimizer, args.lr_schedule, args.max_steps, args.learning_rate, args.warmup_ratio)
     prior, optimizer = accelerator.prepare(prior, optimizer)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import AutoModelForCausalLM
 
 from mmquant.training import list_checkpoints
 
@@ -106,6 +107,18 @@ def test_stage1_smoke_resume_and_prior(tmp_path):
     assert len(out.captions) == 2 and out.codes.shape == (2, 72) and int(out.codes.max()) < 32
     assert torch.equal(pipe(num_samples=2, seed=0).codes, out.codes)
 
+    # --init_prior continues the finished prior (a warm restart, fresh optimizer): at a learning rate of 1e-12 its
+    # weights stay those of the prior it starts from, whatever --n_embd says
+    warm_out = tmp_path / "prior-warm"
+    args = ["--config", str(HERE / "configs" / "prior_smoke.yaml"), "--stage1", str(full), "--output_dir",
+            str(warm_out), "--dataset_cache_dir", str(cache), "--init_prior", str(prior_out / "prior"),
+            "--learning_rate", "1e-12", "--n_embd", "64", "--max_steps", "2"]  # fmt: skip
+    train_mxqvae_prior.main(train_mxqvae_prior.parse_args(args))
+    start, warm = (AutoModelForCausalLM.from_pretrained(d) for d in (prior_out / "prior", warm_out / "prior"))
+    assert warm.config.n_embd == start.config.n_embd
+    for (name, a), (_, b) in zip(warm.state_dict().items(), start.state_dict().items()):
+        assert torch.allclose(a, b, atol=1e-6), name
+
     # a caption-conditioned prior on that pipeline (text -> image): saved as the pipeline's caption_prior
     caption_out = tmp_path / "caption-prior"
     args = ["--config", str(HERE / "configs" / "prior_smoke.yaml"), "--caption_conditioned", "--base_pipeline",
@@ -123,6 +136,11 @@ def test_stage1_smoke_resume_and_prior(tmp_path):
     assert torch.equal(both(num_samples=3, seed=0, caption=caption).codes, drawn.codes)
     with pytest.raises(SystemExit):
         train_mxqvae_prior.parse_args(["--base_pipeline", str(prior_out / "pipeline")])  # needs --caption_conditioned
+    with pytest.raises(SystemExit, match="init_prior.*caption-conditioned"):
+        args = ["--config", str(HERE / "configs" / "prior_smoke.yaml"), "--stage1", str(full), "--output_dir",
+                str(tmp_path / "wrong-kind"), "--dataset_cache_dir", str(cache), "--init_prior",
+                str(caption_out / "prior")]  # fmt: skip
+        train_mxqvae_prior.main(train_mxqvae_prior.parse_args(args))
 
     # on a stage 1 alone (an ablation's text -> image): a pipeline with the caption prior and no joint prior
     alone_out = tmp_path / "caption-prior-alone"
