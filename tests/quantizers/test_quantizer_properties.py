@@ -224,3 +224,35 @@ def test_rotation_trick_keeps_the_codes_and_changes_only_the_gradient(kind):
     assert not torch.allclose(grads[0], grads[1])  # another estimator
     q = rotated.eval()
     assert torch.equal(q(x).quantized, q.indices_to_codes(q(x).indices))  # eval: exactly the codes
+
+
+def test_straight_through_and_vq_losses_match_their_autograd_expressions():
+    """The one-pass straight-through and VQ losses give the values and gradients, bit for bit, of the expressions
+    they replace: ``codes + (z - z.detach())``, ``mse(z, sg(codes))`` and ``mse(codes, sg(z))``."""
+    from torch.nn import functional as F
+
+    from mmquant.quantizers.functional import straight_through, vq_losses
+
+    g = torch.Generator().manual_seed(0)
+    z0, w0 = torch.randn(64, 5, generator=g), torch.randn(9, 5, generator=g)
+    index = torch.randint(0, 9, (64,), generator=g)
+    upstream = torch.randn(64, 5, generator=g)
+    results = []
+    for fused in (False, True):
+        z, w = z0.clone().requires_grad_(), w0.clone().requires_grad_()
+        codes = w.index_select(0, index)
+        if fused:
+            quantized = straight_through(z, codes)
+            commitment, codebook = vq_losses(z, codes)
+        else:
+            quantized = codes + (z - z.detach())
+            commitment, codebook = F.mse_loss(z, codes.detach()), F.mse_loss(codes, z.detach())
+        ((quantized * upstream).sum() + 0.25 * commitment + 3.0 * codebook).backward()
+        results.append((quantized.detach(), commitment.detach(), codebook.detach(), z.grad, w.grad))
+    for old, new in zip(*results):
+        assert torch.equal(old, new)
+    # a loss taken alone sends its gradient to its own input only
+    z, w = z0.clone().requires_grad_(), w0.clone().requires_grad_()
+    vq_losses(z, w.index_select(0, index))[0].backward()
+    assert w.grad is None or not w.grad.any()
+    assert z.grad is not None and z.grad.any()

@@ -28,6 +28,8 @@ from .functional import (
     is_distributed,
     nearest_code,
     rotation_trick,
+    straight_through,
+    vq_losses,
 )
 from .multi_head import merge_heads, split_heads
 
@@ -226,14 +228,17 @@ class BaseQuantizer(nn.Module):
                 indices = torch.empty(flat.shape[0], dtype=torch.long, device=flat.device)
                 indices[~valid] = nearest_code(flat.detach()[~valid], codebook.detach())
                 indices[valid] = self.assign(flat[valid], codebook)
-            codes = codebook[indices]  # (N, codebook_dim)
+            codes = codebook.index_select(0, indices)  # (N, codebook_dim)
 
             weight = None if valid is None else valid.float()
-            commitment_loss = _masked_mse(flat, codes.detach(), weight)
-            if self.ema_decay is None:
-                codebook_loss = _masked_mse(codes, flat.detach(), weight)
+            if self.ema_decay is None and weight is None and flat.numel():
+                commitment_loss, codebook_loss = vq_losses(flat, codes)  # one pass for both values
             else:
-                codebook_loss = torch.zeros((), device=x.device)
+                commitment_loss = _masked_mse(flat, codes.detach(), weight)
+                if self.ema_decay is None:
+                    codebook_loss = _masked_mse(codes, flat.detach(), weight)
+                else:
+                    codebook_loss = torch.zeros((), device=x.device)
             counts = _histogram(indices if valid is None else indices[valid], self.codebook_size)
             usage, perplexity = code_usage_and_perplexity(counts)
             if self.training:
@@ -247,7 +252,7 @@ class BaseQuantizer(nn.Module):
             if self.rotation_trick and self.training:
                 quantized = rotation_trick(flat, codes)  # (N, codebook_dim), gradient rotated onto each code
             else:
-                quantized = codes + (flat - flat.detach())  # (N, codebook_dim)
+                quantized = straight_through(flat, codes)  # (N, codebook_dim)
             quantized = merge_heads(quantized.view(z.shape)).to(x.dtype)  # (..., dim)
         indices = indices.view(z.shape[:-1])  # (..., heads)
         if self.num_heads == 1:

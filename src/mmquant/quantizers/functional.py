@@ -23,6 +23,8 @@ __all__ = [
     "is_distributed",
     "nearest_code",
     "rotation_trick",
+    "straight_through",
+    "vq_losses",
     "check_sinkhorn_args",
     "usage_statistics",
 ]
@@ -55,10 +57,14 @@ def _cdist_operands(x: Tensor, codebook: Tensor) -> tuple[Tensor, Tensor]:
     This is the matrix-product form ``torch.cdist`` itself uses for p=2 (ATen ``_euclidean_dist``), so the distances
     below round like those of ``torch.cdist``, which the reference OptVQ code uses.
     """
-    x_norm = x.pow(2).sum(-1, keepdim=True)
-    c_norm = codebook.pow(2).sum(-1, keepdim=True)
-    xa = torch.cat([x.mul(-2), x_norm, torch.ones_like(x_norm)], -1)
-    ca = torch.cat([codebook, torch.ones_like(c_norm), c_norm], -1)
+    (n, d), k = x.shape, codebook.shape[0]
+    xa, ca = x.new_empty(n, d + 2), codebook.new_empty(k, d + 2)  # written in place: no concatenation copies
+    torch.mul(x, -2, out=xa[:, :d])
+    torch.sum(x.pow(2), -1, out=xa[:, d])
+    xa[:, d + 1] = 1
+    ca[:, :d] = codebook
+    ca[:, d] = 1
+    torch.sum(codebook.pow(2), -1, out=ca[:, d + 1])
     return xa, ca
 
 
@@ -143,6 +149,54 @@ def nearest_code(x: Tensor, codebook: Tensor, block_rows: int | None = None) -> 
     return out
 
 
+class _StraightThrough(torch.autograd.Function):
+    """Forward: a copy of ``codes``; backward: the incoming gradient to both ``z`` and ``codes``."""
+
+    @staticmethod
+    def forward(ctx, z: Tensor, codes: Tensor) -> Tensor:
+        return codes.clone()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor]:
+        return grad, grad
+
+
+def straight_through(z: Tensor, codes: Tensor) -> Tensor:
+    """The straight-through estimator (OptVQ eq. 2, VQ-VAE's ``z + sg(codes - z)``): forward value exactly ``codes``
+    ``(N, d)``, the gradient passed unchanged to ``z`` ``(N, d)`` and to ``codes``. The same gradients as
+    ``codes + (z - z.detach())`` in one copy instead of two passes over ``(N, d)`` tensors."""
+    return _StraightThrough.apply(z, codes)
+
+
+class _VQLosses(torch.autograd.Function):
+    """``mse(z, sg(codes))`` and ``mse(codes, sg(z))`` from one pass (their values are equal); the backward is that of
+    the two ``F.mse_loss`` calls, each to its own input."""
+
+    @staticmethod
+    def forward(ctx, z: Tensor, codes: Tensor) -> tuple[Tensor, Tensor]:
+        ctx.save_for_backward(z, codes)
+        value = F.mse_loss(z, codes)  # (z - c)^2 and (c - z)^2 round alike
+        return value, value.clone()
+
+    @staticmethod
+    def backward(ctx, grad_commitment: Tensor, grad_codebook: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        z, codes = ctx.saved_tensors
+        mean = 1  # torch's Reduction::Mean
+        grad_z = grad_codes = None
+        if ctx.needs_input_grad[0]:
+            grad_z = torch.ops.aten.mse_loss_backward(grad_commitment, z, codes, mean)
+        if ctx.needs_input_grad[1]:
+            grad_codes = torch.ops.aten.mse_loss_backward(grad_codebook, codes, z, mean)
+        return grad_z, grad_codes
+
+
+def vq_losses(z: Tensor, codes: Tensor) -> tuple[Tensor, Tensor]:
+    """The commitment loss ``mse(z, sg(codes))`` (gradient to ``z`` only) and the codebook loss
+    ``mse(codes, sg(z))`` (gradient to ``codes`` only) of VQ-VAE, for ``(N, d)`` features and their codes: the values
+    and gradients of the two ``F.mse_loss`` calls, with the forward's pass over ``(N, d)`` made once."""
+    return _VQLosses.apply(z, codes)
+
+
 def rotation_trick(z: Tensor, codes: Tensor, eps: float = 1e-6) -> Tensor:
     """The rotation trick (Fifty et al., "Restructuring Vector Quantization with the Rotation Trick", ICLR 2025,
     arXiv:2410.06424, eq. 4 and Algorithm 1): a straight-through replacement whose forward value is exactly ``codes``
@@ -156,7 +210,7 @@ def rotation_trick(z: Tensor, codes: Tensor, eps: float = 1e-6) -> Tensor:
     r = F.normalize(u + q, dim=-1, eps=eps).detach()
     rotated = z - 2 * r * (r * z).sum(-1, keepdim=True) + 2 * q * (u * z).sum(-1, keepdim=True)  # R z
     transformed = (e_norm / z_norm).detach() * rotated  # (N, d), equal to codes up to rounding
-    return codes + (transformed - transformed.detach())  # forward value exactly the codes
+    return straight_through(transformed, codes)  # forward value exactly the codes
 
 
 def code_usage_and_perplexity(counts: Tensor) -> tuple[Tensor, Tensor]:

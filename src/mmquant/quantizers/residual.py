@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import QuantizerOutput
+from .functional import straight_through
 
 __all__ = ["ResidualQuantizer"]
 
@@ -64,7 +65,7 @@ class ResidualQuantizer(nn.Module):
             outs.append(out)
             total = total + out.quantized.detach().float()  # (..., dim): running sum of the codes
             residual = residual - out.quantized.detach()  # what the next stage quantizes
-        quantized = (total + (x.float() - x.float().detach())).to(x.dtype)  # straight-through (eq. 2)
+        quantized = straight_through(x.float(), total).to(x.dtype)  # straight-through (eq. 2)
         return QuantizerOutput(
             quantized=quantized,
             indices=torch.stack([o.indices for o in outs], dim=-1),
