@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 
 from mmquant.arguments import make_parser
+from mmquant.data.caption_mnist import DEFAULT_COLORS
 
 HERE = Path(__file__).resolve().parent
 
@@ -48,6 +49,9 @@ _FIRST_ATTENTION = {**_PLACED_G10, "generator_first_stage_attention": True}
 _WITH_CAPTIONER = {"use_itm": True, "lambda_itm": 0.1, "lambda_fake_text": 1.0}  # both modules, as phase 2 trains them
 _REDESCRIBE = {**_FIRST_ATTENTION, **_WITH_CAPTIONER, "lambda_redescription": 10.0}
 _WORD_RNN_READ = {**_REDESCRIBE, "generator_word_rnn": True}
+_WORD_RNN = {**_FIRST_ATTENTION, "generator_word_rnn": True}
+# AC-GAN's per-quadrant classifier: the digit + 1 and the colour + 1 (0: an empty quadrant)
+_PLACE_LABELS = {"place_label_classes": [11, len(DEFAULT_COLORS) + 1]}
 _PLACE_D_CONTEXT = {
     **_PLACED_G10,
     "generator_first_stage_attention": True,
@@ -163,7 +167,7 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
     ),
     "word-rnn": (
         "first-attention with the generator's own GRU over the words feeding the first stage (generator_word_rnn)",
-        {**_FIRST_ATTENTION, "generator_word_rnn": True},
+        _WORD_RNN,
         _NO_CLIP,
     ),
     "word-rnn-read": (
@@ -204,7 +208,19 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
     ),
     "pixel-word-rnn": (
         "word-rnn with the pixel term (lambda_pixel = 100): the GRU-read words bind each colour to its place",
-        {**_FIRST_ATTENTION, "generator_word_rnn": True, "lambda_pixel": 100.0},
+        {**_WORD_RNN, "lambda_pixel": 100.0},
+        _NO_CLIP,
+    ),
+    "place-labels": (
+        "word-rnn against discriminators that also classify each quadrant's digit and colour, learnt on real images, "
+        "the generator's images classified as their captions say (AC-GAN, place_label_classes)",
+        {**_WORD_RNN, **_PLACE_LABELS},
+        _NO_CLIP,
+    ),
+    "place-labels-pixel": (
+        "place-labels with the pixel term at lambda_pixel = 10 (colour and place from the pixels, the digits' shapes "
+        "from the classifier)",
+        {**_WORD_RNN, **_PLACE_LABELS, "lambda_pixel": 10.0},
         _NO_CLIP,
     ),
     "captioner": ("the captioner alone (no generator), phase2_generators.yaml's optimiser", _ONLY_CAPTIONER, []),

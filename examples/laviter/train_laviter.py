@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 
 from mmquant.arguments import make_parser
-from mmquant.data.caption_grammar import CENTER, parse_caption
+from mmquant.data.caption_grammar import CENTER, parse_caption, place_labels
 from mmquant.data.caption_mnist import DEFAULT_COLORS
 from mmquant.data.color_words import find_color_words
 from mmquant.data.pairs import CaptionPairs, load_caption_mnist_pairs, tokenize_captions
@@ -82,7 +82,7 @@ GENERATOR_FIELDS = {
     "generator_word_rnn",
     "discriminator_channels", "discriminator_place_words", "discriminator_swapped_halves",
     "image_match_exchanged_quadrants", "discriminator_word_rnn", "discriminator_exchanged_quadrants",
-    "captioner_num_layers", "captioner_num_heads", "captioner_frozen_layers",
+    "place_label_classes", "captioner_num_layers", "captioner_num_heads", "captioner_frozen_layers",
 }  # fmt: skip
 _RUN_KEYS = (*RUN_KEYS, "phase", "hard_batch_ratio")
 _LOSSES = (
@@ -97,6 +97,7 @@ _LOSSES = (
     "redescription_loss",
     "image_match_loss",
     "pixel_loss",
+    "place_label_loss",
 )
 
 
@@ -421,6 +422,13 @@ def main(args) -> dict:
     accumulation = args.gradient_accumulation_steps
     regroup = hard_batch_regroup(args.hard_batch_ratio, args.dataset, train.captions, args.seed)
     trained_modules = (model,) if plain_discriminator is None else (model, discriminator)
+    # the auxiliary place classifier's targets (place_label_classes): what each caption puts in each quadrant
+    labels = None
+    if adversarial and c.place_label_classes:
+        if args.dataset != "caption_mnist":
+            raise ValueError(f"place_label_classes: the place labels are read from Caption MNIST captions, not from "
+                             f"--dataset {args.dataset}; leave place_label_classes unset.")  # fmt: skip
+        labels = place_labels(train.captions, DEFAULT_COLORS)  # (N, 2, 2, 2)
     started = time.time()
     model.train()
     stop = GracefulStop(accelerator)  # Ctrl-C / SIGTERM: save a checkpoint at the end of the step and exit
@@ -429,17 +437,18 @@ def main(args) -> dict:
         for micro in range(accumulation):
             index = process_batch_indices(accelerator, run.step, micro, len(train), args, regroup)
             pixels, ids = train.pixel_values(index), train.input_ids[index]
+            batch_labels = None if labels is None else labels[index]
             with accelerator.accumulate(*trained_modules):
                 # 1. the model's step on its phase objective (the discriminators score the generated images, eq. 9)
                 with accelerator.autocast():
-                    out = model(pixels, ids, discriminator=plain_discriminator)
+                    out = model(pixels, ids, discriminator=plain_discriminator, place_labels=batch_labels)
                 backward_and_step(accelerator, out.loss, optimizer, trainable, args.max_grad_norm)
                 record = {k: float(getattr(out, k).detach()) for k in _LOSSES if getattr(out, k) is not None}
                 # 2. the discriminators' step (eq. 10) on the detached generated images
                 if adversarial and out.generated_images is not None:
                     d_optimizer.zero_grad()  # drop what the generator's loss left on them
                     with accelerator.autocast():
-                        d_loss = unwrapped.discriminator_loss(plain_discriminator, pixels, out)
+                        d_loss = unwrapped.discriminator_loss(plain_discriminator, pixels, out, batch_labels)
                     backward_and_step(accelerator, d_loss, d_optimizer)
                     record["discriminator_loss"] = float(d_loss.detach())
             add_micro_batch(totals, record, accumulation)

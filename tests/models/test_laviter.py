@@ -575,3 +575,54 @@ def test_digit_grid_backbone_is_frozen_yet_passes_gradients_to_generated_pixels(
         assert torch.equal(value, again.image_encoder.grid.state_dict()[name]), name
     with pytest.raises(ValueError, match="quadrant crops"):
         LaviterConfig(vision_config={**vision, "channels": [4, 4, 4, 4]})
+
+
+def test_place_label_classifier_learns_on_real_images_and_trains_the_generator():
+    """AC-GAN's auxiliary classifier (`place_label_classes`): the discriminators classify each quadrant of the real
+    images in their own loss; the generator's L_TIM gets the classification of its images against the same labels;
+    labels must be given, of the right shape and range."""
+    from mmquant.data.caption_grammar import place_labels
+
+    model = tiny(place_label_classes=[3, 2], lambda_place_labels=2.0)
+    model.set_phase("generators")
+    discriminator = model.make_discriminator()
+    pixels, ids = batch()
+    labels = torch.tensor([[[0, 1], [2, 0]], [[1, 1], [0, 0]], [[2, 1], [1, 0]], [[0, 0], [0, 1]]])  # (B, 2, 2)
+    labels = torch.stack([labels, labels.clamp(max=1)], dim=-1)  # (B, 2, 2, 2): classes 3 and 2
+    out = model(pixels, ids, discriminator=discriminator, place_labels=labels)
+    assert torch.isfinite(out.place_label_loss) and out.place_label_loss > 0
+    expected = discriminator.place_label_loss(list(out.generated_images), labels)
+    torch.testing.assert_close(out.place_label_loss, expected)
+    assert grads(model, out.place_label_loss)["generator"]
+    # the discriminators' loss: eq. 10 plus 2.0 x the classification of the real images
+    d_loss = model.discriminator_loss(discriminator, pixels, out, labels)
+    real = [F.interpolate(pixels, size=x.shape[-2:], mode="area") for x in out.generated_images]
+    model.config.place_label_classes = None
+    plain = model.discriminator_loss(discriminator, pixels, out)
+    model.config.place_label_classes = [3, 2]
+    torch.testing.assert_close(d_loss, plain + 2.0 * discriminator.place_label_loss(real, labels))
+    d_loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in discriminator[0].place_labels.parameters())
+    logits = discriminator[-1].place_label_logits(real[-1])
+    assert [tuple(z.shape) for z in logits] == [(4, 3, 2, 2), (4, 2, 2, 2)]
+    # the labels are required, of shape (B, 2, 2, A) and within the class counts
+    with pytest.raises(ValueError, match="place_labels: this model's discriminators"):
+        model(pixels, ids, discriminator=discriminator)
+    with pytest.raises(ValueError, match=r"place_labels: expected shape \(4, 2, 2, 2\)"):
+        model(pixels, ids, discriminator=discriminator, place_labels=labels[..., :1])
+    with pytest.raises(ValueError, match=r"\[0, place_label_classes\[i\]\)"):
+        model(pixels, ids, discriminator=discriminator, place_labels=labels + 1)
+    with pytest.raises(TypeError, match="place_labels: expected an integer tensor"):
+        model(pixels, ids, discriminator=discriminator, place_labels=labels.float())
+    assert model(pixels, ids).place_label_loss is None  # without a discriminator: no classification, no labels
+    with pytest.raises(ValueError, match="place_label_classes"):
+        tiny(place_label_classes=[1, 3])
+    # Caption MNIST captions -> (digit + 1, colour + 1) per quadrant, 0 where empty
+    got = place_labels(
+        ["The red 3 is on the upper left, the 7 on the bottom right is blue."], ("white", "red", "blue")
+    )
+    want = torch.zeros(1, 2, 2, 2, dtype=torch.long)
+    want[0, 0, 0], want[0, 1, 1] = torch.tensor([4, 2]), torch.tensor([8, 3])
+    assert torch.equal(got, want)
+    with pytest.raises(ValueError, match="no quadrant"):
+        place_labels(["This is white 7."], ("white",))

@@ -27,6 +27,7 @@ __all__ = [
     "PhraseStyle",
     "caption_vocabulary",
     "parse_caption",
+    "place_labels",
     "render_caption",
 ]
 
@@ -157,3 +158,22 @@ def parse_caption(text: str, colors: tuple[str, ...] | list[str]) -> list[Captio
     if len(set(positions)) != len(positions):
         raise CaptionParseError(f"caption {text!r}: two digits are placed in the same quadrant.")
     return objects
+
+
+def place_labels(captions: list[str], colors: tuple[str, ...] | list[str]):
+    """What each quadrant holds according to each caption, as ``(N, 2, 2, 2)`` int64 labels (rows, columns of the
+    quadrants; then the digit + 1 and the colour's index in ``colors`` + 1, 0 for an empty quadrant): the targets of
+    LAViTeR's auxiliary place classifier (``LaviterConfig.place_label_classes = [11, len(colors) + 1]``)."""
+    import torch
+
+    labels = torch.zeros(len(captions), 2, 2, 2, dtype=torch.long)
+    for n, caption in enumerate(captions):
+        for obj in parse_caption(caption, colors):
+            if obj.position not in QUADRANTS:
+                raise ValueError(
+                    f"captions[{n}] = {caption!r}: a digit alone on the canvas has no quadrant; place labels are for "
+                    "the Quad layouts."
+                )
+            row, col = divmod(QUADRANTS.index(obj.position), 2)
+            labels[n, row, col] = torch.tensor([obj.digit + 1, list(colors).index(obj.color) + 1])
+    return labels

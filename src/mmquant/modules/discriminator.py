@@ -1,7 +1,8 @@
 """Conditional image discriminators for text-to-image GANs (StackGAN++ / AttnGAN): each scores an image alone
 (unconditional) and together with a sentence feature (conditional); one per generator stage. Optionally the
 conditional branch also reads the words place by place (:class:`PlaceWords`), so that it can check which object sits
-where, not only which objects the sentence names."""
+where, not only which objects the sentence names. With ``label_classes``, each also classifies what is at each place
+of a 2x2 grid (an AC-GAN auxiliary classifier, Odena et al. 2017)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attn_generator import WordAttention
@@ -41,7 +43,9 @@ class StageDiscriminator(nn.Module):
     """``images (B, C, S, S)``, ``sentence (B, D)`` -> unconditional and conditional logits, each ``(B,)``. With
     ``place_words``, the conditional branch also takes ``words (B, T, D)`` and ``word_mask (B, T)`` read place by
     place on its 4x4 grid (:class:`PlaceWords`); with ``word_rnn``, the words read in order by a bidirectional GRU of
-    its own (its final states, which can tell which object is where where the sentence feature barely does)."""
+    its own (its final states, which can tell which object is where where the sentence feature barely does). With
+    ``label_classes`` (class counts), :meth:`place_label_logits` classifies each quadrant of the image once per
+    entry (AC-GAN's auxiliary classifier, on the 4x4 features pooled to 2x2)."""
 
     def __init__(
         self,
@@ -51,6 +55,7 @@ class StageDiscriminator(nn.Module):
         condition_dim: int,
         place_words: bool = False,
         word_rnn: bool = False,
+        label_classes: Sequence[int] = (),
     ):
         super().__init__()
         layers: list[nn.Module] = [nn.Conv2d(in_channels, channels, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
@@ -68,6 +73,16 @@ class StageDiscriminator(nn.Module):
         joint = nn.Conv2d(ch + read + condition_dim, ch, 3, padding=1)
         self.joint = nn.Sequential(joint, nn.BatchNorm2d(ch), nn.LeakyReLU(0.2))
         self.conditional = nn.Conv2d(ch, 1, 4)
+        self.label_classes = tuple(label_classes)
+        if self.label_classes:
+            self.place_labels = nn.Conv2d(ch, sum(self.label_classes), 1)
+
+    def place_label_logits(self, images: Tensor) -> list[Tensor]:
+        """``images (B, C, S, S)`` -> one ``(B, classes, 2, 2)`` logit map per entry of ``label_classes``: what is
+        in each quadrant."""
+        h = self.features(images)  # (B, ch, 4, 4)
+        logits = F.avg_pool2d(self.place_labels(h), 2)  # (B, sum(classes), 2, 2)
+        return list(logits.split(self.label_classes, dim=1))
 
     def read_places(self, words: Tensor, word_mask: Tensor) -> Tensor:
         """What the words say about each place of the 4x4 grid, ``(B, ch', 4, 4)`` (`place_words`, then the
@@ -119,9 +134,11 @@ class MultiScaleDiscriminator(nn.ModuleList):
         condition_dim: int,
         place_words: bool = False,
         word_rnn: bool = False,
+        label_classes: Sequence[int] = (),
     ):
         super().__init__(
-            StageDiscriminator(in_channels, s, channels, condition_dim, place_words, word_rnn) for s in sizes
+            StageDiscriminator(in_channels, s, channels, condition_dim, place_words, word_rnn, label_classes)
+            for s in sizes
         )
 
     def forward(
@@ -136,6 +153,15 @@ class MultiScaleDiscriminator(nn.ModuleList):
             raise ValueError(f"images: expected {len(self)} stage images, got {len(images)}.")
         places = places or [None] * len(self)
         return [d(x, sentence, words, word_mask, p) for d, x, p in zip(self, images, places)]
+
+    def place_label_loss(self, images: Sequence[Tensor], labels: Tensor) -> Tensor:
+        """The auxiliary classification's cross-entropy of the stage ``images`` against ``labels (B, 2, 2, A)``
+        (one class index per quadrant and label), averaged over the labels and summed over the stages."""
+        total = 0.0
+        for d, x in zip(self, images):
+            logits = d.place_label_logits(x)
+            total = total + sum(F.cross_entropy(z.float(), labels[..., i]) for i, z in enumerate(logits)) / len(logits)
+        return total
 
     def read_places(self, words: Tensor | None, word_mask: Tensor | None) -> list[Tensor | None]:
         """Each stage's :meth:`StageDiscriminator.read_places` (``None`` for a stage that does not read words)."""

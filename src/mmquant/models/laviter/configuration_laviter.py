@@ -223,6 +223,15 @@ class LaviterConfig(PretrainedConfig):
             median, a black image. It pulls every noise towards the captions' average image, so it trades diversity
             for following the caption. Trains the generator (and, in the joint phase, the text encoder that
             conditions it).
+        place_label_classes (`list[int]`, *optional*): an auxiliary classifier in each discriminator, an addition to
+            the paper after AC-GAN (Odena et al. 2017): for each place of a 2x2 grid (the quadrants) it predicts one
+            label per entry of this list, with that many classes (Caption MNIST: the digit and the colour, class 0
+            for an empty quadrant). The discriminators learn it on real images; the generator is trained to make its
+            images classified as their captions say (`lambda_place_labels`), which tells it what each digit looks
+            like, not only that the image is real. The training loop passes the labels (`place_labels` of
+            `forward`). `None` (default): no classifier.
+        lambda_place_labels (`float`, defaults to 1.0): weight of the auxiliary classification, in the
+            discriminators' loss (real images) and in L_TIM (generated images), with `place_label_classes`.
         image_match_exchanged_quadrants (`bool`, defaults to `False`): in the image-match term each generated image
             must also be nearer its real image than that real image with any two of its quadrants exchanged (six
             extra negatives each): the same contents at the same places but bound to each other's place, which random
@@ -273,6 +282,8 @@ class LaviterConfig(PretrainedConfig):
         lambda_redescription: float = 0.0,
         lambda_image_match: float = 0.0,
         lambda_pixel: float = 0.0,
+        place_label_classes: list[int] | None = None,
+        lambda_place_labels: float = 1.0,
         image_match_exchanged_quadrants: bool = False,
         captioner_num_layers: int = 2,
         captioner_num_heads: int = 4,
@@ -328,6 +339,7 @@ class LaviterConfig(PretrainedConfig):
             lambda_redescription=lambda_redescription,
             lambda_image_match=lambda_image_match,
             lambda_pixel=lambda_pixel,
+            lambda_place_labels=lambda_place_labels,
             lambda_tim=lambda_tim,
             lambda_itm=lambda_itm,
             lambda_fake_image=lambda_fake_image,
@@ -346,6 +358,14 @@ class LaviterConfig(PretrainedConfig):
                 f"lambda_redescription={lambda_redescription}: the redescription term needs both the generator and "
                 "the captioner; set use_tim=True and use_itm=True, or lambda_redescription=0."
             )
+        if place_label_classes is not None:
+            classes = list(place_label_classes) if isinstance(place_label_classes, (list, tuple)) else None
+            if not classes or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 2 for n in classes):
+                raise ValueError(
+                    f"place_label_classes={place_label_classes!r}: expected a list of class counts, each an integer "
+                    ">= 2 (Caption MNIST: [11, number of colours + 1]), or None for no auxiliary classifier."
+                )
+            place_label_classes = classes
         self.use_tim = use_tim
         self.use_itm = use_itm
         self.gamma1, self.gamma2, self.gamma3 = gamma1, gamma2, gamma3
@@ -368,6 +388,8 @@ class LaviterConfig(PretrainedConfig):
         self.lambda_redescription = lambda_redescription
         self.lambda_image_match = lambda_image_match
         self.lambda_pixel = lambda_pixel
+        self.place_label_classes = place_label_classes
+        self.lambda_place_labels = lambda_place_labels
         self.image_match_exchanged_quadrants = bool(image_match_exchanged_quadrants)
         self.captioner_num_layers = captioner_num_layers
         self.captioner_num_heads = captioner_num_heads

@@ -87,6 +87,8 @@ class LaviterOutput(ModelOutput):
             `lambda_image_match` > 0; part of L_TIM).
         pixel_loss: the generated images' mean squared difference from their pairs' real images, summed over the
             stages (with `lambda_pixel` > 0; part of L_TIM).
+        place_label_loss: the discriminators' auxiliary classification of the generated images against their
+            captions' place labels (with `place_label_classes`; part of L_TIM).
         generated_images: one `(B, C, s, s)` tensor per generator stage, smallest first, in [-1, 1].
         caption_logits: `(B, T - 1, vocab_size)` the captioner's next-word logits (teacher forcing), `T` the
             longest caption of the batch.
@@ -107,6 +109,7 @@ class LaviterOutput(ModelOutput):
     redescription_loss: Tensor | None = None
     image_match_loss: Tensor | None = None
     pixel_loss: Tensor | None = None
+    place_label_loss: Tensor | None = None
     generated_images: tuple[Tensor, ...] | None = None
     caption_logits: Tensor | None = None
     word_embeds: Tensor | None = None
@@ -247,16 +250,44 @@ class LaviterModel(LaviterPreTrainedModel):
         c = self.config
         return MultiScaleDiscriminator(
             c.vision_config.in_channels, c.generator_sizes, c.discriminator_channels, c.embed_dim,
-            c.discriminator_place_words, c.discriminator_word_rnn,
+            c.discriminator_place_words, c.discriminator_word_rnn, c.place_label_classes or (),
         )  # fmt: skip
 
+    def _check_place_labels(self, place_labels: Tensor | None, batch: int) -> Tensor:
+        """`place_labels (B, 2, 2, A)`: a class index per quadrant and label, within `place_label_classes`."""
+        classes = self.config.place_label_classes
+        if place_labels is None:
+            raise ValueError(
+                f"place_labels: this model's discriminators classify each quadrant (place_label_classes={classes}); "
+                "pass the labels of the batch, (B, 2, 2, A) integers (Caption MNIST: "
+                "mmquant.data.caption_grammar.place_labels(captions, colors))."
+            )
+        if not isinstance(place_labels, Tensor) or place_labels.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"place_labels: expected an integer tensor (B, 2, 2, {len(classes)}), got "
+                            f"{type(place_labels).__name__} {getattr(place_labels, 'dtype', '')}.")  # fmt: skip
+        if tuple(place_labels.shape) != (batch, 2, 2, len(classes)):
+            raise ValueError(f"place_labels: expected shape ({batch}, 2, 2, {len(classes)}), got "
+                             f"{tuple(place_labels.shape)}.")  # fmt: skip
+        low = place_labels.amin(dim=(0, 1, 2))
+        high = place_labels.amax(dim=(0, 1, 2))
+        limit = torch.tensor(classes, device=place_labels.device)
+        if bool((low < 0).any() | (high >= limit).any()):
+            raise ValueError(f"place_labels: label i must lie in [0, place_label_classes[i]) = {classes}, got "
+                             f"minima {low.tolist()} and maxima {high.tolist()}.")  # fmt: skip
+        return place_labels.long()
+
     def discriminator_loss(
-        self, discriminator: MultiScaleDiscriminator, pixel_values: Tensor, output: LaviterOutput
+        self,
+        discriminator: MultiScaleDiscriminator,
+        pixel_values: Tensor,
+        output: LaviterOutput,
+        place_labels: Tensor | None = None,
     ) -> Tensor:
         """Eq. 10 for the discriminators: real images (resized to each stage) against `output.generated_images`
         (detached), conditioned on `output.text_embeds` (and `output.word_embeds`, detached); mismatched = the next
         pair's caption (and, with `discriminator_swapped_halves`, the real images with swapped halves and their own
-        captions)."""
+        captions). With `place_label_classes`, plus the auxiliary classification of the real images against
+        `place_labels (B, 2, 2, A)` (weight `lambda_place_labels`)."""
         sentence, words, mask = output.text_embeds.detach(), output.word_embeds, output.word_mask
         places = discriminator.read_places(None if words is None else words.detach(), mask)  # once per step
         wrong = [None if p is None else p.roll(1, 0) for p in places]  # the next pair's caption, place by place
@@ -273,7 +304,11 @@ class LaviterModel(LaviterPreTrainedModel):
             six = [None if p is None else p.repeat(6, 1, 1, 1) for p in places]
             scores = discriminator([_exchange_quadrants(x) for x in real], sentence.repeat(6, 1), places=six)
             mismatched = [torch.cat([m, c]) for m, (_, c) in zip(mismatched, scores)]
-        return discriminator_loss(real_scores, fake_scores, mismatched)
+        loss = discriminator_loss(real_scores, fake_scores, mismatched)
+        if self.config.place_label_classes:  # AC-GAN's classifier, learnt on real images only
+            labels = self._check_place_labels(place_labels, len(pixel_values))
+            loss = loss + self.config.lambda_place_labels * discriminator.place_label_loss(real, labels)
+        return loss
 
     # ------------------------------------------------------------------ phases
     def set_phase(self, phase: str, train_image_backbone: bool = True) -> None:
@@ -316,8 +351,10 @@ class LaviterModel(LaviterPreTrainedModel):
         discriminator: MultiScaleDiscriminator | None = None,
         generator: torch.Generator | None = None,
         return_loss: bool = True,
+        place_labels: Tensor | None = None,
     ) -> LaviterOutput:
-        """The losses of the current phase (`set_phase`) on a batch of paired images and captions."""
+        """The losses of the current phase (`set_phase`) on a batch of paired images and captions; `place_labels
+        (B, 2, 2, A)` are needed with `place_label_classes` when a discriminator is given."""
         pixel_values = self._check_image(pixel_values)
         mask = self._text_mask(input_ids, attention_mask)
         check_batch_sizes(pixel_values=pixel_values, input_ids=input_ids)
@@ -333,7 +370,10 @@ class LaviterModel(LaviterPreTrainedModel):
             negatives = self._swapped_negatives(pixel_values)
             out.vta_loss = self._vta(words, mask, sentence, regions, global_features, negatives)  # eq. 8
         if self._runs("generator", c.lambda_tim, c.lambda_fake_image):
-            self._tim(out, pixel_values, input_ids, words, mask, sentence, global_features, discriminator, generator)
+            if discriminator is not None and c.place_label_classes:
+                place_labels = self._check_place_labels(place_labels, len(pixel_values))
+            self._tim(out, pixel_values, input_ids, words, mask, sentence, global_features, discriminator, generator,
+                      place_labels)  # fmt: skip
         if self._runs("captioner", c.lambda_itm, c.lambda_fake_text):
             out.caption_logits = self.captioner(regions, input_ids, mask)  # (B, T - 1, V)
             out.itm_loss = self.captioner.loss(out.caption_logits, input_ids)  # eq. 14
@@ -349,9 +389,12 @@ class LaviterModel(LaviterPreTrainedModel):
             return False
         return self.phase == "generators" or any(w > 0 for w in joint_weights)
 
-    def _tim(self, out, real_pixels, input_ids, words, mask, sentence, real_global, discriminator, generator) -> None:
+    def _tim(
+        self, out, real_pixels, input_ids, words, mask, sentence, real_global, discriminator, generator, place_labels
+    ) -> None:
         """L_TIM (eq. 11) = L_G (eq. 9, when a discriminator is given) + λ L_fi-rt + KL, with L_fi-rt (eq. 15);
-        plus the redescription, image-match and pixel terms when their weights are > 0."""
+        plus the redescription, image-match and pixel terms when their weights are > 0, and the auxiliary
+        classification of the generated images (with `place_label_classes` and a discriminator)."""
         c = self.config
         noise = self._noise(len(words), generator, words.device)
         images, mu, logvar = self.generator(noise, sentence, words, mask, generator)
@@ -383,6 +426,9 @@ class LaviterModel(LaviterPreTrainedModel):
             scores = discriminator(images, sentence, words, mask)
             out.generator_adversarial_loss = generator_adversarial_loss(scores)  # eq. 9
             out.tim_loss = out.tim_loss + out.generator_adversarial_loss
+            if c.place_label_classes:  # AC-GAN: the generated images classified as their captions say
+                out.place_label_loss = discriminator.place_label_loss(images, place_labels)
+                out.tim_loss = out.tim_loss + c.lambda_place_labels * out.place_label_loss
 
     def _fixed(self, module: nn.Module, *args):
         """``module(*args)`` with its weights detached: gradients reach ``args`` only (the generator's images)."""
