@@ -217,6 +217,11 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
         {**_WORD_RNN, **_PLACE_LABELS},
         _NO_CLIP,
     ),
+    "place-labels-5": (
+        "place-labels with the classification at lambda_place_labels = 5 (as heavy as the DAMSM term)",
+        {**_WORD_RNN, **_PLACE_LABELS, "lambda_place_labels": 5.0},
+        _NO_CLIP,
+    ),
     "place-labels-pixel": (
         "place-labels with the pixel term at lambda_pixel = 10 (colour and place from the pixels, the digits' shapes "
         "from the classifier)",
