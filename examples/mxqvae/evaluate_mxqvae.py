@@ -10,6 +10,9 @@
     # the same with the paper's sampling (the prior's codes decoded as they are)
     python examples/mxqvae/evaluate_mxqvae.py consistency --pipeline outputs/mxqvae-prior-quad4/pipeline \\
         --num_samples 500 --name quad4-paper --layout quad4 --paper_sampling
+    # Table 2's average over layouts: the mean and sample std of recorded rows (read from --results_file)
+    python examples/mxqvae/evaluate_mxqvae.py layouts --rows table2/single table2/quad1 ... --name all-layouts \\
+        --results_file examples/mxqvae/results/caption_mnist.json
 
 Degree accuracy is reported twice: ``degree_accuracy`` compares the digit and colour tokens of the reconstruction
 with the input caption's position by position (the text decoder predicts one token per input position), and
@@ -233,6 +236,30 @@ def _sampling(args, pipe) -> dict:
     return {"top_k": args.top_k, "temperature": args.temperature} | extra
 
 
+_LAYOUT_METRICS = ("consistency", "object_accuracy", "parse_rate")
+
+
+def run_layouts(args, provenance: dict) -> None:
+    """``table2/<name>``: the mean and sample std over the ``--rows`` of the results file (one Table 2 row per
+    layout) of the unconditional metrics, as the paper's Table 2 average; the rows are named in the entry."""
+    import json
+
+    results = json.loads(Path(args.results_file).read_text()) if Path(args.results_file).is_file() else {}
+    missing = [row for row in args.rows if row not in results]
+    if missing:
+        raise SystemExit(f"--rows {missing}: not in --results_file {args.results_file}; run `consistency` first.")
+    per_row = [
+        {m["metric"]: m["value"] for m in results[row]["metrics"] if m["metric"] in _LAYOUT_METRICS}
+        for row in args.rows
+    ]
+    scores = seed_summary(per_row)
+    entry = {**provenance, "rows": args.rows, "metrics": [
+        {"metric": k, "split": "generated", "value": v} for k, v in scores.items()
+    ]}  # fmt: skip
+    _record(args, f"table2/{args.name}", entry)
+    print(f"table2/{args.name} over {len(args.rows)} rows: {scores}")
+
+
 def _record(args, key: str, entry: dict) -> None:
     """Merge ``entry`` into ``<output_dir>/eval_results.json`` and, when named, into ``--results_file``."""
     merge_result(Path(args.output_dir) / "eval_results.json", key, entry)
@@ -244,8 +271,9 @@ def main(argv=None) -> None:
     p = make_parser(__doc__)
     p.add_argument(
         "table",
-        choices=["degree", "consistency"],
-        help="degree: Table 1 (stage-1 models); consistency: Table 2 (a pipeline's samples)",
+        choices=["degree", "consistency", "layouts"],
+        help="degree: Table 1 (stage-1 models); consistency: Table 2 (a pipeline's samples); layouts: the mean over "
+        "Table 2 rows already in --results_file (Table 2's average)",
     )
     p.add_argument(
         "--output_dir", default="outputs/mxqvae-eval", help="eval_results.json (and the samples grid) go here"
@@ -308,6 +336,12 @@ def main(argv=None) -> None:
         "--layout", default=None, help="Caption MNIST layout of those test pairs (consistency; default: --name)"
     )
     p.add_argument(
+        "--rows",
+        nargs="+",
+        default=None,
+        help="layouts: the Table 2 rows of --results_file to average (one per layout), written as table2/<name>",
+    )
+    p.add_argument(
         "--guidance_scale",
         type=float,
         default=None,
@@ -317,7 +351,11 @@ def main(argv=None) -> None:
     check_input_paths(p, args, models="dir", pipeline="model", judge="model")
     command = command_line()
     provenance = {"command": command, "commit": git_commit(HERE)}
-    if args.table == "degree":
+    if args.table == "layouts":
+        if not args.rows or not args.results_file:
+            p.error("layouts: give --rows (Table 2 rows) and the --results_file that holds them")
+        run_layouts(args, provenance)
+    elif args.table == "degree":
         if not args.models:
             p.error("degree: give --models NAME=FOLDER ...")
         run_degree(args, provenance)

@@ -233,3 +233,28 @@ def test_refinement_probe_alone(tmp_path, tiny_pipeline):
     out = pipe(num_samples=4, seed=1, **MXQVAEPipeline.PAPER_SAMPLING)
     paper = semantic_consistency(out.images, out.captions, load_judge())
     assert f["unconditional"]["paper"]["consistency"] == round(paper["consistency"], 4)
+
+
+def test_evaluate_layouts_averages_recorded_table2_rows(tmp_path):
+    """evaluate_mxqvae.py layouts: Table 2's average, the mean and sample std of the named rows of the results file,
+    written as one more row that names them; a missing row is refused."""
+    import evaluate_mxqvae
+
+    results = tmp_path / "results.json"
+    rows = {"table2/a": (0.9, 0.96, 1.0), "table2/b": (0.94, 0.98, 0.98), "other": (0.1, 0.1, 0.1)}
+    names = ("consistency", "object_accuracy", "parse_rate")
+    results.write_text(json.dumps({
+        key: {"metrics": [{"metric": m, "split": "generated", "value": v} for m, v in zip(names, values)]}
+        for key, values in rows.items()
+    }))  # fmt: skip
+    out = tmp_path / "eval"
+    evaluate_mxqvae.main(["layouts", "--rows", "table2/a", "table2/b", "--name", "all", "--results_file", str(results),
+                          "--output_dir", str(out)])  # fmt: skip
+    entry = json.loads(results.read_text())["table2/all"]
+    metrics = {m["metric"]: m["value"] for m in entry["metrics"]}
+    assert entry["rows"] == ["table2/a", "table2/b"] and "command" in entry
+    assert metrics["consistency"] == pytest.approx(0.92) and metrics["consistency_std"] == pytest.approx(0.0283, 1e-3)
+    assert metrics["parse_rate"] == pytest.approx(0.99) and len(metrics) == 6
+    assert json.loads((out / "eval_results.json").read_text())["table2/all"] == entry
+    with pytest.raises(SystemExit, match="table2/c"):
+        evaluate_mxqvae.main(["layouts", "--rows", "table2/a", "table2/c", "--results_file", str(results)])
