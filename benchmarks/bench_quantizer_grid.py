@@ -16,7 +16,9 @@ Methods (training mode, one head, features and codebook made once per size):
 * ``reference_sinkhorn``: the reference OptVQ code's cdist + normalize + ``sinkhorn()`` + argmax (forward only).
 
 Modules are timed forward and forward+backward (a backward of ``quantized.sum() + loss``); assignments forward
-only. Times are medians of ``--repeats`` interleaved rounds after a warm-up; memory is the rise of the process's peak
+only. Times are medians of interleaved rounds after a warm-up: ``--repeats`` rounds, or more for a fast cell, as
+many as fill ``--min_seconds`` (a round is timed by the warm-up; at most 50), so that a cell of a few milliseconds
+is not the median of three noisy calls; memory is the rise of the process's peak
 resident set (VmHWM, reset through ``/proc/self/clear_refs``) during one call over the resident set before it.
 ``*_ratio`` columns divide by the fastest of ``nn``/``nn_cdist`` (forward) of the same size and precision. Results:
 ``benchmarks/results/bench_quantizer_grid.json`` with command, commit, machine and load average.
@@ -28,6 +30,7 @@ import contextlib
 import gc
 import itertools
 import json
+import math
 import os
 import platform
 import statistics
@@ -52,13 +55,19 @@ def parse_args(argv=None):
     p.add_argument("--k", default="1024,8192", help="comma-separated codebook sizes K")
     p.add_argument("--d", default="16,64", help="comma-separated code dimensions D")
     p.add_argument("--dtypes", default="float32,bf16", help="comma-separated precisions (float32, bf16 autocast)")
-    p.add_argument("--repeats", type=int, default=3, help="timed repeats per cell (the median is reported)")
+    p.add_argument("--repeats", type=int, default=3, help="timed rounds per cell at least (the median is reported)")
+    p.add_argument(
+        "--min_seconds",
+        type=float,
+        default=2.0,
+        help="a cell's rounds fill at least this many seconds (up to 50 rounds): fast cells get more of them",
+    )
     p.add_argument("--reference-repo", default=None, help="checkout or bare git mirror of github.com/zbr17/OptVQ")
     p.add_argument("--quick", action="store_true", help="N=4096 only and 2 repeats")
     add_output_arguments(p, "bench_quantizer_grid")
     args = resolve_output(p.parse_args(argv), "bench_quantizer_grid")
     if args.quick:
-        args.n, args.repeats = "4096", 2
+        args.n, args.repeats, args.min_seconds = "4096", 2, 0.0
     return args
 
 
@@ -137,10 +146,13 @@ def main(args) -> dict:
         x, c = torch.randn(n, d, generator=g), torch.randn(k, d, generator=g)
         methods = _methods(k, d, reference)
         jobs = [(name, False) for name in methods] + [(name, True) for name, (_, bw) in methods.items() if bw]
-        for name, backward in jobs:  # warm-up
+        warm_start = time.perf_counter()
+        for name, backward in jobs:  # warm-up (and the length of one round)
             _run(methods[name][0], x, c, backward, autocast)
+        round_seconds = time.perf_counter() - warm_start
+        rounds = min(50, max(args.repeats, math.ceil(args.min_seconds / max(round_seconds, 1e-6))))
         times = {job: [] for job in jobs}
-        for _ in range(args.repeats):  # interleaved rounds
+        for _ in range(rounds):  # interleaved rounds
             for job in jobs:
                 t0 = time.perf_counter()
                 _run(methods[job[0]][0], x, c, job[1], autocast)
@@ -150,7 +162,8 @@ def main(args) -> dict:
             fn = methods[job[0]][0]
             memory[job] = _peak_extra_mb(lambda: _run(fn, x, c, job[1], autocast))  # noqa: B023 (called at once)
         baseline = min(statistics.median(times[("nn", False)]), statistics.median(times[("nn_cdist", False)]))
-        row = {"N": n, "K": k, "D": d, "dtype": dtype, "baseline_ms": round(baseline, 3), "methods": {}}
+        row = {"N": n, "K": k, "D": d, "dtype": dtype, "rounds": rounds, "baseline_ms": round(baseline, 3)}
+        row["methods"] = {}
         for (name, backward), t in times.items():
             key = f"{name}{'_fwd_bwd' if backward else '_fwd'}"
             row["methods"][key] = {
@@ -173,6 +186,7 @@ def main(args) -> dict:
         "load_average_start_end": [load_start, list(os.getloadavg())],
         "torch": torch.__version__,
         "repeats": args.repeats,
+        "min_seconds": args.min_seconds,
         "rows": rows,
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
