@@ -168,33 +168,29 @@ def straight_through(z: Tensor, codes: Tensor) -> Tensor:
     return _StraightThrough.apply(z, codes)
 
 
-class _VQLosses(torch.autograd.Function):
-    """``mse(z, sg(codes))`` and ``mse(codes, sg(z))`` from one pass (their values are equal); the backward is that of
-    the two ``F.mse_loss`` calls, each to its own input."""
+class _MSEGivenValue(torch.autograd.Function):
+    """``F.mse_loss(x, target)`` whose value was computed already: forward returns it, backward is the mean-squared
+    error's gradient to ``x`` (``target`` is a constant)."""
 
     @staticmethod
-    def forward(ctx, z: Tensor, codes: Tensor) -> tuple[Tensor, Tensor]:
-        ctx.save_for_backward(z, codes)
-        value = F.mse_loss(z, codes)  # (z - c)^2 and (c - z)^2 round alike
-        return value, value.clone()
+    def forward(ctx, x: Tensor, target: Tensor, value: Tensor) -> Tensor:
+        ctx.save_for_backward(x, target)
+        return value.clone()
 
     @staticmethod
-    def backward(ctx, grad_commitment: Tensor, grad_codebook: Tensor) -> tuple[Tensor | None, Tensor | None]:
-        z, codes = ctx.saved_tensors
-        mean = 1  # torch's Reduction::Mean
-        grad_z = grad_codes = None
-        if ctx.needs_input_grad[0]:
-            grad_z = torch.ops.aten.mse_loss_backward(grad_commitment, z, codes, mean)
-        if ctx.needs_input_grad[1]:
-            grad_codes = torch.ops.aten.mse_loss_backward(grad_codebook, codes, z, mean)
-        return grad_z, grad_codes
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
+        x, target = ctx.saved_tensors
+        return torch.ops.aten.mse_loss_backward(grad, x, target, 1), None, None  # 1: torch's Reduction::Mean
 
 
 def vq_losses(z: Tensor, codes: Tensor) -> tuple[Tensor, Tensor]:
     """The commitment loss ``mse(z, sg(codes))`` (gradient to ``z`` only) and the codebook loss
     ``mse(codes, sg(z))`` (gradient to ``codes`` only) of VQ-VAE, for ``(N, d)`` features and their codes: the values
     and gradients of the two ``F.mse_loss`` calls, with the forward's pass over ``(N, d)`` made once."""
-    return _VQLosses.apply(z, codes)
+    value = F.mse_loss(z.detach(), codes.detach())  # the one pass; (z - c)^2 and (c - z)^2 round alike
+    commitment = _MSEGivenValue.apply(z, codes.detach(), value)  # gradient to z only
+    codebook = _MSEGivenValue.apply(codes, z.detach(), value)  # gradient to codes only
+    return commitment, codebook
 
 
 def rotation_trick(z: Tensor, codes: Tensor, eps: float = 1e-6) -> Tensor:
