@@ -11,10 +11,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
+import tempfile
 import warnings
 from pathlib import Path
 
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,41 +37,63 @@ def step_records(output_dir) -> list[dict]:
     return [r for r in map(json.loads, lines) if "loss" in r]
 
 
-def _run_once(cmd, env, timeout: int) -> subprocess.CompletedProcess | None:
-    """``cmd`` in its own process group; ``None`` when it outlives ``timeout`` (then every process of the group has
-    printed its Python stacks to stderr, through faulthandler on SIGABRT, and was killed)."""
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
+def _run_once(cmd, env, timeout: int) -> tuple[subprocess.CompletedProcess, bool]:
+    """``cmd`` in its own process group, and whether it outlived ``timeout`` (then every process it started has
+    printed its Python stacks to its stderr, through faulthandler on SIGABRT, and was killed).
+
+    The output goes to files, not pipes: ``torchrun`` starts each worker in a session of its own, so a worker that
+    outlives the launcher would hold a pipe open and ``communicate()`` would wait for it forever. For the same reason
+    the workers are found as the launcher's descendants (``psutil``), not by its process group."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, text=True, start_new_session=True)
+        try:
+            proc.wait(timeout=timeout)
+            hung = False
+        except subprocess.TimeoutExpired:
+            hung = True
+            _kill_tree(proc)
+        out.seek(0), err.seek(0)
+        return subprocess.CompletedProcess(cmd, proc.returncode, out.read(), err.read()), hung
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """SIGABRT (each Python process prints its stacks: PYTHONFAULTHANDLER), then SIGKILL, to ``proc`` and every
+    process it started, in whatever session or group they are."""
     try:
-        out, err = proc.communicate(timeout=timeout)
-        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGABRT)  # PYTHONFAULTHANDLER: each process dumps its stacks
-        time.sleep(3)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        print(f"{' '.join(cmd)}\nhung for {timeout} s; the stacks of its processes:\n{err[-12000:]}", file=sys.stderr)
-        return None
+        tree = [psutil.Process(proc.pid)]
+        tree += tree[0].children(recursive=True)
+    except psutil.NoSuchProcess:
+        tree = []
+    for sig in (signal.SIGABRT, signal.SIGKILL):
+        for p in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.send_signal(sig)
+        psutil.wait_procs(tree, timeout=5)
+    proc.wait()
 
 
 def run_script(script, args, output_dir, processes: int, launch=LAUNCH, timeout: int = 300) -> None:
     """``script args --output_dir output_dir`` in one process, or under ``launch`` (``accelerate launch``).
 
-    A run that hangs (a normal one takes 10-30 s here) has its stacks printed and is run once more from scratch: a
-    second hang fails the test with both sets of stacks in the captured stderr."""
+    A run that hangs (a normal one takes 10-30 s here) is stopped, its processes' stacks kept, and run once more from
+    scratch: a second hang fails the test with both sets of stacks in its message; a pass warns with the first."""
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     env["PYTHONFAULTHANDLER"] = "1"
     prefix = [sys.executable] if processes == 1 else list(launch)
     cmd = [*prefix, str(script), *map(str, args), "--output_dir", str(output_dir)]
-    done = _run_once(cmd, env, timeout)
-    if done is None:
+    done, hung = _run_once(cmd, env, timeout)
+    if hung:
+        first = done.stderr[-4000:]
         shutil.rmtree(output_dir, ignore_errors=True)
-        done = _run_once(cmd, env, timeout)
-        assert done is not None, f"{' '.join(cmd)} hung twice ({timeout} s each); stacks on stderr"
+        done, hung = _run_once(cmd, env, timeout)
+        assert not hung, (
+            f"{' '.join(cmd)} hung twice ({timeout} s each); the stacks of the first run:\n{first}\n"
+            f"and of the second:\n{done.stderr[-4000:]}"
+        )
         warnings.warn(
-            f"{Path(script).name} ({processes} processes) hung once and passed on the second run", stacklevel=2
+            f"{Path(script).name} ({processes} processes) hung once ({timeout} s) and passed on the second run; "
+            f"the stacks of its processes when it was stopped:\n{first}",
+            stacklevel=2,
         )
     assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stderr[-4000:]}"
 
