@@ -140,3 +140,17 @@ def test_argmax_pass_takes_the_first_maximum_like_torch(k):
     m[:, -1] = 9.0  # the maximum only in the last (tail) column
     passes.argmax(m, b, out)
     assert torch.equal(out, torch.full((64,), k - 1))
+
+
+def test_code_update_is_pytorchs_to_the_bit():
+    """``update_b`` (the code step of each iteration, compiled with -ffast-math around it) rounds every operation
+    as the PyTorch loop does: the same float64 ``b`` and its float32 copy, over values spanning many magnitudes."""
+    k = 1024
+    g = torch.Generator().manual_seed(3)
+    b = torch.rand(k, generator=g, dtype=torch.float64) * 10.0 ** torch.randint(-6, 6, (k,), generator=g)
+    col = torch.rand(k, generator=g, dtype=torch.float64) * 10.0 ** torch.randint(-9, 3, (k,), generator=g)
+    expected = b / (b * col + 1e-8) / k
+    b32 = torch.empty(k)
+    NativePasses(library(), k).update_b(b, col, b32)
+    assert torch.equal(b, expected)
+    assert torch.equal(b32, expected.float())

@@ -253,6 +253,19 @@ class _Kernel:
             return blk.mat
         return self.exponentiate(self.distances(blk))
 
+    def moments(self, row_sum: Tensor, row_sq: Tensor) -> Tensor:
+        """``[count, sum D, sum D^2]`` (float64, on the device: no host copy) from the row sums and sums of squares
+        of ``D - rowmin D`` and ``rowmin``."""
+        # D = t + m (t = D - rowmin, m = rowmin): sum D = sum t + K sum m, sum D^2 = sum t^2 + 2 sum m t + K sum m^2
+        m64, s64 = self.rowmin.double(), row_sum.double()
+        return torch.stack(
+            [
+                torch.full((), float(self.n * self.k), dtype=torch.float64, device=self.device),  # a fill
+                s64.sum() + self.k * m64.sum(),
+                row_sq.sum() + 2 * (m64 * s64).sum() + self.k * m64.square().sum(),
+            ]
+        )
+
     def set_b(self, b: Tensor) -> None:
         self.b = b
         self.b3 = b.view(1, 1, self.k).repeat(self.split, 1, 1) if self.split > 1 else None
@@ -286,6 +299,10 @@ class _Kernel:
             self.cols_(blk, m)
         return self.column_sums()
 
+    def update_b(self, b: Tensor, col: Tensor) -> Tensor:
+        """One Sinkhorn iteration's code update: each code receives mass 1/K (float64)."""
+        return b / (b * col + 1e-8) / self.k
+
     def iterate(self, b: Tensor, n_global: int, eps_n: Tensor) -> Tensor:
         """One Sinkhorn iteration's token update of each block, then that block's share of the next column sums."""
         self.set_b(b.float())
@@ -315,7 +332,9 @@ class _NativeKernel(_Kernel):
         if self.direct:
             self.x, self.x_norm = x, x.square().sum(1)
             passes.set_codebook(codebook)
-        self.col64 = torch.zeros(len(self.blocks), self.k, dtype=torch.float64)
+        self.col64 = torch.empty(len(self.blocks), self.k, dtype=torch.float64)  # a row per block (each pass writes)
+        self.b64 = torch.empty(self.k, dtype=torch.float64)  # the code factors, updated in place (update_b)
+        self.b32 = torch.empty(self.k, dtype=torch.float32)
         self.neg_lam = 0.0
         # every block kept: the passes after the first sweep the whole buffer in one call (one parallel region)
         self.whole = self.buffer[: self.n] if self.scratch is None and len(self.blocks) > 1 else None
@@ -346,25 +365,34 @@ class _NativeKernel(_Kernel):
 
     def second_pass(self) -> Tensor:
         self.neg_lam = -float(self.lam)
-        self.col64.zero_()
-        if self.whole is not None:  # into the first row of col64 (the others stay 0)
+        if self.whole is not None:
             self.passes.exp_cols(self.whole, self.neg_lam, self.a, self.col64[0])
-        else:
-            for blk, col in zip(self.blocks, self.col64):
-                if blk.kept:
-                    self.passes.exp_cols(blk.mat, self.neg_lam, blk.a, col)
-                else:
-                    self.passes.exp_cols(self.m(blk), None, blk.a, col)
+            return self.col64[0]
+        for blk, col in zip(self.blocks, self.col64):
+            if blk.kept:
+                self.passes.exp_cols(blk.mat, self.neg_lam, blk.a, col)
+            else:
+                self.passes.exp_cols(self.m(blk), None, blk.a, col)
         return self.col64.sum(0)
 
+    def moments(self, row_sum: Tensor, row_sq: Tensor) -> Tensor:
+        sums = torch.empty(3, dtype=torch.float64)
+        self.passes.moments(self.rowmin, row_sum, row_sq, sums)
+        return sums
+
+    def update_b(self, b: Tensor, col: Tensor) -> Tensor:
+        if b is not self.b64:  # the first update: b is the loop's ones
+            self.b64.copy_(b)
+        self.passes.update_b(self.b64, col, self.b32)
+        return self.b64
+
     def iterate(self, b: Tensor, n_global: int, eps_n: Tensor) -> Tensor:
-        b32 = b.float()
-        self.col64.zero_()
-        if self.whole is not None:  # into the first row of col64 (the others stay 0)
+        b32 = self.b32 if b is self.b64 else b.float()
+        if self.whole is not None:
             self.passes.iterate(self.whole, b32, self.a, float(n_global), self.col64[0])
-        else:
-            for blk, col in zip(self.blocks, self.col64):
-                self.passes.iterate(self.m(blk), b32, blk.a, float(n_global), col)
+            return self.col64[0]
+        for blk, col in zip(self.blocks, self.col64):
+            self.passes.iterate(self.m(blk), b32, blk.a, float(n_global), col)
         return self.col64.sum(0)
 
     def assign(self, b: Tensor, out: Tensor) -> None:
@@ -411,15 +439,7 @@ def _scale(
         return 1.0 / math.sqrt(kern.dim)
     if normalize == "none":
         return 1.0
-    # D = t + m (t = D - rowmin, m = rowmin): sum D = sum t + K sum m, sum D^2 = sum t^2 + 2 sum m t + K sum m^2
-    m64, s64 = kern.rowmin.double(), row_sum.double()
-    sums = torch.stack(  # count, sum D, sum D^2
-        [
-            torch.full((), float(kern.n * kern.k), dtype=torch.float64, device=kern.device),  # a fill: no host copy
-            s64.sum() + kern.k * m64.sum(),
-            row_sq.sum() + 2 * (m64 * s64).sum() + kern.k * m64.square().sum(),
-        ]
-    )
+    sums = kern.moments(row_sum, row_sq)  # count, sum D, sum D^2 (float64)
     if distributed:
         _all_reduce(sums)
     count, total, total_sq = sums.unbind()
@@ -473,7 +493,7 @@ def _run_sinkhorn(
     b = torch.ones(k, dtype=torch.float64, device=x.device)
     eps_n = torch.full((), 1e-8 * n_global, dtype=torch.float32, device=x.device)
     for it in range(n_iters):
-        b = b / (b * col + 1e-8) / k  # each code receives mass 1/K
+        b = kern.update_b(b, col)  # each code receives mass 1/K
         if it == n_iters - 1 and not want_plan:
             break
         col = kern.iterate(b, n_global, eps_n)  # each token receives mass 1/N, and the next column sums

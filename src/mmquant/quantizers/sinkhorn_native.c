@@ -86,6 +86,24 @@ void mmq_sk_prep(float *d, int64_t rows, int64_t K, const float *x, const float 
     }
 }
 
+/* The moments of D over all rows from mmq_sk_prep's per-row statistics (D = t + m, t = D - rowmin D, m = rowmin):
+ * out = [count, sum D, sum D^2] with sum D = sum t + K sum m and sum D^2 = sum t^2 + 2 sum m t + K sum m^2. */
+void mmq_sk_moments(const float *rowmin, const double *rowsum, const double *rowsq, int64_t rows, int64_t K,
+                    double *out) {
+    double m = 0.0, m2 = 0.0, t = 0.0, t2 = 0.0, mt = 0.0;
+    for (int64_t n = 0; n < rows; n++) {
+        const double mn = rowmin[n];
+        m += mn;
+        m2 += mn * mn;
+        t += rowsum[n];
+        t2 += rowsq[n];
+        mt += mn * rowsum[n];
+    }
+    out[0] = (double)rows * (double)K;
+    out[1] = t + (double)K * m;
+    out[2] = t2 + 2.0 * mt + (double)K * m2;
+}
+
 /* A recomputed block: d (squared distances, or from x as in mmq_sk_prep) becomes
  * M = exp(scale * (sqrt(max(d, 1e-30)) - rowmin)). */
 void mmq_sk_kernel(float *d, int64_t rows, int64_t K, const float *x, const float *ct, const float *xn,
@@ -113,7 +131,7 @@ static void cols_flush(cols_t *t, int64_t K) {
     }
 }
 
-/* Second pass: m = exp(scale * m) in place when do_exp (M from D - rowmin D), and col = M^T a (float64). */
+/* Second pass: m = exp(scale * m) in place when do_exp (M from D - rowmin D), and col = M^T a (float64, written). */
 /* Iteration pass (update_a): r = M b, a = a / (N a r + N 1e-8) (each token receives mass 1/N), col = M^T a. */
 static void sweep(float *m, int64_t rows, int64_t K, int do_exp, float scale, const float *b, float *a, float n_glob,
                   double *col, int nth) {
@@ -153,6 +171,7 @@ static void sweep(float *m, int64_t rows, int64_t K, int do_exp, float scale, co
         }
         cols_flush(&t, K);
     }
+    for (int64_t k = 0; k < K; k++) col[k] = 0.0;  /* col is written, not added to */
     for (int i = 0; i < nth; i++)
         for (int64_t k = 0; k < K; k++) col[k] += acc[(size_t)i * K + k];
     free(acc);
@@ -167,6 +186,18 @@ void mmq_sk_exp_cols(float *m, int64_t rows, int64_t K, int do_exp, float scale,
 void mmq_sk_iterate(const float *m, int64_t rows, int64_t K, const float *b, float *a, float n_glob, double *col,
                     int nth) {
     sweep((float *)m, rows, K, 0, 0.f, b, a, n_glob, col, nth);
+}
+
+/* The code update of a Sinkhorn iteration (each code receives mass 1/K), in float64 as the PyTorch loop does it:
+ * b = b / (b col + 1e-8) / K, with b32 its float32 copy (what the sweeps read). Each operation rounded on its own
+ * (volatile: no fused multiply-add or merged divisions under -ffast-math), so b is PyTorch's to the bit. */
+void mmq_sk_update_b(double *b, const double *col, float *b32, int64_t K) {
+    for (int64_t k = 0; k < K; k++) {
+        volatile double prod = b[k] * col[k];
+        volatile double ratio = b[k] / (prod + 1e-8);
+        b[k] = ratio / (double)K;
+        b32[k] = (float)b[k];
+    }
 }
 
 /* Last pass: out[n] = argmax_k m[n, k] b[k], the first index on ties (as torch.argmax). One sweep: each of LANES

@@ -42,6 +42,8 @@ _SIGNATURES = {
     "mmq_sk_exp_cols": [_P, _I, _I, _INT, _F, _P, _P, _INT],
     "mmq_sk_iterate": [_P, _I, _I, _P, _P, _F, _P, _INT],
     "mmq_sk_argmax": [_P, _I, _I, _P, _P, _INT],
+    "mmq_sk_update_b": [_P, _P, _P, _I],
+    "mmq_sk_moments": [_P, _P, _P, _I, _I, _P],
 }
 _UNSET = object()
 _library = _UNSET
@@ -141,6 +143,10 @@ class NativePasses:
         stats = (_ptr(row_sum), _ptr(row_sq)) if row_sum is not None else (None, None)
         self.lib.mmq_sk_prep(_ptr(d), len(d), self.k, *self._rows(rows), _ptr(rowmin), *stats, self.threads)
 
+    def moments(self, rowmin: Tensor, row_sum: Tensor, row_sq: Tensor, out: Tensor) -> None:
+        """``out = [count, sum D, sum D^2]`` (float64) of all rows, from :meth:`prep`'s ``rowmin`` and statistics."""
+        self.lib.mmq_sk_moments(_ptr(rowmin), _ptr(row_sum), _ptr(row_sq), len(rowmin), self.k, _ptr(out))
+
     def kernel(self, d: Tensor, rowmin: Tensor, scale: float, rows=None) -> None:
         """Squared distances (or ``rows``, as in :meth:`prep`) -> ``M = exp(scale (D - rowmin D))`` in place."""
         self.lib.mmq_sk_kernel(_ptr(d), len(d), self.k, *self._rows(rows), _ptr(rowmin), scale, self.threads)
@@ -157,14 +163,18 @@ class NativePasses:
         return _ptr(x), _ptr(self.ct), _ptr(x_norm), _ptr(self.c_norm), x.shape[1]
 
     def exp_cols(self, m: Tensor, scale: float | None, a: Tensor, col: Tensor) -> None:
-        """``M = exp(scale m)`` in place unless ``scale`` is None; ``col += M^T a`` (float64)."""
+        """``M = exp(scale m)`` in place unless ``scale`` is None; ``col = M^T a`` (float64)."""
         self.lib.mmq_sk_exp_cols(
             _ptr(m), len(m), self.k, int(scale is not None), scale or 0.0, _ptr(a), _ptr(col), self.threads
         )
 
     def iterate(self, m: Tensor, b: Tensor, a: Tensor, n_global: float, col: Tensor) -> None:
-        """``a = a / (N a (M b) + N 1e-8)`` in place, then ``col += M^T a`` (float64)."""
+        """``a = a / (N a (M b) + N 1e-8)`` in place, then ``col = M^T a`` (float64)."""
         self.lib.mmq_sk_iterate(_ptr(m), len(m), self.k, _ptr(b), _ptr(a), n_global, _ptr(col), self.threads)
+
+    def update_b(self, b: Tensor, col: Tensor, b32: Tensor) -> None:
+        """``b = b / (b col + 1e-8) / K`` in place (float64, as PyTorch rounds it) and ``b32`` its float32 copy."""
+        self.lib.mmq_sk_update_b(_ptr(b), _ptr(col), _ptr(b32), self.k)
 
     def argmax(self, m: Tensor, b: Tensor, out: Tensor) -> None:
         """``out = argmax_k M[n, k] b_k`` (int64, first index on ties)."""
