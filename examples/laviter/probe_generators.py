@@ -222,6 +222,12 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
         {**_WORD_RNN, **_PLACE_LABELS, "lambda_place_labels": 5.0},
         _NO_CLIP,
     ),
+    "place-labels-5-damsm1": (
+        "place-labels-5 with the generated-image matching (DAMSM, eq. 11) at lambda 1 instead of 5: the classifier's "
+        "term no longer outweighed by it",
+        {**_WORD_RNN, **_PLACE_LABELS, "lambda_place_labels": 5.0, "lambda_fake_image_damsm": 1.0},
+        _NO_CLIP,
+    ),
     "place-labels-pixel": (
         "place-labels with the pixel term at lambda_pixel = 10 (colour and place from the pixels, the digits' shapes "
         "from the classifier)",
