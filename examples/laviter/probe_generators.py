@@ -228,6 +228,12 @@ VARIANTS: dict[str, tuple[str, dict, list[str]]] = {
         {**_WORD_RNN, **_PLACE_LABELS, "lambda_place_labels": 5.0, "lambda_fake_image_damsm": 1.0},
         _NO_CLIP,
     ),
+    "region-labels": (
+        "word-rnn with the place classifier on the frozen image encoder's quadrant regions (place_classifier "
+        "'regions', lambda_place_labels = 5) instead of in the discriminators",
+        {**_WORD_RNN, **_PLACE_LABELS, "place_classifier": "regions", "lambda_place_labels": 5.0},
+        _NO_CLIP,
+    ),
     "place-labels-pixel": (
         "place-labels with the pixel term at lambda_pixel = 10 (colour and place from the pixels, the digits' shapes "
         "from the classifier)",

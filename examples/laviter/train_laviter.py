@@ -82,7 +82,8 @@ GENERATOR_FIELDS = {
     "generator_word_rnn",
     "discriminator_channels", "discriminator_place_words", "discriminator_swapped_halves",
     "image_match_exchanged_quadrants", "discriminator_word_rnn", "discriminator_exchanged_quadrants",
-    "place_label_classes", "captioner_num_layers", "captioner_num_heads", "captioner_frozen_layers",
+    "place_label_classes", "place_classifier",
+    "captioner_num_layers", "captioner_num_heads", "captioner_frozen_layers",
 }  # fmt: skip
 _RUN_KEYS = (*RUN_KEYS, "phase", "hard_batch_ratio")
 _LOSSES = (
@@ -98,6 +99,7 @@ _LOSSES = (
     "image_match_loss",
     "pixel_loss",
     "place_label_loss",
+    "place_classifier_loss",
 )
 
 

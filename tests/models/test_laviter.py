@@ -577,6 +577,36 @@ def test_digit_grid_backbone_is_frozen_yet_passes_gradients_to_generated_pixels(
         LaviterConfig(vision_config={**vision, "channels": [4, 4, 4, 4]})
 
 
+def test_region_place_classifier_learns_on_real_regions_and_trains_only_the_generator_on_generated_ones():
+    """`place_classifier="regions"`: one linear head on the image encoder's regions pooled to the quadrants (here a
+    4x4 grid of CNN regions), its classification of the real regions training the head alone and that of the
+    generated images' regions (fixed weights) the generator alone; the discriminators get no head; the labels are
+    required without a discriminator too."""
+    model = tiny(place_label_classes=[3, 2], lambda_place_labels=2.0, place_classifier="regions")
+    model.set_phase("generators")
+    assert not hasattr(model.make_discriminator()[0], "place_labels")
+    pixels, ids = batch()
+    labels = torch.tensor([[[0, 1], [2, 0]], [[1, 1], [0, 0]], [[2, 1], [1, 0]], [[0, 0], [0, 1]]])
+    labels = torch.stack([labels, labels.clamp(max=1)], dim=-1)  # (B, 2, 2, 2)
+    out = model(pixels, ids, place_labels=labels)
+    # the real images' term, by hand: regions (B, 16, D) averaged over each quadrant's 2x2 regions
+    regions, _ = model.image_encoder(pixels)
+    grid = regions.view(4, 4, 4, -1)  # (B, rows, columns, D)
+    quadrants = torch.stack([grid[:, r : r + 2, c : c + 2].mean((1, 2)) for r in (0, 2) for c in (0, 2)], dim=1)
+    logits = model.place_classifier(quadrants)  # (B, 4, 5)
+    flat = labels.view(4, 4, 2)
+    expected = (
+        F.cross_entropy(logits[..., :3].transpose(1, 2), flat[..., 0])
+        + F.cross_entropy(logits[..., 3:].transpose(1, 2), flat[..., 1])
+    ) / 2
+    torch.testing.assert_close(out.place_classifier_loss, expected)
+    assert {k for k, v in grads(model, out.place_classifier_loss).items() if v} == {"place_classifier"}
+    assert {k for k, v in grads(model, out.place_label_loss).items() if v} == {"generator"}
+    with pytest.raises(ValueError, match="by the regions"):
+        model(pixels, ids)
+    assert model(pixels, ids, return_loss=False).place_label_loss is None  # no loss asked: no labels needed
+
+
 def test_place_label_classifier_learns_on_real_images_and_trains_the_generator():
     """AC-GAN's auxiliary classifier (`place_label_classes`): the discriminators classify each quadrant of the real
     images in their own loss; the generator's L_TIM gets the classification of its images against the same labels;
@@ -606,7 +636,7 @@ def test_place_label_classifier_learns_on_real_images_and_trains_the_generator()
     logits = discriminator[-1].place_label_logits(real[-1])
     assert [tuple(z.shape) for z in logits] == [(4, 3, 2, 2), (4, 2, 2, 2)]
     # the labels are required, of shape (B, 2, 2, A) and within the class counts
-    with pytest.raises(ValueError, match="place_labels: this model's discriminators"):
+    with pytest.raises(ValueError, match="place_labels: this model classifies each quadrant"):
         model(pixels, ids, discriminator=discriminator)
     with pytest.raises(ValueError, match=r"place_labels: expected shape \(4, 2, 2, 2\)"):
         model(pixels, ids, discriminator=discriminator, place_labels=labels[..., :1])
@@ -617,6 +647,8 @@ def test_place_label_classifier_learns_on_real_images_and_trains_the_generator()
     assert model(pixels, ids).place_label_loss is None  # without a discriminator: no classification, no labels
     with pytest.raises(ValueError, match="place_label_classes"):
         tiny(place_label_classes=[1, 3])
+    with pytest.raises(ValueError, match="place_classifier='heads'"):
+        tiny(place_label_classes=[3, 2], place_classifier="heads")
     # Caption MNIST captions -> (digit + 1, colour + 1) per quadrant, 0 where empty
     got = place_labels(
         ["The red 3 is on the upper left, the 7 on the bottom right is blue."], ("white", "red", "blue")

@@ -87,8 +87,10 @@ class LaviterOutput(ModelOutput):
             `lambda_image_match` > 0; part of L_TIM).
         pixel_loss: the generated images' mean squared difference from their pairs' real images, summed over the
             stages (with `lambda_pixel` > 0; part of L_TIM).
-        place_label_loss: the discriminators' auxiliary classification of the generated images against their
-            captions' place labels (with `place_label_classes`; part of L_TIM).
+        place_label_loss: the auxiliary classification of the generated images against their captions' place
+            labels (with `place_label_classes`, by the discriminators or the region classifier; part of L_TIM).
+        place_classifier_loss: the region classifier's classification of the real images (`place_classifier=
+            "regions"`; part of L_TIM, trains the classifier alone).
         generated_images: one `(B, C, s, s)` tensor per generator stage, smallest first, in [-1, 1].
         caption_logits: `(B, T - 1, vocab_size)` the captioner's next-word logits (teacher forcing), `T` the
             longest caption of the batch.
@@ -110,6 +112,7 @@ class LaviterOutput(ModelOutput):
     image_match_loss: Tensor | None = None
     pixel_loss: Tensor | None = None
     place_label_loss: Tensor | None = None
+    place_classifier_loss: Tensor | None = None
     generated_images: tuple[Tensor, ...] | None = None
     caption_logits: Tensor | None = None
     word_embeds: Tensor | None = None
@@ -155,6 +158,8 @@ class LaviterModel(LaviterPreTrainedModel):
                 v.in_channels, config.generator_attention_positions, config.generator_first_stage_attention,
                 config.generator_word_context, config.generator_word_rnn,
             )  # fmt: skip
+        if config.use_tim and config.place_label_classes and config.place_classifier == "regions":
+            self.place_classifier = nn.Linear(d, sum(config.place_label_classes))  # per quadrant's region feature
         if config.use_itm:
             self.captioner = TransformerCaptioner(
                 t.vocab_size, t.max_length, d, config.captioner_num_layers, config.captioner_num_heads,
@@ -250,7 +255,8 @@ class LaviterModel(LaviterPreTrainedModel):
         c = self.config
         return MultiScaleDiscriminator(
             c.vision_config.in_channels, c.generator_sizes, c.discriminator_channels, c.embed_dim,
-            c.discriminator_place_words, c.discriminator_word_rnn, c.place_label_classes or (),
+            c.discriminator_place_words, c.discriminator_word_rnn,
+            c.place_label_classes if c.place_label_classes and c.place_classifier == "discriminator" else (),
         )  # fmt: skip
 
     def _check_place_labels(self, place_labels: Tensor | None, batch: int) -> Tensor:
@@ -258,7 +264,8 @@ class LaviterModel(LaviterPreTrainedModel):
         classes = self.config.place_label_classes
         if place_labels is None:
             raise ValueError(
-                f"place_labels: this model's discriminators classify each quadrant (place_label_classes={classes}); "
+                f"place_labels: this model classifies each quadrant of the generated images (place_label_classes="
+                f"{classes}, by the {self.config.place_classifier}); "
                 "pass the labels of the batch, (B, 2, 2, A) integers (Caption MNIST: "
                 "mmquant.data.caption_grammar.place_labels(captions, colors))."
             )
@@ -305,7 +312,7 @@ class LaviterModel(LaviterPreTrainedModel):
             scores = discriminator([_exchange_quadrants(x) for x in real], sentence.repeat(6, 1), places=six)
             mismatched = [torch.cat([m, c]) for m, (_, c) in zip(mismatched, scores)]
         loss = discriminator_loss(real_scores, fake_scores, mismatched)
-        if self.config.place_label_classes:  # AC-GAN's classifier, learnt on real images only
+        if self.config.place_label_classes and self.config.place_classifier == "discriminator":  # AC-GAN, real only
             labels = self._check_place_labels(place_labels, len(pixel_values))
             loss = loss + self.config.lambda_place_labels * discriminator.place_label_loss(real, labels)
         return loss
@@ -322,7 +329,7 @@ class LaviterModel(LaviterPreTrainedModel):
         encoders = phase != "generators"
         self.image_encoder.requires_grad_(encoders)
         self.text_encoder.requires_grad_(encoders)
-        for name in ("generator", "captioner"):
+        for name in ("generator", "captioner", "place_classifier"):
             if hasattr(self, name):
                 getattr(self, name).requires_grad_(phase != "vta")
         if phase == "joint" and hasattr(self, "captioner"):
@@ -370,10 +377,10 @@ class LaviterModel(LaviterPreTrainedModel):
             negatives = self._swapped_negatives(pixel_values)
             out.vta_loss = self._vta(words, mask, sentence, regions, global_features, negatives)  # eq. 8
         if self._runs("generator", c.lambda_tim, c.lambda_fake_image):
-            if discriminator is not None and c.place_label_classes:
+            if hasattr(self, "place_classifier") or (discriminator is not None and c.place_label_classes):
                 place_labels = self._check_place_labels(place_labels, len(pixel_values))
-            self._tim(out, pixel_values, input_ids, words, mask, sentence, global_features, discriminator, generator,
-                      place_labels)  # fmt: skip
+            self._tim(out, pixel_values, input_ids, words, mask, sentence, regions, global_features, discriminator,
+                      generator, place_labels)  # fmt: skip
         if self._runs("captioner", c.lambda_itm, c.lambda_fake_text):
             out.caption_logits = self.captioner(regions, input_ids, mask)  # (B, T - 1, V)
             out.itm_loss = self.captioner.loss(out.caption_logits, input_ids)  # eq. 14
@@ -390,11 +397,23 @@ class LaviterModel(LaviterPreTrainedModel):
         return self.phase == "generators" or any(w > 0 for w in joint_weights)
 
     def _tim(
-        self, out, real_pixels, input_ids, words, mask, sentence, real_global, discriminator, generator, place_labels
+        self,
+        out,
+        real_pixels,
+        input_ids,
+        words,
+        mask,
+        sentence,
+        real_regions,
+        real_global,
+        discriminator,
+        generator,
+        place_labels,
     ) -> None:
         """L_TIM (eq. 11) = L_G (eq. 9, when a discriminator is given) + λ L_fi-rt + KL, with L_fi-rt (eq. 15);
         plus the redescription, image-match and pixel terms when their weights are > 0, and the auxiliary
-        classification of the generated images (with `place_label_classes` and a discriminator)."""
+        classification of the generated images (with `place_label_classes`: by the discriminators when one is
+        given, or by the region classifier, whose classification of the real regions joins the loss too)."""
         c = self.config
         noise = self._noise(len(words), generator, words.device)
         images, mu, logvar = self.generator(noise, sentence, words, mask, generator)
@@ -405,7 +424,8 @@ class LaviterModel(LaviterPreTrainedModel):
         out.fake_image_loss = self._vta(words, mask, sentence, fake_regions, fake_global, negatives)  # L_fi-rt
         out.kl_loss = kl_to_standard_normal(mu, logvar)
         out.tim_loss = c.lambda_fake_image_damsm * out.fake_image_loss + out.kl_loss
-        if c.lambda_redescription > 0 or c.lambda_image_match > 0:  # read with fixed weights: (B, R, D), (B, D)
+        if c.lambda_redescription > 0 or c.lambda_image_match > 0 or hasattr(self, "place_classifier"):
+            # read with fixed weights: (B, R, D), (B, D)
             regions, fixed_global = fake_regions, fake_global  # phase 2 (a frozen encoder): the same reading
             if any(p.requires_grad for p in self.image_encoder.parameters()):
                 regions, fixed_global = self._fixed(self.image_encoder, images[-1])
@@ -422,13 +442,36 @@ class LaviterModel(LaviterPreTrainedModel):
         if c.lambda_pixel > 0:
             out.pixel_loss = _pixel_loss(images, real_pixels)
             out.tim_loss = out.tim_loss + c.lambda_pixel * out.pixel_loss
+        if hasattr(self, "place_classifier"):  # learnt on the real regions; the generated ones read by fixed weights
+            real_logits = self.place_classifier(real_regions.detach())  # (B, R, sum(classes))
+            out.place_classifier_loss = self._place_label_loss(real_logits, place_labels)
+            out.place_label_loss = self._place_label_loss(self._fixed(self.place_classifier, regions), place_labels)
+            out.tim_loss = out.tim_loss + c.lambda_place_labels * (out.place_label_loss + out.place_classifier_loss)
         if discriminator is not None:
             scores = discriminator(images, sentence, words, mask)
             out.generator_adversarial_loss = generator_adversarial_loss(scores)  # eq. 9
             out.tim_loss = out.tim_loss + out.generator_adversarial_loss
-            if c.place_label_classes:  # AC-GAN: the generated images classified as their captions say
+            if c.place_label_classes and c.place_classifier == "discriminator":  # AC-GAN: as their captions say
                 out.place_label_loss = discriminator.place_label_loss(images, place_labels)
                 out.tim_loss = out.tim_loss + c.lambda_place_labels * out.place_label_loss
+
+    def _place_label_loss(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """The region classifier's cross-entropy: ``logits (B, R, sum(classes))`` of the region features against
+        ``labels (B, 2, 2, A)``, each label's term averaged over the quadrants, then over the labels."""
+        quadrants = self._quadrants(logits)  # (B, 4, sum(classes))
+        parts = quadrants.float().split(self.config.place_label_classes, dim=-1)
+        flat = labels.view(len(labels), 4, -1)  # (B, 4, A): upper left, upper right, lower left, lower right
+        return sum(F.cross_entropy(z.transpose(1, 2), flat[..., i]) for i, z in enumerate(parts)) / len(parts)
+
+    def _quadrants(self, per_region: Tensor) -> Tensor:
+        """``(B, R, X)`` per region -> ``(B, 4, X)`` per quadrant (row-major): the digit grid's first four regions
+        are its quadrant crops; a square grid of regions is average-pooled to 2x2."""
+        if self.config.vision_config.backbone == "digit_grid":
+            return per_region[:, :4]
+        b, r, x = per_region.shape
+        side = int(round(r**0.5))
+        grid = per_region.transpose(1, 2).reshape(b, x, side, side)  # (B, X, s, s)
+        return F.adaptive_avg_pool2d(grid, 2).flatten(2).transpose(1, 2)  # (B, 4, X)
 
     def _fixed(self, module: nn.Module, *args):
         """``module(*args)`` with its weights detached: gradients reach ``args`` only (the generator's images)."""
