@@ -110,11 +110,12 @@ def test_phase_two_may_rebuild_the_generator_and_the_judge_scores_it(tmp_path, s
     data_dir, vta, _ = smoke_vta
     data = ["--dataset_cache_dir", str(data_dir)]
     table = probe_generators.main(
-        ["--init_from", str(vta), "--variants", "two-stages", "place-labels", "--max_steps", "2", "--eval_images", "8",
+        ["--init_from", str(vta), "--variants", "two-stages", "place-labels", "region-labels", "--max_steps", "2",
+         "--eval_images", "8",
          "--train_examples", "32", "--test_examples", "16", "--readout_examples", "32", "--output_dir",
          str(tmp_path / "probes"), *data]
     )  # fmt: skip
-    assert set(table["variants"]) == {"two-stages", "place-labels"}
+    assert set(table["variants"]) == {"two-stages", "place-labels", "region-labels"}
     readout = table["encoder_readout"]
     assert set(readout) == {f"{m}_readout_{a}" for m in ("sentence", "image") for a in ("digit", "color")}
     assert all(0 <= v <= 1 for v in readout.values())
@@ -123,13 +124,19 @@ def test_phase_two_may_rebuild_the_generator_and_the_judge_scores_it(tmp_path, s
         assert 0 <= row["judge_object_accuracy"] <= 1 and 0 <= row["judge_r_precision@1"] <= 100
     config = json.loads((tmp_path / "probes" / "two-stages" / "config.json").read_text())
     assert config["num_generator_stages"] == 2 and config["use_itm"] is False
+    from safetensors.torch import load_file
+
     # the auxiliary place classifier: trained from the captions' labels, its term logged with the generator's
     labelled = tmp_path / "probes" / "place-labels"
     assert json.loads((labelled / "config.json").read_text())["place_label_classes"] == [11, 5]
     logged = [json.loads(line) for line in (labelled / "losses.jsonl").read_text().splitlines()]
     assert all(r["place_label_loss"] > 0 for r in logged if "loss" in r)
-    from safetensors.torch import load_file
-
+    # ... or as a head of the model on the image regions: saved with it, both its terms logged
+    regional = tmp_path / "probes" / "region-labels"
+    assert json.loads((regional / "config.json").read_text())["place_classifier"] == "regions"
+    logged = [json.loads(line) for line in (regional / "losses.jsonl").read_text().splitlines()]
+    assert all(r["place_label_loss"] > 0 and r["place_classifier_loss"] > 0 for r in logged if "loss" in r)
+    assert "place_classifier.weight" in load_file(regional / "model.safetensors")
     encoders = ("image_encoder.", "text_encoder.")
     before, after = (
         load_file(vta / "model.safetensors"),
