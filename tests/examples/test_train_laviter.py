@@ -256,14 +256,15 @@ def test_two_processes_with_accelerate_launch_match_one_process(tmp_path):
 
 
 def test_run_ablation_trains_every_row_from_one_phase_two_model_and_tables_it(tmp_path, smoke_vta):
-    """The seeded Table 2 driver: phase 1, phase 2, the four phase-3 runs from that phase-2 model, the table; run
-    again, it trains nothing and gives the same table."""
+    """The seeded Table 2 driver: phase 1, phase 2 (with the shipped recipe's generator and place classifier), the
+    four phase-3 runs from that phase-2 model, the table; run again, it trains nothing and gives the same table."""
     import run_ablation
     import yaml
 
     data_dir, _, _ = smoke_vta
     smoke = yaml.safe_load((HERE / "configs" / "smoke.yaml").read_text())
-    phase2 = {k: v for k, v in smoke.items() if k != "model_config"} | {"phase": "generators"}
+    recipe = yaml.safe_load((HERE / "configs" / "phase2_generators.yaml").read_text())["model_config"]
+    phase2 = {k: v for k, v in smoke.items() if k != "model_config"} | {"phase": "generators", "model_config": recipe}
     (tmp_path / "phase2.yaml").write_text(yaml.safe_dump(phase2))
     sizes = "--train_examples 32 --test_examples 16 --eval_images 16 --r_precision_candidates 8"
     argv = [
