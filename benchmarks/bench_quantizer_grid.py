@@ -18,7 +18,9 @@ Methods (training mode, one head, features and codebook made once per size):
 Modules are timed forward and forward+backward (a backward of ``quantized.sum() + loss``); assignments forward
 only. Times are medians of interleaved rounds after a warm-up: ``--repeats`` rounds, or more for a fast cell, as
 many as fill ``--min_seconds`` (a round is timed by the warm-up; at most 50), so that a cell of a few milliseconds
-is not the median of three noisy calls; memory is the rise of the process's peak
+is not the median of three noisy calls; each method's time in every round is kept (``rounds_ms``), so that a
+comparison can take the ratio within each round, where a slow spell of the machine slows both sides; memory is the
+rise of the process's peak
 resident set (VmHWM, reset through ``/proc/self/clear_refs``) during one call over the resident set before it.
 ``*_ratio`` columns divide by the fastest of ``nn``/``nn_cdist`` (forward) of the same size and precision. Results:
 ``benchmarks/results/bench_quantizer_grid.json`` with command, commit, machine and load average.
@@ -170,6 +172,7 @@ def main(args) -> dict:
                 "ms": round(statistics.median(t), 3),
                 "ratio": round(statistics.median(t) / baseline, 3),
                 "peak_extra_mb": round(memory[(name, backward)], 1),
+                "rounds_ms": [round(v, 3) for v in t],  # round by round: ratios can be paired within a round
             }
         rows.append(row)
         print(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import statistics
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -334,25 +335,36 @@ def render_readme(block: list[str], readme: Path) -> bool:
     return True
 
 
+def _cell_ratio(row: dict, ours: str, theirs: str) -> float:
+    """``ours`` time over ``theirs`` in one grid cell: the median over its interleaved rounds of the ratio within
+    each round (a slow spell of the machine then slows both sides of a ratio), or the ratio of the medians for a
+    file without round-by-round times."""
+    a, b = row["methods"][ours], row["methods"][theirs]
+    if "rounds_ms" in a and "rounds_ms" in b:
+        return statistics.median(x / y for x, y in zip(a["rounds_ms"], b["rounds_ms"]))
+    return a["ms"] / b["ms"]
+
+
 def grid_standing(g: dict) -> list[str]:
-    """mmquant's OptVQ forward (and forward+backward) time over each comparison, as a range over the grid's cells."""
+    """mmquant's OptVQ forward (and forward+backward) time over each comparison, as a range over the grid's cells
+    (each cell's ratio paired round by round, :func:`_cell_ratio`)."""
     pairs = [
         ("mmquant_optvq_fwd", "reference_sinkhorn_fwd", "the reference OptVQ `sinkhorn()`"),
         ("mmquant_optvq_fwd", "vqp_vq_fwd", "vector-quantize-pytorch `VectorQuantize` forward"),
         ("mmquant_optvq_fwd_bwd", "vqp_vq_fwd_bwd", "vector-quantize-pytorch `VectorQuantize` forward+backward"),
         ("mmquant_optvq_fwd", "mmquant_vq_fwd", "mmquant's nearest-neighbour VQ forward"),
     ]
+    paired = all("rounds_ms" in m for r in g["rows"] for m in r["methods"].values())
     lines = []
     for ours, theirs, what in pairs:
         ratios = sorted(
-            r["methods"][ours]["ms"] / r["methods"][theirs]["ms"]
-            for r in g["rows"]
-            if ours in r["methods"] and theirs in r["methods"]
+            _cell_ratio(r, ours, theirs) for r in g["rows"] if ours in r["methods"] and theirs in r["methods"]
         )
         if ratios:
             lines.append(
                 f"- mmquant OptVQ time / {what}: {ratios[0]:.2f}x to {ratios[-1]:.2f}x "
-                f"(median {ratios[len(ratios) // 2]:.2f}x over {len(ratios)} cells)."
+                f"(median {ratios[len(ratios) // 2]:.2f}x over {len(ratios)} cells"
+                + ("; each cell the median of its rounds' ratios)." if paired else ").")
             )
     return [*lines, ""] if lines else []
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -37,6 +38,26 @@ def test_quantizer_grid_tiny(tmp_path):
     assert expected <= set(row["methods"])
     assert min(row["methods"][k]["ratio"] for k in ("nn_fwd", "nn_cdist_fwd")) == 1.0
     assert json.loads(out.read_text())["rows"] == result["rows"]
+    # every round's time is kept, so a comparison can be paired round by round
+    assert all(len(m["rounds_ms"]) == row["rounds"] for m in row["methods"].values())
+    assert row["methods"]["nn_fwd"]["ms"] == pytest.approx(
+        statistics.median(row["methods"]["nn_fwd"]["rounds_ms"]), abs=1e-3
+    )
+
+
+def test_grid_comparisons_are_paired_within_rounds():
+    """A slow spell that hits one round slows both sides of that round's ratio: the paired median keeps the ratio
+    of the other rounds, where the ratio of the medians would move."""
+    ours = {"ms": 2.0, "rounds_ms": [1.0, 1.0, 2.0, 2.0, 2.0]}  # the machine at half speed from round 3 on
+    theirs = {"ms": 5.0, "rounds_ms": [5.0, 5.0, 10.0, 10.0, 10.0]}
+    row = {"methods": {"mmquant_optvq_fwd": ours, "reference_sinkhorn_fwd": theirs}}
+    assert render_results._cell_ratio(row, "mmquant_optvq_fwd", "reference_sinkhorn_fwd") == pytest.approx(0.2)
+    ours["rounds_ms"] = [1.0, 1.0, 1.0, 2.0, 2.0]  # unpaired medians: 1.0 / 10.0 would say 0.1
+    assert render_results._cell_ratio(row, "mmquant_optvq_fwd", "reference_sinkhorn_fwd") == pytest.approx(0.2)
+    del ours["rounds_ms"]  # an older file: the ratio of the medians
+    assert render_results._cell_ratio(row, "mmquant_optvq_fwd", "reference_sinkhorn_fwd") == pytest.approx(0.4)
+    lines = render_results.grid_standing({"rows": [row]})
+    assert lines[0].startswith("- mmquant OptVQ time / the reference OptVQ `sinkhorn()`: 0.40x")
 
 
 def test_sinkhorn_assignment_and_training_step_tiny(tmp_path):
