@@ -394,6 +394,34 @@ def _grid_section(g: dict) -> list[str]:
     return lines
 
 
+def _allocator_section(a: dict) -> list[str]:
+    """The reference ``sinkhorn()`` against ours with glibc's default allocator and with freed memory retained."""
+    lines = [
+        "## The reference's time and the C allocator (`bench_reference_allocator.py`)",
+        "",
+        f"Command: `{a['command']}` at commit `{a['commit']}`, torch {a['torch']}, {a['machine']['threads']} threads, "
+        f"load average at start/end {a['load_average_start_end']}. `reference`: {a['reference']}"
+        + (f" at `{a['reference_commit']}`" if a.get("reference_commit") else "")
+        + "; `ours`: mmquant's `sinkhorn_assign` (the same work), `module`: the training-mode `SinkhornQuantizer` "
+        "forward. Each mode is one child process; `retain` sets "
+        + ", ".join(f"`{k}={v}`" for k, v in a["retain_env"].items())
+        + " (freed blocks stay in the heap). Times are medians of interleaved rounds; ratios paired within rounds.",
+        "",
+        "| mode | N | K | D | dtype | reference ms | reference faults/call | ours ms | module ms "
+        "| reference/ours | reference/module |",
+        "|---" * 11 + "|",
+    ]
+    for mode, rows in a["modes"].items():
+        for r in rows:
+            m = r["methods"]
+            lines.append(
+                f"| {mode} | {r['N']} | {r['K']} | {r['D']} | {r['dtype']} | {m['reference']['ms']:.2f} "
+                f"| {m['reference']['minor_faults_per_call']:.0f} | {m['ours']['ms']:.2f} | {m['module']['ms']:.2f} "
+                f"| {r['reference_over_ours']:.2f}x | {r['reference_over_module']:.2f}x |"
+            )
+    return [*lines, ""]
+
+
 def _plots(q: dict | None, g: dict | None) -> None:
     import matplotlib
 
@@ -475,6 +503,9 @@ def main() -> Path:
     lines += _residual_sections(residual)
     if g is not None:
         lines += _grid_section(g)
+    allocator = _load("bench_reference_allocator.json")
+    if allocator is not None:
+        lines += _allocator_section(allocator)
     _plots(q, g)
     out = HERE / "RESULTS.md"
     out.write_text("\n".join(lines) + "\n")

@@ -145,3 +145,25 @@ def test_several_seeds_give_means_and_the_standing_table(tmp_path):
         r["code_usage"] = 1.0
     table = "\n".join(render_results.standing(result))
     assert "`mmquant_optvq_1head`" in table and "| vqp_ema_kmeans_dead |" in table
+
+
+def test_reference_allocator_modes_tiny(tmp_path):
+    """Both allocator modes run in their own child process and the page is rendered from the file (without the
+    reference checkout the compared function is mmquant's readable sinkhorn())."""
+    import bench_reference_allocator
+
+    out = tmp_path / "allocator.json"
+    argv = ["--n", "256", "--k", "64", "--d", "8", "--dtypes", "float32,bf16", "--rounds", "2", "--threads", "1"]
+    result = bench_reference_allocator.main(bench_reference_allocator.parse_args([*argv, "--output", str(out)]))
+    assert list(result["modes"]) == ["default", "retain"]
+    for rows in result["modes"].values():
+        assert [(r["D"], r["dtype"]) for r in rows] == [(8, "float32"), (8, "bf16")]
+        for r in rows:
+            assert set(r["methods"]) == {"reference", "ours", "module"}
+            assert all(len(m["rounds_ms"]) == 2 and m["minor_faults_per_call"] >= 0 for m in r["methods"].values())
+            ref, ours = r["methods"]["reference"]["rounds_ms"], r["methods"]["ours"]["rounds_ms"]
+            assert r["reference_over_ours"] == pytest.approx(statistics.median(a / b for a, b in zip(ref, ours)), 1e-2)
+    assert result["reference"] == "mmquant's readable sinkhorn()" and result["reference_commit"] is None
+    lines = render_results._allocator_section(json.loads(out.read_text()))
+    assert lines[0].startswith("## The reference's time and the C allocator")
+    assert sum(line.startswith("| retain | 256 | 64 | 8 |") for line in lines) == 2
