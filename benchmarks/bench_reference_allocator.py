@@ -16,7 +16,8 @@ calls, so it does not fault in either mode.
 Per cell and mode: median times over interleaved rounds, the reference/ours ratio paired within each round (median
 of the per-round ratios), and minor page faults per call (``getrusage``). ``ours`` is
 ``sinkhorn_assign`` (the same work as the reference: distances, normalisation, Sinkhorn, argmax) and ``module`` the
-training-mode ``SinkhornQuantizer`` forward (as ``bench_quantizer_grid.py`` times it).
+training-mode ``SinkhornQuantizer`` forward (as ``bench_quantizer_grid.py`` times it); ``cdist`` the distances alone
+(``torch.cdist``, whose matrix product both compute first): no assignment can take less.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ def child(args) -> list[dict]:
                 "reference": lambda x=x, c=c: reference(x, c),
                 "ours": lambda x=x, c=c: sinkhorn_assign(x, c),
                 "module": lambda x=x, m=module: m(x),
+                "cdist": lambda x=x, c=c: torch.cdist(x, c),  # the distances both start from: a floor for both
             }
             autocast = dtype == "bf16"
             ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if autocast else contextlib.nullcontext

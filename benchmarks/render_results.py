@@ -403,13 +403,13 @@ def _allocator_section(a: dict) -> list[str]:
         f"load average at start/end {a['load_average_start_end']}. `reference`: {a['reference']}"
         + (f" at `{a['reference_commit']}`" if a.get("reference_commit") else "")
         + "; `ours`: mmquant's `sinkhorn_assign` (the same work), `module`: the training-mode `SinkhornQuantizer` "
-        "forward. Each mode is one child process; `retain` sets "
+        "forward; `cdist`: the distances alone (`torch.cdist`), the floor of both. Each mode is one child process; `retain` sets "
         + ", ".join(f"`{k}={v}`" for k, v in a["retain_env"].items())
         + " (freed blocks stay in the heap). Times are medians of interleaved rounds; ratios paired within rounds.",
         "",
-        "| mode | N | K | D | dtype | reference ms | reference faults/call | ours ms | module ms "
+        "| mode | N | K | D | dtype | reference ms | reference faults/call | ours ms | module ms | cdist ms "
         "| reference/ours | reference/module |",
-        "|---" * 11 + "|",
+        "|---" * 12 + "|",
     ]
     for mode, rows in a["modes"].items():
         for r in rows:
@@ -417,6 +417,7 @@ def _allocator_section(a: dict) -> list[str]:
             lines.append(
                 f"| {mode} | {r['N']} | {r['K']} | {r['D']} | {r['dtype']} | {m['reference']['ms']:.2f} "
                 f"| {m['reference']['minor_faults_per_call']:.0f} | {m['ours']['ms']:.2f} | {m['module']['ms']:.2f} "
+                f"| {m['cdist']['ms']:.2f} "
                 f"| {r['reference_over_ours']:.2f}x | {r['reference_over_module']:.2f}x |"
             )
     return [*lines, ""]
