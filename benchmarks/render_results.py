@@ -403,7 +403,8 @@ def _allocator_section(a: dict) -> list[str]:
         f"load average at start/end {a['load_average_start_end']}. `reference`: {a['reference']}"
         + (f" at `{a['reference_commit']}`" if a.get("reference_commit") else "")
         + "; `ours`: mmquant's `sinkhorn_assign` (the same work), `module`: the training-mode `SinkhornQuantizer` "
-        "forward; `cdist`: the distances alone (`torch.cdist`), the floor of both. Each mode is one child process; `retain` sets "
+        "forward; `cdist`: the distances alone (`torch.cdist`), the floor of both. Each mode is one child process; "
+        "`retain` sets "
         + ", ".join(f"`{k}={v}`" for k, v in a["retain_env"].items())
         + " (freed blocks stay in the heap). Times are medians of interleaved rounds; ratios paired within rounds.",
         "",
