@@ -1,6 +1,7 @@
 """The paper's Table 2 ablation with seeds, in one command: for each seed, phase 1 (VTA), phase 2 (the generator and
 the captioner on the frozen encoders), then the four phase-3 runs from the same phase-2 model (the full LAViTeR,
-VTA-only, Img2Txt, Txt2Img, each its ``configs/phase3_*.yaml``), and the seeded table of ``evaluate_laviter.py``:
+VTA-only, Img2Txt, Txt2Img, each its ``configs/phase3_*.yaml``), and the seeded table of ``evaluate_laviter.py`` (the
+four and ``phase2``, the phase-2 models they start from):
 
     python examples/jwae/pretrain_grid_features.py --output_dir outputs/jwae-grid-features
     python examples/laviter/run_ablation.py --seeds 0 1 2 --jobs 2 --output_dir outputs/laviter-ablation
@@ -76,21 +77,22 @@ def run_seed(seed: int, args) -> dict[str, Path]:
     vta = _train(root / "vta", args.phase1_config, seeded + grid, args)
     generators = _train(root / "generators", args.phase2_config, seeded + ["--init_from", str(vta)], args)
     phase3 = seeded + ["--init_from", str(generators)]
-    return {name: _train(root / name, str(HERE / "configs" / f"{c}.yaml"), phase3, args) for name, c in PHASE3.items()}
+    runs = {name: _train(root / name, str(HERE / "configs" / f"{c}.yaml"), phase3, args) for name, c in PHASE3.items()}
+    return {**runs, "phase2": generators}
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
     with ThreadPoolExecutor(args.jobs) as pool:
         folders = list(pool.map(lambda seed: run_seed(seed, args), args.seeds))
-    models = [f"{name}=" + ",".join(str(f[name]) for f in folders) for name in PHASE3]
+    models = [f"{name}=" + ",".join(str(f[name]) for f in folders) for name in [*PHASE3, "phase2"]]
     evaluate = [sys.executable, str(HERE / "evaluate_laviter.py"), "--models", *models, "--num_threads", "1"]
     evaluate += ["--output_dir", str(Path(args.output_dir) / "evaluation"), *shlex.split(args.evaluate_args)]
     for option in ("dataset_cache_dir", "results_file"):
         if getattr(args, option):
             evaluate += [f"--{option}", getattr(args, option)]
     subprocess.run(evaluate, check=True)
-    return {name: [str(f[name]) for f in folders] for name in PHASE3}
+    return {name: [str(f[name]) for f in folders] for name in folders[0]}
 
 
 if __name__ == "__main__":

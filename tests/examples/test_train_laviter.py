@@ -257,7 +257,8 @@ def test_two_processes_with_accelerate_launch_match_one_process(tmp_path):
 
 def test_run_ablation_trains_every_row_from_one_phase_two_model_and_tables_it(tmp_path, smoke_vta):
     """The seeded Table 2 driver: phase 1, phase 2 (with the shipped recipe's generator and place classifier), the
-    four phase-3 runs from that phase-2 model, the table; run again, it trains nothing and gives the same table."""
+    four phase-3 runs from that phase-2 model, the table (with the phase-2 models' rows); run again, it trains nothing
+    and gives the same table."""
     import run_ablation
     import yaml
 
@@ -274,11 +275,13 @@ def test_run_ablation_trains_every_row_from_one_phase_two_model_and_tables_it(tm
         "--evaluate_args", sizes,
     ]  # fmt: skip
     folders = run_ablation.main(argv)
-    assert set(folders) == {"full", "vta-only", "img2txt", "txt2img"}
+    assert set(folders) == {"full", "vta-only", "img2txt", "txt2img", "phase2"}
     seed_dir = tmp_path / "ablation" / "s3"
+    assert folders["phase2"] == [str(seed_dir / "generators")]
     for name, (folder,) in folders.items():
         run = json.loads((Path(folder) / "args.json").read_text())
-        assert run["seed"] == 3 and Path(run["init_from"]).name == "generators", name
+        init = "vta" if name == "phase2" else "generators"
+        assert run["seed"] == 3 and Path(run["init_from"]).name == init, name
     table = json.loads((tmp_path / "ablation" / "evaluation" / "evaluation.json").read_text())
     assert {f"ablation/{m}/seed3" for m in folders} <= set(table)
     full = {m["metric"]: m["value"] for m in table["ablation/full"]["metrics"]}
