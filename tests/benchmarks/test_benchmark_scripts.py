@@ -159,7 +159,7 @@ def test_reference_allocator_modes_tiny(tmp_path):
     for rows in result["modes"].values():
         assert [(r["D"], r["dtype"]) for r in rows] == [(8, "float32"), (8, "bf16")]
         for r in rows:
-            assert set(r["methods"]) == {"reference", "ours", "module", "cdist"}
+            assert set(r["methods"]) == {"reference", "ours", "ours_warm", "module", "cdist"}
             assert all(len(m["rounds_ms"]) == 2 and m["minor_faults_per_call"] >= 0 for m in r["methods"].values())
             ref, ours = r["methods"]["reference"]["rounds_ms"], r["methods"]["ours"]["rounds_ms"]
             assert r["reference_over_ours"] == pytest.approx(statistics.median(a / b for a, b in zip(ref, ours)), 1e-2)
