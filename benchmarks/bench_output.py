@@ -5,9 +5,10 @@ tracked); the tracked ``benchmarks/results/<name>.json`` changes only when it is
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
-__all__ = ["add_output_arguments", "resolve_output"]
+__all__ = ["add_output_arguments", "resolve_output", "write_results"]
 
 
 def add_output_arguments(parser: argparse.ArgumentParser, name: str) -> None:
@@ -28,3 +29,11 @@ def resolve_output(args: argparse.Namespace, name: str) -> argparse.Namespace:
     if args.output is None:
         args.output = str(Path(args.output_dir) / f"{name}.json")
     return args
+
+
+def write_results(result: dict, path: str | Path) -> None:
+    """Write a benchmark's ``result`` as indented JSON to ``path`` (its folder made) and say where."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {path}")

@@ -12,7 +12,6 @@ machine and load average. Target (issue 5): at least 5x more tokens/s with the c
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from bench_output import add_output_arguments, resolve_output  # noqa: E402  (benchmarks/)
+from bench_output import add_output_arguments, resolve_output, write_results  # noqa: E402  (benchmarks/)
 from mmquant.arguments import make_parser
 from mmquant.models.mxqvae import MXQVAEConfig, MXQVAEPriorConfig, MXQVAEPriorForCausalLM
 from mmquant.training import command_line, git_commit
@@ -81,8 +80,7 @@ def main(argv=None) -> dict:
         f"{stage1.num_tokens} tokens x {args.batch}: cached {rate[True]:.0f} tok/s, uncached {rate[False]:.0f} "
         f"tok/s, speedup {rate[True] / rate[False]:.1f}x, identical tokens: {same}"
     )
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    write_results(result, args.output)
     return result
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import itertools
-import json
 import math
 import os
 import platform
@@ -42,7 +41,7 @@ from pathlib import Path
 
 import torch
 
-from bench_output import add_output_arguments, resolve_output  # noqa: E402  (benchmarks/)
+from bench_output import add_output_arguments, resolve_output, write_results  # noqa: E402  (benchmarks/)
 from mmquant.arguments import make_parser
 from mmquant.quantizers import SinkhornQuantizer, VectorQuantizer, nearest_code, sinkhorn
 from mmquant.training import command_line, git_commit
@@ -192,9 +191,7 @@ def main(args) -> dict:
         "min_seconds": args.min_seconds,
         "rows": rows,
     }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    write_results(result, args.output)
     return result
 
 

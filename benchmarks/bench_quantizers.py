@@ -40,7 +40,7 @@ from pathlib import Path
 
 import torch
 
-from bench_output import add_output_arguments, resolve_output  # noqa: E402  (benchmarks/)
+from bench_output import add_output_arguments, resolve_output, write_results  # noqa: E402  (benchmarks/)
 from mmquant.arguments import make_parser
 from mmquant.models.optvq import OptVQModel
 from mmquant.models.registry import get_config
@@ -272,9 +272,7 @@ def main(args):
         "results": rows,
         "train_step": step,
     }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    write_results(result, args.output)
 
 
 if __name__ == "__main__":

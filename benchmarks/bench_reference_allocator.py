@@ -41,7 +41,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_output import add_output_arguments, resolve_output  # noqa: E402  (benchmarks/)
+from bench_output import add_output_arguments, resolve_output, write_results  # noqa: E402  (benchmarks/)
 from mmquant.arguments import make_parser  # noqa: E402
 from mmquant.training import command_line, git_commit  # noqa: E402
 
@@ -169,9 +169,7 @@ def main(args) -> dict:
         "retain_env": RETAIN_ENV,
         "modes": modes,
     }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    write_results(result, args.output)
     return result
 
 
