@@ -19,7 +19,7 @@ of the per-round ratios), and minor page faults per call (``getrusage``). ``ours
 training-mode ``SinkhornQuantizer`` forward (as ``bench_quantizer_grid.py`` times it); ``ours_warm`` the same call
 again right after ``ours``, its N x K buffer still in cache (every other call follows a different method, as in the
 grid's interleaved rounds, and finds the cache holding that method's memory); ``cdist`` the distances alone
-(``torch.cdist``, whose matrix product both compute first): no assignment can take less.
+(``torch.cdist``: the matrix product both compute first, with the square root ours does without).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def child(args) -> list[dict]:
                 "ours": lambda x=x, c=c: sinkhorn_assign(x, c),
                 "ours_warm": lambda x=x, c=c: sinkhorn_assign(x, c),  # right after "ours": its buffer in cache
                 "module": lambda x=x, m=module: m(x),
-                "cdist": lambda x=x, c=c: torch.cdist(x, c),  # the distances both start from: a floor for both
+                "cdist": lambda x=x, c=c: torch.cdist(x, c),  # the distances both start from
             }
             autocast = dtype == "bf16"
             ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if autocast else contextlib.nullcontext

@@ -405,7 +405,7 @@ def _allocator_section(a: dict) -> list[str]:
         f"load average at start/end {a['load_average_start_end']}. `reference`: {reference}; `ours`: mmquant's "
         "`sinkhorn_assign` (the same work); `ours warm`: the same call again at once (its buffer in cache; every "
         "other call follows a different method); `module`: the training-mode `SinkhornQuantizer` forward; `cdist`: "
-        f"the distances alone (`torch.cdist`), the floor of both. Each mode is one child process; `retain` sets "
+        f"the distances alone (`torch.cdist`), which both start from. Each mode is one child process; `retain` sets "
         f"{retain} (freed blocks stay in the heap). Times are medians of interleaved rounds; ratios paired within "
         "rounds.",
         "",
