@@ -68,8 +68,8 @@ def _faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def child(args) -> list[dict]:
-    """One mode's cells, timed in this process."""
+def child(args) -> dict:
+    """One mode's cells, timed in this process, and the reference's commit."""
     from mmquant.quantizers import SinkhornQuantizer, sinkhorn
     from mmquant.quantizers.sinkhorn_kernel import sinkhorn_assign
 
@@ -77,9 +77,9 @@ def child(args) -> list[dict]:
     if args.reference_repo:
         from reference_optvq import load_reference
 
-        reference = load_reference(args.reference_repo)[0]
+        reference, reference_commit = load_reference(args.reference_repo)
     else:
-        reference = lambda x, c: sinkhorn(x, c).argmax(1)  # noqa: E731
+        reference, reference_commit = (lambda x, c: sinkhorn(x, c).argmax(1)), None
     rows = []
     for d in map(int, args.d.split(",")):
         for dtype in args.dtypes.split(","):
@@ -121,15 +121,7 @@ def child(args) -> list[dict]:
                 ratios = [r / o for r, o in zip(times["reference"], times[name], strict=True)]
                 row[f"reference_over_{name}"] = round(statistics.median(ratios), 3)
             rows.append(row)
-    return rows
-
-
-def _reference_commit(repo: str | None) -> str | None:
-    if not repo:
-        return None
-    from reference_optvq import load_reference
-
-    return load_reference(repo)[1]
+    return {"rows": rows, "reference_commit": reference_commit}
 
 
 def main(args) -> dict:
@@ -140,14 +132,15 @@ def main(args) -> dict:
     argv = [sys.executable, str(Path(__file__).resolve()), "--n", str(args.n), "--k", str(args.k), "--d", args.d]
     argv += ["--dtypes", args.dtypes, "--rounds", str(args.rounds), "--threads", str(args.threads)]
     argv += ["--reference-repo", args.reference_repo] if args.reference_repo else []
-    modes = {}
+    modes, reference_commit = {}, None
     for mode in MODES:
         env = {**os.environ, **(RETAIN_ENV if mode == "retain" else {})}
         if mode == "default":
             for key in RETAIN_ENV:
                 env.pop(key, None)
         out = subprocess.run([*argv, "--child", mode], env=env, check=True, capture_output=True, text=True)
-        modes[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+        timed = json.loads(out.stdout.strip().splitlines()[-1])
+        modes[mode], reference_commit = timed["rows"], timed["reference_commit"]
         for r in modes[mode]:
             m = r["methods"]
             print(
@@ -165,7 +158,7 @@ def main(args) -> dict:
         "load_average_start_end": [load_start, list(os.getloadavg())],
         "torch": torch.__version__,
         "reference": "the reference OptVQ sinkhorn()" if args.reference_repo else "mmquant's readable sinkhorn()",
-        "reference_commit": _reference_commit(args.reference_repo),
+        "reference_commit": reference_commit,
         "retain_env": RETAIN_ENV,
         "modes": modes,
     }

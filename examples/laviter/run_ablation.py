@@ -85,7 +85,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     with ThreadPoolExecutor(args.jobs) as pool:
         folders = list(pool.map(lambda seed: run_seed(seed, args), args.seeds))
-    models = [f"{name}=" + ",".join(str(f[name]) for f in folders) for name in [*PHASE3, "phase2"]]
+    models = [f"{name}=" + ",".join(str(f[name]) for f in folders) for name in folders[0]]
     evaluate = [sys.executable, str(HERE / "evaluate_laviter.py"), "--models", *models, "--num_threads", "1"]
     evaluate += ["--output_dir", str(Path(args.output_dir) / "evaluation"), *shlex.split(args.evaluate_args)]
     for option in ("dataset_cache_dir", "results_file"):
