@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from two_process_runs import LAUNCH, _run_once, run_script  # noqa: E402
+from two_process_runs import LAUNCH, _run_once, run_script, stacks  # noqa: E402
 
 pytestmark = pytest.mark.slow  # subprocess runs: CI runs them (-m "not gpu"); the fast default skips them
 
@@ -60,7 +60,27 @@ def test_a_hung_two_process_run_is_stopped_with_every_stack_and_leaves_no_proces
 def test_a_run_that_hangs_once_is_run_again_and_warns_with_the_stacks(tmp_path):
     script = tmp_path / "hangs_once.py"
     script.write_text(SCRIPT)
-    with pytest.warns(UserWarning, match=r"(?s)hung once.*hangs_once\.py"):
+    with pytest.warns(UserWarning, match=r"(?s)hung once") as caught:
         run_script(script, [tmp_path / "marker"], tmp_path / "out", 2, timeout=20)
+    warning = str(caught[0].message)
+    # the sleeping worker's frame and the launcher's, not the extension-module lists printed after each stack
+    assert f'File "{script}", line' in warning and "torch/distributed" in warning, warning
+    assert "Extension modules" not in warning
     assert (tmp_path / "marker").exists()
     assert _processes_running(script) == []
+
+
+def test_stacks_keep_every_frame_and_drop_the_module_lists():
+    worker = "Fatal Python error: Aborted\n\nCurrent thread 0x1 (most recent call first):\n"
+    worker += '  File "w.py", line 3 in <module>\n'
+    modules = "\nExtension modules: " + ", ".join(f"m{i}" for i in range(2000)) + " (total: 2000)\n"
+    launcher = 'Thread 0x2 (most recent call first):\n  File "/x/torch/distributed/run.py", line 9 in main\n'
+    text = stacks(worker + modules + "train: 3/10 [00:01<00:02]\r" + launcher + modules)
+    assert text.splitlines() == [
+        "Fatal Python error: Aborted",
+        "Current thread 0x1 (most recent call first):",
+        '  File "w.py", line 3 in <module>',
+        "Thread 0x2 (most recent call first):",
+        '  File "/x/torch/distributed/run.py", line 9 in main',
+    ]
+    assert stacks("no stacks here, only an error", limit=8) == "an error"

@@ -72,6 +72,16 @@ def _kill_tree(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+def stacks(stderr: str, limit: int = 12000) -> str:
+    """The faulthandler stacks in ``stderr``: each ``Fatal Python error`` / ``Thread`` header and its ``File`` lines,
+    without the ``Extension modules:`` lists and progress output around them (those filled the 4,000-character tail a
+    CI warning kept, so the workers' frames were lost); the last ``limit`` characters of them, or of ``stderr`` when
+    it holds none."""
+    heads = ("Fatal Python error", "Thread 0x", "Current thread 0x", "  File ", "  <no Python frame>")
+    kept = [line for line in stderr.splitlines() if line.startswith(heads)]
+    return ("\n".join(kept) if kept else stderr)[-limit:]
+
+
 def run_script(script, args, output_dir, processes: int, launch=LAUNCH, timeout: int = 300) -> None:
     """``script args --output_dir output_dir`` in one process, or under ``launch`` (``accelerate launch``).
 
@@ -83,12 +93,12 @@ def run_script(script, args, output_dir, processes: int, launch=LAUNCH, timeout:
     cmd = [*prefix, str(script), *map(str, args), "--output_dir", str(output_dir)]
     done, hung = _run_once(cmd, env, timeout)
     if hung:
-        first = done.stderr[-4000:]
+        first = stacks(done.stderr)
         shutil.rmtree(output_dir, ignore_errors=True)
         done, hung = _run_once(cmd, env, timeout)
         assert not hung, (
             f"{' '.join(cmd)} hung twice ({timeout} s each); the stacks of the first run:\n{first}\n"
-            f"and of the second:\n{done.stderr[-4000:]}"
+            f"and of the second:\n{stacks(done.stderr)}"
         )
         warnings.warn(
             f"{Path(script).name} ({processes} processes) hung once ({timeout} s) and passed on the second run; "
