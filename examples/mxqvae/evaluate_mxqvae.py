@@ -163,7 +163,7 @@ def run_consistency(args, provenance: dict) -> None:
     entry = provenance | {
         "pipeline": repo_relative(args.pipeline),
         "num_samples": args.num_samples if joint else 0,
-        "sampling": {"top_k": args.top_k, "temperature": args.temperature, "seed": args.seed}
+        "sampling": {"top_k": args.top_k, "temperature": _temperature(args, pipe), "seed": args.seed}
         | {k: v for k, v in _sampling(args, pipe).items() if k in ("text_temperature", "refine", "caption_drafts")}
         | (
             {
@@ -230,10 +230,19 @@ def _sampling(args, pipe) -> dict:
     import inspect
 
     defaults = {k: v.default for k, v in inspect.signature(type(pipe).__call__).parameters.items()}
-    extra = pipe.PAPER_SAMPLING if args.paper_sampling else {k: defaults[k] for k in pipe.PAPER_SAMPLING}
+    steps = [k for k in pipe.PAPER_SAMPLING if k != "temperature"]
+    extra = pipe.PAPER_SAMPLING if args.paper_sampling else {k: defaults[k] for k in steps}
     if args.caption_drafts is not None:
         extra = extra | {"caption_drafts": args.caption_drafts}
-    return {"top_k": args.top_k, "temperature": args.temperature} | extra
+    return extra | {"top_k": args.top_k, "temperature": _temperature(args, pipe)}
+
+
+def _temperature(args, pipe) -> float:
+    """``--temperature``; else 1 with ``--paper_sampling``, or the pipeline's ``default_temperature`` (saved in its
+    ``model_index.json``)."""
+    if args.temperature is not None:
+        return args.temperature
+    return pipe.PAPER_SAMPLING["temperature"] if args.paper_sampling else pipe.config.default_temperature
 
 
 _LAYOUT_METRICS = ("consistency", "object_accuracy", "parse_rate")
@@ -298,7 +307,12 @@ def main(argv=None) -> None:
     p.add_argument("--num_samples", type=int, default=500, help="pairs sampled (consistency)")
     p.add_argument("--batch_size", type=int, default=100, help="pairs sampled per call (consistency)")
     p.add_argument("--top_k", type=int, default=10, help="top-k sampling (consistency)")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (consistency)")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="sampling temperature (consistency; default: the pipeline's, 1 with --paper_sampling)",
+    )
     p.add_argument("--seed", type=int, default=0, help="sampling seed (consistency)")
     p.add_argument(
         "--paper_sampling",

@@ -38,7 +38,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--image", default=None, help="complete this image file into captions (image -> text)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--top_k", type=int, default=10, help="the reference samples with top-k 10")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="sampling temperature (default: the pipeline's default_temperature; 1 with --paper_sampling)",
+    )
     p.add_argument(
         "--paper_sampling",
         action="store_true",
@@ -69,8 +74,8 @@ def main(args) -> dict:
         image=image,
         seed=args.seed,
         top_k=args.top_k,
-        temperature=args.temperature,
-        **(MXQVAEPipeline.PAPER_SAMPLING if args.paper_sampling else {}),
+        **(MXQVAEPipeline.PAPER_SAMPLING if args.paper_sampling else {})
+        | ({} if args.temperature is None else {"temperature": args.temperature}),
     )
     judge = load_judge(args.judge)
     verdicts = [

@@ -3,6 +3,8 @@ sampling equal to uncached sampling, prefix completion, pipeline save/load, and 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -453,6 +455,29 @@ def test_pipeline_samples_saves_and_loads(tmp_path, tokenizer, prior):
     with pytest.raises(ValueError, match="max_length=48"):
         pipe(caption=long_caption)
     assert mmquant.MXQVAEPipeline is MXQVAEPipeline
+
+
+def test_default_temperature_is_saved_with_the_pipeline_and_used_without_a_temperature(tmp_path, tokenizer, prior):
+    """`default_temperature` (model_index.json): the temperature of a call that gives none; an explicit one and
+    PAPER_SAMPLING (temperature 1) still win."""
+    from mmquant.pipelines import MXQVAEPipeline
+
+    stage1 = MXQVAEModel(prior.config.stage1_config).eval()
+    pipe = MXQVAEPipeline(stage1=stage1, prior=prior, tokenizer=tokenizer, default_temperature=0.5)
+    pipe.save_pretrained(tmp_path / "pipe")
+    assert json.loads((tmp_path / "pipe" / "model_index.json").read_text())["default_temperature"] == 0.5
+    loaded = MXQVAEPipeline.from_pretrained(tmp_path / "pipe")
+    assert loaded.config.default_temperature == 0.5
+    kwargs = dict(num_samples=3, seed=4, caption_drafts=1)
+    default = loaded(**kwargs).codes
+    assert torch.equal(default, loaded(temperature=0.5, **kwargs).codes)
+    assert not torch.equal(default, loaded(temperature=1.0, **kwargs).codes)
+    paper = loaded(num_samples=3, seed=4, **MXQVAEPipeline.PAPER_SAMPLING).codes
+    assert torch.equal(paper, prior.sample_codes(3, generator_seed=4, top_k=10, temperature=1.0))
+    # without the option (as a pipeline saved before it loads): 1.0
+    assert MXQVAEPipeline(stage1=stage1, prior=prior, tokenizer=tokenizer).config.default_temperature == 1.0
+    with pytest.raises(ValueError, match="default_temperature=0"):
+        MXQVAEPipeline(stage1=stage1, prior=prior, tokenizer=tokenizer, default_temperature=0)
 
 
 def test_sincos_positions_start_the_learned_positions(tokenizer):

@@ -6,6 +6,7 @@ and the stage-1 model decodes it into an image and a caption. Saved and loaded a
     out = pipe(caption="The red 7 is on the upper left, ...")    # text -> image (the caption's codes prefix)
     out = pipe(image=pil_image)                                  # image -> text (the image's codes prefix)
     out.images, out.captions; pipe.save_grid(out, "pairs.png")
+    pipe.register_to_config(default_temperature=0.7)             # the temperature a call without one uses (saved)
     out = pipe(num_samples=8, seed=0, **MXQVAEPipeline.PAPER_SAMPLING)  # the paper's procedure: prior samples only
 
 Three sampling steps, on by default, are not in the paper (``PAPER_SAMPLING`` turns them off):
@@ -74,12 +75,13 @@ class MXQVAEPipeline(DiffusionPipeline):
     tokenizer (`tokenizer`); with a caption-conditioned prior (`caption_prior`, optional) text -> image samples from
     it. A pipeline with `caption_prior` and `prior=None` generates images from captions only."""
 
-    #: the paper's sampling: the prior's codes decoded as they are (see the module docstring)
-    PAPER_SAMPLING = {"text_temperature": None, "refine": False, "caption_drafts": 1}
+    #: the paper's sampling: temperature 1, the prior's codes decoded as they are (see the module docstring)
+    PAPER_SAMPLING = {"temperature": 1.0, "text_temperature": None, "refine": False, "caption_drafts": 1}
     _optional_components = ["prior", "caption_prior"]
 
-    def __init__(self, stage1, prior, tokenizer, caption_prior=None):
+    def __init__(self, stage1, prior, tokenizer, caption_prior=None, default_temperature: float = 1.0):
         super().__init__()
+        check_temperature(default_temperature, "default_temperature")
         if caption_prior is not None and not caption_prior.config.caption_vocab_size:
             raise ValueError("caption_prior: expected a caption-conditioned prior (config.caption_vocab_size > 0).")
         if prior is None and caption_prior is None:
@@ -87,6 +89,8 @@ class MXQVAEPipeline(DiffusionPipeline):
                 "prior and caption_prior: give at least one (the joint prior, the caption-conditioned one)."
             )
         self.register_modules(stage1=stage1, prior=prior, tokenizer=tokenizer, caption_prior=caption_prior)
+        # the sampling temperature a call without `temperature` uses; saved in model_index.json
+        self.register_to_config(default_temperature=float(default_temperature))
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
@@ -180,7 +184,7 @@ class MXQVAEPipeline(DiffusionPipeline):
         num_samples: int = 4,
         caption: str | None = None,
         image=None,
-        temperature: float = 1.0,
+        temperature: float | None = None,
         top_k: int | None = 10,
         top_p: float | None = None,
         seed: int | None = None,
@@ -193,20 +197,22 @@ class MXQVAEPipeline(DiffusionPipeline):
         """Sample `num_samples` pairs: unconditionally, or completing a given `caption` (text -> image) or a given
         `image` (image -> text; a PIL image or array of the model's image size). `guidance_scale` (with a caption or
         an image; not in the paper): classifier-free-style guidance of the prior towards it (1 or None: none).
+        `temperature`: of the image's codes (and of the caption's where `text_temperature` is None); None: the
+        pipeline's `config.default_temperature` (1.0 unless the pipeline was saved with another).
 
         `text_temperature` (not in the paper): temperature of the caption's codes when they follow the image's
         (unconditional and image -> text; None: `temperature`). `refine` (not in the paper): stage 1 encodes the
         sampled pair once more and the caption is decoded from those text-position codes (see the module
         docstring). `caption_drafts` (unconditional and image -> text; not in the paper): captions drawn per image,
         the one the prior's two orders agree on best kept (see the module docstring; 1: one caption).
-        `PAPER_SAMPLING` turns these three off."""
+        `PAPER_SAMPLING` turns these three off (and samples at temperature 1)."""
         if caption is not None and image is not None:
             raise ValueError("caption and image: give at most one of them (the other is generated).")
         # every user-given number is checked before the prior allocates its (num_samples, tokens) buffers and cache
         check_int(num_samples, "num_samples", 1, MAX_NUM_SAMPLES, "call the pipeline again for more samples")
         if seed is not None:
             check_seed(seed)
-        check_temperature(temperature)
+        temperature = self.config.default_temperature if temperature is None else check_temperature(temperature)
         if not isinstance(refine, bool):
             raise TypeError(f"refine={refine!r}: expected True or False.")
         check_int(caption_drafts, "caption_drafts", 1, MAX_CAPTION_DRAFTS)
