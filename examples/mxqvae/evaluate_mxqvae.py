@@ -133,38 +133,40 @@ def run_degree(args, provenance: dict) -> None:
 
 
 def run_consistency(args, provenance: dict) -> None:
-    from mmquant.pipelines import MXQVAEPipeline
+    from mmquant.pipelines import MXQVAEPipeline, MXQVAEPipelineOutput
 
     pipe = MXQVAEPipeline.from_pretrained(args.pipeline)
+    if args.no_caption_grammar:
+        pipe.register_to_config(caption_grammar=None)
     judge = load_judge(args.judge)
-    images, captions = [], []
     started = time.time()
     # text -> image alone: asked for, or a pipeline without a joint prior (a text -> image pipeline)
     joint = pipe.prior is not None and not args.text_to_image_only
-    for start in range(0, args.num_samples if joint else 0, args.batch_size):
-        n = min(args.batch_size, args.num_samples - start)
-        out = pipe(num_samples=n, seed=args.seed + start, **_sampling(args, pipe))
-        images += out.images
-        captions += out.captions
-    scores = semantic_consistency(images, captions, judge) if joint else {}
-    per_seed = {}
-    for seed in args.seeds or []:  # text -> image alone, once per sampling seed: a row each, then their mean
-        per_seed[seed] = conditional_accuracy(pipe, judge, argparse.Namespace(**{**vars(args), "seed": seed}), False)
-    if per_seed:
-        scores = seed_summary(per_seed.values())
-    elif args.conditional_inputs:
-        scores |= conditional_accuracy(pipe, judge, args, image_to_text=joint)
+    per_seed, images, captions = {}, None, None
+    for seed in args.seeds or [args.seed]:  # a row per sampling seed (with --seeds), then their mean
+        seeded = argparse.Namespace(**{**vars(args), "seed": seed})
+        scores = {}
+        if joint:
+            drawn, written = sample_pairs(pipe, seeded)
+            scores = semantic_consistency(drawn, written, judge)
+            images, captions = (images, captions) if images is not None else (drawn, written)
+        if args.conditional_inputs:
+            scores |= conditional_accuracy(pipe, judge, seeded, image_to_text=joint)
+        per_seed[seed] = scores
+    scores = seed_summary(per_seed.values()) if args.seeds else per_seed[args.seed]
+    per_seed = per_seed if args.seeds else {}
     grid = None
     if joint:
         grid_dir = Path(args.results_file).parent if args.results_file else Path(args.output_dir)
         grid = grid_dir / f"samples_{args.name}.png"
         grid.parent.mkdir(parents=True, exist_ok=True)
-        MXQVAEPipeline.save_grid(type(out)(images=images[:16], captions=captions[:16], codes=out.codes[:0]), grid)
+        MXQVAEPipeline.save_grid(MXQVAEPipelineOutput(images=images[:16], captions=captions[:16], codes=None), grid)
     entry = provenance | {
         "pipeline": repo_relative(args.pipeline),
         "num_samples": args.num_samples if joint else 0,
         "sampling": {"top_k": args.top_k, "temperature": _temperature(args, pipe), "seed": args.seed}
         | {k: v for k, v in _sampling(args, pipe).items() if k in ("text_temperature", "refine", "caption_drafts")}
+        | {"caption_grammar": pipe.config.caption_grammar}
         | (
             {
                 "conditional_inputs": args.conditional_inputs,
@@ -188,6 +190,17 @@ def run_consistency(args, provenance: dict) -> None:
         entry["seeds"] = list(per_seed)
     _record(args, f"table2/{args.name}", entry)
     print(args.name, scores)
+
+
+def sample_pairs(pipe, args) -> tuple[list, list[str]]:
+    """``--num_samples`` unconditional pairs, ``--batch_size`` a call (call k seeded ``--seed + k * batch_size``)."""
+    images, captions = [], []
+    for start in range(0, args.num_samples, args.batch_size):
+        n = min(args.batch_size, args.num_samples - start)
+        out = pipe(num_samples=n, seed=args.seed + start, **_sampling(args, pipe))
+        images += out.images
+        captions += out.captions
+    return images, captions
 
 
 @torch.no_grad()
@@ -343,8 +356,13 @@ def main(argv=None) -> None:
         type=int,
         nargs="+",
         default=None,
-        help="with --text_to_image_only: sampling seeds, each scored on the same test captions (rows "
-        "table2/<name>/seed<S>) and table2/<name> their mean and sample std",
+        help="sampling seeds (consistency): each samples its own pairs and text->image / image->text on the same "
+        "test inputs (rows table2/<name>/seed<S>), and table2/<name> is their mean and sample std",
+    )
+    p.add_argument(
+        "--no_caption_grammar",
+        action="store_true",
+        help="draft captions without the pipeline's caption_grammar (consistency; an ablation of it)",
     )
     p.add_argument(
         "--layout", default=None, help="Caption MNIST layout of those test pairs (consistency; default: --name)"
@@ -376,8 +394,6 @@ def main(argv=None) -> None:
     else:
         if not args.pipeline:
             p.error("consistency: give --pipeline FOLDER")
-        if args.seeds and not args.text_to_image_only:
-            p.error("--seeds goes with --text_to_image_only (a row per sampling seed of text->image, and their mean)")
         if args.text_to_image_only and not args.conditional_inputs:
             p.error("--text_to_image_only scores --conditional_inputs test captions: give it a positive number")
         run_consistency(args, provenance)

@@ -207,8 +207,20 @@ def test_evaluate_a_text_to_image_pipeline_scores_text_to_image_only(tmp_path, t
     key = "text_to_image_object_accuracy"
     assert mean[key] == pytest.approx((values[0][key] + values[1][key]) / 2, abs=1e-4) and f"{key}_std" in mean
     assert rows["table2/seeded"]["seeds"] == [0, 5] and rows["table2/seeded/seed5"]["sampling"]["seed"] == 5
-    with pytest.raises(SystemExit):
-        evaluate_mxqvae.main(["consistency", "--pipeline", str(folder), "--seeds", "0", "1"])
+
+    # --seeds on a joint pipeline: each seed samples its own pairs and the conditional figures; seed 0 is a plain run
+    common = ["consistency", "--pipeline", str(tiny_pipeline), "--num_samples", "3", "--conditional_inputs", "2",
+              "--layout", "quad4", "--output_dir", str(out), "--dataset_cache_dir", data]  # fmt: skip
+    evaluate_mxqvae.main([*common, "--name", "joint", "--seeds", "0", "7"])
+    evaluate_mxqvae.main([*common, "--name", "plain"])
+    evaluate_mxqvae.main([*common, "--name", "plain7", "--seed", "7", "--no_caption_grammar"])
+    rows = json.loads((out / "eval_results.json").read_text())
+    assert rows["table2/joint/seed0"]["metrics"] == rows["table2/plain"]["metrics"]
+    # (the tiny pipeline has no caption grammar: --no_caption_grammar changes only the record)
+    assert rows["table2/joint/seed7"]["metrics"] == rows["table2/plain7"]["metrics"]
+    mean = {m["metric"]: m["value"] for m in rows["table2/joint"]["metrics"]}
+    assert {"consistency", "consistency_std", "image_to_text_pair_accuracy_std"} <= set(mean)
+    assert rows["table2/plain7"]["sampling"]["caption_grammar"] is None
 
 
 @needs_mnist

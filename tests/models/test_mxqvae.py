@@ -430,6 +430,38 @@ def test_caption_drafts_keep_the_draft_the_prior_agrees_on_best(tokenizer, prior
         pipe(num_samples=1, caption_drafts=0)
 
 
+def test_caption_grammar_keeps_the_best_draft_whose_caption_parses(tmp_path, tokenizer, prior, monkeypatch):
+    """caption_grammar="caption_mnist" (saved with the pipeline): among a row's drafts, one whose caption parses is
+    kept when there is one; with every draft parsing, or none, the prior's best draft as without the option."""
+    from mmquant.pipelines import MXQVAEPipeline, pipeline_mxqvae
+
+    assert pipeline_mxqvae._parses("The red 7 is on the upper left, and the blue 2 is on the lower right.")
+    assert not pipeline_mxqvae._parses("The red 7 is on the upper right, and the red 7 is on the top right.")
+    stage1 = MXQVAEModel(prior.config.stage1_config).eval()
+    plain = MXQVAEPipeline(stage1=stage1, prior=prior, tokenizer=tokenizer)
+    pipe = MXQVAEPipeline(stage1=stage1, prior=prior, tokenizer=tokenizer, caption_grammar="caption_mnist")
+    pipe.save_pretrained(tmp_path / "pipe")
+    assert MXQVAEPipeline.from_pretrained(tmp_path / "pipe").config.caption_grammar == "caption_mnist"
+    kwargs = dict(num_samples=4, seed=3, caption_drafts=6)
+    expected = plain(**kwargs)
+    for everything in (True, False):
+        monkeypatch.setattr(pipeline_mxqvae, "_parses", lambda caption, answer=everything: answer)
+        assert torch.equal(pipe(**kwargs).codes, expected.codes)
+    seen = []
+
+    def some(caption):  # a grammar that takes every other caption the drafts decode to
+        seen.append(caption)
+        return len(seen) % 2 == 0
+
+    monkeypatch.setattr(pipeline_mxqvae, "_parses", some)
+    kept = pipe(**kwargs).captions
+    rows = [seen[i * 6 : (i + 1) * 6] for i in range(4)]
+    accepted = [[c for j, c in enumerate(row) if j % 2 == 1] for row in rows]
+    assert all(caption in ok for caption, ok in zip(kept, accepted)), (kept, accepted)
+    with pytest.raises(ValueError, match="caption_grammar='cub'"):
+        MXQVAEPipeline(stage1=stage1, prior=prior, tokenizer=tokenizer, caption_grammar="cub")
+
+
 def test_pipeline_samples_saves_and_loads(tmp_path, tokenizer, prior):
     from mmquant.pipelines import MXQVAEPipeline
 

@@ -25,6 +25,12 @@ Three sampling steps, on by default, are not in the paper (``PAPER_SAMPLING`` tu
   orders agree best: the largest ``log p(text codes | image codes) + log p(image codes | text codes)`` (teacher
   forcing, :meth:`~mmquant.models.mxqvae.MXQVAEPriorForCausalLM.code_log_probs`). A small prior sometimes writes a
   caption that names one quadrant twice; such a draft, once refined, is one that the prior itself finds unlikely.
+* ``caption_grammar="caption_mnist"`` (a pipeline option saved in ``model_index.json``; the shipped Caption MNIST
+  pipelines set it): among the drafts, those whose caption parses in the Caption MNIST grammar
+  (:func:`mmquant.data.caption_grammar.parse_caption`: known words, each quadrant named once) are preferred, and the
+  prior's score picks among them; a row with no such draft keeps the best-scored one. The prior likes to repeat an
+  object under a synonym of its place ("the red 7 is on the upper right, and the red 7 is on the top right"), which
+  its score alone does not rule out. Only the caption's wording is checked: no image reader takes part.
 """
 
 from __future__ import annotations
@@ -45,6 +51,19 @@ from ..limits import MAX_NUM_SAMPLES, check_int, check_seed, check_temperature
 __all__ = ["MXQVAEPipeline", "MXQVAEPipelineOutput"]
 
 MAX_CAPTION_DRAFTS = 256  # captions drawn per image with `caption_drafts`
+CAPTION_GRAMMARS = ("caption_mnist",)  # the values of `caption_grammar`
+
+
+def _parses(caption: str) -> bool:
+    """Whether `caption` is a Caption MNIST caption (`caption_grammar="caption_mnist"`)."""
+    from ..data.caption_grammar import CaptionParseError, parse_caption
+    from ..data.caption_mnist import COLORS
+
+    try:
+        parse_caption(caption, tuple(COLORS))
+    except CaptionParseError:
+        return False
+    return True
 
 
 def _register_with_diffusers() -> None:
@@ -79,9 +98,19 @@ class MXQVAEPipeline(DiffusionPipeline):
     PAPER_SAMPLING = {"temperature": 1.0, "text_temperature": None, "refine": False, "caption_drafts": 1}
     _optional_components = ["prior", "caption_prior"]
 
-    def __init__(self, stage1, prior, tokenizer, caption_prior=None, default_temperature: float = 1.0):
+    def __init__(
+        self,
+        stage1,
+        prior,
+        tokenizer,
+        caption_prior=None,
+        default_temperature: float = 1.0,
+        caption_grammar: str | None = None,
+    ):
         super().__init__()
         check_temperature(default_temperature, "default_temperature")
+        if caption_grammar is not None and caption_grammar not in CAPTION_GRAMMARS:
+            raise ValueError(f"caption_grammar={caption_grammar!r}: expected None or one of {CAPTION_GRAMMARS}.")
         if caption_prior is not None and not caption_prior.config.caption_vocab_size:
             raise ValueError("caption_prior: expected a caption-conditioned prior (config.caption_vocab_size > 0).")
         if prior is None and caption_prior is None:
@@ -90,7 +119,7 @@ class MXQVAEPipeline(DiffusionPipeline):
             )
         self.register_modules(stage1=stage1, prior=prior, tokenizer=tokenizer, caption_prior=caption_prior)
         # the sampling temperature a call without `temperature` uses; saved in model_index.json
-        self.register_to_config(default_temperature=float(default_temperature))
+        self.register_to_config(default_temperature=float(default_temperature), caption_grammar=caption_grammar)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
@@ -172,10 +201,14 @@ class MXQVAEPipeline(DiffusionPipeline):
         drafts = drafts.flatten(0, 1)  # (B * drafts, N)
         if refine:
             drafts = self._refined_codes(drafts, pixel_values)
-        # log p(text | image) + log p(image | text), each under its order: (B * drafts,)
+        # log p(text | image) + log p(image | text), each under its order: (B, drafts)
         score = self.prior.code_log_probs(drafts)[:, n_img:].sum(1)
-        score = score + self.prior.code_log_probs(drafts, text_first=True)[:, :n_img].sum(1)
-        best = score.view(b, caption_drafts).argmax(1)  # (B,)
+        score = (score + self.prior.code_log_probs(drafts, text_first=True)[:, :n_img].sum(1)).view(b, caption_drafts)
+        best = score.argmax(1)  # (B,)
+        if self.config.caption_grammar is not None:  # the best draft among those that parse
+            captions = self.tokenizer.batch_decode(self.stage1.decode_indices(drafts)[1], skip_special_tokens=True)
+            ok = torch.tensor([_parses(c) for c in captions], device=score.device).view(b, caption_drafts)
+            best = torch.where(ok.any(1), score.masked_fill(~ok, float("-inf")).argmax(1), best)
         return drafts.view(b, caption_drafts, -1)[torch.arange(b, device=drafts.device), best]
 
     @torch.no_grad()
