@@ -267,7 +267,7 @@ def _temperature(args, pipe) -> float:
     return pipe.PAPER_SAMPLING["temperature"] if args.paper_sampling else pipe.config.default_temperature
 
 
-_LAYOUT_METRICS = ("consistency", "object_accuracy", "parse_rate")
+_LAYOUT_METRICS = ("consistency", "object_accuracy", "parse_rate", "object_diversity")
 
 
 def run_layouts(args, provenance: dict) -> None:
