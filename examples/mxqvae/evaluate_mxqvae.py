@@ -31,8 +31,12 @@ objects the judge reads in the image (``*_object_accuracy``: per named object).
 ``--text_to_image_only`` (and a pipeline without a joint prior, as ``train_mxqvae_prior.py --caption_conditioned
 --stage1`` saves) scores text -> image alone.
 
-Sampling uses the pipeline's defaults (a low temperature for the caption's codes and a stage-1 refinement of the
-caption, both not in the paper; see ``mmquant.pipelines.pipeline_mxqvae``) unless ``--paper_sampling`` is given.
+Sampling uses the pipeline's defaults (a low temperature for the caption's codes, a stage-1 refinement of the
+caption, caption drafts, its ``caption_grammar`` and its ``default_temperature``, none in the paper; see
+``mmquant.pipelines.pipeline_mxqvae``) unless ``--paper_sampling`` is given. ``--seeds 0 2000 3000`` scores each
+sampling seed on its own (rows ``table2/<name>/seed<S>``) and ``table2/<name>`` is their mean ± std; unconditional
+rows also carry ``object_diversity``, how evenly the judge's readings of the sampled digits spread over the (digit,
+colour) classes.
 """
 
 from __future__ import annotations
