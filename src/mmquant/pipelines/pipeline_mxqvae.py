@@ -118,7 +118,7 @@ class MXQVAEPipeline(DiffusionPipeline):
                 "prior and caption_prior: give at least one (the joint prior, the caption-conditioned one)."
             )
         self.register_modules(stage1=stage1, prior=prior, tokenizer=tokenizer, caption_prior=caption_prior)
-        # the sampling temperature a call without `temperature` uses; saved in model_index.json
+        # sampling defaults saved in model_index.json: the temperature of a call without one, the drafts' grammar
         self.register_to_config(default_temperature=float(default_temperature), caption_grammar=caption_grammar)
 
     @classmethod
