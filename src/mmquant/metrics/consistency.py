@@ -102,6 +102,18 @@ def _parse_or_none(caption: str, colors) -> list[CaptionObject] | None:
         return None
 
 
+def _read_objects(
+    judge, pixel_values: Tensor, layouts: list[bool], colors, batch_size: int
+) -> list[list[CaptionObject]]:
+    """The judge's reading of each canvas, `batch_size` canvases a forward pass (`layouts`: single or not, each)."""
+    device = next(judge.parameters()).device
+    seen: list[list[CaptionObject]] = []
+    for start in range(0, len(pixel_values), batch_size):
+        chunk = pixel_values[start : start + batch_size].to(device)
+        seen += judge.read_objects(chunk, single=layouts[start : start + batch_size], colors=colors)
+    return seen
+
+
 def semantic_consistency(
     images,
     captions: Sequence[str],
@@ -159,11 +171,7 @@ def semantic_consistency(
         layouts = list(single)
         if len(layouts) != len(captions) or not all(isinstance(s, bool) for s in layouts):
             raise ValueError(f"single: expected None, a bool or one bool per pair ({len(captions)}).")
-    device = next(judge.parameters()).device
-    seen: list[list[CaptionObject]] = []
-    for start in range(0, len(captions), batch_size):
-        chunk = pixel_values[start : start + batch_size].to(device)
-        seen += judge.read_objects(chunk, single=layouts[start : start + batch_size], colors=colors)
+    seen = _read_objects(judge, pixel_values, layouts, colors, batch_size)
     consistent = confirmed = described = 0
     for objects, read in zip(parsed, seen):
         if objects is None:
@@ -199,13 +207,8 @@ def object_diversity(
     pixel_values, judge, colors = _images_to_tensor(images), load_judge(judge), tuple(colors)
     if not isinstance(single, bool):
         raise TypeError(f"single: expected True or False (one layout for all images), got {single!r}.")
-    device = next(judge.parameters()).device
-    counts = Counter()
-    for start in range(0, len(pixel_values), batch_size):
-        chunk = pixel_values[start : start + batch_size].to(device)
-        counts.update(
-            (o.digit, o.color) for read in judge.read_objects(chunk, single=single, colors=colors) for o in read
-        )
+    seen = _read_objects(judge, pixel_values, [single] * len(pixel_values), colors, batch_size)
+    counts = Counter((o.digit, o.color) for read in seen for o in read)
     total = sum(counts.values())
     if total == 0:
         return 0.0
