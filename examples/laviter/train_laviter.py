@@ -434,6 +434,7 @@ def main(args) -> dict:
     started = time.time()
     model.train()
     stop = GracefulStop(accelerator)  # Ctrl-C / SIGTERM: save a checkpoint at the end of the step and exit
+    last_eval = (None, None)  # (step, metrics) of the loop's latest evaluation
     while run.step < args.max_steps:
         totals = {}
         for micro in range(accumulation):
@@ -468,6 +469,7 @@ def main(args) -> dict:
                 metrics, _ = evaluate_alignment(
                     unwrapped, tokenizer, test.head(args.eval_images), args.r_precision_candidates, args.dataset
                 )
+                last_eval = (run.step, metrics)
                 log.append({"step": run.step, **{f"eval_{k}": v for k, v in metrics.items()}})
                 save_samples(unwrapped, tokenizer, test, output_dir, run.step)
             accelerator.wait_for_everyone()
@@ -483,9 +485,12 @@ def main(args) -> dict:
     bar.close()
 
     def evaluate() -> dict:
-        final, _ = evaluate_alignment(
-            unwrapped, tokenizer, test.head(args.eval_images), args.r_precision_candidates, args.dataset
-        )
+        if last_eval[0] == run.step:  # the loop has just evaluated this model (its last step)
+            final = last_eval[1]
+        else:
+            final, _ = evaluate_alignment(
+                unwrapped, tokenizer, test.head(args.eval_images), args.r_precision_candidates, args.dataset
+            )
         plot_losses(
             log.read(), [k for k in (*_LOSSES, "discriminator_loss") if k in record], output_dir / "losses.png"
         )
