@@ -203,10 +203,10 @@ def test_place_reading_discriminator_and_generator_word_context():
 
 
 def test_binding_discriminator_reads_words_in_order_and_rejects_exchanged_quadrants():
-    from mmquant.models.laviter.modeling_laviter import _exchange_quadrants
+    from mmquant.modules.grid_features import exchange_quadrants
 
     x = torch.arange(16.0).view(1, 1, 4, 4)
-    exchanged = _exchange_quadrants(x)  # (6, 1, 4, 4): each pair of quadrants exchanged
+    exchanged = exchange_quadrants(x)  # (6, 1, 4, 4): each pair of quadrants exchanged
     assert exchanged.shape == (6, 1, 4, 4) and not any(torch.equal(e, x[0]) for e in exchanged)
     assert torch.equal(exchanged[0, 0, :2], torch.tensor([[2.0, 3.0, 0.0, 1.0], [6.0, 7.0, 4.0, 5.0]]))  # UL <-> UR
     assert all(torch.equal(e.flatten().sort().values, x.flatten()) for e in exchanged)  # the same contents
@@ -575,6 +575,25 @@ def test_digit_grid_backbone_is_frozen_yet_passes_gradients_to_generated_pixels(
         assert torch.equal(value, again.image_encoder.grid.state_dict()[name]), name
     with pytest.raises(ValueError, match="quadrant crops"):
         LaviterConfig(vision_config={**vision, "channels": [4, 4, 4, 4]})
+
+
+@pytest.mark.parametrize("size", [SIZE, 2 * SIZE])
+def test_exchanged_quadrant_features_equal_the_encoder_on_exchanged_images(size):
+    """The digit-grid encoder reads exchanged-quadrant negatives (vta_exchanged_quadrants) from the quadrants' own
+    features and the exchanged pooled canvases: the same regions, global features and pixel gradients as encoding the
+    six exchanged images of each image."""
+    from mmquant.modules.grid_features import exchange_quadrants
+
+    vision = dict(image_size=size, backbone="digit_grid", channels=[4], grid_feature_dim=3, embed_dim=16)
+    encoder = tiny(vision_config=vision).image_encoder
+    pixels = (torch.rand(3, 3, size, size, generator=torch.Generator().manual_seed(1)) * 2 - 1).requires_grad_(True)
+    fast = [t for pair in encoder.with_exchanged_quadrants(pixels) for t in pair]
+    (fast_grad,) = torch.autograd.grad(sum(t.square().sum() for t in fast), pixels)
+    plain = [*encoder(pixels), *encoder(exchange_quadrants(pixels))]
+    (plain_grad,) = torch.autograd.grad(sum(t.square().sum() for t in plain), pixels)
+    assert fast[2].shape == (18, 5, 16) and fast[3].shape == (18, 16)
+    for got, expected in zip((*fast, fast_grad), (*plain, plain_grad)):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_region_place_classifier_learns_on_real_regions_and_trains_only_the_generator_on_generated_ones():

@@ -20,7 +20,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["DigitCNN", "GridFeatures", "canvas_crops", "load_digit_cnn", "read_pretrained_digit_cnn"]
+__all__ = [
+    "DigitCNN",
+    "GridFeatures",
+    "canvas_crops",
+    "exchange_quadrants",
+    "load_digit_cnn",
+    "read_pretrained_digit_cnn",
+]
 
 # what examples/jwae/pretrain_grid_features.py writes: the CNN without its classifier, and its shape and record
 WEIGHTS, INFO = "grid_features.safetensors", "grid_features.json"
@@ -37,6 +44,26 @@ def canvas_crops(pixel_values: Tensor) -> Tensor:
     ]
     whole = F.avg_pool2d(pixel_values, 2)  # (B, C, S/2, S/2)
     return torch.stack([*quadrants, whole], dim=1)
+
+
+# the six pairs of quadrants (indices into canvas_crops' order), in the order exchange_quadrants stacks them
+QUADRANT_PAIRS = [(i, j) for i in range(4) for j in range(i + 1, 4)]
+
+
+def exchange_quadrants(images: Tensor) -> Tensor:
+    """``images (B, C, H, W)`` with each of the six pairs of their quadrants exchanged, ``(6B, C, H, W)`` (pair by
+    pair, in ``QUADRANT_PAIRS`` order): the same contents at the same places, but two of them bound to each other's
+    place."""
+    h, w = images.shape[-2] // 2, images.shape[-1] // 2
+    corners = [(0, 0), (0, w), (h, 0), (h, w)]
+    out = []
+    for i, j in QUADRANT_PAIRS:
+        (y0, x0), (y1, x1) = corners[i], corners[j]
+        x = images.clone()
+        x[..., y0 : y0 + h, x0 : x0 + w] = images[..., y1 : y1 + h, x1 : x1 + w]
+        x[..., y1 : y1 + h, x1 : x1 + w] = images[..., y0 : y0 + h, x0 : x0 + w]
+        out.append(x)
+    return torch.cat(out)
 
 
 class DigitCNN(nn.Module):
@@ -81,6 +108,24 @@ class GridFeatures(nn.Module):
         b, n, c, s, _ = crops.shape
         features = self.cnn(crops.reshape(b * n * c, 1, s, s))  # (B * 5 * C, F)
         return features.view(b, n, c * self.cnn.feature_dim)
+
+    def exchanged_crop_features(self, pixel_values: Tensor, features: Tensor | None = None) -> Tensor:
+        """``crop_features(exchange_quadrants(pixel_values))``, ``(6B, 5, C * F)``, at a fifth of its cost: exchanging
+        two quadrants only permutes the four quadrant crops, whose features are read once; the CNN reads again only
+        the pooled whole canvases with their quadrants exchanged (pooling by 2 keeps each quadrant apart: the
+        quadrants' side, the CNN's crop size, is even). ``features``: ``crop_features(pixel_values)`` when already
+        computed."""
+        if features is None:
+            features = self.crop_features(pixel_values)  # (B, 5, C * F)
+        b, c, s = pixel_values.shape[0], pixel_values.shape[1], pixel_values.shape[-1] // 2
+        whole = exchange_quadrants(F.avg_pool2d((pixel_values + 1) / 2, 2))  # (6B, C, s, s), as canvas_crops pools
+        whole = self.cnn(whole.reshape(6 * b * c, 1, s, s)).view(6 * b, 1, c * self.cnn.feature_dim)
+        quadrants = []
+        for i, j in QUADRANT_PAIRS:
+            order = list(range(4))
+            order[i], order[j] = j, i
+            quadrants.append(features[:, order])  # (B, 4, C * F): crop i now shows quadrant j and back
+        return torch.cat([torch.cat(quadrants), whole], dim=1)  # (6B, 5, C * F)
 
     def forward(self, pixel_values: Tensor) -> Tensor:
         with torch.no_grad():

@@ -64,7 +64,15 @@ class DigitGridRegionEncoder(nn.Module):
         self.region_position = nn.Parameter(torch.randn(1, 5, dim))  # the scale of the normalised content
 
     def forward(self, pixel_values: Tensor) -> tuple[Tensor, Tensor]:
+        return self._project(self.grid.crop_features(pixel_values))  # (B, 5, D), (B, D)
+
+    def with_exchanged_quadrants(self, pixel_values: Tensor) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+        """``forward(pixel_values)`` and ``forward(exchange_quadrants(pixel_values))`` (``(6B, 5, D)``, ``(6B, D)``),
+        reading each quadrant once (:meth:`GridFeatures.exchanged_crop_features`)."""
         features = self.grid.crop_features(pixel_values)  # (B, 5, C * F)
+        return self._project(features), self._project(self.grid.exchanged_crop_features(pixel_values, features))
+
+    def _project(self, features: Tensor) -> tuple[Tensor, Tensor]:
         regions = self.region_norm(self.region_proj(features)) + self.region_position  # (B, 5, D)
         return regions, self.global_proj(features.flatten(1))  # (B, 5, D), (B, D)
 

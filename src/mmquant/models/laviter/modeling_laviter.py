@@ -31,6 +31,7 @@ from ...losses.distributed import gather_batch
 from ...modules.attn_generator import AttnGANGenerator
 from ...modules.caption_decoder import TransformerCaptioner
 from ...modules.discriminator import MultiScaleDiscriminator
+from ...modules.grid_features import exchange_quadrants
 from ...modules.transformer_text import TransformerTextEncoder
 from ...modules.vision_encoder import CNNRegionEncoder, DigitGridRegionEncoder, InceptionRegionEncoder
 from ..input_checks import check_attention_mask, check_batch_sizes, check_pixel_values, check_token_ids
@@ -46,22 +47,6 @@ def _swap_halves(images: Tensor, dim: int) -> Tensor:
     objects at other places, the swapped-halves negatives of `vta_swapped_negatives` and
     `discriminator_swapped_halves`."""
     return images.roll(images.shape[dim] // 2, dim)
-
-
-def _exchange_quadrants(images: Tensor) -> Tensor:
-    """``images (B, C, H, W)`` with each of the six pairs of their quadrants exchanged, ``(6B, C, H, W)`` (pair by
-    pair): the same contents at the same places, but two of them bound to each other's place."""
-    h, w = images.shape[-2] // 2, images.shape[-1] // 2
-    corners = [(0, 0), (0, w), (h, 0), (h, w)]
-    out = []
-    for i in range(4):
-        for j in range(i + 1, 4):
-            (y0, x0), (y1, x1) = corners[i], corners[j]
-            x = images.clone()
-            x[..., y0 : y0 + h, x0 : x0 + w] = images[..., y1 : y1 + h, x1 : x1 + w]
-            x[..., y1 : y1 + h, x1 : x1 + w] = images[..., y0 : y0 + h, x0 : x0 + w]
-            out.append(x)
-    return torch.cat(out)
 
 
 def _pixel_loss(stages: list[Tensor], real: Tensor) -> Tensor:
@@ -213,7 +198,7 @@ class LaviterModel(LaviterPreTrainedModel):
             batch = gather_batch(*batch)
         return damsm_loss(*batch[:5], c.gamma1, c.gamma2, c.gamma3, *batch[5:])  # eq. 8
 
-    def _swapped_negatives(self, pixel_values: Tensor) -> tuple[Tensor, Tensor] | None:
+    def _swapped_negatives(self, pixel_values: Tensor, exchanged=None) -> tuple[Tensor, Tensor] | None:
         """Region and global features of the images no caption of the batch describes (``None`` when neither
         option is on): with `vta_swapped_negatives` the images with their left and right halves swapped and with their
         top and bottom halves swapped (2B), with `vta_exchanged_quadrants` the images with each pair of their
@@ -221,9 +206,27 @@ class LaviterModel(LaviterPreTrainedModel):
         c, images = self.config, []
         if c.vta_swapped_negatives:
             images += [_swap_halves(pixel_values, -1), _swap_halves(pixel_values, -2)]  # (B, C, H, W) each
-        if c.vta_exchanged_quadrants:
-            images.append(_exchange_quadrants(pixel_values))  # (6B, C, H, W)
-        return self.image_encoder(torch.cat(images)) if images else None
+        if c.vta_exchanged_quadrants and exchanged is None:
+            exchanged = self._encode_exchanged(pixel_values)  # (6B, R, D), (6B, D)
+        if not images:
+            return exchanged
+        negatives = self.image_encoder(torch.cat(images))  # (2B, R, D), (2B, D)
+        if exchanged is None:
+            return negatives
+        return tuple(torch.cat(pair) for pair in zip(negatives, exchanged))
+
+    def _encode_with_exchanged(self, pixel_values: Tensor) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+        """The image encoder on the images, ``(B, R, D)``, ``(B, D)``, and on ``exchange_quadrants(pixel_values)``,
+        ``(6B, R, D)``, ``(6B, D)`` (the digit-grid encoder reads each quadrant once for all seven)."""
+        if isinstance(self.image_encoder, DigitGridRegionEncoder):
+            return self.image_encoder.with_exchanged_quadrants(pixel_values)
+        return self.image_encoder(pixel_values), self.image_encoder(exchange_quadrants(pixel_values))
+
+    def _encode_exchanged(self, pixel_values: Tensor) -> tuple[Tensor, Tensor]:
+        """The image encoder on ``exchange_quadrants(pixel_values)`` alone: ``(6B, R, D)``, ``(6B, D)``."""
+        if isinstance(self.image_encoder, DigitGridRegionEncoder):
+            return self.image_encoder.with_exchanged_quadrants(pixel_values)[1]
+        return self.image_encoder(exchange_quadrants(pixel_values))
 
     # ------------------------------------------------------------------ TIM and ITM
     def _noise(self, batch: int, generator: torch.Generator | None, device) -> Tensor:
@@ -309,7 +312,7 @@ class LaviterModel(LaviterPreTrainedModel):
                 mismatched = [torch.cat([m, c]) for m, (_, c) in zip(mismatched, scores)]
         if self.config.discriminator_exchanged_quadrants:  # the same objects bound to each other's place: mismatched
             six = [None if p is None else p.repeat(6, 1, 1, 1) for p in places]
-            scores = discriminator([_exchange_quadrants(x) for x in real], sentence.repeat(6, 1), places=six)
+            scores = discriminator([exchange_quadrants(x) for x in real], sentence.repeat(6, 1), places=six)
             mismatched = [torch.cat([m, c]) for m, (_, c) in zip(mismatched, scores)]
         loss = discriminator_loss(real_scores, fake_scores, mismatched)
         if self.config.place_label_classes and self.config.place_classifier == "discriminator":  # AC-GAN, real only
@@ -419,8 +422,12 @@ class LaviterModel(LaviterPreTrainedModel):
         images, mu, logvar = self.generator(noise, sentence, words, mask, generator)
         out.generated_images = tuple(images)
         out.word_embeds, out.word_mask = words, mask
-        fake_regions, fake_global = self.image_encoder(images[-1])  # the last stage's images only (section 3.2)
-        negatives = self._swapped_negatives(images[-1])
+        # the last stage's images only (section 3.2): (B, R, D), (B, D), and their negatives
+        if c.vta_exchanged_quadrants:
+            (fake_regions, fake_global), exchanged = self._encode_with_exchanged(images[-1])
+        else:
+            (fake_regions, fake_global), exchanged = self.image_encoder(images[-1]), None
+        negatives = self._swapped_negatives(images[-1], exchanged)
         out.fake_image_loss = self._vta(words, mask, sentence, fake_regions, fake_global, negatives)  # L_fi-rt
         out.kl_loss = kl_to_standard_normal(mu, logvar)
         out.tim_loss = c.lambda_fake_image_damsm * out.fake_image_loss + out.kl_loss
@@ -436,7 +443,7 @@ class LaviterModel(LaviterPreTrainedModel):
             exchanged = None
             if c.image_match_exchanged_quadrants:  # the real images' quadrants exchanged pair by pair: (6B, D)
                 with torch.no_grad():
-                    exchanged = self.image_encoder(_exchange_quadrants(real_pixels))[1]
+                    exchanged = self._encode_exchanged(real_pixels)[1]
             out.image_match_loss = self._image_match_loss(fixed_global, real_global, exchanged)
             out.tim_loss = out.tim_loss + c.lambda_image_match * out.image_match_loss
         if c.lambda_pixel > 0:
