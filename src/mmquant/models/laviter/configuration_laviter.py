@@ -419,6 +419,11 @@ class LaviterConfig(PretrainedConfig):
         return self.text_config.embed_dim
 
     @property
+    def discriminator_place_classes(self) -> list[int]:
+        """The classes of `place_label_classes` when the discriminators predict them (AC-GAN), else ``[]``."""
+        return list(self.place_label_classes or []) if self.place_classifier == "discriminator" else []
+
+    @property
     def generator_sizes(self) -> list[int]:
         """Image side of each generator stage, smallest first."""
         size = self.vision_config.image_size

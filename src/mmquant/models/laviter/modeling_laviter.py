@@ -259,7 +259,7 @@ class LaviterModel(LaviterPreTrainedModel):
         return MultiScaleDiscriminator(
             c.vision_config.in_channels, c.generator_sizes, c.discriminator_channels, c.embed_dim,
             c.discriminator_place_words, c.discriminator_word_rnn,
-            c.place_label_classes if c.place_label_classes and c.place_classifier == "discriminator" else (),
+            c.discriminator_place_classes,
         )  # fmt: skip
 
     def _check_place_labels(self, place_labels: Tensor | None, batch: int) -> Tensor:
@@ -315,7 +315,7 @@ class LaviterModel(LaviterPreTrainedModel):
             scores = discriminator([exchange_quadrants(x) for x in real], sentence.repeat(6, 1), places=six)
             mismatched = [torch.cat([m, c]) for m, (_, c) in zip(mismatched, scores)]
         loss = discriminator_loss(real_scores, fake_scores, mismatched)
-        if self.config.place_label_classes and self.config.place_classifier == "discriminator":  # AC-GAN, real only
+        if self.config.discriminator_place_classes:  # AC-GAN, real only
             labels = self._check_place_labels(place_labels, len(pixel_values))
             loss = loss + self.config.lambda_place_labels * discriminator.place_label_loss(real, labels)
         return loss
@@ -458,7 +458,7 @@ class LaviterModel(LaviterPreTrainedModel):
             scores = discriminator(images, sentence, words, mask)
             out.generator_adversarial_loss = generator_adversarial_loss(scores)  # eq. 9
             out.tim_loss = out.tim_loss + out.generator_adversarial_loss
-            if c.place_label_classes and c.place_classifier == "discriminator":  # AC-GAN: as their captions say
+            if c.discriminator_place_classes:  # AC-GAN: as their captions say
                 out.place_label_loss = discriminator.place_label_loss(images, place_labels)
                 out.tim_loss = out.tim_loss + c.lambda_place_labels * out.place_label_loss
 
