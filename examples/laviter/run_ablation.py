@@ -9,7 +9,8 @@ four and ``phase2``, the phase-2 models they start from):
 Each run is a ``train_laviter.py`` process writing ``<output_dir>/s<seed>/<run>/`` (its log beside it as
 ``<run>.log``; ``--train_args`` are added to every run's, after the config's); a run whose ``eval_results.json``
 exists is not run again, and an interrupted one resumes from its last checkpoint, so the command can be repeated
-after a stop. ``--jobs`` seeds run side by side (one thread each). The table goes to ``<output_dir>/evaluation/``;
+after a stop. ``--jobs`` runs go side by side (one thread each), each worker taking the next run whose phase
+before it has finished (all seeds' phases 1 and 2 first). The table goes to ``<output_dir>/evaluation/``;
 ``--results_file`` merges it (``ablation/<model>/seed<k>`` and ``ablation/<model>``) into a results file.
 """
 
@@ -19,7 +20,8 @@ import argparse
 import shlex
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from mmquant.arguments import make_parser
@@ -43,7 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--grid_features", default=None, help="the pretrained digit CNN folder (default: the phase-1 config's)"
     )
-    p.add_argument("--jobs", type=int, default=1, help="seeds trained side by side")
+    p.add_argument("--jobs", type=int, default=1, help="runs trained side by side (one thread each)")
     p.add_argument("--dataset_cache_dir", default=None, help="datasets cache of the prepared Caption MNIST data")
     p.add_argument("--results_file", default=None, help="merge the seeded table into this results file")
     p.add_argument(
@@ -70,21 +72,74 @@ def _train(folder: Path, config: str, extra: list[str], args) -> Path:
     return folder
 
 
-def run_seed(seed: int, args) -> dict[str, Path]:
-    """Phase 1, phase 2 and the four phase-3 runs of one seed: ``{model name: its folder}``."""
+@dataclass
+class Run:
+    """One ``train_laviter.py`` run of the plan: its folder, config and arguments, and the run it starts from."""
+
+    folder: Path
+    config: str
+    extra: list[str]
+    after: Path | None = None  # the --init_from folder, which must have finished first
+
+
+def plan(seed: int, args) -> tuple[list[Run], dict[str, Path]]:
+    """Phase 1, phase 2 and the four phase-3 runs of one seed, and ``{model name: its folder}``."""
     root, seeded = Path(args.output_dir) / f"s{seed}", ["--seed", str(seed)]
     grid = ["--grid_features", args.grid_features] if args.grid_features else []
-    vta = _train(root / "vta", args.phase1_config, seeded + grid, args)
-    generators = _train(root / "generators", args.phase2_config, seeded + ["--init_from", str(vta)], args)
+    vta, generators = root / "vta", root / "generators"
+    runs = [
+        Run(vta, args.phase1_config, seeded + grid),
+        Run(generators, args.phase2_config, seeded + ["--init_from", str(vta)], vta),
+    ]
     phase3 = seeded + ["--init_from", str(generators)]
-    runs = {name: _train(root / name, str(HERE / "configs" / f"{c}.yaml"), phase3, args) for name, c in PHASE3.items()}
-    return {**runs, "phase2": generators}
+    runs += [Run(root / name, str(HERE / "configs" / f"{c}.yaml"), phase3, generators) for name, c in PHASE3.items()]
+    return runs, {name: root / name for name in PHASE3} | {"phase2": generators}
+
+
+def train_all(runs: list[Run], args) -> None:
+    """``--jobs`` workers take the runs in order, each the first whose ``--init_from`` run has finished, so that no
+    core waits while another seed's run could go (phase 3 of one seed beside phase 2 of another)."""
+    finished = {r.folder for r in runs if (r.folder / "eval_results.json").is_file()}
+    pending = [r for r in runs if r.folder not in finished]
+    ready = threading.Condition()
+    failures: list[BaseException] = []
+
+    def worker() -> None:
+        while True:
+            with ready:
+                ready.wait_for(lambda: failures or not pending or any(r.after in finished or r.after is None
+                                                                      for r in pending))  # fmt: skip
+                if failures or not pending:
+                    return
+                run = next(r for r in pending if r.after is None or r.after in finished)
+                pending.remove(run)
+            try:
+                _train(run.folder, run.config, run.extra, args)
+            except BaseException as err:  # a failed run stops the others from starting new ones
+                with ready:
+                    failures.append(err)
+                    ready.notify_all()
+                return
+            with ready:
+                finished.add(run.folder)
+                ready.notify_all()
+
+    workers = [threading.Thread(target=worker) for _ in range(args.jobs)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    if failures:
+        raise failures[0]
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    with ThreadPoolExecutor(args.jobs) as pool:
-        folders = list(pool.map(lambda seed: run_seed(seed, args), args.seeds))
+    plans = [plan(seed, args) for seed in args.seeds]
+    # phases 1 and 2 of every seed first, then the phase-3 runs: the runs that others wait for go first
+    runs = [r for runs, _ in plans for r in runs[:2]] + [r for runs, _ in plans for r in runs[2:]]
+    train_all(runs, args)
+    folders = [f for _, f in plans]
     models = [f"{name}=" + ",".join(str(f[name]) for f in folders) for name in folders[0]]
     evaluate = [sys.executable, str(HERE / "evaluate_laviter.py"), "--models", *models, "--num_threads", "1"]
     evaluate += ["--output_dir", str(Path(args.output_dir) / "evaluation"), *shlex.split(args.evaluate_args)]

@@ -297,3 +297,48 @@ def test_run_ablation_trains_every_row_from_one_phase_two_model_and_tables_it(tm
         json.loads((tmp_path / "ablation" / "evaluation" / "evaluation.json").read_text())["ablation/full"]
         == table["ablation/full"]
     )
+
+
+def test_run_ablation_schedules_runs_after_the_phase_they_start_from(tmp_path, monkeypatch):
+    """``--jobs 2`` over three seeds: every run starts only after its ``--init_from`` run has finished, each runs
+    once, two go side by side, and a failed run stops what depends on it and is raised. (``_train`` is replaced by a
+    recorder that writes the finished marker, to test the scheduling alone.)"""
+    import threading
+    import time
+
+    import run_ablation
+
+    events, lock = [], threading.Lock()
+
+    def fake_train(folder, config, extra, args, fail=None):
+        with lock:
+            events.append(("start", folder))
+        time.sleep(0.02)
+        if folder == fail:
+            raise RuntimeError(f"{folder} failed")
+        folder.mkdir(parents=True)
+        (folder / "eval_results.json").write_text("{}")
+        with lock:
+            events.append(("end", folder))
+        return folder
+
+    args = run_ablation.parse_args(["--seeds", "0", "1", "2", "--jobs", "2", "--output_dir", str(tmp_path / "a")])
+    plans = [run_ablation.plan(seed, args) for seed in args.seeds]
+    runs = [r for rs, _ in plans for r in rs]
+    monkeypatch.setattr(run_ablation, "_train", fake_train)
+    run_ablation.train_all(runs, args)
+    starts = [f for kind, f in events if kind == "start"]
+    assert sorted(map(str, starts)) == sorted(str(r.folder) for r in runs)  # each run once
+    position = {(kind, f): i for i, (kind, f) in enumerate(events)}
+    for r in runs:
+        if r.after is not None:
+            assert position[("end", r.after)] < position[("start", r.folder)], r.folder
+    assert any(events[i][0] == events[i + 1][0] == "start" for i in range(len(events) - 1))  # side by side
+
+    events.clear()
+    args = run_ablation.parse_args(["--seeds", "5", "--jobs", "2", "--output_dir", str(tmp_path / "b")])
+    runs, folders = run_ablation.plan(5, args)
+    monkeypatch.setattr(run_ablation, "_train", lambda *a: fake_train(*a, fail=folders["phase2"]))
+    with pytest.raises(RuntimeError, match="failed"):
+        run_ablation.train_all(runs, args)
+    assert [f.name for kind, f in events if kind == "start"] == ["vta", "generators"]  # no phase 3 after a failure
