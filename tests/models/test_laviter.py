@@ -596,6 +596,18 @@ def test_exchanged_quadrant_features_equal_the_encoder_on_exchanged_images(size)
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_exchanged_crop_features_of_odd_quadrants_read_the_exchanged_canvases():
+    """With an odd quadrant side (a CNN without pooling levels), pooling by 2 would mix quadrants: the exchanged
+    canvases are read whole, the same as ``crop_features(exchange_quadrants(x))``."""
+    from mmquant.modules.grid_features import GridFeatures, exchange_quadrants
+
+    grid = GridFeatures(crop_size=9, channels=[], feature_dim=3)
+    pixels = torch.rand(2, 3, 18, 18, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    expected = grid.crop_features(exchange_quadrants(pixels))
+    assert expected.shape == (12, 5, 9)
+    torch.testing.assert_close(grid.exchanged_crop_features(pixels), expected)
+
+
 def test_region_place_classifier_learns_on_real_regions_and_trains_only_the_generator_on_generated_ones():
     """`place_classifier="regions"`: one linear head on the image encoder's regions pooled to the quadrants (here a
     4x4 grid of CNN regions), its classification of the real regions training the head alone and that of the

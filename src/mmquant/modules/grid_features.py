@@ -112,12 +112,14 @@ class GridFeatures(nn.Module):
     def exchanged_crop_features(self, pixel_values: Tensor, features: Tensor | None = None) -> Tensor:
         """``crop_features(exchange_quadrants(pixel_values))``, ``(6B, 5, C * F)``, at a fifth of its cost: exchanging
         two quadrants only permutes the four quadrant crops, whose features are read once; the CNN reads again only
-        the pooled whole canvases with their quadrants exchanged (pooling by 2 keeps each quadrant apart: the
-        quadrants' side, the CNN's crop size, is even). ``features``: ``crop_features(pixel_values)`` when already
-        computed."""
+        the pooled whole canvases with their quadrants exchanged (pooling by 2 keeps each quadrant apart when the
+        quadrants' side is even; otherwise the exchanged canvases are read whole). ``features``:
+        ``crop_features(pixel_values)`` when already computed."""
+        b, c, s = pixel_values.shape[0], pixel_values.shape[1], pixel_values.shape[-1] // 2
+        if s % 2:  # pooling by 2 would mix two quadrants' pixels
+            return self.crop_features(exchange_quadrants(pixel_values))
         if features is None:
             features = self.crop_features(pixel_values)  # (B, 5, C * F)
-        b, c, s = pixel_values.shape[0], pixel_values.shape[1], pixel_values.shape[-1] // 2
         whole = exchange_quadrants(F.avg_pool2d((pixel_values + 1) / 2, 2))  # (6B, C, s, s), as canvas_crops pools
         whole = self.cnn(whole.reshape(6 * b * c, 1, s, s)).view(6 * b, 1, c * self.cnn.feature_dim)
         quadrants = []

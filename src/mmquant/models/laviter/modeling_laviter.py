@@ -198,11 +198,13 @@ class LaviterModel(LaviterPreTrainedModel):
             batch = gather_batch(*batch)
         return damsm_loss(*batch[:5], c.gamma1, c.gamma2, c.gamma3, *batch[5:])  # eq. 8
 
-    def _swapped_negatives(self, pixel_values: Tensor, exchanged=None) -> tuple[Tensor, Tensor] | None:
+    def _swapped_negatives(
+        self, pixel_values: Tensor, exchanged: tuple[Tensor, Tensor] | None = None
+    ) -> tuple[Tensor, Tensor] | None:
         """Region and global features of the images no caption of the batch describes (``None`` when neither
         option is on): with `vta_swapped_negatives` the images with their left and right halves swapped and with their
         top and bottom halves swapped (2B), with `vta_exchanged_quadrants` the images with each pair of their
-        quadrants exchanged (6B); ``(kB, R, D)``, ``(kB, D)``."""
+        quadrants exchanged (6B; ``exchanged`` when already encoded); ``(kB, R, D)``, ``(kB, D)``."""
         c, images = self.config, []
         if c.vta_swapped_negatives:
             images += [_swap_halves(pixel_values, -1), _swap_halves(pixel_values, -2)]  # (B, C, H, W) each
