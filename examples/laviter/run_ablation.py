@@ -21,8 +21,8 @@ import shlex
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from mmquant.arguments import make_parser
 
@@ -72,8 +72,7 @@ def _train(folder: Path, config: str, extra: list[str], args) -> Path:
     return folder
 
 
-@dataclass
-class Run:
+class Run(NamedTuple):
     """One ``train_laviter.py`` run of the plan: its folder, config and arguments, and the run it starts from."""
 
     folder: Path
