@@ -103,14 +103,16 @@ def train_all(runs: list[Run], args) -> None:
     ready = threading.Condition()
     failures: list[BaseException] = []
 
+    def startable() -> Run | None:
+        return next((r for r in pending if r.after is None or r.after in finished), None)
+
     def worker() -> None:
         while True:
             with ready:
-                ready.wait_for(lambda: failures or not pending or any(r.after in finished or r.after is None
-                                                                      for r in pending))  # fmt: skip
+                ready.wait_for(lambda: failures or not pending or startable() is not None)
                 if failures or not pending:
                     return
-                run = next(r for r in pending if r.after is None or r.after in finished)
+                run = startable()
                 pending.remove(run)
             try:
                 _train(run.folder, run.config, run.extra, args)
