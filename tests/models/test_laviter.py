@@ -388,12 +388,12 @@ def test_vta_swapped_negatives_rank_the_image_above_its_swapped_halves():
     model.config.vta_swapped_negatives = False
     without = model(pixels, ids).vta_loss
     assert torch.isfinite(with_negatives) and with_negatives > without  # more candidates in each caption's softmax
-    assert model._swapped_negatives(pixels) is None
+    assert model._encode_with_negatives(pixels)[1] is None
     model.config.vta_exchanged_quadrants = True  # six more per image: each pair of quadrants exchanged
     exchanged = model(pixels, ids).vta_loss
-    assert exchanged > without and model._swapped_negatives(pixels)[1].shape[0] == 6 * len(pixels)
+    assert exchanged > without and model._encode_with_negatives(pixels)[1][1].shape[0] == 6 * len(pixels)
     model.config.vta_swapped_negatives = True
-    regions, global_features = model._swapped_negatives(pixels)
+    regions, global_features = model._encode_with_negatives(pixels)[1]
     assert regions.shape[0] == global_features.shape[0] == 8 * len(pixels)
     model.config.vta_exchanged_quadrants = model.config.vta_swapped_negatives = False
     # the generated images' matching (L_fi-rt) gets the same negatives, and its gradient reaches the generator

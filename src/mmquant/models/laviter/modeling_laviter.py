@@ -198,24 +198,25 @@ class LaviterModel(LaviterPreTrainedModel):
             batch = gather_batch(*batch)
         return damsm_loss(*batch[:5], c.gamma1, c.gamma2, c.gamma3, *batch[5:])  # eq. 8
 
-    def _swapped_negatives(
-        self, pixel_values: Tensor, exchanged: tuple[Tensor, Tensor] | None = None
-    ) -> tuple[Tensor, Tensor] | None:
-        """Region and global features of the images no caption of the batch describes (``None`` when neither
-        option is on): with `vta_swapped_negatives` the images with their left and right halves swapped and with their
-        top and bottom halves swapped (2B), with `vta_exchanged_quadrants` the images with each pair of their
-        quadrants exchanged (6B; ``exchanged`` when already encoded); ``(kB, R, D)``, ``(kB, D)``."""
-        c, images = self.config, []
-        if c.vta_swapped_negatives:
-            images += [_swap_halves(pixel_values, -1), _swap_halves(pixel_values, -2)]  # (B, C, H, W) each
-        if c.vta_exchanged_quadrants and exchanged is None:
-            exchanged = self._encode_exchanged(pixel_values)  # (6B, R, D), (6B, D)
-        if not images:
-            return exchanged
-        negatives = self.image_encoder(torch.cat(images))  # (2B, R, D), (2B, D)
-        if exchanged is None:
-            return negatives
-        return tuple(torch.cat(pair) for pair in zip(negatives, exchanged))
+    def _encode_with_negatives(
+        self, pixel_values: Tensor
+    ) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor] | None]:
+        """The image encoder on the images, ``(B, R, D)``, ``(B, D)``, and the features of the images no caption of
+        the batch describes (``None`` when neither option is on): with `vta_swapped_negatives` the images with their
+        left and right halves swapped and with their top and bottom halves swapped (2B), with `vta_exchanged_quadrants`
+        the images with each pair of their quadrants exchanged (6B); ``(kB, R, D)``, ``(kB, D)``."""
+        c, exchanged = self.config, None
+        if c.vta_exchanged_quadrants:
+            encoded, exchanged = self._encode_with_exchanged(pixel_values)  # ..., (6B, R, D), (6B, D)
+        else:
+            encoded = self.image_encoder(pixel_values)
+        if not c.vta_swapped_negatives:
+            return encoded, exchanged
+        swapped = torch.cat([_swap_halves(pixel_values, -1), _swap_halves(pixel_values, -2)])  # (2B, C, H, W)
+        negatives = self.image_encoder(swapped)  # (2B, R, D), (2B, D)
+        if exchanged is not None:
+            negatives = tuple(torch.cat(pair) for pair in zip(negatives, exchanged))
+        return encoded, negatives
 
     def _encode_with_exchanged(self, pixel_values: Tensor) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
         """The image encoder on the images, ``(B, R, D)``, ``(B, D)``, and on ``exchange_quadrants(pixel_values)``,
@@ -373,13 +374,16 @@ class LaviterModel(LaviterPreTrainedModel):
         c, phase = self.config, self.phase
         if phase == "generators" and not (hasattr(self, "generator") or hasattr(self, "captioner")):
             raise ValueError("phase 'generators': this model has neither a generator nor a captioner to train.")
-        regions, global_features = self.image_encoder(pixel_values)  # (B, R, D), (B, D)
+        vta = return_loss and phase != "generators"
+        if vta:  # (B, R, D), (B, D) and the negatives of eq. 8
+            (regions, global_features), negatives = self._encode_with_negatives(pixel_values)
+        else:
+            regions, global_features = self.image_encoder(pixel_values)  # (B, R, D), (B, D)
         words, sentence = self.text_encoder(input_ids, mask)  # (B, L, D), (B, D)
         out = LaviterOutput(image_embeds=global_features, text_embeds=sentence)
         if not return_loss:
             return out
-        if phase != "generators":
-            negatives = self._swapped_negatives(pixel_values)
+        if vta:
             out.vta_loss = self._vta(words, mask, sentence, regions, global_features, negatives)  # eq. 8
         if self._runs("generator", c.lambda_tim, c.lambda_fake_image):
             if hasattr(self, "place_classifier") or (discriminator is not None and c.place_label_classes):
@@ -425,11 +429,7 @@ class LaviterModel(LaviterPreTrainedModel):
         out.generated_images = tuple(images)
         out.word_embeds, out.word_mask = words, mask
         # the last stage's images only (section 3.2): (B, R, D), (B, D), and their negatives
-        if c.vta_exchanged_quadrants:
-            (fake_regions, fake_global), exchanged = self._encode_with_exchanged(images[-1])
-        else:
-            (fake_regions, fake_global), exchanged = self.image_encoder(images[-1]), None
-        negatives = self._swapped_negatives(images[-1], exchanged)
+        (fake_regions, fake_global), negatives = self._encode_with_negatives(images[-1])
         out.fake_image_loss = self._vta(words, mask, sentence, fake_regions, fake_global, negatives)  # L_fi-rt
         out.kl_loss = kl_to_standard_normal(mu, logvar)
         out.tim_loss = c.lambda_fake_image_damsm * out.fake_image_loss + out.kl_loss
