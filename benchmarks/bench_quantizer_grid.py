@@ -10,6 +10,7 @@ Methods (training mode, one head, features and codebook made once per size):
 * ``nn``: mmquant's nearest-neighbour assignment alone, ``nn_cdist``: ``torch.cdist(x, c).argmin(1)`` (baselines);
 * ``mmquant_vq``: mmquant's ``VectorQuantizer`` module (assignment, straight-through, losses, usage statistics);
 * ``mmquant_optvq``: mmquant's ``SinkhornQuantizer`` (OptVQ: epsilon 10, 5 iterations, normalisation "all");
+  both mmquant modules start from the codebook the assignments are given;
 * ``vqp_vq``: vector-quantize-pytorch's ``VectorQuantize`` (EMA, k-means init off, as a user would start);
 * ``readable_sinkhorn``: mmquant's readable reference ``sinkhorn()`` (``quantizers/sinkhorn.py``) + argmax (forward
   only), the oracle the fast kernel of ``mmquant_optvq`` is tested against;
@@ -87,11 +88,16 @@ def _peak_extra_mb(fn) -> float:
     return _status_mb("VmHWM") - base
 
 
-def _methods(k: int, d: int, reference):
-    """name -> (callable(x, c, backward), has_backward)."""
+def _methods(c: torch.Tensor, reference):
+    """name -> (callable(x, c, backward), has_backward), every mmquant module starting from the codebook ``c``."""
+    k, d = c.shape
     torch.manual_seed(0)
     vq = VectorQuantizer(dim=d, codebook_size=k, beta=0.25)
     optvq = SinkhornQuantizer(dim=d, codebook_size=k, beta=0.25, epsilon=10.0, n_iters=5, normalize="all")
+    # the codebook the assignments are given (their own N(0, 1) draw from the global seed 0 repeated the features,
+    # drawn from a generator seeded 0 too: a quarter of the tokens sat on codes, another work than the assignments')
+    for module in (vq, optvq):
+        module.embedding.weight.data.copy_(c)
     methods = {
         "nn": (lambda x, c, b: nearest_code(x, c), False),
         "nn_cdist": (lambda x, c, b: torch.cdist(x, c).argmin(1), False),
@@ -145,7 +151,7 @@ def main(args) -> dict:
         autocast = dtype == "bf16"
         g = torch.Generator().manual_seed(0)
         x, c = torch.randn(n, d, generator=g), torch.randn(k, d, generator=g)
-        methods = _methods(k, d, reference)
+        methods = _methods(c, reference)
         jobs = [(name, False) for name in methods] + [(name, True) for name, (_, bw) in methods.items() if bw]
         warm_start = time.perf_counter()
         for name, backward in jobs:  # warm-up (and the length of one round)

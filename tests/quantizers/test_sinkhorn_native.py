@@ -61,6 +61,33 @@ def test_native_handles_ties_and_far_codes_like_the_oracle():
     assert torch.equal(sinkhorn_assign(x, c, native=True), oracle)
 
 
+def test_subnormal_row_factors_give_the_pytorch_assignment():
+    """Tokens on codes and tokens far from every code: the far tokens' row factors ``a_n`` fall below FLT_MIN, where
+    the compiled passes flush them to zero (a subnormal operand costs Intel cores a microcode assist per operation)
+    and the PyTorch passes keep them; the assignments must not differ."""
+    x, c = _data(1200, 256, 64, seed=4)
+    x[:256] = c  # distance 0 for these, ~10 (std 1) for the others: lam (rowmin - min) ~ 90 for the far ones
+    d = torch.cdist(x, c)
+    row_min = d.amin(1)
+    a = torch.exp(-10.0 / d.std() * (row_min - row_min.min()))
+    assert int(((a > 0) & (a < torch.finfo(torch.float32).tiny)).sum()) > 100  # the regime is reached
+    native = sinkhorn_assign(x, c, native=True)
+    assert torch.equal(native, sinkhorn_assign(x, c, native=False))
+    # the oracle's plan rows of far tokens underflow to a few equal tiny values (its argmax then takes the first);
+    # ours takes one of the entries holding the row's maximum
+    plan = sinkhorn(x, c)
+    live = plan.amax(1) > 0
+    assert live.sum() > 1000
+    assert torch.equal(plan[live, native[live]], plan[live].amax(1))
+
+
+def test_loading_and_running_the_passes_keep_the_callers_subnormals():
+    """The library is loaded (at this module's import) and run: torch on this thread still produces subnormals."""
+    assert library() is not None
+    sinkhorn_assign(*_data(300, 40, 3), native=True)
+    assert 0 < float(torch.exp(torch.tensor(-100.0))) < torch.finfo(torch.float32).tiny
+
+
 def test_bf16_input_and_one_token():
     x, c = _data(64, 16, 4, seed=3)
     assert torch.equal(sinkhorn_assign(x.bfloat16(), c, native=True), sinkhorn_assign(x.bfloat16(), c, native=False))

@@ -32,7 +32,12 @@ __all__ = ["library", "NativePasses"]
 logger = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("sinkhorn_native.c")
-FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp", "-shared", "-fPIC"]
+# Compiled and linked in two steps: linked with -ffast-math, GCC before 13 adds crtfastmath.o to a shared library
+# too (GCC bug 55522), whose constructor turns on flush-to-zero for the thread that loads it, so loading the library
+# changed torch's float semantics on the main thread (exp(-100) became 0). The passes set that mode themselves, for
+# their own duration only (subnormals_off in the C file).
+FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp", "-fPIC", "-c"]
+LINK_FLAGS = ["-fopenmp", "-shared"]
 LIBS = ["-lm"]
 
 _P, _I, _F, _INT = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_int
@@ -79,7 +84,8 @@ def _cache_dir() -> Path:
 def _build(cc: str) -> Path:
     """Compile the source into the cache (once per source, flags, compiler and CPU); the path of the library."""
     source = SOURCE.read_bytes()
-    key = hashlib.sha256(b"\0".join([source, " ".join(FLAGS + LIBS).encode(), cc.encode(), _cpu_key().encode()]))
+    flags = " ".join(FLAGS + LINK_FLAGS + LIBS).encode()
+    key = hashlib.sha256(b"\0".join([source, flags, cc.encode(), _cpu_key().encode()]))
     target = _cache_dir() / f"sinkhorn_native-{key.hexdigest()[:16]}.so"
     if target.exists():
         return target
@@ -87,12 +93,16 @@ def _build(cc: str) -> Path:
     # built beside the target and renamed into place: processes building at once never load a partial file
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
+    obj = tmp[: -len(".so")] + ".o"
     try:
-        subprocess.run([cc, *FLAGS, str(SOURCE), "-o", tmp, *LIBS], check=True, capture_output=True, timeout=120)
+        run = dict(check=True, capture_output=True, timeout=120)
+        subprocess.run([cc, *FLAGS, str(SOURCE), "-o", obj], **run)
+        subprocess.run([cc, *LINK_FLAGS, obj, "-o", tmp, *LIBS], **run)
         os.replace(tmp, target)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for path in (tmp, obj):
+            if os.path.exists(path):
+                os.unlink(path)
     return target
 
 
