@@ -36,7 +36,7 @@ rather than all blocks being recomputed at once. Under ``torch.distributed`` the
 token count are all-reduced, so the marginals are global: a run on several processes gives the assignment of one
 process holding the whole batch.
 
-Cost, 2-core AMD EPYC (Zen 5), float32, one call after a warm-up: see ``benchmarks/results/bench_quantizers.json``
+Cost, float32, one call after a warm-up: see ``benchmarks/results/bench_quantizers.json`` (machine recorded there)
 (``python benchmarks/bench_quantizers.py``, which times the compiled and the PyTorch passes side by side).
 """
 

@@ -163,8 +163,14 @@ static void cols_flush(cols_t *t, int64_t K) {
     }
 }
 
+/* The token update of a Sinkhorn iteration: a / (N a r + N 1e-8), each token receiving mass 1/N. */
+static inline float token_update(float an, float dot, float n_glob) { return an / (n_glob * an * dot + n_glob * 1e-8f); }
+
 /* Second pass: m = exp(scale * m) in place when do_exp (M from D - rowmin D), and col = M^T a (float64, written). */
-/* Iteration pass (update_a): r = M b, a = a / (N a r + N 1e-8) (each token receives mass 1/N), col = M^T a. */
+/* Iteration pass (b not NULL): r = M b, a = token_update(a, r), col = M^T a.
+ * Rows go four at a time: four independent dot products (one would wait on each add's latency) and one read and
+ * write of the column partial sums per four rows; the last rows of a thread's share one at a time. */
+#define GROUP 4
 static void sweep(float *m, int64_t rows, int64_t K, int do_exp, float scale, const float *b, float *a, float n_glob,
                   double *col, int nth) {
     double *acc = (double *)calloc((size_t)nth * (size_t)K, sizeof(double));
@@ -179,8 +185,39 @@ static void sweep(float *m, int64_t rows, int64_t K, int do_exp, float scale, co
 #endif
         cols_t t = {part + (size_t)tid * K, acc + (size_t)tid * K};
         int64_t chunk = (rows + nt - 1) / nt, s = tid * chunk, e = s + chunk < rows ? s + chunk : rows;
+        float *p = t.part;
         int count = 0;
-        for (int64_t n = s; n < e; n++) {
+        int64_t n = s;
+        for (; n + GROUP <= e; n += GROUP) {
+            float *r0 = m + n * K, *r1 = r0 + K, *r2 = r1 + K, *r3 = r2 + K;
+            float a0 = a[n], a1 = a[n + 1], a2 = a[n + 2], a3 = a[n + 3];
+            if (do_exp) {
+#pragma omp simd
+                for (int64_t k = 0; k < 4 * K; k++) r0[k] = kexp(scale * r0[k]);
+            }
+            if (b) {
+                float d0 = 0.f, d1 = 0.f, d2 = 0.f, d3 = 0.f;
+#pragma omp simd reduction(+ : d0, d1, d2, d3)
+                for (int64_t k = 0; k < K; k++) {
+                    const float bk = b[k];
+                    d0 += r0[k] * bk;
+                    d1 += r1[k] * bk;
+                    d2 += r2[k] * bk;
+                    d3 += r3[k] * bk;
+                }
+                a[n] = a0 = token_update(a0, d0, n_glob);
+                a[n + 1] = a1 = token_update(a1, d1, n_glob);
+                a[n + 2] = a2 = token_update(a2, d2, n_glob);
+                a[n + 3] = a3 = token_update(a3, d3, n_glob);
+            }
+#pragma omp simd
+            for (int64_t k = 0; k < K; k++) p[k] += (a0 * r0[k] + a1 * r1[k]) + (a2 * r2[k] + a3 * r3[k]);
+            if ((count += GROUP) >= FLUSH_ROWS) {
+                cols_flush(&t, K);
+                count = 0;
+            }
+        }
+        for (; n < e; n++) {
             float *r = m + n * K;
             float an = a[n];
             if (do_exp) {
@@ -191,16 +228,10 @@ static void sweep(float *m, int64_t rows, int64_t K, int do_exp, float scale, co
                 float dot = 0.f;
 #pragma omp simd reduction(+ : dot)
                 for (int64_t k = 0; k < K; k++) dot += r[k] * b[k];
-                an = an / (n_glob * an * dot + n_glob * 1e-8f);
-                a[n] = an;
+                a[n] = an = token_update(an, dot, n_glob);
             }
-            float *p = t.part;
 #pragma omp simd
             for (int64_t k = 0; k < K; k++) p[k] += an * r[k];
-            if (++count == FLUSH_ROWS) {
-                cols_flush(&t, K);
-                count = 0;
-            }
         }
         cols_flush(&t, K);
         fpmode_restore(mode);

@@ -37,6 +37,10 @@ SOURCE = Path(__file__).with_name("sinkhorn_native.c")
 # changed torch's float semantics on the main thread (exp(-100) became 0). The passes set that mode themselves, for
 # their own duration only (subnormals_off in the C file).
 FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp", "-fPIC", "-c"]
+if platform.machine().lower() in ("x86_64", "amd64"):
+    # where the CPU has AVX-512, use its full width: GCC's -march=native keeps 256-bit vectors on Intel cores by
+    # default; 512-bit ones make the exp and sqrt sweeps ~1.2x faster on a Xeon with AVX-512 (a no-op without it)
+    FLAGS.insert(2, "-mprefer-vector-width=512")
 LINK_FLAGS = ["-fopenmp", "-shared"]
 LIBS = ["-lm"]
 
