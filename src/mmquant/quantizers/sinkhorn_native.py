@@ -7,7 +7,8 @@ compiler (``$CC`` or ``cc``/``gcc``, OpenMP, ``-O3 -march=native``) the first ti
 process, into a cache folder keyed by the source, the flags and the CPU (``$MMQUANT_NATIVE_CACHE``, default
 ``~/.cache/mmquant/native``); later processes load the cached library (~1 ms). Where no compiler is found, the build
 fails or ``MMQUANT_NATIVE=0`` is set, :func:`library` returns ``None`` and the kernel stays in PyTorch (the same
-results up to float rounding; 1.25-1.3x slower at the benchmark's sizes on 2 threads, ~1.6x for D=2 on one).
+results up to float rounding, more slowly: ``sinkhorn_torch_over_sinkhorn`` in
+``benchmarks/results/bench_quantizers.json``).
 Loaded after torch, the library shares torch's OpenMP runtime (same ``libgomp.so.1``) and takes
 ``torch.get_num_threads()`` threads.
 """
