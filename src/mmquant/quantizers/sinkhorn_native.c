@@ -76,6 +76,15 @@ static inline void row_distances(float *r, const float *xr, const float *ct, flo
     }
 }
 
+/* Row n of d, holding the squared distances: computed here when x is given (small D), else already written by the
+ * GEMM. */
+static inline float *squared_row(float *d, int64_t n, int64_t K, const float *x, const float *ct, const float *xn,
+                                 const float *cn, int64_t D) {
+    float *r = d + n * K;
+    if (x) row_distances(r, x + n * D, ct, xn[n], cn, K, D);
+    return r;
+}
+
 /* First pass: d (squared distances, or computed here from x when x is not NULL: x rows x D, ct D x K, xn and cn the
  * squared norms) becomes D - rowmin D with D = sqrt(max(d, 1e-30)); rowmin, and the row sums and sums of squares of
  * D - rowmin D (for std(D), eq. 11) when rowsum is not NULL. */
@@ -86,8 +95,7 @@ void mmq_sk_prep(float *d, int64_t rows, int64_t K, const float *x, const float 
         const fpmode_t mode = subnormals_off();
 #pragma omp for schedule(static)
         for (int64_t n = 0; n < rows; n++) {
-            float *r = d + n * K;
-            if (x) row_distances(r, x + n * D, ct, xn[n], cn, K, D);
+            float *r = squared_row(d, n, K, x, ct, xn, cn, D);
             float mn = FLT_MAX;
 #pragma omp simd reduction(min : mn)
             for (int64_t k = 0; k < K; k++) {
@@ -140,8 +148,7 @@ void mmq_sk_kernel(float *d, int64_t rows, int64_t K, const float *x, const floa
         const fpmode_t mode = subnormals_off();
 #pragma omp for schedule(static)
         for (int64_t n = 0; n < rows; n++) {
-            float *r = d + n * K;
-            if (x) row_distances(r, x + n * D, ct, xn[n], cn, K, D);
+            float *r = squared_row(d, n, K, x, ct, xn, cn, D);
             float mn = rowmin[n];
 #pragma omp simd
             for (int64_t k = 0; k < K; k++) r[k] = kexp(scale * (sqrtf(fmaxf(r[k], 1e-30f)) - mn));
