@@ -64,9 +64,29 @@ static inline float kexp(float x) {
 
 /* Row n of the squared distances, |x_n|^2 + |c_k|^2 - 2 x_n . c_k (the matrix-product form of torch.cdist), from the
  * codebook transposed (ct: D x K) so that the loop over codes vectorises; for small D, where a GEMM with an inner size
- * of D + 2 is slow and this row can be used while it is in L1. */
+ * of D + 2 is slow and this row can be used while it is in L1. One sweep over the row for the D of up to 4 (D a
+ * constant in each copy the switch inlines, so the loop over features unrolls), one per feature above. */
+static inline __attribute__((always_inline)) void row_distances_d(float *r, const float *xr, const float *ct, float xn,
+                                                                  const float *cn, int64_t K, int64_t D) {
+    float w[4];
+    for (int64_t j = 0; j < D; j++) w[j] = -2.f * xr[j];
+#pragma omp simd
+    for (int64_t k = 0; k < K; k++) {
+        float v = xn + cn[k];
+        for (int64_t j = 0; j < D; j++) v += w[j] * ct[j * K + k];
+        r[k] = v;
+    }
+}
+
 static inline void row_distances(float *r, const float *xr, const float *ct, float xn, const float *cn, int64_t K,
                                  int64_t D) {
+    switch (D) {
+    case 1: row_distances_d(r, xr, ct, xn, cn, K, 1); return;
+    case 2: row_distances_d(r, xr, ct, xn, cn, K, 2); return;
+    case 3: row_distances_d(r, xr, ct, xn, cn, K, 3); return;
+    case 4: row_distances_d(r, xr, ct, xn, cn, K, 4); return;
+    default: break;
+    }
 #pragma omp simd
     for (int64_t k = 0; k < K; k++) r[k] = xn + cn[k];
     for (int64_t j = 0; j < D; j++) {
