@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from mmquant.quantizers import sinkhorn, sinkhorn_assign
-from mmquant.quantizers.sinkhorn_kernel import _DIRECT_MAX_DIM, _native_passes
+from mmquant.quantizers.functional import _cdist_operands
+from mmquant.quantizers.sinkhorn_kernel import _DIRECT_MAX_DIM, _native_passes, _NativeKernel
 from mmquant.quantizers.sinkhorn_native import NativePasses, library
 
 pytestmark = pytest.mark.skipif(library() is None, reason="no C compiler with OpenMP: compiled passes not built")
@@ -181,3 +182,34 @@ def test_code_update_is_pytorchs_to_the_bit():
     NativePasses(library(), k).update_b(b, col, b32)
     assert torch.equal(b, expected)
     assert torch.equal(b32, expected.float())
+
+
+@pytest.mark.parametrize("d", [_DIRECT_MAX_DIM + 1, 64])
+def test_compiled_row_operand_is_the_cdist_operand(d):
+    """The rows' GEMM operand written by one compiled sweep is PyTorch's ``[-2x, |x|^2, 1]`` to the bit, so the
+    distances still round as ``torch.cdist``'s."""
+    x, c = _data(777, 10, d, seed=5, scale=3.0)
+    assert torch.equal(NativePasses(library(), 10).row_operand(x), _cdist_operands(x, c)[0])
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("n, k, d", [(1501, 200, 2), (1026, 96, 64), (5, 16, 9)])
+def test_one_call_solve_gives_the_per_pass_assignment(monkeypatch, threads, n, k, d):
+    """Every pass after the first in one compiled call (the default when the buffer holds every row) gives the
+    indices and code factors of the same passes called one by one."""
+    x, c = _data(n, k, d, seed=n)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    kernels = []
+    solve = _NativeKernel.solve
+    monkeypatch.setattr(_NativeKernel, "solve", lambda self, *a: kernels.append(self) or solve(self, *a))
+    try:
+        fused = sinkhorn_assign(x, c, native=True)
+        b_fused = kernels[-1].b64.clone()
+        monkeypatch.setattr(_NativeKernel, "solve", lambda self, *a: kernels.append(self) and False)
+        per_pass = sinkhorn_assign(x, c, native=True)
+        b_per_pass = kernels[-1].b64
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(fused, per_pass)
+    torch.testing.assert_close(b_fused, b_per_pass, rtol=1e-12, atol=0)

@@ -360,7 +360,9 @@ def _is_int(value) -> bool:
 
 
 def _histogram(indices: Tensor, size: int) -> Tensor:
-    """``torch.bincount(indices, minlength=size)`` without its host sync on GPU (it reads ``indices.max()``)."""
+    """``torch.bincount(indices, minlength=size)``, on GPU without its host sync (it reads ``indices.max()``)."""
+    if indices.device.type == "cpu":
+        return torch.bincount(indices, minlength=size)
     return torch.zeros(size, dtype=torch.long, device=indices.device).scatter_add_(
         0, indices, torch.ones_like(indices)
     )

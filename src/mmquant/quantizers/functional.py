@@ -57,15 +57,22 @@ def _cdist_operands(x: Tensor, codebook: Tensor) -> tuple[Tensor, Tensor]:
     This is the matrix-product form ``torch.cdist`` itself uses for p=2 (ATen ``_euclidean_dist``), so the distances
     below round like those of ``torch.cdist``, which the reference OptVQ code uses.
     """
-    (n, d), k = x.shape, codebook.shape[0]
-    xa, ca = x.new_empty(n, d + 2), codebook.new_empty(k, d + 2)  # written in place: no concatenation copies
+    n, d = x.shape
+    xa = x.new_empty(n, d + 2)  # written in place: no concatenation copies
     torch.mul(x, -2, out=xa[:, :d])
     torch.sum(x.pow(2), -1, out=xa[:, d])
     xa[:, d + 1] = 1
+    return xa, _code_operand(codebook)
+
+
+def _code_operand(codebook: Tensor) -> Tensor:
+    """``[c, 1, |c|^2]``, the codes' half of :func:`_cdist_operands`."""
+    k, d = codebook.shape
+    ca = codebook.new_empty(k, d + 2)
     ca[:, :d] = codebook
     ca[:, d] = 1
     torch.sum(codebook.pow(2), -1, out=ca[:, d + 1])
-    return xa, ca
+    return ca
 
 
 def _distances_into(xa: Tensor, ca: Tensor, out: Tensor) -> Tensor:
@@ -212,10 +219,9 @@ def rotation_trick(z: Tensor, codes: Tensor, eps: float = 1e-6) -> Tensor:
 def code_usage_and_perplexity(counts: Tensor) -> tuple[Tensor, Tensor]:
     """Fraction of codes used at least once, and the perplexity ``exp(H(p))`` of the code histogram ``counts``."""
     counts = counts.float()
-    total = counts.sum()
-    usage = (counts > 0).float().mean()
-    p = counts / total.clamp(min=1)
-    entropy = -(p * torch.log(p.clamp(min=1e-10))).sum()
+    usage = torch.count_nonzero(counts) / counts.numel()
+    p = counts / counts.sum().clamp(min=1)
+    entropy = torch.special.entr(p).sum()  # -sum p log p, 0 log 0 = 0
     return usage, torch.exp(entropy)
 
 

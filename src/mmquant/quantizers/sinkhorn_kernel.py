@@ -23,8 +23,9 @@ fit, fewer launches), each worked on while it is in cache:
 
 That is ``n_iters + 2`` passes over the buffer (7 at the default 5 iterations; the reference makes ~45 passes over
 N x K tensors, of which it allocates 7, ~4 alive at its peak). Each pass is a method of the kernel class: on CPU
-(``_NativeKernel``) one call per block of the compiled sweeps of :mod:`.sinkhorn_native` (after the first
-pass, one call over the whole buffer when it holds every block), where a Sinkhorn iteration
+(``_NativeKernel``) one call per block of the compiled sweeps of :mod:`.sinkhorn_native`; when the buffer holds
+every block (and no process group is active), passes 2-4 are a single call, one parallel region (``solve``), with
+no Python between them. In the compiled sweeps a Sinkhorn iteration
 reads each row once (``M b``, the token update and ``M^T a`` while the row is in L1) and the small-D distances are
 computed inside the first sweep; elsewhere, or where no C compiler builds them (``_Kernel``), PyTorch operations:
 batched GEMMs for the matrix-vector products (``torch.mv`` is single-threaded), a row argmax that avoids
@@ -53,6 +54,7 @@ from torch import Tensor
 
 from .functional import (
     _cdist_operands,
+    _code_operand,
     _default_block_rows,
     _distances_into,
     _RowArg,
@@ -199,14 +201,14 @@ class _Kernel:
     block (``torch.bmm``) it is shared by the ``t`` intra-op threads (~1.7x faster on 2 cores).
     """
 
-    def __init__(
-        self, x: Tensor, codebook: Tensor, block_rows: int, max_kept: int, plan: bool = False, operands: bool = True
-    ):
+    # the matrix-vector products of a pass as batched GEMMs (with their scratch: r, per-thread views, col_parts)
+    batched = True
+
+    def __init__(self, x: Tensor, codebook: Tensor, block_rows: int, max_kept: int, plan: bool = False):
         n, k = x.shape[0], codebook.shape[0]
         device = x.device
         self.n, self.k, self.dim, self.device = n, k, x.shape[1], device
-        # the GEMM operands of the distances (not made when the compiled passes compute them: `operands` False)
-        self.xa, self.ca = _cdist_operands(x, codebook) if operands else (None, None)
+        self.xa, self.ca = self.operands(x, codebook)
         self.rows = max(1, min(n, block_rows))
         # the first kept_rows rows (whole blocks) are kept; the rest are recomputed into one scratch block
         kept_rows = n if n * k <= max_kept else max_kept // max(k, 1) // self.rows * self.rows
@@ -218,22 +220,27 @@ class _Kernel:
         self.lam = 1.0
         self.rowmin = torch.empty(n, dtype=torch.float32, device=device)
         self.a = torch.empty(n, dtype=torch.float32, device=device)
-        self.r = torch.empty(n, dtype=torch.float32, device=device)
-        self.split = max(1, torch.get_num_threads()) if device.type == "cpu" else 1
+        self.r = torch.empty(n, dtype=torch.float32, device=device) if self.batched else None
+        self.split = max(1, torch.get_num_threads()) if device.type == "cpu" and self.batched else 1
         self.blocks = []
         for s in range(0, n, self.rows):
             e = min(n, s + self.rows)
             kept = e <= kept_rows
             mat = self.buffer[s:e] if kept else self.scratch[: e - s]
-            xa = self.xa[s:e] if operands else None
-            blk = _Block(s, e, xa, self.rowmin[s:e, None], mat, kept, self.a[s:e], self.r[s:e], self.split)
-            self.blocks.append(blk)
-        # each block's float32 share of the column sums, summed over blocks in float64 at the end of a pass
-        # (float32 throughout is ~7x less accurate: the sums run over all N tokens)
-        self.col_parts = torch.empty(len(self.blocks), self.split, 1, k, dtype=torch.float32, device=device)
-        for i, blk in enumerate(self.blocks):
-            blk.col3 = self.col_parts[i]
+            xa = None if self.xa is None else self.xa[s:e]
+            r = None if self.r is None else self.r[s:e]
+            self.blocks.append(_Block(s, e, xa, self.rowmin[s:e, None], mat, kept, self.a[s:e], r, self.split))
+        if self.batched:
+            # each block's float32 share of the column sums, summed over blocks in float64 at the end of a pass
+            # (float32 throughout is ~7x less accurate: the sums run over all N tokens)
+            self.col_parts = torch.empty(len(self.blocks), self.split, 1, k, dtype=torch.float32, device=device)
+            for i, blk in enumerate(self.blocks):
+                blk.col3 = self.col_parts[i]
         self.b = self.b3 = None
+
+    def operands(self, x: Tensor, codebook: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """The GEMM operands of the distances (:func:`_cdist_operands`)."""
+        return _cdist_operands(x, codebook)
 
     def distances(self, blk: _Block) -> Tensor:
         """Block of ``D - rowmin D`` (``rowmin`` as set by the first pass)."""
@@ -287,7 +294,7 @@ class _Kernel:
     def column_sums(self) -> Tensor:
         return self.col_parts.view(-1, self.k).sum(0, dtype=torch.float64)
 
-    # the passes of _run_sinkhorn, each a sweep over the blocks
+    # the passes of _prepare and _iterate, each a sweep over the blocks
     def first_pass(self, normalize: str, distributed: bool) -> float | Tensor:
         """Distances, ``kern.rowmin`` and the scale of ``lam`` (:func:`_distance_statistics`)."""
         return _distance_statistics(self, normalize, distributed)
@@ -314,6 +321,11 @@ class _Kernel:
             self.cols_(blk, m)
         return self.column_sums()
 
+    def solve(self, n_iters: int, n_global: int, out: Tensor) -> bool:
+        """All passes after the first in one call, ``out`` the assignment: where the compiled passes hold every row
+        (:class:`_NativeKernel`); False here, the passes then run one by one."""
+        return False
+
     def assign(self, b: Tensor, out: Tensor) -> None:
         """``out = argmax_k M[n, k] b_k``; the blocks are overwritten."""
         argmax = _RowArg(self.k, self.rows, self.device)
@@ -324,11 +336,13 @@ class _Kernel:
 class _NativeKernel(_Kernel):
     """The same passes as :class:`_Kernel`, each sweep one call of the compiled :mod:`.sinkhorn_native` (CPU)."""
 
+    batched = False  # the compiled sweeps do the products
+
     def __init__(self, x: Tensor, codebook: Tensor, block_rows: int, max_kept: int, passes: NativePasses):
         # small D: the distances computed directly (a GEMM with an inner size of D + 2 is slow); else by the GEMM
         self.direct = x.shape[1] <= _DIRECT_MAX_DIM
-        super().__init__(x, codebook, block_rows, max_kept, operands=not self.direct)
         self.passes = passes
+        super().__init__(x, codebook, block_rows, max_kept)
         if self.direct:
             self.x, self.x_norm = x, x.square().sum(1)
             passes.set_codebook(codebook)
@@ -337,7 +351,12 @@ class _NativeKernel(_Kernel):
         self.b32 = torch.empty(self.k, dtype=torch.float32)
         self.neg_lam = 0.0
         # every block kept: the passes after the first sweep the whole buffer in one call (one parallel region)
-        self.whole = self.buffer[: self.n] if self.scratch is None and len(self.blocks) > 1 else None
+        self.whole = self.buffer[: self.n] if self.scratch is None and self.blocks else None
+
+    def operands(self, x: Tensor, codebook: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        if self.direct:  # the compiled first pass computes the distances from x itself
+            return None, None
+        return self.passes.row_operand(x), _code_operand(codebook)
 
     def squared(self, blk: _Block):
         """The block's squared distances: computed into its matrix by the GEMM, or (small D) the block's rows of
@@ -395,6 +414,14 @@ class _NativeKernel(_Kernel):
             self.passes.iterate(self.m(blk), b32, blk.a, float(n_global), col)
         return self.col64.sum(0)
 
+    def solve(self, n_iters: int, n_global: int, out: Tensor) -> bool:
+        if self.whole is None:
+            return False
+        self.neg_lam = -float(self.lam)
+        col, n_global = self.col64[0], float(n_global)
+        self.passes.solve(self.whole, self.neg_lam, self.a, n_iters, n_global, col, self.b64, self.b32, out)
+        return True
+
     def assign(self, b: Tensor, out: Tensor) -> None:
         if self.whole is not None:
             self.passes.argmax(self.whole, b, out)
@@ -442,14 +469,16 @@ def _scale(
     sums = kern.moments(row_sum, row_sq)  # count, sum D, sum D^2 (float64)
     if distributed:
         _all_reduce(sums)
-    count, total, total_sq = sums.unbind()
-    var = (total_sq - total * total / count.clamp(min=1.0)).clamp(min=0.0) / (count - 1.0).clamp(
-        min=1.0
-    )  # as torch.std
+    if sums.device.type == "cpu":  # Python floats: the same float64 operations without a dozen tensor ops
+        count, total, total_sq = sums.tolist()
+        var = max(total_sq - total * total / max(count, 1.0), 0.0) / max(count - 1.0, 1.0)  # as torch.std
+        return 1.0 / (math.sqrt(var) + 1e-6)
+    count, total, total_sq = sums.unbind()  # left on the device: no host sync
+    var = (total_sq - total * total / count.clamp(min=1.0)).clamp(min=0.0) / (count - 1.0).clamp(min=1.0)
     return 1.0 / (var.sqrt() + 1e-6)
 
 
-def _run_sinkhorn(
+def _prepare(
     x: Tensor,
     codebook: Tensor,
     epsilon: float,
@@ -457,13 +486,13 @@ def _run_sinkhorn(
     normalize: str,
     block_rows: int | None,
     max_buffer_elements: int | None,
-    distributed: bool | None,
+    distributed: bool,
     want_plan: bool,
     check_finite: bool = True,
     native: bool | None = None,
-) -> tuple[_Kernel, Tensor, Tensor, int]:
+) -> tuple[_Kernel, Tensor, int]:
+    """The checks, the first pass and ``lam``: the kernel object, the token factors ``a`` and the global N."""
     check_sinkhorn_args(x, codebook, epsilon, n_iters, normalize, check_finite)
-    distributed = is_distributed() if distributed is None else distributed
     x, codebook = x.detach().float().contiguous(), codebook.detach().float().contiguous()
     n, k = x.shape[0], codebook.shape[0]
     block_rows = block_rows or _default_block_rows(k, x.device)
@@ -483,15 +512,20 @@ def _run_sinkhorn(
         global_min = _all_reduce(global_min.clone(), dist.ReduceOp.MIN)
     # row factors taken out of M and kept in a: exp(-lam D) = a_n * M_nk * exp(-lam * global_min)
     a = torch.sub(rowmin, global_min, out=kern.a).mul_(-lam).exp_()
+    return kern, a, n_global
 
+
+def _iterate(kern: _Kernel, a: Tensor, n_iters: int, n_global: int, distributed: bool, want_plan: bool) -> Tensor:
+    """The passes after the first: the code factors ``b`` (float64) after ``n_iters`` iterations (``a`` updated in
+    place; for an assignment the last token update is skipped: it does not change the argmax)."""
     col = kern.second_pass()
     if distributed:
         _all_reduce(col)
     total = col.sum() + 1e-8  # the reference's "Q /= sum(Q)"
     a.div_(total)
     col.div_(total)
-    b = torch.ones(k, dtype=torch.float64, device=x.device)
-    eps_n = torch.full((), 1e-8 * n_global, dtype=torch.float32, device=x.device)
+    b = torch.ones(kern.k, dtype=torch.float64, device=a.device)
+    eps_n = torch.full((), 1e-8 * n_global, dtype=torch.float32, device=a.device)
     for it in range(n_iters):
         b = kern.update_b(b, col)  # each code receives mass 1/K
         if it == n_iters - 1 and not want_plan:
@@ -499,7 +533,7 @@ def _run_sinkhorn(
         col = kern.iterate(b, n_global, eps_n)  # each token receives mass 1/N, and the next column sums
         if distributed:
             _all_reduce(col)
-    return kern, a, b.float(), n_global
+    return b
 
 
 @torch.no_grad()
@@ -540,13 +574,15 @@ def sinkhorn_assign(
     Returns:
         ``(N,)`` int64 code indices.
     """
+    distributed = is_distributed() if distributed is None else distributed
     with torch.autocast(device_type=x.device.type, enabled=False):
         settings = (epsilon, n_iters, normalize, block_rows, max_buffer_elements, distributed)
-        kern, _, b, _ = _run_sinkhorn(
-            x, codebook, *settings, want_plan=False, check_finite=check_finite, native=native
-        )
+        kern, a, n_global = _prepare(x, codebook, *settings, want_plan=False, check_finite=check_finite, native=native)
         out = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
-        kern.assign(b, out)  # argmax_k P[n, k] = argmax_k M[n, k] b_k
+        if not distributed and kern.solve(n_iters, n_global, out):  # the compiled passes, all in one call
+            return out
+        b = _iterate(kern, a, n_iters, n_global, distributed, want_plan=False)
+        kern.assign(b.float(), out)  # argmax_k P[n, k] = argmax_k M[n, k] b_k
     return out
 
 
@@ -564,7 +600,7 @@ def sinkhorn_plan(
     Equal to the reference ``sinkhorn()`` output. Materialises N x K; meant for analysis and tests, not training.
     """
     with torch.autocast(device_type=x.device.type, enabled=False):
-        kern, a, b, n_global = _run_sinkhorn(
-            x, codebook, epsilon, n_iters, normalize, None, None, distributed, want_plan=True
-        )
-        return kern.buffer.mul_(a[:, None] * n_global).mul_(b)
+        distributed = is_distributed() if distributed is None else distributed
+        kern, a, n_global = _prepare(x, codebook, epsilon, n_iters, normalize, None, None, distributed, want_plan=True)
+        b = _iterate(kern, a, n_iters, n_global, distributed, want_plan=True)
+        return kern.buffer.mul_(a[:, None] * n_global).mul_(b.float())

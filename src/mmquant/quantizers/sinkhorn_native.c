@@ -105,6 +105,20 @@ static inline float *squared_row(float *d, int64_t n, int64_t K, const float *x,
     return r;
 }
 
+/* The rows' GEMM operand of the distances in torch.cdist's matrix-product form: xa[n] = [-2 x_n, xn_n, 1] (rows x
+ * (D + 2)), xn the squared norms as PyTorch sums them, so the distances round as torch.cdist's. One sweep where
+ * PyTorch takes three operations writing columns of xa. */
+void mmq_sk_operands(const float *x, const float *xn, int64_t rows, int64_t D, float *xa, int nth) {
+#pragma omp parallel for schedule(static) num_threads(nth)
+    for (int64_t n = 0; n < rows; n++) {
+        const float *xr = x + n * D;
+        float *o = xa + n * (D + 2);
+        for (int64_t j = 0; j < D; j++) o[j] = -2.f * xr[j];
+        o[D] = xn[n];
+        o[D + 1] = 1.f;
+    }
+}
+
 /* First pass: d (squared distances, or computed here from x when x is not NULL: x rows x D, ct D x K, xn and cn the
  * squared norms) becomes D - rowmin D with D = sqrt(max(d, 1e-30)); rowmin, and the row sums and sums of squares of
  * D - rowmin D (for std(D), eq. 11) when rowsum is not NULL. */
@@ -193,81 +207,128 @@ static void cols_flush(cols_t *t, int64_t K) {
 /* The token update of a Sinkhorn iteration: a / (N a r + N 1e-8), each token receiving mass 1/N. */
 static inline float token_update(float an, float dot, float n_glob) { return an / (n_glob * an * dot + n_glob * 1e-8f); }
 
-/* Second pass: m = exp(scale * m) in place when do_exp (M from D - rowmin D), and col = M^T a (float64, written). */
-/* Iteration pass (b not NULL): r = M b, a = token_update(a, r), col = M^T a.
+/* Thread tid's share [s, e) of `rows` rows split statically over nt threads. */
+static inline void thread_rows(int64_t rows, int tid, int nt, int64_t *s, int64_t *e) {
+    const int64_t chunk = (rows + nt - 1) / nt;
+    *s = tid * chunk < rows ? tid * chunk : rows;
+    *e = *s + chunk < rows ? *s + chunk : rows;
+}
+
+/* col = the threads' float64 column sums (one row of K per thread) added in thread order. */
+static void cols_combine(const double *acc, int nth, int64_t K, double *col) {
+    for (int64_t k = 0; k < K; k++) col[k] = 0.0; /* col is written, not added to */
+    for (int i = 0; i < nth; i++)
+        for (int64_t k = 0; k < K; k++) col[k] += acc[(size_t)i * K + k];
+}
+
+/* Second pass (b NULL): m = exp(scale * m) in place when do_exp (M from D - rowmin D), and the column sums of
+ * diag(a) M. Iteration pass (b not NULL): r = M b, a = token_update(a, r), and the column sums of diag(a) M.
+ * One thread's rows [s, e), its column sums added to t->acc.
  * Rows go four at a time: four independent dot products (one would wait on each add's latency) and one read and
  * write of the column partial sums per four rows; the last rows of a thread's share one at a time. */
 #define GROUP 4
+static void sweep_rows(float *m, int64_t s, int64_t e, int64_t K, int do_exp, float scale, const float *b, float *a,
+                       float n_glob, cols_t *t) {
+    float *p = t->part;
+    int count = 0;
+    int64_t n = s;
+    for (; n + GROUP <= e; n += GROUP) {
+        float *r0 = m + n * K, *r1 = r0 + K, *r2 = r1 + K, *r3 = r2 + K;
+        float a0 = a[n], a1 = a[n + 1], a2 = a[n + 2], a3 = a[n + 3];
+        if (do_exp) {
+#pragma omp simd
+            for (int64_t k = 0; k < 4 * K; k++) r0[k] = kexp(scale * r0[k]);
+        }
+        if (b) {
+            float d0 = 0.f, d1 = 0.f, d2 = 0.f, d3 = 0.f;
+#pragma omp simd reduction(+ : d0, d1, d2, d3)
+            for (int64_t k = 0; k < K; k++) {
+                const float bk = b[k];
+                d0 += r0[k] * bk;
+                d1 += r1[k] * bk;
+                d2 += r2[k] * bk;
+                d3 += r3[k] * bk;
+            }
+            a[n] = a0 = token_update(a0, d0, n_glob);
+            a[n + 1] = a1 = token_update(a1, d1, n_glob);
+            a[n + 2] = a2 = token_update(a2, d2, n_glob);
+            a[n + 3] = a3 = token_update(a3, d3, n_glob);
+        }
+#pragma omp simd
+        for (int64_t k = 0; k < K; k++) p[k] += (a0 * r0[k] + a1 * r1[k]) + (a2 * r2[k] + a3 * r3[k]);
+        if ((count += GROUP) >= FLUSH_ROWS) {
+            cols_flush(t, K);
+            count = 0;
+        }
+    }
+    for (; n < e; n++) {
+        float *r = m + n * K;
+        float an = a[n];
+        if (do_exp) {
+#pragma omp simd
+            for (int64_t k = 0; k < K; k++) r[k] = kexp(scale * r[k]);
+        }
+        if (b) {
+            float dot = 0.f;
+#pragma omp simd reduction(+ : dot)
+            for (int64_t k = 0; k < K; k++) dot += r[k] * b[k];
+            a[n] = an = token_update(an, dot, n_glob);
+        }
+#pragma omp simd
+        for (int64_t k = 0; k < K; k++) p[k] += an * r[k];
+    }
+    cols_flush(t, K);
+}
+
+/* Per-thread column sums for a parallel region of up to nth threads: acc zeroed (float64), part zeroed (float32). */
+typedef struct {
+    double *acc;
+    float *part;
+} cols_scratch_t;
+
+static int cols_scratch(cols_scratch_t *c, int nth, int64_t K) {
+    c->acc = (double *)calloc((size_t)nth * (size_t)K, sizeof(double));
+    c->part = (float *)calloc((size_t)nth * (size_t)K, sizeof(float));
+    return c->acc && c->part;
+}
+
+static void cols_scratch_free(cols_scratch_t *c) {
+    free(c->acc);
+    free(c->part);
+}
+
+static inline int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static inline int thread_count(void) {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
 static void sweep(float *m, int64_t rows, int64_t K, int do_exp, float scale, const float *b, float *a, float n_glob,
                   double *col, int nth) {
-    double *acc = (double *)calloc((size_t)nth * (size_t)K, sizeof(double));
-    float *part = (float *)calloc((size_t)nth * (size_t)K, sizeof(float));
+    cols_scratch_t c;
+    if (!cols_scratch(&c, nth, K)) abort();
 #pragma omp parallel num_threads(nth)
     {
         const fpmode_t mode = subnormals_off();
-        int tid = 0, nt = 1;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-        nt = omp_get_num_threads();
-#endif
-        cols_t t = {part + (size_t)tid * K, acc + (size_t)tid * K};
-        int64_t chunk = (rows + nt - 1) / nt, s = tid * chunk, e = s + chunk < rows ? s + chunk : rows;
-        float *p = t.part;
-        int count = 0;
-        int64_t n = s;
-        for (; n + GROUP <= e; n += GROUP) {
-            float *r0 = m + n * K, *r1 = r0 + K, *r2 = r1 + K, *r3 = r2 + K;
-            float a0 = a[n], a1 = a[n + 1], a2 = a[n + 2], a3 = a[n + 3];
-            if (do_exp) {
-#pragma omp simd
-                for (int64_t k = 0; k < 4 * K; k++) r0[k] = kexp(scale * r0[k]);
-            }
-            if (b) {
-                float d0 = 0.f, d1 = 0.f, d2 = 0.f, d3 = 0.f;
-#pragma omp simd reduction(+ : d0, d1, d2, d3)
-                for (int64_t k = 0; k < K; k++) {
-                    const float bk = b[k];
-                    d0 += r0[k] * bk;
-                    d1 += r1[k] * bk;
-                    d2 += r2[k] * bk;
-                    d3 += r3[k] * bk;
-                }
-                a[n] = a0 = token_update(a0, d0, n_glob);
-                a[n + 1] = a1 = token_update(a1, d1, n_glob);
-                a[n + 2] = a2 = token_update(a2, d2, n_glob);
-                a[n + 3] = a3 = token_update(a3, d3, n_glob);
-            }
-#pragma omp simd
-            for (int64_t k = 0; k < K; k++) p[k] += (a0 * r0[k] + a1 * r1[k]) + (a2 * r2[k] + a3 * r3[k]);
-            if ((count += GROUP) >= FLUSH_ROWS) {
-                cols_flush(&t, K);
-                count = 0;
-            }
-        }
-        for (; n < e; n++) {
-            float *r = m + n * K;
-            float an = a[n];
-            if (do_exp) {
-#pragma omp simd
-                for (int64_t k = 0; k < K; k++) r[k] = kexp(scale * r[k]);
-            }
-            if (b) {
-                float dot = 0.f;
-#pragma omp simd reduction(+ : dot)
-                for (int64_t k = 0; k < K; k++) dot += r[k] * b[k];
-                a[n] = an = token_update(an, dot, n_glob);
-            }
-#pragma omp simd
-            for (int64_t k = 0; k < K; k++) p[k] += an * r[k];
-        }
-        cols_flush(&t, K);
+        const int tid = thread_id();
+        cols_t t = {c.part + (size_t)tid * K, c.acc + (size_t)tid * K};
+        int64_t s, e;
+        thread_rows(rows, tid, thread_count(), &s, &e);
+        sweep_rows(m, s, e, K, do_exp, scale, b, a, n_glob, &t);
         fpmode_restore(mode);
     }
-    for (int64_t k = 0; k < K; k++) col[k] = 0.0;  /* col is written, not added to */
-    for (int i = 0; i < nth; i++)
-        for (int64_t k = 0; k < K; k++) col[k] += acc[(size_t)i * K + k];
-    free(acc);
-    free(part);
+    cols_combine(c.acc, nth, K, col);
+    cols_scratch_free(&c);
 }
 
 void mmq_sk_exp_cols(float *m, int64_t rows, int64_t K, int do_exp, float scale, const float *a, double *col,
@@ -283,7 +344,7 @@ void mmq_sk_iterate(const float *m, int64_t rows, int64_t K, const float *b, flo
 /* The code update of a Sinkhorn iteration (each code receives mass 1/K), in float64 as the PyTorch loop does it:
  * b = b / (b col + 1e-8) / K, with b32 its float32 copy (what the sweeps read). Each operation rounded on its own
  * (volatile: no fused multiply-add or merged divisions under -ffast-math), so b is PyTorch's to the bit. */
-void mmq_sk_update_b(double *b, const double *col, float *b32, int64_t K) {
+static void update_b(double *b, const double *col, float *b32, int64_t K) {
     for (int64_t k = 0; k < K; k++) {
         volatile double prod = b[k] * col[k];
         volatile double ratio = b[k] / (prod + 1e-8);
@@ -292,50 +353,100 @@ void mmq_sk_update_b(double *b, const double *col, float *b32, int64_t K) {
     }
 }
 
+void mmq_sk_update_b(double *b, const double *col, float *b32, int64_t K) { update_b(b, col, b32, K); }
+
 /* Last pass: out[n] = argmax_k m[n, k] b[k], the first index on ties (as torch.argmax). One sweep: each of LANES
  * lanes keeps its own maximum and the first index where it occurs (a strict >, so a later equal value does not
  * replace it), then the lanes are combined: the largest value, and among lanes holding it the smallest index. */
 #define LANES 16
+static inline int64_t argmax_row(const float *r, int64_t K, const float *b) {
+    float lane_max[LANES];
+    int32_t lane_at[LANES];
+    for (int l = 0; l < LANES; l++) {
+        lane_max[l] = -FLT_MAX;
+        lane_at[l] = INT32_MAX;
+    }
+    int64_t k = 0;
+    for (; k + LANES <= K; k += LANES) {
+#pragma omp simd
+        for (int l = 0; l < LANES; l++) {
+            const float v = r[k + l] * b[k + l];
+            const int better = v > lane_max[l];
+            lane_max[l] = better ? v : lane_max[l];
+            lane_at[l] = better ? (int32_t)(k + l) : lane_at[l];
+        }
+    }
+    float best = -FLT_MAX;
+    int64_t first = K;
+    for (int l = 0; l < LANES; l++) {
+        if (lane_max[l] > best || (lane_max[l] == best && lane_at[l] < first)) {
+            best = lane_max[l];
+            first = lane_at[l];
+        }
+    }
+    for (; k < K; k++) { /* the tail: later indices than every lane's */
+        const float v = r[k] * b[k];
+        if (v > best) {
+            best = v;
+            first = k;
+        }
+    }
+    return first < K ? first : 0;
+}
+
 void mmq_sk_argmax(const float *m, int64_t rows, int64_t K, const float *b, int64_t *out, int nth) {
 #pragma omp parallel num_threads(nth)
     {
         const fpmode_t mode = subnormals_off();
 #pragma omp for schedule(static)
-        for (int64_t n = 0; n < rows; n++) {
-            const float *r = m + n * K;
-            float lane_max[LANES];
-            int32_t lane_at[LANES];
-            for (int l = 0; l < LANES; l++) {
-                lane_max[l] = -FLT_MAX;
-                lane_at[l] = INT32_MAX;
-            }
-            int64_t k = 0;
-            for (; k + LANES <= K; k += LANES) {
-#pragma omp simd
-                for (int l = 0; l < LANES; l++) {
-                    const float v = r[k + l] * b[k + l];
-                    const int better = v > lane_max[l];
-                    lane_max[l] = better ? v : lane_max[l];
-                    lane_at[l] = better ? (int32_t)(k + l) : lane_at[l];
-                }
-            }
-            float best = -FLT_MAX;
-            int64_t first = K;
-            for (int l = 0; l < LANES; l++) {
-                if (lane_max[l] > best || (lane_max[l] == best && lane_at[l] < first)) {
-                    best = lane_max[l];
-                    first = lane_at[l];
-                }
-            }
-            for (; k < K; k++) {  /* the tail: later indices than every lane's */
-                const float v = r[k] * b[k];
-                if (v > best) {
-                    best = v;
-                    first = k;
-                }
-            }
-            out[n] = first < K ? first : 0;
-        }
+        for (int64_t n = 0; n < rows; n++) out[n] = argmax_row(m + n * K, K, b);
         fpmode_restore(mode);
     }
+}
+
+/* Every pass after the first, over a matrix m that holds all `rows` rows, in one call and one parallel region (the
+ * threads meet at barriers between the passes instead of starting a region per pass from Python): the second pass
+ * (M = exp(scale m) in place, col = M^T a), the division of a and col by the total mass (the reference's
+ * "Q /= sum(Q)"), then n_iters code updates of b (from ones) with an iteration pass between each two, and
+ * out = argmax_k M[n, k] b_k. The operations of the per-pass functions, in their order and on the same rows per
+ * thread; only the total is summed here rather than by PyTorch (float64, so it may differ in its last bit). b (float64)
+ * and b32 (its float32 copy) receive the last code factors; col is scratch. */
+void mmq_sk_solve(float *m, int64_t rows, int64_t K, float scale, float *a, int n_iters, float n_glob, double *col,
+                  double *b, float *b32, int64_t *out, int nth) {
+    cols_scratch_t c;
+    if (!cols_scratch(&c, nth, K)) abort();
+    for (int64_t k = 0; k < K; k++) b[k] = 1.0;
+    volatile float total32 = 1.f;
+#pragma omp parallel num_threads(nth)
+    {
+        const fpmode_t mode = subnormals_off();
+        const int tid = thread_id();
+        cols_t t = {c.part + (size_t)tid * K, c.acc + (size_t)tid * K};
+        int64_t s, e;
+        thread_rows(rows, tid, thread_count(), &s, &e);
+        for (int it = 0; it < n_iters; it++) {
+            if (it > 0)
+                for (int64_t k = 0; k < K; k++) t.acc[k] = 0.0;
+            sweep_rows(m, s, e, K, it == 0, scale, it == 0 ? NULL : b32, a, n_glob, &t);
+#pragma omp barrier
+#pragma omp single
+            {
+                cols_combine(c.acc, nth, K, col);
+                if (it == 0) {
+                    double total = 0.0;
+                    for (int64_t k = 0; k < K; k++) total += col[k];
+                    volatile double total64 = total + 1e-8;
+                    for (int64_t k = 0; k < K; k++) col[k] = col[k] / total64;
+                    total32 = (float)total64;
+                }
+                update_b(b, col, b32, K);
+            } /* the single's barrier: b32 and total32 are seen by every thread */
+            if (it == 0) /* each thread its own rows, which only it reads in the next pass */
+                for (int64_t n = s; n < e; n++) a[n] = a[n] / total32;
+        }
+#pragma omp for schedule(static)
+        for (int64_t n = 0; n < rows; n++) out[n] = argmax_row(m + n * K, K, b32);
+        fpmode_restore(mode);
+    }
+    cols_scratch_free(&c);
 }

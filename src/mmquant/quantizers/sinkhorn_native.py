@@ -54,6 +54,8 @@ _SIGNATURES = {
     "mmq_sk_argmax": [_P, _I, _I, _P, _P, _INT],
     "mmq_sk_update_b": [_P, _P, _P, _I],
     "mmq_sk_moments": [_P, _P, _P, _I, _I, _P],
+    "mmq_sk_operands": [_P, _P, _I, _I, _P, _INT],
+    "mmq_sk_solve": [_P, _I, _I, _F, _P, _INT, _F, _P, _P, _P, _P, _INT],
 }
 _UNSET = object()
 _library = _UNSET
@@ -166,6 +168,15 @@ class NativePasses:
         """Squared distances (or ``rows``, as in :meth:`prep`) -> ``M = exp(scale (D - rowmin D))`` in place."""
         self.lib.mmq_sk_kernel(_ptr(d), len(d), self.k, *self._rows(rows), _ptr(rowmin), scale, self.threads)
 
+    def row_operand(self, x: Tensor) -> Tensor:
+        """``[-2x, |x|^2, 1]`` ``(N, D + 2)`` for ``x`` ``(N, D)`` float32: the rows' half of
+        :func:`~mmquant.quantizers.functional._cdist_operands`, equal to it, in one sweep."""
+        n, d = x.shape
+        norms = x.pow(2).sum(-1)  # as PyTorch sums them (the C function copies them)
+        xa = x.new_empty(n, d + 2)
+        self.lib.mmq_sk_operands(_ptr(x), _ptr(norms), n, d, _ptr(xa), self.threads)
+        return xa
+
     def set_codebook(self, codebook: Tensor) -> None:
         """The codes that :meth:`prep` and :meth:`kernel` compute distances to (transposed, and their norms)."""
         self.ct = codebook.t().contiguous()
@@ -194,3 +205,33 @@ class NativePasses:
     def argmax(self, m: Tensor, b: Tensor, out: Tensor) -> None:
         """``out = argmax_k M[n, k] b_k`` (int64, first index on ties)."""
         self.lib.mmq_sk_argmax(_ptr(m), len(m), self.k, _ptr(b), _ptr(out), self.threads)
+
+    def solve(
+        self,
+        m: Tensor,
+        scale: float,
+        a: Tensor,
+        n_iters: int,
+        n_global: float,
+        col: Tensor,
+        b: Tensor,
+        b32: Tensor,
+        out: Tensor,
+    ) -> None:
+        """Every pass after the first over ``m`` holding all rows, in one call: the second pass, the division by the
+        total mass, ``n_iters`` code updates of ``b`` (float64, from ones; ``b32`` its float32 copy) with an
+        iteration between each two, and ``out = argmax_k M[n, k] b_k``. ``col`` (float64, K) is scratch."""
+        self.lib.mmq_sk_solve(
+            _ptr(m),
+            len(m),
+            self.k,
+            scale,
+            _ptr(a),
+            n_iters,
+            n_global,
+            _ptr(col),
+            _ptr(b),
+            _ptr(b32),
+            _ptr(out),
+            self.threads,
+        )
