@@ -95,9 +95,10 @@ def euclidean_distances(x: Tensor, codebook: Tensor, out: Tensor | None = None) 
     return _distances_into(xa, ca, out)
 
 
-def _default_block_rows(k: int, device: torch.device) -> int:
-    """Rows per block of an N x ``k`` float32 matrix on ``device``: ~8 MiB on the CPU, ~256 MiB elsewhere."""
-    elements = _DEFAULT_BLOCK_ELEMENTS if device.type == "cpu" else _DEVICE_BLOCK_ELEMENTS
+def _default_block_rows(k: int, device: torch.device, cpu_elements: int = _DEFAULT_BLOCK_ELEMENTS) -> int:
+    """Rows per block of an N x ``k`` float32 matrix on ``device``: ``cpu_elements`` entries (~8 MiB by default) on
+    the CPU, ~256 MiB elsewhere."""
+    elements = cpu_elements if device.type == "cpu" else _DEVICE_BLOCK_ELEMENTS
     return max(1, elements // max(k, 1))
 
 
