@@ -313,6 +313,14 @@ static inline int thread_count(void) {
 #endif
 }
 
+/* Inside a parallel region: the calling thread's rows [s, e) and its column sums in c. */
+static inline cols_t thread_share(const cols_scratch_t *c, int64_t rows, int64_t K, int64_t *s, int64_t *e) {
+    const int tid = thread_id();
+    thread_rows(rows, tid, thread_count(), s, e);
+    cols_t t = {c->part + (size_t)tid * K, c->acc + (size_t)tid * K};
+    return t;
+}
+
 static void sweep(float *m, int64_t rows, int64_t K, int do_exp, float scale, const float *b, float *a, float n_glob,
                   double *col, int nth) {
     cols_scratch_t c;
@@ -320,10 +328,8 @@ static void sweep(float *m, int64_t rows, int64_t K, int do_exp, float scale, co
 #pragma omp parallel num_threads(nth)
     {
         const fpmode_t mode = subnormals_off();
-        const int tid = thread_id();
-        cols_t t = {c.part + (size_t)tid * K, c.acc + (size_t)tid * K};
         int64_t s, e;
-        thread_rows(rows, tid, thread_count(), &s, &e);
+        cols_t t = thread_share(&c, rows, K, &s, &e);
         sweep_rows(m, s, e, K, do_exp, scale, b, a, n_glob, &t);
         fpmode_restore(mode);
     }
@@ -420,10 +426,8 @@ void mmq_sk_solve(float *m, int64_t rows, int64_t K, float scale, float *a, int 
 #pragma omp parallel num_threads(nth)
     {
         const fpmode_t mode = subnormals_off();
-        const int tid = thread_id();
-        cols_t t = {c.part + (size_t)tid * K, c.acc + (size_t)tid * K};
         int64_t s, e;
-        thread_rows(rows, tid, thread_count(), &s, &e);
+        cols_t t = thread_share(&c, rows, K, &s, &e);
         for (int it = 0; it < n_iters; it++) {
             if (it > 0)
                 for (int64_t k = 0; k < K; k++) t.acc[k] = 0.0;
