@@ -9,7 +9,8 @@ step of ``optvq-mnist`` with Sinkhorn vs the same model with nearest-neighbour V
 
 ``sinkhorn`` is ``sinkhorn_assign`` as training calls it (the compiled CPU passes of ``sinkhorn_native`` where a C
 compiler builds them; ``native_passes`` in the results says whether it did), ``sinkhorn_torch`` the same algorithm in
-PyTorch operations (``native=False``).
+PyTorch operations (``native=False``). ``compiled_gemm_equals_torch_mm`` (per size): whether the distance GEMM the
+compiled passes use on an AVX-512 CPU gives torch.mm's products to the bit on this machine (None without it).
 
 Per size (N tokens, K codes, D dims): median (and min) wall time of each over ``--repeats`` runs after two warm-up
 runs, the methods interleaved run by run so that other load on the machine hits them alike; the ratios Sinkhorn/NN
@@ -45,7 +46,8 @@ from mmquant.arguments import make_parser
 from mmquant.models.optvq import OptVQModel
 from mmquant.models.registry import get_config
 from mmquant.quantizers import nearest_code, sinkhorn, sinkhorn_assign
-from mmquant.quantizers.sinkhorn_native import library
+from mmquant.quantizers.functional import _code_operand
+from mmquant.quantizers.sinkhorn_native import NativePasses, library
 from mmquant.training import command_line
 
 HERE = Path(__file__).resolve().parent
@@ -81,6 +83,20 @@ def _methods(reference):
     if reference is not None:
         methods["reference"] = lambda x, c: reference(x, c)[1]
     return methods
+
+
+def _gemm_equals_torch_mm(x, c):
+    """Whether the compiled distance GEMM (AVX-512) gives torch.mm's products to the bit here; None without it."""
+    lib = library()
+    if lib is None:
+        return None
+    passes = NativePasses(lib, c.shape[0])
+    if not passes.has_gemm:
+        return None
+    xa = passes.row_operand(x)
+    out = torch.empty(x.shape[0], c.shape[0])
+    passes.gemm_prep(out, xa, passes.pack_codes(c))
+    return torch.equal(out, torch.mm(xa, _code_operand(c).t()))
 
 
 def _time_ms(methods, x, c, repeats, warmup=2):
@@ -231,6 +247,7 @@ def main(args):
         row["sinkhorn_over_nn_cdist"] = ms["sinkhorn"] / ms["nn_cdist"]
         row["sinkhorn_torch_over_sinkhorn"] = ms["sinkhorn_torch"] / ms["sinkhorn"]
         row["readable_over_sinkhorn"] = ms["readable"] / ms["sinkhorn"]
+        row["compiled_gemm_equals_torch_mm"] = _gemm_equals_torch_mm(x, c)
         if reference is not None:
             row["reference_over_sinkhorn"] = ms["reference"] / ms["sinkhorn"]
             same = int((methods["sinkhorn"](x, c) == methods["reference"](x, c)).sum())

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 import torch
 
-from mmquant.quantizers import sinkhorn, sinkhorn_assign
+from mmquant.quantizers import sinkhorn, sinkhorn_assign, sinkhorn_kernel
 from mmquant.quantizers.functional import _cdist_operands
 from mmquant.quantizers.sinkhorn_kernel import _DIRECT_MAX_DIM, _native_passes, _NativeKernel
 from mmquant.quantizers.sinkhorn_native import NativePasses, library
@@ -190,6 +190,66 @@ def test_compiled_row_operand_is_the_cdist_operand(d):
     distances still round as ``torch.cdist``'s."""
     x, c = _data(777, 10, d, seed=5, scale=3.0)
     assert torch.equal(NativePasses(library(), 10).row_operand(x), _cdist_operands(x, c)[0])
+
+
+def _sequential_fma(xa: torch.Tensor, ca: torch.Tensor) -> torch.Tensor:
+    """``xa @ ca.T`` summed column by column from 0, each step one fused multiply-add rounded to float32 (the
+    products are exact in float64; the float64 sum is rounded to float32 at every step)."""
+    acc = torch.zeros(xa.shape[0], ca.shape[0], dtype=torch.float32)
+    for j in range(xa.shape[1]):
+        acc = (acc.double() + xa[:, j, None].double() * ca[None, :, j].double()).float()
+    return acc
+
+
+needs_gemm = pytest.mark.skipif(
+    library() is None or not NativePasses(library(), 1).has_gemm, reason="the compiled GEMM needs AVX-512"
+)
+
+
+@needs_gemm
+@pytest.mark.parametrize("n, k, d", [(61, 70, 9), (125, 200, 16), (64, 1024, 64)])
+def test_compiled_gemm_sums_the_operands_in_order(n, k, d):
+    """The compiled distance GEMM (codes not a multiple of its 64-code panels, rows not of its 6-row tiles) gives the
+    sequential fused multiply-add sums of the operands, to the bit; with the first pass fused, that pass's output
+    on those distances."""
+    x, c = _data(n, k, d, seed=k, scale=3.0)
+    passes = NativePasses(library(), k)
+    xa, ca = _cdist_operands(x, c)
+    expected = _sequential_fma(xa, ca)
+    out = torch.empty(n, k)
+    passes.gemm_prep(out, passes.row_operand(x), passes.pack_codes(c))
+    assert torch.equal(out, expected)
+    fused = torch.empty(n, k)
+    stats = [torch.empty(n), torch.empty(n, dtype=torch.float64), torch.empty(n, dtype=torch.float64)]
+    passes.gemm_prep(fused, passes.row_operand(x), passes.pack_codes(c), *stats)
+    separate = [torch.empty(n), torch.empty(n, dtype=torch.float64), torch.empty(n, dtype=torch.float64)]
+    passes.prep(expected, *separate)
+    assert torch.equal(fused, expected)
+    assert all(torch.equal(a, b) for a, b in zip(stats, separate))
+
+
+@needs_gemm
+@pytest.mark.parametrize("d", [16, 64])
+def test_compiled_gemm_and_torch_mm_paths_give_the_same_assignment(monkeypatch, d):
+    """Where the GEMM is not compiled (no AVX-512) torch.mm computes the distances: the same indices, also for blocks
+    recomputed past the buffer limit."""
+    x, c = _data(1000, 300, d, seed=d)
+    with_gemm = sinkhorn_assign(x, c, native=True)
+    assert torch.equal(with_gemm, sinkhorn(x, c).argmax(1))
+    recomputed = sinkhorn_assign(x, c, native=True, max_buffer_elements=1000 * 300 // 3, block_rows=97)
+    assert torch.equal(recomputed, with_gemm)
+    original = sinkhorn_kernel._native_passes
+
+    def without_gemm(*args):
+        passes = original(*args)
+        passes.has_gemm = False
+        return passes
+
+    monkeypatch.setattr(sinkhorn_kernel, "_native_passes", without_gemm)
+    assert torch.equal(sinkhorn_assign(x, c, native=True), with_gemm)
+    assert torch.equal(
+        sinkhorn_assign(x, c, native=True, max_buffer_elements=1000 * 300 // 3, block_rows=97), with_gemm
+    )
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])

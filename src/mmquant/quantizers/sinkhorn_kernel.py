@@ -15,7 +15,10 @@ The N x K matrix is held once (one buffer) and visited in row blocks of ~16 MiB 
 fit, fewer launches), each worked on while it is in cache:
 
 1. distances in the matrix-product form of ``torch.cdist`` (same operands; bit-identical to it in our tests), their
-   row minima, per-row sums and norms for ``std(D)``; the buffer receives ``D - rowmin D``;
+   row minima, per-row sums and norms for ``std(D)``; the buffer receives ``D - rowmin D``. On a CPU with AVX-512
+   the GEMM is compiled too and fused with this pass, 60 rows at a time while they are in L2 (each sum by fused
+   multiply-adds in the operands' order, as the BLAS micro-kernel sums an inner size this small: equal to
+   ``torch.mm`` on the machines of ``benchmarks/results``);
 2. ``M`` in place (``exp2``, ~4x cheaper than ``exp`` on CPU) and the first column sums;
 3. each of the first ``n_iters - 1`` iterations: ``M b``, the token update and that block's share of the next
    column sums, so one iteration reads the buffer once (column sums summed across blocks in float64);
@@ -360,8 +363,12 @@ class _NativeKernel(_Kernel):
         self.whole = self.buffer[: self.n] if self.scratch is None and self.blocks else None
 
     def operands(self, x: Tensor, codebook: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        self.packed = None
         if self.direct:  # the compiled first pass computes the distances from x itself
             return None, None
+        if self.passes.has_gemm:  # the compiled GEMM's codes operand, packed
+            self.packed = self.passes.pack_codes(codebook)
+            return self.passes.row_operand(x), None
         return self.passes.row_operand(x), _code_operand(codebook)
 
     def squared(self, blk: _Block):
@@ -369,7 +376,10 @@ class _NativeKernel(_Kernel):
         ``x`` and their norms for the compiled pass to compute them while it sweeps."""
         if self.direct:
             return self.x[blk.s : blk.e], self.x_norm[blk.s : blk.e]
-        torch.mm(blk.xa, self.ca.t(), out=blk.mat)
+        if self.packed is not None:
+            self.passes.gemm_prep(blk.mat, blk.xa, self.packed)
+        else:
+            torch.mm(blk.xa, self.ca.t(), out=blk.mat)
         return None
 
     def m(self, blk: _Block) -> Tensor:
@@ -385,7 +395,10 @@ class _NativeKernel(_Kernel):
         for blk in self.blocks:
             s, e = blk.s, blk.e
             sums = (row_sum[s:e], row_sq[s:e]) if stats else (None, None)
-            self.passes.prep(blk.mat, blk.rowmin, *sums, rows=self.squared(blk))
+            if self.packed is not None:  # GEMM and first pass in one call, a row block at a time
+                self.passes.gemm_prep(blk.mat, blk.xa, self.packed, blk.rowmin, *sums)
+            else:
+                self.passes.prep(blk.mat, blk.rowmin, *sums, rows=self.squared(blk))
         return _scale(self, normalize, distributed, row_sum, row_sq)
 
     def second_pass(self) -> Tensor:

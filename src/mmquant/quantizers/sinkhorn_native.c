@@ -42,6 +42,29 @@ static inline void fpmode_restore(fpmode_t old) { (void)old; }
 
 #define FLUSH_ROWS 256
 
+/* Thread tid's share [s, e) of `rows` rows split statically over nt threads. */
+static inline void thread_rows(int64_t rows, int tid, int nt, int64_t *s, int64_t *e) {
+    const int64_t chunk = (rows + nt - 1) / nt;
+    *s = tid * chunk < rows ? tid * chunk : rows;
+    *e = *s + chunk < rows ? *s + chunk : rows;
+}
+
+static inline int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static inline int thread_count(void) {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
 /* exp(x) for the kernel's arguments (x <= 0): Cody-Waite reduction x = n ln2 + r and Cephes' expf polynomial
  * (about 1 ulp), 2^n from the exponent bits; 0 below -87 (where float32 leaves the normal range). All plain
  * arithmetic, so the loops that call it vectorise without a vector math library, ~2x faster than glibc's. */
@@ -119,9 +142,33 @@ void mmq_sk_operands(const float *x, const float *xn, int64_t rows, int64_t D, f
     }
 }
 
+/* The first pass on row r (squared distances): r becomes D - rowmin D with D = sqrt(max(r, 1e-30)); *mn_out the row's
+ * minimum, and (rowsum not NULL) the row's sum and sum of squares of D - rowmin D (for std(D), eq. 11). */
+static inline void prep_row(float *r, int64_t K, float *mn_out, double *rowsum, double *rowsq) {
+    float mn = FLT_MAX;
+#pragma omp simd reduction(min : mn)
+    for (int64_t k = 0; k < K; k++) {
+        float v = sqrtf(fmaxf(r[k], 1e-30f));
+        r[k] = v;
+        mn = fminf(mn, v);
+    }
+    float s = 0.f, q = 0.f;
+#pragma omp simd reduction(+ : s, q)
+    for (int64_t k = 0; k < K; k++) {
+        float v = r[k] - mn;
+        r[k] = v;
+        s += v;
+        q += v * v;
+    }
+    *mn_out = mn;
+    if (rowsum) {
+        *rowsum = s;
+        *rowsq = q;
+    }
+}
+
 /* First pass: d (squared distances, or computed here from x when x is not NULL: x rows x D, ct D x K, xn and cn the
- * squared norms) becomes D - rowmin D with D = sqrt(max(d, 1e-30)); rowmin, and the row sums and sums of squares of
- * D - rowmin D (for std(D), eq. 11) when rowsum is not NULL. */
+ * squared norms) becomes D - rowmin D (prep_row); rowmin, and the row statistics when rowsum is not NULL. */
 void mmq_sk_prep(float *d, int64_t rows, int64_t K, const float *x, const float *ct, const float *xn, const float *cn,
                  int64_t D, float *rowmin, double *rowsum, double *rowsq, int nth) {
 #pragma omp parallel num_threads(nth)
@@ -130,28 +177,103 @@ void mmq_sk_prep(float *d, int64_t rows, int64_t K, const float *x, const float 
 #pragma omp for schedule(static)
         for (int64_t n = 0; n < rows; n++) {
             float *r = squared_row(d, n, K, x, ct, xn, cn, D);
-            float mn = FLT_MAX;
-#pragma omp simd reduction(min : mn)
-            for (int64_t k = 0; k < K; k++) {
-                float v = sqrtf(fmaxf(r[k], 1e-30f));
-                r[k] = v;
-                mn = fminf(mn, v);
-            }
-            float s = 0.f, q = 0.f;
-#pragma omp simd reduction(+ : s, q)
-            for (int64_t k = 0; k < K; k++) {
-                float v = r[k] - mn;
-                r[k] = v;
-                s += v;
-                q += v * v;
-            }
-            rowmin[n] = mn;
-            if (rowsum) {
-                rowsum[n] = s;
-                rowsq[n] = q;
-            }
+            prep_row(r, K, rowmin + n, rowsum ? rowsum + n : NULL, rowsum ? rowsq + n : NULL);
         }
         fpmode_restore(mode);
+    }
+}
+
+/* The squared distances as a GEMM of the operands xa (rows x L, [-2x, |x|^2, 1]) and ca (K x L, [c, 1, |c|^2]), L =
+ * D + 2: d[n, k] = the dot product of xa[n] and ca[k] by fused multiply-adds in the order l = 0 .. L-1 from 0. That
+ * is how the BLAS micro-kernels sum an inner size this small (here equal to torch.mm's, so to torch.cdist's, bit for
+ * bit: tests/quantizers), and doing it here lets the first pass take each row block while the GEMM has just written
+ * it to L2, instead of torch.mm writing the whole block out and the pass reading it back (and, between other work,
+ * torch's BLAS threads waking up). AVX-512 only; elsewhere mmq_sk_gemm_available() is 0 and torch.mm does it.
+ * The codes' operand is packed first (mmq_sk_pack_codes): panels of GEMM_PANEL codes, each L x GEMM_PANEL (l-major),
+ * the last one zero-padded. A tile of GEMM_MR rows x GEMM_PANEL codes is held in 24 vector registers over the l loop. */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define GEMM_PANEL 64
+#define GEMM_MR 6
+#define GEMM_ROWS 60 /* rows per block of the fused first pass: 240 KiB of a row block at K = 1024, in L2 */
+
+int mmq_sk_gemm_available(void) { return 1; }
+
+static inline int64_t gemm_panels(int64_t K) { return (K + GEMM_PANEL - 1) / GEMM_PANEL; }
+
+/* bp = the codes' operand [c, 1, |c|^2] (c: K x D, cn: the squared norms) in panels, L = D + 2. */
+void mmq_sk_pack_codes(const float *c, const float *cn, int64_t K, int64_t D, float *bp, int nth) {
+    const int64_t L = D + 2;
+#pragma omp parallel for schedule(static) num_threads(nth)
+    for (int64_t p = 0; p < gemm_panels(K); p++) {
+        float *panel = bp + p * L * GEMM_PANEL;
+        for (int64_t j = 0; j < GEMM_PANEL; j++) {
+            const int64_t k = p * GEMM_PANEL + j;
+            for (int64_t l = 0; l < D; l++) panel[l * GEMM_PANEL + j] = k < K ? c[k * D + l] : 0.f;
+            panel[D * GEMM_PANEL + j] = k < K ? 1.f : 0.f;
+            panel[(D + 1) * GEMM_PANEL + j] = k < K ? cn[k] : 0.f;
+        }
+    }
+}
+
+static inline __mmask16 lanes_below(int64_t n) { return n >= 16 ? 0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+
+/* c[r, 0:64] (r < rows <= GEMM_MR, row stride ldc; lanes past K masked off) = a[r] . b[:, j] over l. */
+static inline __attribute__((always_inline)) void gemm_tile(const float *a, int64_t L, const float *b, float *c,
+                                                            int64_t ldc, int rows, const __mmask16 *mask) {
+    __m512 acc[GEMM_MR][4];
+    for (int r = 0; r < GEMM_MR; r++)
+        for (int q = 0; q < 4; q++) acc[r][q] = _mm512_setzero_ps();
+    for (int64_t l = 0; l < L; l++) {
+        __m512 bv[4];
+        for (int q = 0; q < 4; q++) bv[q] = _mm512_loadu_ps(b + l * GEMM_PANEL + 16 * q);
+        for (int r = 0; r < rows; r++) {
+            const __m512 av = _mm512_set1_ps(a[r * L + l]);
+            for (int q = 0; q < 4; q++) acc[r][q] = _mm512_fmadd_ps(av, bv[q], acc[r][q]);
+        }
+    }
+    for (int r = 0; r < rows; r++)
+        for (int q = 0; q < 4; q++) _mm512_mask_storeu_ps(c + r * ldc + 16 * q, mask[q], acc[r][q]);
+}
+
+/* Rows [r0, r1) of d, panel by panel (a panel of codes stays in L1 while the rows' tiles pass over it). */
+static void gemm_rows(const float *xa, int64_t r0, int64_t r1, int64_t L, const float *bp, int64_t K, float *d) {
+    for (int64_t p = 0; p < gemm_panels(K); p++) {
+        __mmask16 mask[4];
+        for (int q = 0; q < 4; q++) mask[q] = lanes_below(K - p * GEMM_PANEL - 16 * q);
+        const float *b = bp + p * L * GEMM_PANEL;
+        float *c = d + p * GEMM_PANEL;
+        int64_t n = r0;
+        for (; n + GEMM_MR <= r1; n += GEMM_MR) gemm_tile(xa + n * L, L, b, c + n * K, K, GEMM_MR, mask);
+        if (n < r1) gemm_tile(xa + n * L, L, b, c + n * K, K, (int)(r1 - n), mask);
+    }
+}
+#else
+int mmq_sk_gemm_available(void) { return 0; }
+void mmq_sk_pack_codes(const float *c, const float *cn, int64_t K, int64_t D, float *bp, int nth) { abort(); }
+#define GEMM_ROWS 60
+static void gemm_rows(const float *xa, int64_t r0, int64_t r1, int64_t L, const float *bp, int64_t K, float *d) {
+    abort();
+}
+#endif
+
+/* d (rows x K) = the squared distances of rows xa (see gemm_rows); with rowmin not NULL, the first pass too: each
+ * thread's rows GEMM_ROWS at a time, each block through prep_row while it is in L2. */
+void mmq_sk_gemm_prep(const float *xa, const float *bp, int64_t rows, int64_t K, int64_t L, float *d, float *rowmin,
+                      double *rowsum, double *rowsq, int nth) {
+#pragma omp parallel num_threads(nth)
+    {
+        int64_t s, e;
+        thread_rows(rows, thread_id(), thread_count(), &s, &e);
+        for (int64_t t0 = s; t0 < e; t0 += GEMM_ROWS) {
+            const int64_t t1 = t0 + GEMM_ROWS < e ? t0 + GEMM_ROWS : e;
+            gemm_rows(xa, t0, t1, L, bp, K, d); /* in the caller's float mode, as torch.mm */
+            if (!rowmin) continue;
+            const fpmode_t mode = subnormals_off();
+            for (int64_t n = t0; n < t1; n++)
+                prep_row(d + n * K, K, rowmin + n, rowsum ? rowsum + n : NULL, rowsum ? rowsq + n : NULL);
+            fpmode_restore(mode);
+        }
     }
 }
 
@@ -206,13 +328,6 @@ static void cols_flush(cols_t *t, int64_t K) {
 
 /* The token update of a Sinkhorn iteration: a / (N a r + N 1e-8), each token receiving mass 1/N. */
 static inline float token_update(float an, float dot, float n_glob) { return an / (n_glob * an * dot + n_glob * 1e-8f); }
-
-/* Thread tid's share [s, e) of `rows` rows split statically over nt threads. */
-static inline void thread_rows(int64_t rows, int tid, int nt, int64_t *s, int64_t *e) {
-    const int64_t chunk = (rows + nt - 1) / nt;
-    *s = tid * chunk < rows ? tid * chunk : rows;
-    *e = *s + chunk < rows ? *s + chunk : rows;
-}
 
 /* col = the threads' float64 column sums (one row of K per thread) added in thread order. */
 static void cols_combine(const double *acc, int nth, int64_t K, double *col) {
@@ -295,22 +410,6 @@ static int cols_scratch(cols_scratch_t *c, int nth, int64_t K) {
 static void cols_scratch_free(cols_scratch_t *c) {
     free(c->acc);
     free(c->part);
-}
-
-static inline int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
-static inline int thread_count(void) {
-#ifdef _OPENMP
-    return omp_get_num_threads();
-#else
-    return 1;
-#endif
 }
 
 /* Inside a parallel region: the calling thread's rows [s, e) and its column sums in c. */

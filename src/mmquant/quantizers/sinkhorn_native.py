@@ -56,7 +56,11 @@ _SIGNATURES = {
     "mmq_sk_moments": [_P, _P, _P, _I, _I, _P],
     "mmq_sk_operands": [_P, _P, _I, _I, _P, _INT],
     "mmq_sk_solve": [_P, _I, _I, _F, _P, _INT, _F, _P, _P, _P, _P, _INT],
+    "mmq_sk_pack_codes": [_P, _P, _I, _I, _P, _INT],
+    "mmq_sk_gemm_prep": [_P, _P, _I, _I, _I, _P, _P, _P, _P, _INT],
+    "mmq_sk_gemm_available": [],
 }
+_RESTYPES = {"mmq_sk_gemm_available": ctypes.c_int}
 _UNSET = object()
 _library = _UNSET
 
@@ -129,7 +133,7 @@ def library() -> ctypes.CDLL | None:
         lib = ctypes.CDLL(str(_build(cc)))
         for name, argtypes in _SIGNATURES.items():
             fn = getattr(lib, name)
-            fn.argtypes, fn.restype = argtypes, None
+            fn.argtypes, fn.restype = argtypes, _RESTYPES.get(name)
     except (OSError, subprocess.SubprocessError, AttributeError) as err:
         detail = getattr(err, "stderr", b"") or b""
         logger.warning("building the native Sinkhorn passes failed (%s %s): using PyTorch", err, detail.decode()[:500])
@@ -150,6 +154,37 @@ class NativePasses:
 
     def __init__(self, lib: ctypes.CDLL, k: int):
         self.lib, self.k, self.threads = lib, k, max(1, torch.get_num_threads())
+        # the distances' GEMM compiled here (AVX-512), else torch.mm
+        self.has_gemm = bool(lib.mmq_sk_gemm_available())
+
+    def pack_codes(self, codebook: Tensor) -> Tensor:
+        """The codes' GEMM operand ``[c, 1, |c|^2]`` (:func:`~mmquant.quantizers.functional._code_operand`, the norms
+        as PyTorch sums them) for ``codebook`` ``(K, D)`` float32, packed for :meth:`gemm_prep` (panels of 64 codes,
+        zero-padded)."""
+        k, d = codebook.shape
+        norms = codebook.pow(2).sum(-1)
+        packed = codebook.new_empty(-(-k // 64) * 64 * (d + 2))
+        self.lib.mmq_sk_pack_codes(_ptr(codebook), _ptr(norms), k, d, _ptr(packed), self.threads)
+        return packed
+
+    def gemm_prep(
+        self,
+        d: Tensor,
+        xa: Tensor,
+        packed: Tensor,
+        rowmin: Tensor | None = None,
+        row_sum: Tensor | None = None,
+        row_sq: Tensor | None = None,
+    ) -> None:
+        """``d = xa @ ca.T``, the squared distances of the rows behind ``xa`` (:meth:`row_operand`) to the codes
+        behind ``packed`` (:meth:`pack_codes`), each a sum by fused multiply-adds in the order of the operands'
+        columns (as a BLAS micro-kernel sums them); with ``rowmin``, :meth:`prep` on each row block too, while the
+        GEMM has just written it (in cache)."""
+        stats = (_ptr(row_sum), _ptr(row_sq)) if row_sum is not None else (None, None)
+        rowmin_ptr = _ptr(rowmin) if rowmin is not None else None
+        self.lib.mmq_sk_gemm_prep(
+            _ptr(xa), _ptr(packed), len(d), self.k, xa.shape[1], _ptr(d), rowmin_ptr, *stats, self.threads
+        )
 
     def prep(self, d: Tensor, rowmin: Tensor, row_sum: Tensor | None, row_sq: Tensor | None, rows=None) -> None:
         """Squared distances -> ``D - rowmin D`` in place; ``rowmin`` and (if given) the row statistics (float64).
