@@ -12,6 +12,9 @@ Methods (training mode, one head, features and codebook made once per size):
 * ``mmquant_optvq``: mmquant's ``SinkhornQuantizer`` (OptVQ: epsilon 10, 5 iterations, normalisation "all");
   both mmquant modules start from the codebook the assignments are given;
 * ``vqp_vq``: vector-quantize-pytorch's ``VectorQuantize`` (EMA, k-means init off, as a user would start);
+* ``mmquant_sinkhorn_assign``: the assignment of ``mmquant_optvq`` alone, ``sinkhorn_assign`` as the module calls it
+  (forward only): the same work as ``reference_sinkhorn``, where the module also computes its losses, straight-through
+  output and usage statistics;
 * ``readable_sinkhorn``: mmquant's readable reference ``sinkhorn()`` (``quantizers/sinkhorn.py``) + argmax (forward
   only), the oracle the fast kernel of ``mmquant_optvq`` is tested against;
 * ``reference_sinkhorn``: the reference OptVQ code's cdist + normalize + ``sinkhorn()`` + argmax (forward only).
@@ -19,10 +22,12 @@ Methods (training mode, one head, features and codebook made once per size):
 Modules are timed forward and forward+backward (a backward of ``quantized.sum() + loss``); assignments forward
 only. Times are medians of interleaved rounds after a warm-up: ``--repeats`` rounds, or more for a fast cell, as
 many as fill ``--min_seconds`` (a round is timed by the warm-up; at most 50), so that a cell of a few milliseconds
-is not the median of three noisy calls; each method's time in every round is kept (``rounds_ms``), so that a
-comparison can take the ratio within each round, where a slow spell of the machine slows both sides; memory is the
-rise of the process's peak
-resident set (VmHWM, reset through ``/proc/self/clear_refs``) during one call over the resident set before it.
+is not the median of three noisy calls. Each round calls the methods in its own order (a seeded shuffle): a method's
+time depends on what ran before it (a predecessor that streamed hundreds of MB leaves the caches full of its dirty
+lines; one that ran the same work leaves them warm), and a fixed order would favour some methods in every round.
+Each method's time in every round is kept (``rounds_ms``), so that a comparison can take the ratio within each
+round, where a slow spell of the machine slows both sides; memory is the rise of the process's peak resident set
+(VmHWM, reset through ``/proc/self/clear_refs``) during one call over the resident set before it.
 ``*_ratio`` columns divide by the fastest of ``nn``/``nn_cdist`` (forward) of the same size and precision. Results:
 ``benchmarks/results/bench_quantizer_grid.json`` with command, commit, machine and load average.
 """
@@ -35,6 +40,7 @@ import itertools
 import math
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -44,7 +50,7 @@ import torch
 
 from bench_output import add_output_arguments, resolve_output, write_results  # noqa: E402  (benchmarks/)
 from mmquant.arguments import make_parser
-from mmquant.quantizers import SinkhornQuantizer, VectorQuantizer, nearest_code, sinkhorn
+from mmquant.quantizers import SinkhornQuantizer, VectorQuantizer, nearest_code, sinkhorn, sinkhorn_assign
 from mmquant.training import command_line, git_commit
 
 HERE = Path(__file__).resolve().parent
@@ -126,6 +132,7 @@ def _methods(c: torch.Tensor, reference):
         methods["vqp_vq"] = (module_call(peer), True)
     except ImportError:
         print("vector-quantize-pytorch is not installed (pip install 'mmquant[bench]'): vqp_vq is skipped")
+    methods["mmquant_sinkhorn_assign"] = (lambda x, c, b: sinkhorn_assign(x, c, check_finite=False), False)
     methods["readable_sinkhorn"] = (lambda x, c, b: sinkhorn(x, c).argmax(1), False)
     if reference is not None:
         methods["reference_sinkhorn"] = (lambda x, c, b: reference(x, c)[1], False)
@@ -159,8 +166,9 @@ def main(args) -> dict:
         round_seconds = time.perf_counter() - warm_start
         rounds = min(50, max(args.repeats, math.ceil(args.min_seconds / max(round_seconds, 1e-6))))
         times = {job: [] for job in jobs}
-        for _ in range(rounds):  # interleaved rounds
-            for job in jobs:
+        order = random.Random(0)
+        for _ in range(rounds):  # interleaved rounds, each in its own order (no method always follows the same one)
+            for job in order.sample(jobs, len(jobs)):
                 t0 = time.perf_counter()
                 _run(methods[job[0]][0], x, c, job[1], autocast)
                 times[job].append((time.perf_counter() - t0) * 1e3)

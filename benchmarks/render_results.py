@@ -350,6 +350,11 @@ def grid_standing(g: dict) -> list[str]:
     (each cell's ratio paired round by round, :func:`_cell_ratio`)."""
     pairs = [
         ("mmquant_optvq_fwd", "reference_sinkhorn_fwd", "the reference OptVQ `sinkhorn()`"),
+        (
+            "mmquant_sinkhorn_assign_fwd",
+            "reference_sinkhorn_fwd",
+            "the reference OptVQ `sinkhorn()`, assignment to assignment (mmquant's `sinkhorn_assign`)",
+        ),
         ("mmquant_optvq_fwd", "vqp_vq_fwd", "vector-quantize-pytorch `VectorQuantize` forward"),
         ("mmquant_optvq_fwd_bwd", "vqp_vq_fwd_bwd", "vector-quantize-pytorch `VectorQuantize` forward+backward"),
         ("mmquant_optvq_fwd", "mmquant_vq_fwd", "mmquant's nearest-neighbour VQ forward"),

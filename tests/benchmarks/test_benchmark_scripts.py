@@ -34,7 +34,7 @@ def test_quantizer_grid_tiny(tmp_path):
     row = result["rows"][0]
     assert [r["dtype"] for r in result["rows"]] == ["float32", "bf16"]
     expected = {"nn_fwd", "nn_cdist_fwd", "mmquant_vq_fwd", "mmquant_optvq_fwd", "vqp_vq_fwd", "mmquant_optvq_fwd_bwd"}
-    expected |= {"readable_sinkhorn_fwd"}
+    expected |= {"readable_sinkhorn_fwd", "mmquant_sinkhorn_assign_fwd"}
     assert expected <= set(row["methods"])
     assert min(row["methods"][k]["ratio"] for k in ("nn_fwd", "nn_cdist_fwd")) == 1.0
     assert json.loads(out.read_text())["rows"] == result["rows"]

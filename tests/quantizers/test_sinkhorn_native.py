@@ -2,6 +2,7 @@
 reference and as the PyTorch passes, at any thread count and buffer size, deterministic, built once into a cache, and
 a clean fallback where they cannot be built."""
 
+import math
 import os
 import subprocess
 import sys
@@ -11,9 +12,9 @@ import pytest
 import torch
 
 from mmquant.quantizers import sinkhorn, sinkhorn_assign, sinkhorn_kernel
-from mmquant.quantizers.functional import _cdist_operands
+from mmquant.quantizers.functional import _cdist_operands, check_features
 from mmquant.quantizers.sinkhorn_kernel import _DIRECT_MAX_DIM, _native_passes, _NativeKernel
-from mmquant.quantizers.sinkhorn_native import NativePasses, library
+from mmquant.quantizers.sinkhorn_native import NativePasses, library, max_magnitude
 
 pytestmark = pytest.mark.skipif(library() is None, reason="no C compiler with OpenMP: compiled passes not built")
 
@@ -273,3 +274,23 @@ def test_one_call_solve_gives_the_per_pass_assignment(monkeypatch, threads, n, k
         torch.set_num_threads(before)
     assert torch.equal(fused, per_pass)
     torch.testing.assert_close(b_fused, b_per_pass, rtol=1e-12, atol=0)
+
+
+def test_compiled_max_magnitude_finds_nan_inf_and_the_peak():
+    """The compiled check of the quantizers' input: the largest magnitude, NaN above Inf above every finite value
+    (integer comparisons, which -ffast-math cannot drop), and a clear error from ``check_features`` either way."""
+    assert library() is not None  # loaded: check_features takes the compiled sweep
+    x = torch.randn(3000, 7)
+    x[1234, 3] = -77.5
+    assert max_magnitude(x) == 77.5 == float(x.abs().amax())
+    x[17, 0] = -math.inf
+    assert max_magnitude(x) == math.inf
+    x[2999, 6] = math.nan
+    assert math.isnan(max_magnitude(x))
+    with pytest.raises(ValueError, match="x: contains NaN or Inf"):
+        check_features(x, "x")
+    with pytest.raises(ValueError, match="largest magnitude 2e\\+12"):
+        check_features(torch.full((5, 3), -2e12), "x")
+    assert max_magnitude(x.double()) is None and max_magnitude(x.t()) is None  # PyTorch checks these
+    with pytest.raises(ValueError, match="x: contains NaN or Inf"):
+        check_features(x.t(), "x")

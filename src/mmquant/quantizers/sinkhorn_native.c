@@ -128,6 +128,21 @@ static inline float *squared_row(float *d, int64_t n, int64_t K, const float *x,
     return r;
 }
 
+/* The largest magnitude in x (n floats) as the bits of |x_i| (sign cleared) compared as integers: for finite floats
+ * the order of their magnitudes, and Inf (0x7f800000) and NaN (above it) above every finite one; integer operations,
+ * so -ffast-math cannot drop the test for NaN. One read of x, no temporary. */
+uint32_t mmq_max_abs_bits(const float *x, int64_t n, int nth) {
+    uint32_t m = 0;
+#pragma omp parallel for simd schedule(static) num_threads(nth) reduction(max : m)
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, x + i, sizeof bits);
+        bits &= 0x7fffffffu;
+        m = bits > m ? bits : m;
+    }
+    return m;
+}
+
 /* The rows' GEMM operand of the distances in torch.cdist's matrix-product form: xa[n] = [-2 x_n, xn_n, 1] (rows x
  * (D + 2)), xn the squared norms as PyTorch sums them, so the distances round as torch.cdist's. One sweep where
  * PyTorch takes three operations writing columns of xa. */

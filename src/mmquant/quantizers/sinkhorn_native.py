@@ -18,9 +18,11 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import logging
+import math
 import os
 import platform
 import shutil
+import struct
 import subprocess
 import tempfile
 from pathlib import Path
@@ -28,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["library", "NativePasses"]
+__all__ = ["library", "max_magnitude", "NativePasses"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +61,9 @@ _SIGNATURES = {
     "mmq_sk_pack_codes": [_P, _P, _I, _I, _P, _INT],
     "mmq_sk_gemm_prep": [_P, _P, _I, _I, _I, _P, _P, _P, _P, _INT],
     "mmq_sk_gemm_available": [],
+    "mmq_max_abs_bits": [_P, _I, _INT],
 }
-_RESTYPES = {"mmq_sk_gemm_available": ctypes.c_int}
+_RESTYPES = {"mmq_sk_gemm_available": ctypes.c_int, "mmq_max_abs_bits": ctypes.c_uint32}
 _UNSET = object()
 _library = _UNSET
 
@@ -140,6 +143,19 @@ def library() -> ctypes.CDLL | None:
         return None
     _library = lib
     return lib
+
+
+def max_magnitude(t: Tensor) -> float | None:
+    """``max |t|`` of a float32 CPU tensor in one compiled sweep without a temporary (``nan`` if it holds a NaN,
+    ``inf`` an infinity but no NaN); ``None`` where the library is not loaded yet (never built by this call, so a
+    caller outside the Sinkhorn kernel compiles nothing) or ``t`` is another kind of tensor."""
+    lib = _library
+    if lib is _UNSET or lib is None or t.dtype != torch.float32 or t.device.type != "cpu" or not t.is_contiguous():
+        return None
+    bits = lib.mmq_max_abs_bits(_ptr(t), t.numel(), max(1, torch.get_num_threads()))
+    if bits > 0x7F800000:
+        return math.nan
+    return struct.unpack("<f", struct.pack("<I", bits))[0]
 
 
 def _ptr(t: Tensor) -> ctypes.c_void_p:
