@@ -294,3 +294,18 @@ def test_compiled_max_magnitude_finds_nan_inf_and_the_peak():
     assert max_magnitude(x.double()) is None and max_magnitude(x.t()) is None  # PyTorch checks these
     with pytest.raises(ValueError, match="x: contains NaN or Inf"):
         check_features(x.t(), "x")
+
+
+def test_compiled_exp_is_within_two_ulp():
+    """The second pass's exponential (AVX-512: table and cubic; else kexp): ``M = exp(scale m)`` within 2 ulp of the
+    float64 exponential of the float32 argument, for every argument from 0 to the end of the normal range."""
+    m = torch.linspace(0.0, 87.0, 1 << 18).view(64, -1)  # rows of a block: 4096 codes each
+    scale = -1.0
+    expected = torch.exp((scale * m).double())
+    got = m.clone()
+    NativePasses(library(), m.shape[1]).exp_cols(
+        got, scale, torch.ones(64), torch.empty(m.shape[1], dtype=torch.float64)
+    )
+    ulp = torch.ldexp(torch.ones_like(expected), torch.frexp(expected).exponent - 24)  # float32's at each value
+    assert ((got.double() - expected).abs() <= 2 * ulp).all()
+    assert got[0, 0] == 1.0 and (got > 0).all()

@@ -20,6 +20,9 @@
 #if defined(__SSE__)
 #include <xmmintrin.h>
 #endif
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 /* Subnormal floats as zero (flush-to-zero and denormals-are-zero) in each thread for the length of a pass, its
  * previous mode restored after. The kernel's tiny values (a far token's row factor a_n, products M_nk a_n below
@@ -84,6 +87,47 @@ static inline float kexp(float x) {
     memcpy(&scale, &bits, sizeof scale);
     return x < -87.f ? 0.f : p * scale;
 }
+
+/* v[i] = exp(scale * v[i]) for n entries (scale * v <= 0): the kernel M from D - rowmin D. With AVX-512, 16 at a time
+ * by a shorter route than kexp: x = (i + j/16) ln2 + r (i + j/16 the nearest multiple of 1/16 of x log2(e), the same
+ * two-part ln2), |r| <= ln2/32, so e^r needs only a cubic (truncation 0.15 ulp); 2^(j/16) from a 16-entry table
+ * (vpermps) and 2^i by vscalefps, which also takes care of underflow (arguments clamped at -104, all giving 0). Within
+ * 1.7 ulp of exp (kexp: 1 ulp; checked on every 8th float of [-87, 0]), ~1.4x faster than kexp on one core: the
+ * second pass is the only one that is not bound by memory. */
+#if defined(__AVX512F__)
+static inline __m512 exp16(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-104.f));
+    const __m512 t = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          (4 << 4) | _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(t, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(t, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.f / 6.f), r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+    const __m512i j = _mm512_cvtps_epi32(_mm512_mul_ps(t, _mm512_set1_ps(16.f))); /* vpermps reads its low 4 bits */
+    const __m512 table = _mm512_setr_ps(1.0f, 1.0442737824274138f, 1.0905077326652577f, 1.1387886347566916f,
+                                        1.189207115002721f, 1.2418578120734840f, 1.2968395546510096f,
+                                        1.3542555469368927f, 1.4142135623730951f, 1.4768261459394993f,
+                                        1.5422108254079407f, 1.6104903319492543f, 1.6817928305074290f,
+                                        1.7562521603732995f, 1.8340080864093424f, 1.9152065613971474f);
+    return _mm512_scalef_ps(_mm512_mul_ps(_mm512_permutexvar_ps(j, table), p), t);
+}
+
+static inline void exp_scaled(float *v, int64_t n, float scale) {
+    const __m512 s = _mm512_set1_ps(scale);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(v + i, exp16(_mm512_mul_ps(s, _mm512_loadu_ps(v + i))));
+    if (i < n) {
+        const __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(v + i, tail, exp16(_mm512_mul_ps(s, _mm512_maskz_loadu_ps(tail, v + i))));
+    }
+}
+#else
+static inline void exp_scaled(float *v, int64_t n, float scale) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) v[i] = kexp(scale * v[i]);
+}
+#endif
 
 /* Row n of the squared distances, |x_n|^2 + |c_k|^2 - 2 x_n . c_k (the matrix-product form of torch.cdist), from the
  * codebook transposed (ct: D x K) so that the loop over codes vectorises; for small D, where a GEMM with an inner size
@@ -210,7 +254,6 @@ void mmq_sk_prep(float *d, int64_t rows, int64_t K, const float *x, const float 
  * The codes' operand is packed first (mmq_sk_pack_codes): panels of GEMM_PANEL codes, each L x GEMM_PANEL (l-major),
  * the last one zero-padded. A tile of GEMM_MR rows x GEMM_PANEL codes is held in 24 vector registers over the l loop. */
 #if defined(__AVX512F__)
-#include <immintrin.h>
 #define GEMM_PANEL 64
 #define GEMM_MR 6
 #define GEMM_ROWS 60 /* rows per block of the fused first pass: 240 KiB of a row block at K = 1024, in L2 */
@@ -325,7 +368,8 @@ void mmq_sk_kernel(float *d, int64_t rows, int64_t K, const float *x, const floa
             float *r = squared_row(d, n, K, x, ct, xn, cn, D);
             float mn = rowmin[n];
 #pragma omp simd
-            for (int64_t k = 0; k < K; k++) r[k] = kexp(scale * (sqrtf(fmaxf(r[k], 1e-30f)) - mn));
+            for (int64_t k = 0; k < K; k++) r[k] = sqrtf(fmaxf(r[k], 1e-30f)) - mn;
+            exp_scaled(r, K, scale); /* as the kept blocks: prep, then the second pass */
         }
         fpmode_restore(mode);
     }
@@ -368,10 +412,7 @@ static void sweep_rows(float *m, int64_t s, int64_t e, int64_t K, int do_exp, fl
     for (; n + GROUP <= e; n += GROUP) {
         float *r0 = m + n * K, *r1 = r0 + K, *r2 = r1 + K, *r3 = r2 + K;
         float a0 = a[n], a1 = a[n + 1], a2 = a[n + 2], a3 = a[n + 3];
-        if (do_exp) {
-#pragma omp simd
-            for (int64_t k = 0; k < 4 * K; k++) r0[k] = kexp(scale * r0[k]);
-        }
+        if (do_exp) exp_scaled(r0, 4 * K, scale);
         if (b) {
             float d0 = 0.f, d1 = 0.f, d2 = 0.f, d3 = 0.f;
 #pragma omp simd reduction(+ : d0, d1, d2, d3)
@@ -397,10 +438,7 @@ static void sweep_rows(float *m, int64_t s, int64_t e, int64_t K, int do_exp, fl
     for (; n < e; n++) {
         float *r = m + n * K;
         float an = a[n];
-        if (do_exp) {
-#pragma omp simd
-            for (int64_t k = 0; k < K; k++) r[k] = kexp(scale * r[k]);
-        }
+        if (do_exp) exp_scaled(r, K, scale);
         if (b) {
             float dot = 0.f;
 #pragma omp simd reduction(+ : dot)
