@@ -1,7 +1,7 @@
 """Quantizer modules side by side over a grid of sizes and precisions: forward and forward+backward time and peak
 extra memory, as ratios to the fastest nearest-neighbour baseline of the same size and precision, in one run.
 
-    python benchmarks/bench_quantizer_grid.py --reference-repo PATH/TO/OptVQ     # the full grid (~15 min, 2 cores)
+    python benchmarks/bench_quantizer_grid.py --reference-repo PATH/TO/OptVQ --min_seconds 10  # full grid, ~29 min
     python benchmarks/bench_quantizer_grid.py --quick                            # N=4096 only, 2 repeats
 
 Grid: N in {4096, 16384, 65536} tokens, K in {1024, 8192} codes, D in {16, 64} dims, float32 and bf16 autocast.
