@@ -201,13 +201,17 @@ void mmq_sk_operands(const float *x, const float *xn, int64_t rows, int64_t D, f
     }
 }
 
-/* The first pass on row r (squared distances): r becomes D - rowmin D with D = sqrt(max(r, 1e-30)); *mn_out the row's
- * minimum, and (rowsum not NULL) the row's sum and sum of squares of D - rowmin D (for std(D), eq. 11). */
-static inline void prep_row(float *r, int64_t K, float *mn_out, double *rowsum, double *rowsq) {
-    float mn = FLT_MAX;
+/* A distance from its square (clamped: rounding can make a squared distance slightly negative). */
+static inline float distance(float squared) { return sqrtf(fmaxf(squared, 1e-30f)); }
+
+/* The first pass on row n of d (squared distances): it becomes D - rowmin D (D = distance); rowmin[n] the row's
+ * minimum, and (rowsum not NULL) rowsum[n], rowsq[n] the row's sum and sum of squares of D - rowmin D (for std(D),
+ * eq. 11). */
+static inline void prep_row(float *d, int64_t n, int64_t K, float *rowmin, double *rowsum, double *rowsq) {
+    float *r = d + n * K, mn = FLT_MAX;
 #pragma omp simd reduction(min : mn)
     for (int64_t k = 0; k < K; k++) {
-        float v = sqrtf(fmaxf(r[k], 1e-30f));
+        float v = distance(r[k]);
         r[k] = v;
         mn = fminf(mn, v);
     }
@@ -219,10 +223,10 @@ static inline void prep_row(float *r, int64_t K, float *mn_out, double *rowsum, 
         s += v;
         q += v * v;
     }
-    *mn_out = mn;
+    rowmin[n] = mn;
     if (rowsum) {
-        *rowsum = s;
-        *rowsq = q;
+        rowsum[n] = s;
+        rowsq[n] = q;
     }
 }
 
@@ -235,8 +239,8 @@ void mmq_sk_prep(float *d, int64_t rows, int64_t K, const float *x, const float 
         const fpmode_t mode = subnormals_off();
 #pragma omp for schedule(static)
         for (int64_t n = 0; n < rows; n++) {
-            float *r = squared_row(d, n, K, x, ct, xn, cn, D);
-            prep_row(r, K, rowmin + n, rowsum ? rowsum + n : NULL, rowsum ? rowsq + n : NULL);
+            squared_row(d, n, K, x, ct, xn, cn, D);
+            prep_row(d, n, K, rowmin, rowsum, rowsq);
         }
         fpmode_restore(mode);
     }
@@ -256,7 +260,6 @@ void mmq_sk_prep(float *d, int64_t rows, int64_t K, const float *x, const float 
 #if defined(__AVX512F__)
 #define GEMM_PANEL 64
 #define GEMM_MR 6
-#define GEMM_ROWS 60 /* rows per block of the fused first pass: 240 KiB of a row block at K = 1024, in L2 */
 
 int mmq_sk_gemm_available(void) { return 1; }
 
@@ -312,11 +315,12 @@ static void gemm_rows(const float *xa, int64_t r0, int64_t r1, int64_t L, const 
 #else
 int mmq_sk_gemm_available(void) { return 0; }
 void mmq_sk_pack_codes(const float *c, const float *cn, int64_t K, int64_t D, float *bp, int nth) { abort(); }
-#define GEMM_ROWS 60
 static void gemm_rows(const float *xa, int64_t r0, int64_t r1, int64_t L, const float *bp, int64_t K, float *d) {
     abort();
 }
 #endif
+
+#define GEMM_ROWS 60 /* rows per block of the fused first pass: 240 KiB of a row block at K = 1024, in L2 */
 
 /* d (rows x K) = the squared distances of rows xa (see gemm_rows); with rowmin not NULL, the first pass too: each
  * thread's rows GEMM_ROWS at a time, each block through prep_row while it is in L2. */
@@ -331,8 +335,7 @@ void mmq_sk_gemm_prep(const float *xa, const float *bp, int64_t rows, int64_t K,
             gemm_rows(xa, t0, t1, L, bp, K, d); /* in the caller's float mode, as torch.mm */
             if (!rowmin) continue;
             const fpmode_t mode = subnormals_off();
-            for (int64_t n = t0; n < t1; n++)
-                prep_row(d + n * K, K, rowmin + n, rowsum ? rowsum + n : NULL, rowsum ? rowsq + n : NULL);
+            for (int64_t n = t0; n < t1; n++) prep_row(d, n, K, rowmin, rowsum, rowsq);
             fpmode_restore(mode);
         }
     }
@@ -368,7 +371,7 @@ void mmq_sk_kernel(float *d, int64_t rows, int64_t K, const float *x, const floa
             float *r = squared_row(d, n, K, x, ct, xn, cn, D);
             float mn = rowmin[n];
 #pragma omp simd
-            for (int64_t k = 0; k < K; k++) r[k] = sqrtf(fmaxf(r[k], 1e-30f)) - mn;
+            for (int64_t k = 0; k < K; k++) r[k] = distance(r[k]) - mn;
             exp_scaled(r, K, scale); /* as the kept blocks: prep, then the second pass */
         }
         fpmode_restore(mode);
