@@ -72,11 +72,11 @@ __all__ = ["release_workspace", "sinkhorn_assign", "sinkhorn_plan"]
 # At most 512 Mi entries (2 GiB of float32; N=65536 tokens x K=8192 codes) of the matrix are kept; the row blocks
 # past them are recomputed in each pass.
 _DEFAULT_MAX_BUFFER_ELEMENTS = 1 << 29
-# Row blocks on CPU: 16 MiB of float32 (the nearest-code search keeps 8 MiB). On the Intel Xeon
-# of benchmarks/results (2 MiB L2 per core, a large shared L3) one 16 MiB block at N=4096, K=1024, D=64 took ~6% less
-# time than two of 8 MiB in the interleaved grid (bench_quantizer_grid.py, that cell run twice each way, float32 and
-# bf16: 8.1 vs 8.6 ms, fewer GEMM and sweep calls);
-# at N=16384 8-64 MiB made no difference. (On the AMD EPYC before it, 2-16 MiB were within ~5%, 8 MiB the fastest.)
+# Row blocks on CPU: 16 MiB of float32 (the nearest-code search keeps 8 MiB). On an Intel Xeon (2 MiB L2 per core, a
+# large shared L3; the machine of the recording before the current one) one 16 MiB block at N=4096, K=1024, D=64 took
+# ~6% less time than two of 8 MiB in the interleaved grid (bench_quantizer_grid.py, that cell run twice each way,
+# float32 and bf16: 8.1 vs 8.6 ms, fewer GEMM and sweep calls); at N=16384 8-64 MiB made no difference. (On the AMD
+# EPYC before it, 2-16 MiB were within ~5%, 8 MiB the fastest.)
 _BLOCK_ELEMENTS = 1 << 22
 # Buffers from this size on are advised to use transparent huge pages (see _advise_huge_pages).
 _HUGE_PAGE_MIN_BYTES = 8 << 20
